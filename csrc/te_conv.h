@@ -1,0 +1,39 @@
+/**
+ * @file te_conv.h
+ * @brief int8 2-D convolution (TFLite CONV_2D), NHWC activations, OHWI filters.
+ */
+#ifndef TE_CONV_H
+#define TE_CONV_H
+
+#include "te_common.h"
+
+typedef struct {
+    te_dims_t input;    /**< n, h, w, c of the input */
+    te_dims_t filter;   /**< n = output channels, h, w, c = input channels */
+    te_dims_t output;   /**< n, h, w, c of the output */
+    int32_t stride_h;   /**< >= 1 */
+    int32_t stride_w;   /**< >= 1 */
+    int32_t dilation_h; /**< >= 1 */
+    int32_t dilation_w; /**< >= 1 */
+    int32_t pad_h;      /**< top padding (TFLite puts the odd pixel at the bottom) */
+    int32_t pad_w;      /**< left padding */
+    te_quant_t q;
+    te_requant_t rq;
+} te_conv2d_params_t;
+
+/**
+ * Generic convolution: any kernel size, stride, dilation and padding.
+ * @param bias int32 per output channel, or NULL.
+ * @return TE_OK, or TE_ERR_ARG for null pointers or mismatched dimensions.
+ */
+te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
+                         const int32_t *bias, int8_t *output);
+
+/**
+ * Pointwise convolution. Domain: 1x1 filter, stride 1, no padding (dilation is then irrelevant).
+ * Returns TE_ERR_ARG outside that domain rather than computing a wrong answer.
+ */
+te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
+                             const int8_t *filter, const int32_t *bias, int8_t *output);
+
+#endif /* TE_CONV_H */

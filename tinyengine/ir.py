@@ -1,0 +1,167 @@
+"""The engine's one graph IR: tensors with quantisation parameters, ops in a DAG, one checker.
+
+Activations are NHWC. Weights keep TFLite's layouts: CONV_2D filters are OHWI, DEPTHWISE_CONV_2D
+filters are 1HW(C*multiplier), FULLY_CONNECTED weights are [out, in]. Constant parameters of an op
+(reshape target, pad amounts, reduction axes) live in `Op.attrs`, not as tensors, so every tensor
+input of an op is either an activation or a weight/bias that the C code reads from flash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from .errors import TinyEngineError
+
+DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
+
+
+@dataclass
+class QuantParams:
+    """Affine quantisation: real = scale * (q - zero_point), per tensor or along `axis`."""
+
+    scale: np.ndarray  # float32, shape [1] or [channels]
+    zero_point: np.ndarray  # int64, same shape as scale
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.size > 1
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+    data: np.ndarray | None = None  # set for constants (weights, bias)
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(DTYPES[self.dtype]).itemsize
+
+    @property
+    def scale(self) -> float:
+        assert self.quant is not None, f"tensor {self.name} is not quantised"
+        return float(self.quant.scale[0])
+
+    @property
+    def zero_point(self) -> int:
+        assert self.quant is not None, f"tensor {self.name} is not quantised"
+        return int(self.quant.zero_point[0])
+
+
+@dataclass
+class Op:
+    name: str
+    kind: str  # registry key, TFLite's builtin name: "CONV_2D", "ADD", ...
+    inputs: list[str]  # tensor names; "" for an absent optional input (e.g. no bias)
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    tensors: dict[str, Tensor]
+    ops: list[Op]  # a valid topological order (the file's order for imported models)
+    inputs: list[str]
+    outputs: list[str]
+    name: str = "model"
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def op_inputs(self, op: Op) -> list[Tensor | None]:
+        return [self.tensors[n] if n else None for n in op.inputs]
+
+    def activations(self) -> list[Tensor]:
+        """Non-constant tensors: the ones that live in the arena."""
+        return [t for t in self.tensors.values() if not t.is_const]
+
+    def dag(self) -> nx.DiGraph:
+        """Ops as nodes, an edge wherever one op's output feeds another op."""
+        g = nx.DiGraph()
+        producer: dict[str, str] = {}
+        for op in self.ops:
+            g.add_node(op.name)
+            for t in op.outputs:
+                producer[t] = op.name
+        for op in self.ops:
+            for t in op.inputs:
+                if t in producer:
+                    g.add_edge(producer[t], op.name, tensor=t)
+        return g
+
+
+def verify(graph: Graph) -> None:
+    """Check shapes, dtypes, quantisation parameters and topology; raise on the first problem.
+
+    Shape rules and per-op constraints come from each op's registered definition, so this is the
+    single checker run after the frontend and after every pass.
+    """
+    from .ops import get_op  # ops import ir; import late to avoid the cycle
+
+    names = set(graph.tensors)
+    for t in graph.tensors.values():
+        if t.dtype not in DTYPES:
+            raise TinyEngineError(f"tensor {t.name}: unsupported dtype {t.dtype}")
+        if any(d <= 0 for d in t.shape):
+            raise TinyEngineError(f"tensor {t.name}: shape {t.shape} has a non-positive dimension")
+        if t.data is not None and tuple(t.data.shape) != t.shape:
+            raise TinyEngineError(f"tensor {t.name}: data shape {t.data.shape} != {t.shape}")
+        if t.data is not None and t.data.dtype != DTYPES[t.dtype]:
+            raise TinyEngineError(f"tensor {t.name}: data dtype {t.data.dtype} != {t.dtype}")
+        q = t.quant
+        if q is not None:
+            if q.scale.shape != q.zero_point.shape or q.scale.ndim != 1 or q.scale.size == 0:
+                raise TinyEngineError(f"tensor {t.name}: malformed quantisation parameters")
+            if not np.all(q.scale > 0):
+                raise TinyEngineError(f"tensor {t.name}: quantisation scale must be positive")
+            if q.per_channel and (q.axis >= len(t.shape) or t.shape[q.axis] != q.scale.size):
+                raise TinyEngineError(
+                    f"tensor {t.name}: {q.scale.size} channel scales do not match axis {q.axis} "
+                    f"of shape {t.shape}")
+        if t.dtype == "int8" and not t.is_const and q is None:
+            raise TinyEngineError(f"tensor {t.name}: int8 activation without quantisation")
+    for n in graph.inputs + graph.outputs:
+        if n not in names:
+            raise TinyEngineError(f"graph input/output {n} is not a tensor")
+    available = {t.name for t in graph.tensors.values() if t.is_const} | set(graph.inputs)
+    seen_ops: set[str] = set()
+    for op in graph.ops:
+        if op.name in seen_ops:
+            raise TinyEngineError(f"op name {op.name} is used twice")
+        seen_ops.add(op.name)
+        for n in op.inputs:
+            if n and n not in available:
+                raise TinyEngineError(f"op {op.name} reads {n} before it is produced")
+        for n in op.outputs:
+            if n not in names:
+                raise TinyEngineError(f"op {op.name} writes unknown tensor {n}")
+            if n in available:
+                raise TinyEngineError(f"tensor {n} is produced twice (op {op.name})")
+            available.add(n)
+        get_op(op.kind).check(graph, op)
+        expected = get_op(op.kind).infer_shapes(graph, op)
+        for n, shape in zip(op.outputs, expected):
+            if tuple(graph.tensors[n].shape) != tuple(shape):
+                raise TinyEngineError(
+                    f"op {op.name} ({op.kind}): output {n} has shape {graph.tensors[n].shape}, "
+                    f"the op computes {tuple(shape)}")
+    for n in graph.outputs:
+        if n not in available:
+            raise TinyEngineError(f"graph output {n} is never produced")
+    if not nx.is_directed_acyclic_graph(graph.dag()):
+        raise TinyEngineError("the op graph has a cycle")

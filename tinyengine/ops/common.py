@@ -1,0 +1,86 @@
+"""Helpers shared by the op definitions: TFLite's padding rule, requantisation, activations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..errors import UnsupportedError
+from ..ir import Graph, Op, Tensor
+from .base import ConstArray
+
+ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def out_size(in_size: int, filt: int, stride: int, dilation: int, padding: str) -> int:
+    """TFLite's ComputeOutSize."""
+    eff = (filt - 1) * dilation + 1
+    if padding == "SAME":
+        return (in_size + stride - 1) // stride
+    return (in_size + stride - eff) // stride
+
+
+def pad_before(in_size: int, filt: int, stride: int, dilation: int, out: int) -> int:
+    """TFLite's ComputePaddingWithOffset: the top/left padding (the odd pixel goes bottom/right)."""
+    eff = (filt - 1) * dilation + 1
+    total = max((out - 1) * stride + eff - in_size, 0)
+    return total // 2
+
+
+def window_padding(op: Op, in_h: int, in_w: int, fh: int, fw: int) -> tuple[int, int, int, int]:
+    """(out_h, out_w, pad_h, pad_w) for a windowed op with stride/dilation/padding attrs."""
+    sh, sw = op.attrs["stride"]
+    dh, dw = op.attrs.get("dilation", (1, 1))
+    padding = op.attrs["padding"]
+    oh = out_size(in_h, fh, sh, dh, padding)
+    ow = out_size(in_w, fw, sw, dw, padding)
+    if padding == "VALID":
+        return oh, ow, 0, 0
+    return oh, ow, pad_before(in_h, fh, sh, dh, oh), pad_before(in_w, fw, sw, dw, ow)
+
+
+def check_int8_io(graph: Graph, op: Op, n_act_inputs: int = 1) -> None:
+    """Activation inputs and outputs must be int8 and quantised per tensor."""
+    for name in op.inputs[:n_act_inputs] + op.outputs:
+        t = graph.tensors[name]
+        if t.dtype != "int8" or t.quant is None:
+            raise UnsupportedError(
+                f"op {op.name} ({op.kind}): tensor {name} is {t.dtype}; only int8 quantised "
+                "activations are supported (quantise the model to int8)")
+        if t.quant.per_channel:
+            raise UnsupportedError(f"op {op.name}: activation {name} is quantised per channel")
+
+
+def check_activation(op: Op) -> None:
+    act = op.attrs.get("activation", "NONE")
+    if act not in ACTIVATIONS:
+        raise UnsupportedError(f"op {op.name} ({op.kind}): fused activation {act} not supported")
+
+
+def act_limits(op: Op, out: Tensor) -> tuple[int, int]:
+    return quant.activation_range(op.attrs.get("activation", "NONE"), out.scale, out.zero_point)
+
+
+def conv_requant(inp: Tensor, weights: Tensor, out: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (or per-tensor) output multipliers as TFLM's PopulateConvolutionQuant...Params.
+
+    effective_scale = double(input_scale) * double(filter_scale[c]) / double(output_scale).
+    """
+    assert weights.quant is not None
+    real = (np.float64(inp.scale) * weights.quant.scale.astype(np.float64)) / np.float64(out.scale)
+    return quant.quantize_multipliers(real)
+
+
+def requant_consts(mult: np.ndarray, shift: np.ndarray) -> list[ConstArray]:
+    return [ConstArray("mult", "int32_t", mult.astype(np.int32)),
+            ConstArray("shift", "int32_t", shift.astype(np.int32))]
+
+
+def clamp_int8(acc: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.clip(acc, lo, hi).astype(np.int8)
+
+
+def dims4(shape: tuple[int, ...]) -> list[int]:
+    """NHWC dims of a 4-D tensor as a C initialiser {n, h, w, c}."""
+    assert len(shape) == 4, shape
+    return [int(s) for s in shape]

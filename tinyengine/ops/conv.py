@@ -1,0 +1,126 @@
+"""CONV_2D: int8 convolution with per-channel (or per-tensor) int8 weights and int32 bias.
+
+Reference semantics: TFLite's reference_integer_ops::ConvPerChannel. Padding pixels contribute
+nothing (they equal the input zero point); the odd pixel of SAME padding goes bottom/right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..errors import UnsupportedError
+from ..ir import Graph, Op
+from .base import Arg, ConstArray, OpDef, OpEmission, register
+from .common import (act_limits, check_activation, check_int8_io, clamp_int8, conv_requant, dims4,
+                     requant_consts, window_padding)
+
+
+def padded_windows(x: np.ndarray, zero_point: int, oh: int, ow: int, fh: int, fw: int,
+                   stride: tuple[int, int], dilation: tuple[int, int], pad: tuple[int, int]):
+    """Yield (ky, kx, window) with window[n, oy, ox, c] = input under tap (ky, kx), minus zp.
+
+    Shared by every windowed op so that they agree on TFLite's padding geometry.
+    """
+    n, ih, iw, c = x.shape
+    sh, sw = stride
+    dh, dw = dilation
+    ph, pw = pad
+    need_h = (oh - 1) * sh + (fh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (fw - 1) * dw + 1
+    xp = np.zeros((n, max(need_h, ph + ih), max(need_w, pw + iw), c), np.int64)
+    xp[:, ph:ph + ih, pw:pw + iw, :] = x.astype(np.int64) - zero_point
+    for ky in range(fh):
+        for kx in range(fw):
+            y0, x0 = ky * dh, kx * dw
+            yield ky, kx, xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
+
+
+def requantize_acc(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int,
+                   lo: int, hi: int) -> np.ndarray:
+    """int32 accumulator (last axis = channel) -> int8, as TFLite's per-channel requantisation."""
+    acc = quant._wrap32(acc)
+    y = quant.multiply_by_quantized_multiplier(acc, mult.astype(np.int64), shift.astype(np.int64))
+    return clamp_int8(y + out_zp, lo, hi)
+
+
+@register
+class Conv2D(OpDef):
+    kind = "CONV_2D"
+
+    def check(self, graph: Graph, op: Op) -> None:
+        check_int8_io(graph, op)
+        check_activation(op)
+        x, w, b = graph.op_inputs(op)
+        assert x is not None and w is not None
+        if w.dtype != "int8" or w.quant is None or not w.is_const:
+            raise UnsupportedError(f"op {op.name}: filter {w.name} must be constant int8")
+        if np.any(w.quant.zero_point != 0):
+            raise UnsupportedError(f"op {op.name}: filter {w.name} has a non-zero zero point")
+        if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[3] != w.shape[3]:
+            raise UnsupportedError(
+                f"op {op.name}: input {x.shape} and filter {w.shape} need NHWC/OHWI with equal "
+                "channels (grouped convolution is not supported)")
+        if b is not None and (b.dtype != "int32" or not b.is_const):
+            raise UnsupportedError(f"op {op.name}: bias {b.name} must be constant int32")
+
+    def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
+        x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+        oh, ow, _, _ = window_padding(op, x.shape[1], x.shape[2], w.shape[1], w.shape[2])
+        return [(x.shape[0], oh, ow, w.shape[0])]
+
+    def macs(self, graph: Graph, op: Op) -> int:
+        out = graph.tensor(op.outputs[0])
+        w = graph.tensor(op.inputs[1])
+        return out.size * w.shape[1] * w.shape[2] * w.shape[3]
+
+    def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, w, b = inputs
+        xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                      graph.tensor(op.outputs[0]))
+        oc, fh, fw, _ = wt.shape
+        oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
+        acc = np.zeros((xt.shape[0], oh, ow, oc), np.int64)
+        w64 = w.astype(np.int64)
+        for ky, kx, win in padded_windows(x, xt.zero_point, oh, ow, fh, fw, op.attrs["stride"],
+                                          op.attrs.get("dilation", (1, 1)), (ph, pw)):
+            acc += win @ w64[:, ky, kx, :].T
+        if b is not None:
+            acc += b.astype(np.int64)
+        mult, shift = conv_requant(xt, wt, ot)
+        lo, hi = act_limits(op, ot)
+        return [requantize_acc(acc, mult, shift, ot.zero_point, lo, hi)]
+
+    def emit(self, graph: Graph, op: Op) -> OpEmission:
+        xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                      graph.tensor(op.outputs[0]))
+        b = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+        oc, fh, fw, _ = wt.shape
+        oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
+        sh, sw = op.attrs["stride"]
+        dh, dw = op.attrs.get("dilation", (1, 1))
+        mult, shift = conv_requant(xt, wt, ot)
+        lo, hi = act_limits(op, ot)
+        pointwise = fh == 1 and fw == 1 and (sh, sw) == (1, 1) and (ph, pw) == (0, 0)
+        assert wt.data is not None
+        consts = [ConstArray("filter", "int8_t", wt.data.ravel())] + requant_consts(mult, shift)
+        if b is not None:
+            assert b.data is not None
+            consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
+        return OpEmission(
+            kernel="te_conv2d_1x1_s8" if pointwise else "te_conv2d_s8",
+            params_type="te_conv2d_params_t",
+            params={
+                "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
+                "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
+                "pad_h": ph, "pad_w": pw,
+                "q": [-xt.zero_point, ot.zero_point, lo, hi],
+                "rq": ["@mult", "@shift", int(wt.quant.per_channel) if wt.quant else 0],
+            },
+            args=[Arg("tensor", op.inputs[0], "const int8_t"),
+                  Arg("const", "filter", "const int8_t"),
+                  Arg("const", "bias" if b is not None else "", "const int32_t"),
+                  Arg("tensor", op.outputs[0], "int8_t")],
+            consts=consts,
+            sources=["te_common.h", "te_conv.h", "te_conv.c"],
+        )

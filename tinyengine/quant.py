@@ -1,0 +1,116 @@
+"""TFLite's integer arithmetic, vectorised in numpy. These functions are the specification.
+
+Each mirrors a function of TFLite's reference kernels (tensorflow/lite/kernels/internal/common.h,
+quantization_util.cc) bit for bit, including C's truncating division, arithmetic right shifts and
+int32 wrap-around. csrc/te_common.h holds their C twins; tests/test_quant.py pins every rounding
+rule with values worked out by hand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32, as the C code's uint32 casts do."""
+    return ((np.asarray(x, np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating MIN*MIN."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.sign(s) * (np.abs(s) // (1 << 31))  # C division truncates toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high).astype(np.int64)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT: x / 2^exponent, rounding half away from zero."""
+    x = np.asarray(x, np.int64)
+    e = np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return ((x >> e) + (remainder > threshold)).astype(np.int64)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int,
+                                     shift: np.ndarray | int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding, as TFLM's reference build)."""
+    shift = np.asarray(shift, np.int64)
+    left = np.where(shift > 0, shift, 0)
+    right = np.where(shift > 0, 0, -shift)
+    shifted = _wrap32(np.asarray(x, np.int64) << left)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_smaller_than_one_exp(
+        x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift)
+
+
+def multiply_by_quantized_multiplier_greater_than_one(
+        x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
+    shifted = _wrap32(np.asarray(x, np.int64) << left_shift)
+    return saturating_rounding_doubling_high_mul(shifted, multiplier)
+
+
+def tflite_round(x: float) -> int:
+    """std::round: half away from zero (Python's round() is half to even)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real ~= multiplier * 2^(shift - 31), multiplier in Q31."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = tflite_round(q * (1 << 31))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    if shift > 30:
+        shift, q_fixed = 30, (1 << 31) - 1
+    return int(q_fixed), int(shift)
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    assert real > 1.0, real
+    m, shift = quantize_multiplier(real)
+    assert shift >= 0
+    return m, shift
+
+
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, np.float64).ravel()]
+    return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
+
+
+def activation_range(activation: str, scale: float, zero_point: int,
+                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized: fused activation limits in the output's units.
+
+    The division is float32 (f / scale with float scale) and the rounding is std::round.
+    """
+    def quantize(f: float) -> int:
+        return zero_point + tflite_round(float(np.float32(f) / np.float32(scale)))
+
+    if activation == "NONE":
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    raise ValueError(f"unknown activation {activation}")
