@@ -1,0 +1,48 @@
+/**
+ * @file te_depthwise.h
+ * @brief int8 depthwise convolution (TFLite DEPTHWISE_CONV_2D), NHWC activations, 1HWC filters.
+ *
+ * Output channel oc = ic * depth_multiplier + m is input channel ic convolved with filter
+ * channel oc, as TFLite's reference_integer_ops::DepthwiseConvPerChannel.
+ */
+#ifndef TE_DEPTHWISE_H
+#define TE_DEPTHWISE_H
+
+#include "te_common.h"
+
+typedef struct {
+    te_dims_t input;          /**< n, h, w, c of the input */
+    te_dims_t filter;         /**< n = 1, h, w, c = input channels * depth_multiplier */
+    te_dims_t output;         /**< n = input n, h, w, c = filter c */
+    int32_t depth_multiplier; /**< >= 1 */
+    int32_t stride_h;         /**< >= 1 */
+    int32_t stride_w;         /**< >= 1 */
+    int32_t dilation_h;       /**< >= 1 */
+    int32_t dilation_w;       /**< >= 1 */
+    int32_t pad_h;            /**< top padding, >= 0 (TFLite puts the odd pixel at the bottom) */
+    int32_t pad_w;            /**< left padding, >= 0 */
+    te_quant_t q;
+    te_requant_t rq;          /**< indexed by output channel when per_channel */
+} te_depthwise_conv_params_t;
+
+/**
+ * Generic depthwise convolution: any kernel size, stride, dilation, padding and multiplier.
+ * @param input  int8 [input.n][input.h][input.w][input.c]
+ * @param filter int8 [1][filter.h][filter.w][filter.c]
+ * @param bias   int32 [filter.c], or NULL
+ * @param output int8 [output.n][output.h][output.w][output.c]
+ * @return TE_OK, or TE_ERR_ARG for null pointers or mismatched dimensions.
+ */
+te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                 const int8_t *filter, const int32_t *bias, int8_t *output);
+
+/**
+ * 3x3 depthwise convolution with the tap window hoisted out of the channel loop.
+ * Domain: depth_multiplier 1, 3x3 filter, dilation 1, 0 <= pad_h <= 1, 0 <= pad_w <= 1 (any
+ * stride). Returns TE_ERR_ARG outside that domain rather than computing a wrong answer.
+ * Arguments as te_depthwise_conv_s8.
+ */
+te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output);
+
+#endif /* TE_DEPTHWISE_H */

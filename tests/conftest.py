@@ -1,0 +1,44 @@
+"""Shared fixtures: the ../shared material, TFLM availability, a compile-and-load helper.
+
+Where ../shared or tflite-micro is missing, tests that need them skip with the reason; under
+CI=true a missing one is a failure instead, so a wrong path cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MODELS = SHARED / "models"
+DATA = SHARED / "data"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+MODEL_FILES = ["tflm_person_detect.tflite", "tiny_kws_ref_model.tflite",
+               "tiny_pretrainedResnet_quant.tflite", "tflm_micro_speech_quantized.tflite",
+               "tflm_hello_world_int8.tflite"]
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally, fail under CI=true."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"required under CI=true: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def shared_models() -> Path:
+    require(MODELS.is_dir(), f"{MODELS} is absent (the shared models sit beside the project)")
+    return MODELS
+
+
+@pytest.fixture
+def tflm():
+    from tinyengine import tflm as oracle
+
+    require(oracle.tflm_available(), "tflite-micro is not installed (pip install -e .[dev])")
+    return oracle

@@ -1,0 +1,94 @@
+"""Every real model in ../shared/models: generated C == numpy reference == TFLM, bit for bit,
+on 20 seeded random inputs and on the published sample inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyengine.codegen import compile_graph
+from tinyengine.frontend import load_tflite
+from tinyengine.inputs import random_inputs
+from tinyengine.reference import run_reference
+from tinyengine.runtime import HostModel
+
+from .conftest import DATA, MODEL_FILES
+
+
+def bmp_pixels(path) -> np.ndarray:
+    """TFLM's person-detection test input: the raw 8-bit pixel bytes, rows top-down (BMP stores
+    them bottom-up), reinterpreted as int8 (shared/models/MANIFEST.md)."""
+    raw = path.read_bytes()
+    offset = int.from_bytes(raw[10:14], "little")
+    width = int.from_bytes(raw[18:22], "little")
+    height = int.from_bytes(raw[22:26], "little", signed=True)
+    stride = (width + 3) // 4 * 4
+    rows = [raw[offset + r * stride: offset + r * stride + width] for r in range(abs(height))]
+    if height > 0:
+        rows = rows[::-1]
+    return np.frombuffer(b"".join(rows), np.uint8).view(np.int8).reshape(1, abs(height), width, 1)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            from .conftest import MODELS
+            graph = load_tflite(MODELS / name)
+            out = tmp_path_factory.mktemp(name.split(".")[0]) / "project"
+            report = compile_graph(graph, out, prefix="m", source=name)
+            cache[name] = (graph, HostModel(out), report)
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", MODEL_FILES)
+def test_c_equals_reference_equals_tflm(name, shared_models, tflm, compiled):
+    graph, host, _ = compiled(name)
+    model = (shared_models / name).read_bytes()
+    rng = np.random.default_rng(1234)
+    for _ in range(20):
+        x = random_inputs(graph, rng)
+        c_out, ref, tfl = host.invoke(x), run_reference(graph, x), tflm.run_tflm(model, x)
+        for c, r, t in zip(c_out, ref, tfl):
+            np.testing.assert_array_equal(c, r)
+            np.testing.assert_array_equal(c, t.reshape(c.shape))
+
+
+@pytest.mark.parametrize("image, expected", [("tflm_person.bmp", [-113, 113]),
+                                             ("tflm_no_person.bmp", [57, -57])])
+def test_person_detect_samples(image, expected, shared_models, tflm, compiled):
+    graph, host, _ = compiled("tflm_person_detect.tflite")
+    x = bmp_pixels(DATA / image)
+    assert x.shape == (1, 96, 96, 1)
+    out = host.invoke([x])[0]
+    assert out.ravel().tolist() == expected
+    np.testing.assert_array_equal(run_reference(graph, [x])[0], out)
+    tfl = tflm.run_tflm((shared_models / "tflm_person_detect.tflite").read_bytes(), [x])[0]
+    assert tfl.ravel().tolist() == expected
+
+
+def test_kws_sample_is_on(shared_models, tflm, compiled):
+    graph, host, _ = compiled("tiny_kws_ref_model.tflite")
+    x = np.load(DATA / "tiny_kws_sample_inputs_int8_49x10x1.npy")
+    out = host.invoke([x.reshape(1, 49, 10, 1)])[0]
+    labels = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence",
+              "unknown"]
+    assert labels[int(np.argmax(out))] == "on"
+    tfl = tflm.run_tflm((shared_models / "tiny_kws_ref_model.tflite").read_bytes(), [x])[0]
+    np.testing.assert_array_equal(out, tfl.reshape(out.shape))
+
+
+# TFLM's "head" (activations and scratch, GreedyMemoryPlanner) from shared/models/MANIFEST.md,
+# measured there with the tflite-micro package; test_tflm_arena_matches_manifest re-measures it.
+TFLM_HEAD = {"tflm_person_detect.tflite": 55296, "tiny_kws_ref_model.tflite": 16000,
+             "tiny_pretrainedResnet_quant.tflite": 49152,
+             "tflm_micro_speech_quantized.tflite": 5968, "tflm_hello_world_int8.tflite": 32}
+
+
+@pytest.mark.parametrize("name", MODEL_FILES)
+def test_arena_not_above_tflm_head(name, shared_models, compiled):
+    _, _, report = compiled(name)
+    assert report["arena_bytes"] <= TFLM_HEAD[name]

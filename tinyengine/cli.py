@@ -1,0 +1,126 @@
+"""The `tinyengine` command: compile, run, verify, demo.
+
+User errors (TinyEngineError) print one line `tinyengine: error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TinyEngineError
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from .codegen import compile_graph
+    from .frontend import load_model
+
+    graph = load_model(args.model)
+    report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
+                           planner=args.planner)
+    print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B, "
+          f"flash {report['flash_bytes']} B, {report['macs']} MACs")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .inputs import as_batch, load_npy
+    from .runtime import HostModel, load_project_report
+
+    report = load_project_report(args.project)
+    specs = report["inputs"]
+    if len(args.input) != len(specs):
+        raise TinyEngineError(f"the model takes {len(specs)} input(s); pass --input once each")
+    batches = [as_batch(load_npy(p), s, str(p)) for p, s in zip(args.input, specs)]
+    n = {len(b) for b, _ in batches}
+    if len(n) != 1:
+        raise TinyEngineError("the --input batches have different lengths")
+    host = HostModel(args.project)
+    results = [host.invoke([b[k] for b, _ in batches]) for k in range(n.pop())]
+    outs = [np.stack([r[i] for r in results]) for i in range(len(report["outputs"]))]
+    if not batches[0][1]:
+        outs = [o[0] for o in outs]
+    if len(args.output) not in (1, len(outs)):
+        raise TinyEngineError(f"the model has {len(outs)} outputs; pass --output once or once each")
+    if len(args.output) == 1 and len(outs) > 1:
+        np.savez(args.output[0], *outs)
+    else:
+        for path, o in zip(args.output, outs):
+            np.save(path, o)
+    print(f"wrote {', '.join(map(str, args.output))}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .frontend import load_model
+    from .inputs import as_batch, load_npy
+    from .verify import verify_model
+
+    given = []
+    if args.input:
+        graph = load_model(args.model)
+        specs = [{"shape": list(graph.tensor(n).shape), "size": graph.tensor(n).size,
+                  "dtype": graph.tensor(n).dtype} for n in graph.inputs]
+        if len(args.input) != len(specs):
+            raise TinyEngineError(f"the model takes {len(specs)} input(s); pass --input once each")
+        batches = [as_batch(load_npy(p), s, str(p))[0] for p, s in zip(args.input, specs)]
+        given = [[b[k] for b in batches] for k in range(len(batches[0]))]
+    verdicts, report = verify_model(args.model, given, n_random=args.random, seed=args.seed,
+                                    use_tflm=not args.no_tflm, progress=True)
+    for v in verdicts:
+        print(f"{args.model}: {v.line(report['arena_bytes'])}")
+    return 0 if all(v.exact for v in verdicts) else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.output))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinyengine", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile an int8 .tflite model into a C project")
+    c.add_argument("model", type=Path)
+    c.add_argument("-o", "--output", type=Path, required=True, help="project directory")
+    c.add_argument("--prefix", default="model", help="C symbol prefix (default: model)")
+    c.add_argument("--planner", default="auto", help="arena planner (default: auto)")
+    c.set_defaults(func=_cmd_compile)
+
+    r = sub.add_parser("run", help="run a compiled project on the host")
+    r.add_argument("project", type=Path)
+    r.add_argument("--input", type=Path, action="append", required=True,
+                   help=".npy: one input in the model's shape, or a batch along a new axis")
+    r.add_argument("--output", type=Path, action="append", required=True, help=".npy to write")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("verify", help="compile and check C == reference == TFLM")
+    v.add_argument("model", type=Path)
+    v.add_argument("--input", type=Path, action="append", help="extra .npy inputs to check")
+    v.add_argument("--random", type=int, default=20, help="random inputs (default: 20)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--no-tflm", action="store_true", help="skip the TFLM comparison")
+    v.set_defaults(func=_cmd_verify)
+
+    d = sub.add_parser("demo", help="end-to-end demo on a built-in int8 CNN (no download)")
+    d.add_argument("-o", "--output", type=Path, default=Path("out/demo"))
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TinyEngineError as e:
+        print(f"tinyengine: error: {(str(e).splitlines() or [''])[0]}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

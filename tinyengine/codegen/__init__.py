@@ -1,0 +1,3 @@
+from .project import compile_graph
+
+__all__ = ["compile_graph"]

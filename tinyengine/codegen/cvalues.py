@@ -1,0 +1,33 @@
+"""Python values -> C initialiser text, for the templates' `c` filter and array bodies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.base import CValue
+
+CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
+
+
+def c_literal(value: CValue | np.generic | bool, symbols: dict[str, str]) -> str:
+    """Render one initialiser: ints as ints, floats as exact hex literals, lists as braces,
+    "@name" as the symbol of the op's constant array `name`, other strings as given."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return float(value).hex()  # C99 hex-float: exact, no decimal round trip
+    if isinstance(value, str):
+        return symbols[value[1:]] if value.startswith("@") else value
+    return "{" + ", ".join(c_literal(v, symbols) for v in value) + "}"
+
+
+def array_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
+    """The body of a constant array, `per_line` values to a line."""
+    flat = values.ravel()
+    if flat.dtype.kind == "f":
+        items = [float(v).hex() for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    return [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]

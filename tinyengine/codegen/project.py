@@ -1,0 +1,151 @@
+"""Code generation: an IR graph + a memory plan -> a standalone C project on disk.
+
+All arithmetic (offsets, shapes, quantisation constants) happens here in Python; the jinja2
+templates in codegen_templates/ only lay the values out. The project is written to a temporary
+sibling directory and renamed into place at the end, so a failure never leaves half a project.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..errors import TinyEngineError
+from ..ir import Graph, verify
+from ..memory import MemoryPlan, plan_memory
+from ..memory.plan import scratch_name
+from ..ops import OpEmission, get_op
+from ..resources import CSRC, TEMPLATES
+from .cvalues import CTYPES, array_lines, c_literal
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PROJECT_MARKER = "report.json"
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def _io_info(graph: Graph, names: list[str], plan: MemoryPlan) -> list[dict[str, Any]]:
+    out = []
+    for i, n in enumerate(names):
+        t = graph.tensor(n)
+        out.append({"index": i, "name": n, "dtype": t.dtype, "ctype": CTYPES[t.dtype],
+                    "shape": list(t.shape), "size": t.size, "bytes": t.nbytes,
+                    "offset": plan.offsets[n],
+                    "scale": t.scale if t.quant is not None else None,
+                    "zero_point": t.zero_point if t.quant is not None else None})
+    return out
+
+
+def _op_context(graph: Graph, prefix: str, index: int, em: OpEmission,
+                plan: MemoryPlan) -> dict[str, Any]:
+    op = graph.ops[index]
+    symbols = {c.name: f"{prefix}_op{index}_{c.name}" for c in em.consts}
+    args = []
+    for a in em.args:
+        if a.kind == "tensor":
+            args.append({"kind": "arena", "ctype": a.ctype, "offset": plan.offsets[a.ref]})
+        elif a.kind == "scratch":
+            args.append({"kind": "arena", "ctype": a.ctype,
+                         "offset": plan.offsets[scratch_name(op.name)]})
+        elif a.ref:
+            args.append({"kind": "symbol", "symbol": symbols[a.ref]})
+        else:
+            args.append({"kind": "null"})
+    return {"index": index, "name": op.name, "kind": op.kind, "kernel": em.kernel,
+            "params_type": em.params_type, "params_sym": f"{prefix}_op{index}_params",
+            "params": [{"field": k, "init": c_literal(v, symbols)} for k, v in em.params.items()],
+            "args": args}
+
+
+def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
+            plan: MemoryPlan, io: dict[str, Any], flash: int) -> dict[str, Any]:
+    ops = []
+    for op, em in zip(graph.ops, emissions):
+        ops.append({"name": op.name, "kind": op.kind, "kernel": em.kernel,
+                    "macs": get_op(op.kind).macs(graph, op), "inputs": [n for n in op.inputs if n],
+                    "outputs": op.outputs, "scratch_bytes": em.scratch_bytes})
+    return {"tinyengine_version": __version__, "source": source, "prefix": prefix,
+            "arena_bytes": plan.arena_bytes, "flash_bytes": flash,
+            "macs": sum(o["macs"] for o in ops), "inputs": io["inputs"],
+            "outputs": io["outputs"], "ops": ops, "memory_plan": plan.to_json()}
+
+
+def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
+                  source: str = "", planner: str = "auto") -> dict[str, Any]:
+    """Generate the C project for `graph` into `out_dir`; returns the report (also report.json)."""
+    if not _IDENT.match(prefix):
+        raise TinyEngineError(f"symbol prefix {prefix!r} is not a C identifier; use letters, "
+                              "digits and underscores, not starting with a digit")
+    verify(graph)
+    emissions = [get_op(op.kind).emit(graph, op) for op in graph.ops]
+    scratch = {op.name: em.scratch_bytes for op, em in zip(graph.ops, emissions)}
+    plan = plan_memory(graph, scratch, planner)
+
+    ops = [_op_context(graph, prefix, i, em, plan) for i, em in enumerate(emissions)]
+    consts = []
+    for i, em in enumerate(emissions):
+        for c in em.consts:
+            consts.append({"sym": f"{prefix}_op{i}_{c.name}", "ctype": c.ctype,
+                           "count": int(c.values.size), "lines": array_lines(c.values)})
+    flash = sum(int(c.values.nbytes) for em in emissions for c in em.consts)
+    kernel_files = sorted({f for em in emissions for f in em.sources})
+    io = {"inputs": _io_info(graph, graph.inputs, plan),
+          "outputs": _io_info(graph, graph.outputs, plan)}
+    ctx = {"prefix": prefix, "PREFIX": prefix.upper(), "version": __version__,
+           "source": source or graph.name, "arena_bytes": plan.arena_bytes, "ops": ops,
+           "consts": consts, "kernel_headers": [f for f in kernel_files if f.endswith(".h")],
+           "kernel_sources": [f for f in kernel_files if f.endswith(".c")], **io}
+    report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
+    _write_project(Path(out_dir), prefix, ctx, kernel_files, report)
+    return report
+
+
+_FILES = {"model.h.j2": "{p}_model.h", "model.c.j2": "{p}_model.c",
+          "weights.h.j2": "{p}_weights.h", "weights.c.j2": "{p}_weights.c",
+          "main.c.j2": "main.c", "Makefile.j2": "Makefile", "CMakeLists.txt.j2": "CMakeLists.txt"}
+
+
+def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: list[str],
+                   report: dict[str, Any]) -> None:
+    out = out.resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                             and not (out / PROJECT_MARKER).is_file())):
+        raise TinyEngineError(f"{out} exists and is not a tinyengine project; choose an empty "
+                              "or new directory for -o")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise TinyEngineError(f"cannot write the project to {out}: {e.strerror}") from None
+    try:
+        env = _env()
+        for template, name in _FILES.items():
+            (tmp / name.format(p=prefix)).write_text(env.get_template(template).render(**ctx))
+        (tmp / "kernels").mkdir()
+        for f in kernel_files:
+            shutil.copyfile(CSRC / f, tmp / "kernels" / f)
+        (tmp / PROJECT_MARKER).write_text(json.dumps(report, indent=1, default=_json_default))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(type(v))

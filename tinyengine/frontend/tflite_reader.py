@@ -1,0 +1,236 @@
+"""TFLite frontend: a .tflite flatbuffer -> the engine's IR.
+
+Reads with the `tflite` package (flatc-generated accessors for TFLite's schema), so no byte is
+parsed by hand. Each supported builtin has one small option parser in `_OPTIONS`; everything the
+engine cannot run is collected and reported in one error, not one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tflite
+
+from ..errors import TinyEngineError, UnsupportedError
+from ..ir import DTYPES, Graph, Op, QuantParams, Tensor, verify
+
+_BUILTIN_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+_DTYPE = {"INT8": "int8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
+_ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+_PADDING = {0: "SAME", 1: "VALID"}
+
+
+def _options(op: Any, cls: type) -> Any:
+    table = op.BuiltinOptions()
+    if table is None:
+        return None
+    opts = cls()
+    opts.Init(table.Bytes, table.Pos)
+    return opts
+
+
+def _conv(op: Any, _: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.Conv2DOptions)
+    return {"stride": (o.StrideH(), o.StrideW()), "padding": _PADDING[o.Padding()],
+            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+            "activation": _ACTIVATION[o.FusedActivationFunction()]}
+
+
+def _depthwise(op: Any, ins: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.DepthwiseConv2DOptions)
+    # The option is unreliable in old converters; the filter's channel count is the truth.
+    x, w = ins[0], ins[1]
+    return {"stride": (o.StrideH(), o.StrideW()), "padding": _PADDING[o.Padding()],
+            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+            "activation": _ACTIVATION[o.FusedActivationFunction()],
+            "depth_multiplier": max(1, w.shape[-1] // max(1, x.shape[-1]))}
+
+
+def _fully_connected(op: Any, _: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.FullyConnectedOptions)
+    if o is None:
+        return {"activation": "NONE", "keep_num_dims": False}
+    if o.WeightsFormat() != 0:
+        raise UnsupportedError("FULLY_CONNECTED with shuffled weights is not supported")
+    return {"activation": _ACTIVATION[o.FusedActivationFunction()],
+            "keep_num_dims": bool(o.KeepNumDims())}
+
+
+def _add(op: Any, _: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.AddOptions)
+    return {"activation": _ACTIVATION[o.FusedActivationFunction()] if o else "NONE"}
+
+
+def _pool(op: Any, _: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.Pool2DOptions)
+    return {"stride": (o.StrideH(), o.StrideW()), "padding": _PADDING[o.Padding()],
+            "filter": (o.FilterHeight(), o.FilterWidth()),
+            "activation": _ACTIVATION[o.FusedActivationFunction()]}
+
+
+def _const_operand(ins: list[Tensor], i: int, what: str) -> np.ndarray:
+    if len(ins) <= i or ins[i].data is None:
+        raise UnsupportedError(f"{what} must be a constant tensor")
+    data = ins[i].data
+    assert data is not None
+    return data
+
+
+def _mean(op: Any, ins: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.ReducerOptions)
+    rank = len(ins[0].shape)
+    axes = sorted({int(a) % rank for a in _const_operand(ins, 1, "MEAN axes").ravel()})
+    return {"axes": tuple(axes), "keep_dims": bool(o.KeepDims()) if o else False}
+
+
+def _pad(op: Any, ins: list[Tensor]) -> dict[str, Any]:
+    pads = _const_operand(ins, 1, "PAD paddings").reshape(-1, 2)
+    return {"paddings": [(int(a), int(b)) for a, b in pads]}
+
+
+def _softmax(op: Any, _: list[Tensor]) -> dict[str, Any]:
+    o = _options(op, tflite.SoftmaxOptions)
+    return {"beta": float(o.Beta()) if o else 1.0}
+
+
+def _none(op: Any, _: list[Tensor]) -> dict[str, Any]:
+    return {}
+
+
+# builtin name -> (option parser, how many leading inputs are data/weights the IR keeps).
+# Inputs past that count are constant parameters folded into attrs (shape, axes, paddings).
+_OPTIONS: dict[str, tuple[Callable[[Any, list[Tensor]], dict[str, Any]], int]] = {
+    "CONV_2D": (_conv, 3), "DEPTHWISE_CONV_2D": (_depthwise, 3),
+    "FULLY_CONNECTED": (_fully_connected, 3), "ADD": (_add, 2),
+    "AVERAGE_POOL_2D": (_pool, 1), "MAX_POOL_2D": (_pool, 1), "MEAN": (_mean, 1),
+    "RESHAPE": (_none, 1), "SOFTMAX": (_softmax, 1), "PAD": (_pad, 1),
+    "QUANTIZE": (_none, 1), "DEQUANTIZE": (_none, 1),
+}
+# Ops whose activations may be float: the boundary converters.
+_FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
+
+
+def _read_tensor(model: Any, t: Any, index: int, name: str) -> Tensor:
+    type_name = _TYPE_NAMES.get(t.Type(), str(t.Type()))
+    if type_name not in _DTYPE:
+        raise UnsupportedError(f"tensor {index} ({name}) has type {type_name}; the engine "
+                               "supports int8 models (int8/int32 tensors, float32 only at I/O)")
+    dtype = _DTYPE[type_name]
+    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    # shape_signature may say -1 (any batch); `shape` holds the size the model was built for.
+    if any(d < 0 for d in shape):
+        raise UnsupportedError(f"tensor {index} ({name}) has a dynamic shape; re-export the "
+                               "model with a fixed input shape (batch 1)")
+    if shape == ():
+        shape = (1,)
+    quant = None
+    q = t.Quantization()
+    if q is not None and q.ScaleLength() > 0:
+        zp = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(q.ScaleLength(), np.int64)
+        axis = int(q.QuantizedDimension())
+        if len(shape) == 1:
+            axis = 0  # converters copy the filter's axis (3 for depthwise) onto 1-D biases
+        quant = QuantParams(np.asarray(q.ScaleAsNumpy(), np.float32).copy(),
+                            np.asarray(zp, np.int64).copy(), axis)
+    data = None
+    buf = model.Buffers(t.Buffer())
+    if buf is not None and buf.DataLength() > 0:
+        raw = buf.DataAsNumpy().tobytes()
+        expected = int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize
+        if len(raw) != expected:
+            raise TinyEngineError(f"tensor {index} ({name}): constant data has {len(raw)} bytes, "
+                                  f"its shape {shape} needs {expected}; the file is corrupt")
+        data = np.frombuffer(raw, DTYPES[dtype]).reshape(shape).copy()
+    return Tensor(name, shape, dtype, quant, data)
+
+
+def _unique_names(sub: Any) -> list[str]:
+    names: list[str] = []
+    seen: set[str] = set()
+    for i in range(sub.TensorsLength()):
+        raw = sub.Tensors(i).Name()
+        name = raw.decode("utf-8", "replace") if raw else f"tensor_{i}"
+        if name in seen:
+            name = f"{name}#{i}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _parse(buf: bytes, source: str) -> Graph:
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    if model.SubgraphsLength() != 1:
+        raise UnsupportedError(f"{source}: {model.SubgraphsLength()} subgraphs; the engine runs "
+                               "single-subgraph models (no control flow)")
+    sub = model.Subgraphs(0)
+    names = _unique_names(sub)
+    tensors = [_read_tensor(model, sub.Tensors(i), i, names[i]) for i in range(len(names))]
+    ops: list[Op] = []
+    unsupported: list[str] = []
+    for i in range(sub.OperatorsLength()):
+        raw_op = sub.Operators(i)
+        code = model.OperatorCodes(raw_op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        kind = _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
+        if kind == "CUSTOM":
+            kind = f"CUSTOM({(code.CustomCode() or b'').decode()})"
+        in_idx = [int(j) for j in raw_op.InputsAsNumpy()] if raw_op.InputsLength() else []
+        out_idx = [int(j) for j in raw_op.OutputsAsNumpy()]
+        if kind not in _OPTIONS:
+            unsupported.append(f"{kind} (op {i})")
+            continue
+        ins = [tensors[j] for j in in_idx if j >= 0]
+        parse, keep = _OPTIONS[kind]
+        try:
+            attrs = parse(raw_op, ins)
+        except UnsupportedError as e:
+            unsupported.append(f"{kind} (op {i}): {e}")
+            continue
+        if kind not in _FLOAT_OK:
+            floats = [t.name for t in ins[:keep] + [tensors[j] for j in out_idx]
+                      if t.dtype == "float32"]
+            if floats:
+                raise UnsupportedError(
+                    f"{source}: op {i} ({kind}) computes in float32 (tensor {floats[0]}); this "
+                    "is a float model. Quantise it to int8 first (full-integer post-training "
+                    "quantisation), or use `tinyengine compile model.onnx --calib DATA`")
+        ops.append(Op(f"{kind.lower()}_{i}", kind,
+                      [names[j] if j >= 0 else "" for j in in_idx[:keep]],
+                      [names[j] for j in out_idx], attrs))
+    if unsupported:
+        raise UnsupportedError(f"{source}: unsupported ops: {', '.join(unsupported)}")
+    used = {n for op in ops for n in op.inputs + op.outputs if n}
+    inputs = [names[int(j)] for j in sub.InputsAsNumpy()]
+    outputs = [names[int(j)] for j in sub.OutputsAsNumpy()]
+    keep_names = used | set(inputs) | set(outputs)
+    return Graph({t.name: t for t in tensors if t.name in keep_names}, ops, inputs, outputs,
+                  name=Path(source).stem)
+
+
+def load_tflite(path: str | Path) -> Graph:
+    """Read a .tflite file into a verified IR graph; raise TinyEngineError on bad input."""
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except OSError as e:
+        raise TinyEngineError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_tflite(buf, str(path))
+
+
+def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise TinyEngineError(f"{source}: not a TFLite flatbuffer (no 'TFL3' identifier); pass a "
+                              ".tflite file")
+    try:
+        graph = _parse(buf, source)
+    except TinyEngineError:
+        raise
+    except Exception as e:  # the flatbuffer accessors fail in many ways on a damaged file
+        raise TinyEngineError(f"{source}: the TFLite flatbuffer is truncated or corrupt "
+                              f"({type(e).__name__}: {e})") from None
+    verify(graph)
+    return graph

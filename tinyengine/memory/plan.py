@@ -1,0 +1,141 @@
+"""Arena planning: analysis (buffer lifetimes) -> algorithm (offsets) -> apply (a MemoryPlan).
+
+Every activation tensor, the graph's inputs and outputs included, and every op's scratch buffer
+get a byte range in one static arena. Placement algorithms are pure functions from buffer infos
+to offsets, registered by name in PLANNERS, so a better scheduler can replace them without
+touching the code generator. "auto" runs them all and keeps the smallest arena (ties go to the
+first registered, so the result is deterministic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from ..ir import Graph
+
+ALIGN = 4  # every buffer starts on a 4-byte boundary: float32 I/O and int32 loads stay aligned
+
+
+@dataclass(frozen=True)
+class BufferInfo:
+    name: str
+    size: int  # bytes, before alignment
+    first: int  # index of the first op that touches it (writes it, or reads a graph input)
+    last: int  # index of the last op that reads it; len(order) for graph outputs
+
+    def overlaps_in_time(self, other: BufferInfo) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class MemoryPlan:
+    algorithm: str
+    arena_bytes: int
+    offsets: dict[str, int]
+    buffers: list[BufferInfo]
+    order: list[str]  # op names in execution order
+
+    def to_json(self) -> dict:
+        return {"algorithm": self.algorithm, "arena_bytes": self.arena_bytes,
+                "order": self.order,
+                "buffers": [dict(asdict(b), offset=self.offsets[b.name]) for b in self.buffers]}
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def scratch_name(op_name: str) -> str:
+    return f"{op_name}:scratch"
+
+
+def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None) -> list[BufferInfo]:
+    """Lifetimes of arena buffers for the graph's op order (inputs live from op 0)."""
+    scratch = scratch or {}
+    first: dict[str, int] = {n: 0 for n in graph.inputs}
+    last: dict[str, int] = {n: 0 for n in graph.inputs}
+    for i, op in enumerate(graph.ops):
+        for n in op.outputs:
+            first.setdefault(n, i)
+            last[n] = max(last.get(n, i), i)
+        for n in op.inputs:
+            if n and not graph.tensor(n).is_const:
+                last[n] = max(last.get(n, i), i)
+    for n in graph.outputs:
+        last[n] = len(graph.ops)
+    infos = [BufferInfo(n, graph.tensor(n).nbytes, first[n], last[n]) for n in first]
+    for i, op in enumerate(graph.ops):
+        if scratch.get(op.name, 0) > 0:
+            infos.append(BufferInfo(scratch_name(op.name), scratch[op.name], i, i))
+    return sorted(infos, key=lambda b: (b.first, b.name))
+
+
+def arena_size(buffers: list[BufferInfo], offsets: dict[str, int]) -> int:
+    return max((offsets[b.name] + _aligned(b.size) for b in buffers), default=0)
+
+
+def live_lower_bound(buffers: list[BufferInfo]) -> int:
+    """Largest total size of buffers live at one step: no placement can do better."""
+    steps = {b.first for b in buffers}
+    return max((sum(_aligned(b.size) for b in buffers if b.first <= s <= b.last)
+                for s in steps), default=0)
+
+
+def plan_linear(buffers: list[BufferInfo]) -> dict[str, int]:
+    """Baseline: every buffer gets its own range (TFLM's LinearMemoryPlanner)."""
+    offsets, cursor = {}, 0
+    for b in buffers:
+        offsets[b.name] = cursor
+        cursor += _aligned(b.size)
+    return offsets
+
+
+def _first_fit(ordered: list[BufferInfo]) -> dict[str, int]:
+    """Place buffers in the given order, each at the lowest offset free for its whole lifetime."""
+    placed: list[tuple[BufferInfo, int]] = []
+    offsets: dict[str, int] = {}
+    for b in ordered:
+        busy = sorted((off, off + _aligned(o.size)) for o, off in placed if o.overlaps_in_time(b))
+        offset = 0
+        for start, end in busy:
+            if offset + _aligned(b.size) <= start:
+                break
+            offset = max(offset, end)
+        offsets[b.name] = offset
+        placed.append((b, offset))
+    return offsets
+
+
+def plan_greedy_by_size(buffers: list[BufferInfo]) -> dict[str, int]:
+    """Largest buffer first (TFLM's GreedyMemoryPlanner and TinyEngine's scheme): big buffers fix
+    the layout and small ones fill the gaps between them."""
+    return _first_fit(sorted(buffers, key=lambda b: (-b.size, b.first, b.name)))
+
+
+def plan_greedy_by_lifetime(buffers: list[BufferInfo]) -> dict[str, int]:
+    """First use first, longest-lived first: wins on long chains where sizes mislead."""
+    return _first_fit(sorted(buffers, key=lambda b: (b.first, -(b.last - b.first), -b.size,
+                                                     b.name)))
+
+
+PLANNERS: dict[str, Callable[[list[BufferInfo]], dict[str, int]]] = {
+    "greedy_by_size": plan_greedy_by_size,
+    "greedy_by_lifetime": plan_greedy_by_lifetime,
+    "linear": plan_linear,
+}
+
+
+def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
+                algorithm: str = "auto") -> MemoryPlan:
+    buffers = buffer_infos(graph, scratch)
+    names = list(PLANNERS) if algorithm == "auto" else [algorithm]
+    best: MemoryPlan | None = None
+    for name in names:
+        offsets = PLANNERS[name](buffers)
+        plan = MemoryPlan(name, arena_size(buffers, offsets), offsets, buffers,
+                          [op.name for op in graph.ops])
+        if best is None or plan.arena_bytes < best.arena_bytes:
+            best = plan
+    assert best is not None
+    return best

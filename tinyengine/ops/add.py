@@ -1,0 +1,138 @@
+"""ADD: int8 element-wise addition of two tensors, with numpy-style broadcasting up to 4-D.
+
+Reference semantics: TFLM's add.cc, i.e. reference_integer_ops::AddFunc applied element-wise (or
+through BroadcastAdd6DSlow when the shapes differ). Both inputs are brought to a common scale of
+twice the larger input scale with 20 bits of headroom, added, and rescaled to the output. TFLM
+builds with double rounding (TFLITE_SINGLE_ROUNDING unset), so every rescaling is
+RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m), -shift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import quant
+from ..errors import UnsupportedError
+from ..ir import Graph, Op, Tensor
+from .base import Arg, ConstArray, OpDef, OpEmission, register
+from .common import act_limits, check_activation, check_int8_io, clamp_int8
+
+LEFT_SHIFT = 20  # TFLM's headroom for int8 inputs (15 for int16)
+
+
+@dataclass
+class AddRescale:
+    """The integer parameters TFLM's CalculateOpDataAdd derives from the three scales."""
+
+    input1: tuple[int, int]  # (multiplier, shift <= 0)
+    input2: tuple[int, int]
+    output: tuple[int, int]
+
+
+def add_rescale(a: Tensor, b: Tensor, out: Tensor) -> AddRescale:
+    """QuantizeMultiplierSmallerThanOneExp of each real multiplier, in TFLM's double arithmetic."""
+    twice_max = 2.0 * max(a.scale, b.scale)  # max of the float32 scales, then double
+    real_out = twice_max / ((1 << LEFT_SHIFT) * out.scale)
+    return AddRescale(quant.quantize_multiplier(a.scale / twice_max),
+                      quant.quantize_multiplier(b.scale / twice_max),
+                      quant.quantize_multiplier(real_out))
+
+
+def dims4_padded(shape: tuple[int, ...]) -> list[int]:
+    """A shape of rank <= 4 as NHWC dims, left-padded with 1s (numpy broadcasting aligns right)."""
+    assert len(shape) <= 4, shape
+    return [1] * (4 - len(shape)) + [int(s) for s in shape]
+
+
+def c_shapes(a: Tensor, b: Tensor, out: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+    """4-D shapes the C kernel iterates; equal shapes of any rank flatten to one row."""
+    if a.shape == b.shape:
+        flat = [1, 1, 1, int(np.prod(out, dtype=np.int64))]
+        return flat, flat, flat
+    return dims4_padded(a.shape), dims4_padded(b.shape), dims4_padded(out)
+
+
+@register
+class Add(OpDef):
+    kind = "ADD"
+
+    def check(self, graph: Graph, op: Op) -> None:
+        where = f"op {op.name} ({op.kind})"
+        if len(op.inputs) != 2 or not all(op.inputs):
+            raise UnsupportedError(f"{where}: needs exactly two inputs, got {op.inputs}")
+        check_int8_io(graph, op, n_act_inputs=2)
+        check_activation(op)
+        a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+        try:
+            out = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise UnsupportedError(f"{where}: input shapes {a.shape} and {b.shape} do not "
+                                   "broadcast") from None
+        if a.shape != b.shape and len(out) > 4:
+            raise UnsupportedError(f"{where}: broadcasting {a.shape} with {b.shape} needs more "
+                                   "than 4 dimensions; only up to 4-D broadcasting is supported")
+        for t in (a, b):
+            if not -128 <= t.zero_point <= 127:
+                raise UnsupportedError(f"{where}: zero point {t.zero_point} of {t.name} is not "
+                                       "int8")
+        o = graph.tensor(op.outputs[0])
+        real_out = 2.0 * max(a.scale, b.scale) / ((1 << LEFT_SHIFT) * o.scale)
+        if real_out >= 1.0:
+            raise UnsupportedError(f"{where}: output scale {o.scale} is too small for input "
+                                   f"scales {a.scale} and {b.scale} (TFLite needs the output "
+                                   "rescale below 1)")
+
+    def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
+        a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+        return [tuple(int(d) for d in np.broadcast_shapes(a.shape, b.shape))]
+
+    def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x1, x2 = inputs
+        at, bt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                      graph.tensor(op.outputs[0]))
+        r = add_rescale(at, bt, ot)
+
+        def scaled(x: np.ndarray, t: Tensor, mult_shift: tuple[int, int]) -> np.ndarray:
+            # |x - zp| <= 255, so the shift by 20 stays far inside int32.
+            shifted = (x.astype(np.int64) - t.zero_point) << LEFT_SHIFT
+            return quant.multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, *mult_shift)
+
+        raw_sum = scaled(x1, at, r.input1) + scaled(x2, bt, r.input2)
+        y = quant.multiply_by_quantized_multiplier_smaller_than_one_exp(raw_sum, *r.output)
+        lo, hi = act_limits(op, ot)
+        return [clamp_int8(y + ot.zero_point, lo, hi).reshape(ot.shape)]
+
+    def emit(self, graph: Graph, op: Op) -> OpEmission:
+        at, bt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                      graph.tensor(op.outputs[0]))
+        r = add_rescale(at, bt, ot)
+        lo, hi = act_limits(op, ot)
+        d1, d2, dout = c_shapes(at, bt, ot.shape)
+        consts: list[ConstArray] = []
+        args: list[Arg] = []
+        for slot, t in (("input1", at), ("input2", bt)):
+            if t.is_const:
+                assert t.data is not None
+                consts.append(ConstArray(slot, "int8_t", t.data.ravel()))
+                args.append(Arg("const", slot, "const int8_t"))
+            else:
+                args.append(Arg("tensor", t.name, "const int8_t"))
+        args.append(Arg("tensor", op.outputs[0], "int8_t"))
+        return OpEmission(
+            kernel="te_add_s8",
+            params_type="te_add_params_t",
+            params={
+                "input1": [d1, -at.zero_point, r.input1[0], r.input1[1]],
+                "input2": [d2, -bt.zero_point, r.input2[0], r.input2[1]],
+                "output": dout,
+                "left_shift": LEFT_SHIFT,
+                "output_multiplier": r.output[0], "output_shift": r.output[1],
+                "output_offset": ot.zero_point,
+                "act_min": lo, "act_max": hi,
+            },
+            args=args,
+            consts=consts,
+            sources=["te_common.h", "te_add.h", "te_add.c"],
+        )

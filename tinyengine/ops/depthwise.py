@@ -1,0 +1,132 @@
+"""DEPTHWISE_CONV_2D: int8 depthwise convolution with any depth multiplier.
+
+Reference semantics: TFLite's reference_integer_ops::DepthwiseConvPerChannel, which TFLM runs.
+Output channel oc = ic * multiplier + m reads input channel ic through filter channel oc. The
+filter's zero point is never applied (TFLM ignores it), so a non-zero one is rejected. Multipliers
+come from PopulateConvolutionQuantizationParams: double(input_scale) * double(filter_scale[c]) /
+double(output_scale), the same rule as CONV_2D.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Graph, Op
+from .base import Arg, ConstArray, OpDef, OpEmission, register
+from .common import (act_limits, check_activation, check_int8_io, conv_requant, dims4,
+                     requant_consts, window_padding)
+from .conv import padded_windows, requantize_acc
+
+
+def depth_multiplier(graph: Graph, op: Op) -> int:
+    """The op's depth multiplier; the filter's channel count is the authority when it is absent."""
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    return int(op.attrs.get("depth_multiplier", w.shape[3] // max(x.shape[3], 1)))
+
+
+def use_3x3_kernel(multiplier: int, fh: int, fw: int, dilation: tuple[int, int],
+                   pad: tuple[int, int]) -> bool:
+    """Domain of te_depthwise_conv_3x3_s8; the C kernel checks the same conditions."""
+    return (multiplier == 1 and (fh, fw) == (3, 3) and tuple(dilation) == (1, 1)
+            and 0 <= pad[0] <= 1 and 0 <= pad[1] <= 1)
+
+
+@register
+class DepthwiseConv2D(OpDef):
+    kind = "DEPTHWISE_CONV_2D"
+
+    def check(self, graph: Graph, op: Op) -> None:
+        check_int8_io(graph, op)
+        check_activation(op)
+        x, w, b = (graph.op_inputs(op) + [None])[:3]
+        assert x is not None and w is not None
+        if w.dtype != "int8" or w.quant is None or not w.is_const:
+            raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} must be constant "
+                                   "int8")
+        if np.any(w.quant.zero_point != 0):
+            raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} has a non-zero "
+                                   "zero point (TFLite requires symmetric depthwise weights)")
+        if w.quant.per_channel and w.quant.axis != 3:
+            raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} is quantised "
+                                   f"along axis {w.quant.axis}; expected axis 3")
+        if len(x.shape) != 4 or len(w.shape) != 4 or w.shape[0] != 1:
+            raise UnsupportedError(f"op {op.name} ({op.kind}): need an NHWC input and a 1HWC "
+                                   f"filter, got {x.shape} and {w.shape}")
+        m = depth_multiplier(graph, op)
+        if m < 1 or w.shape[3] != x.shape[3] * m:
+            raise UnsupportedError(
+                f"op {op.name} ({op.kind}): filter has {w.shape[3]} channels but input channels "
+                f"{x.shape[3]} x depth multiplier {m} = {x.shape[3] * m}")
+        sh, sw = op.attrs["stride"]
+        dh, dw = op.attrs.get("dilation", (1, 1))
+        if min(sh, sw, dh, dw) < 1 or op.attrs["padding"] not in ("SAME", "VALID"):
+            raise UnsupportedError(f"op {op.name} ({op.kind}): bad stride/dilation/padding "
+                                   f"{op.attrs}")
+        if b is not None and (b.dtype != "int32" or not b.is_const or b.size != w.shape[3]):
+            raise UnsupportedError(f"op {op.name} ({op.kind}): bias {b.name} must be constant "
+                                   f"int32 with {w.shape[3]} values")
+
+    def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
+        x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+        oh, ow, _, _ = window_padding(op, x.shape[1], x.shape[2], w.shape[1], w.shape[2])
+        return [(x.shape[0], oh, ow, w.shape[3])]
+
+    def macs(self, graph: Graph, op: Op) -> int:
+        w = graph.tensor(op.inputs[1])
+        return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]
+
+    def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, w, b = (list(inputs) + [None])[:3]
+        xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                      graph.tensor(op.outputs[0]))
+        _, fh, fw, oc = wt.shape
+        m = depth_multiplier(graph, op)
+        oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
+        acc = np.zeros((xt.shape[0], oh, ow, oc), np.int64)
+        w64 = w.astype(np.int64)
+        for ky, kx, win in padded_windows(x, xt.zero_point, oh, ow, fh, fw, op.attrs["stride"],
+                                          op.attrs.get("dilation", (1, 1)), (ph, pw)):
+            # np.repeat maps input channel ic to output channels ic*m .. ic*m + m-1.
+            acc += np.repeat(win, m, axis=3) * w64[0, ky, kx, :]
+        if b is not None:
+            acc += b.astype(np.int64)
+        mult, shift = conv_requant(xt, wt, ot)
+        lo, hi = act_limits(op, ot)
+        return [requantize_acc(acc, mult, shift, ot.zero_point, lo, hi)]
+
+    def emit(self, graph: Graph, op: Op) -> OpEmission:
+        xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                      graph.tensor(op.outputs[0]))
+        b = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+        _, fh, fw, _ = wt.shape
+        m = depth_multiplier(graph, op)
+        oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
+        sh, sw = op.attrs["stride"]
+        dh, dw = op.attrs.get("dilation", (1, 1))
+        mult, shift = conv_requant(xt, wt, ot)
+        lo, hi = act_limits(op, ot)
+        assert wt.data is not None and wt.quant is not None
+        consts = [ConstArray("filter", "int8_t", wt.data.ravel())] + requant_consts(mult, shift)
+        if b is not None:
+            assert b.data is not None
+            consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
+        fast = use_3x3_kernel(m, fh, fw, (dh, dw), (ph, pw))
+        return OpEmission(
+            kernel="te_depthwise_conv_3x3_s8" if fast else "te_depthwise_conv_s8",
+            params_type="te_depthwise_conv_params_t",
+            params={
+                "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
+                "depth_multiplier": m,
+                "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
+                "pad_h": ph, "pad_w": pw,
+                "q": [-xt.zero_point, ot.zero_point, lo, hi],
+                "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
+            },
+            args=[Arg("tensor", op.inputs[0], "const int8_t"),
+                  Arg("const", "filter", "const int8_t"),
+                  Arg("const", "bias" if b is not None else "", "const int32_t"),
+                  Arg("tensor", op.outputs[0], "int8_t")],
+            consts=consts,
+            sources=["te_common.h", "te_depthwise.h", "te_depthwise.c"],
+        )

@@ -1,0 +1,111 @@
+"""Host simulation: build a generated project's own sources with cffi and call them.
+
+Nothing is re-implemented on this side: the module is compiled from the project's
+<prefix>_model.c, <prefix>_weights.c and kernels/*.c, exactly what goes to the board.
+Builds are cached under <project>/.host/ by a hash of the sources and flags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import cffi
+import numpy as np
+
+from ..errors import TinyEngineError
+from ..ir import DTYPES
+
+HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
+
+
+def load_project_report(project: str | Path) -> dict[str, Any]:
+    path = Path(project) / "report.json"
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise TinyEngineError(f"{project} is not a compiled tinyengine project (no report.json); "
+                              "run `tinyengine compile MODEL -o DIR` first") from None
+
+
+class HostModel:
+    """A compiled project loaded into this process: `run(inputs) -> outputs`."""
+
+    def __init__(self, project: str | Path, extra_cflags: list[str] | None = None):
+        self.project = Path(project).resolve()
+        self.report = load_project_report(self.project)
+        self.prefix: str = self.report["prefix"]
+        self._ffi, self._lib = self._build(extra_cflags or [])
+        if getattr(self._lib, f"{self.prefix}_init")() != 0:
+            raise TinyEngineError(f"{self.project}: {self.prefix}_init failed")
+
+    def _sources(self) -> list[Path]:
+        p = self.project
+        return [p / f"{self.prefix}_model.c", p / f"{self.prefix}_weights.c",
+                *sorted((p / "kernels").glob("*.c"))]
+
+    def _build(self, extra_cflags: list[str]) -> tuple[Any, Any]:
+        p = self.prefix
+        cdef = (f"int {p}_init(void); int {p}_invoke(void); "
+                f"void *{p}_input(int index); void *{p}_output(int index);")
+        sources = self._sources()
+        h = hashlib.sha256()
+        for f in [*sources, *sorted(self.project.glob("*.h")),
+                  *sorted((self.project / "kernels").glob("*.h"))]:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        h.update(" ".join(HOST_CFLAGS + extra_cflags).encode())
+        name = f"_tinyengine_{p}_{h.hexdigest()[:16]}"
+        if name in sys.modules:
+            mod = sys.modules[name]
+            return mod.ffi, mod.lib
+        build_dir = self.project / ".host"
+        libs = sorted(build_dir.glob(f"{name}*.so")) if build_dir.is_dir() else []
+        if not libs:
+            ffi = cffi.FFI()
+            ffi.cdef(cdef)
+            ffi.set_source(name, f'#include "{p}_model.h"', sources=[str(s) for s in sources],
+                           include_dirs=[str(self.project), str(self.project / "kernels")],
+                           extra_compile_args=HOST_CFLAGS + extra_cflags)
+            build_dir.mkdir(exist_ok=True)
+            log = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    ffi.compile(tmpdir=str(build_dir), verbose=False)
+            except Exception as e:
+                raise TinyEngineError(f"{self.project}: the host build failed: {e}\n"
+                                      f"{log.getvalue()[-2000:]}") from None
+            libs = sorted(build_dir.glob(f"{name}*.so"))
+        spec = importlib.util.spec_from_file_location(name, libs[0])
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+        return mod.ffi, mod.lib
+
+    def invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """One inference: inputs in the model's input shapes and dtypes."""
+        lib, ffi, p = self._lib, self._ffi, self.prefix
+        specs = self.report["inputs"]
+        if len(inputs) != len(specs):
+            raise TinyEngineError(f"model takes {len(specs)} inputs, got {len(inputs)}")
+        for i, (x, spec) in enumerate(zip(inputs, specs)):
+            x = np.ascontiguousarray(x, dtype=DTYPES[spec["dtype"]])
+            if x.size != spec["size"]:
+                raise TinyEngineError(f"input {i}: expected {spec['shape']}, got {x.shape}")
+            ffi.memmove(getattr(lib, f"{p}_input")(i), x.tobytes(), spec["bytes"])
+        status = getattr(lib, f"{p}_invoke")()
+        if status != 0:
+            op = self.report["ops"][(status >> 8) - 1]
+            raise TinyEngineError(f"{op['name']} ({op['kernel']}) returned status "
+                                  f"{status & 255}")
+        outs = []
+        for i, spec in enumerate(self.report["outputs"]):
+            buf = ffi.buffer(getattr(lib, f"{p}_output")(i), spec["bytes"])
+            outs.append(np.frombuffer(bytes(buf), DTYPES[spec["dtype"]]).reshape(spec["shape"]))
+        return outs

@@ -1,0 +1,71 @@
+"""End-to-end check of a model: generated C (on the host) vs the numpy reference vs TFLM."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from . import tflm
+from .codegen import compile_graph
+from .frontend import load_model
+from .inputs import random_inputs
+from .reference import run_reference
+from .runtime import HostModel
+
+
+@dataclass
+class OutputVerdict:
+    index: int
+    name: str
+    n_inputs: int
+    max_diff_reference: float  # max |C - reference| over all inputs
+    max_diff_tflm: float | None  # max |C - TFLM|, None where TFLM was not run
+
+    @property
+    def exact(self) -> bool:
+        return self.max_diff_reference == 0 and self.max_diff_tflm in (0, None)
+
+    def line(self, arena_bytes: int) -> str:
+        oracles = "reference" + (" and TFLM" if self.max_diff_tflm is not None else "")
+        verdict = "bit-exact" if self.exact else "MISMATCH"
+        tflm_part = "" if self.max_diff_tflm is None else f", vs TFLM {self.max_diff_tflm:g}"
+        return (f"output {self.index} ({self.name}): {verdict} with {oracles} on "
+                f"{self.n_inputs} inputs (max |diff| vs reference {self.max_diff_reference:g}"
+                f"{tflm_part}); arena {arena_bytes} B")
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+
+
+def verify_model(model: str | Path, given: list[list[np.ndarray]] | None = None,
+                 n_random: int = 20, seed: int = 0, use_tflm: bool = True,
+                 progress: bool = False) -> tuple[list[OutputVerdict], dict[str, Any]]:
+    """Compile `model`, then run C, reference and (for .tflite, if installed) TFLM on `n_random`
+    seeded random inputs plus the `given` ones (each a list with one array per model input)."""
+    graph = load_model(model)
+    run_tflm = use_tflm and tflm.tflm_available()
+    model_bytes = Path(model).read_bytes() if run_tflm else b""
+    rng = np.random.default_rng(seed)
+    cases = list(given or []) + [random_inputs(graph, rng) for _ in range(n_random)]
+    diffs_ref = [0.0] * len(graph.outputs)
+    diffs_tflm = [0.0] * len(graph.outputs)
+    with tempfile.TemporaryDirectory(prefix="tinyengine-verify-") as tmp:
+        report = compile_graph(graph, Path(tmp) / "project", source=str(model))
+        host = HostModel(Path(tmp) / "project")
+        for inputs in tqdm(cases, desc="verify", disable=not progress, leave=False):
+            c_out = host.invoke(inputs)
+            ref = run_reference(graph, inputs)
+            tfl = tflm.run_tflm(model_bytes, inputs) if run_tflm else None
+            for i, y in enumerate(c_out):
+                diffs_ref[i] = max(diffs_ref[i], _max_diff(y, ref[i]))
+                if tfl is not None:
+                    diffs_tflm[i] = max(diffs_tflm[i], _max_diff(y, tfl[i].reshape(y.shape)))
+    verdicts = [OutputVerdict(i, n, len(cases), diffs_ref[i], diffs_tflm[i] if run_tflm else None)
+                for i, n in enumerate(graph.outputs)]
+    return verdicts, report
