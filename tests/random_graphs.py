@@ -21,8 +21,13 @@ import numpy as np
 from tinyengine.ir import Graph, Op, QuantParams, Tensor, verify
 from tinyengine.ops.common import out_size
 
-SPATIAL_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD")
-DEFAULT_KINDS = SPATIAL_KINDS + ("RESHAPE", "MEAN", "FULLY_CONNECTED")
+SPATIAL_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "PAD",
+                 "QUANTIZE")
+DEFAULT_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
+                 "RESHAPE", "MEAN", "FULLY_CONNECTED")
+# Opt-in: PAD and int8 -> int8 QUANTIZE in the chain, SOFTMAX and DEQUANTIZE (to float32) at the
+# end. Not default, so that tests of the core ops see the graphs they always saw.
+ALL_KINDS = DEFAULT_KINDS + ("PAD", "QUANTIZE", "SOFTMAX", "DEQUANTIZE")
 ACTIVATIONS = ("NONE", "NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 # Real range each fused activation allows.
@@ -232,6 +237,31 @@ class _Builder:
         return y
 
 
+    def pad(self, x: str) -> str:
+        n, h, w, c = self.shape(x)
+        pads = [(0, 0)] + [tuple(int(p) for p in self.rng.integers(0, 3, 2)) for _ in range(2)]
+        pads.append((0, 0) if self.rng.random() < 0.8 else (0, int(self.rng.integers(1, 3))))
+        y = self.like(x, tuple(d + b + a for d, (b, a) in zip((n, h, w, c), pads, strict=True)))
+        self.op("PAD", [x], [y], paddings=pads)
+        return y
+
+    def requantize(self, x: str) -> str:
+        y = self.activation(self.shape(x), self.rms[x], "NONE")
+        self.op("QUANTIZE", [x], [y])
+        return y
+
+    def softmax(self, x: str) -> str:
+        y = self.tensor(self.shape(x), "int8", _qp(1.0 / 256.0, -128))
+        self.rms[y] = 0.5
+        self.op("SOFTMAX", [x], [y], beta=float(self.rng.choice([1.0, 0.5, 2.0])))
+        return y
+
+    def dequantize(self, x: str) -> str:
+        y = self.tensor(self.shape(x), "float32", None)
+        self.op("DEQUANTIZE", [x], [y])
+        return y
+
+
 def _spatial_step(b: _Builder, x: str, kind: str, kinds: tuple[str, ...]) -> str:
     if kind == "CONV_2D":
         return b.conv(x, pointwise=bool(b.rng.random() < 0.25))
@@ -239,6 +269,10 @@ def _spatial_step(b: _Builder, x: str, kind: str, kinds: tuple[str, ...]) -> str
         return b.depthwise(x)
     if kind == "ADD":
         return b.residual(x, kinds)
+    if kind == "PAD":
+        return b.pad(x)
+    if kind == "QUANTIZE":
+        return b.requantize(x)
     return b.pool(x, kind)
 
 
@@ -284,6 +318,10 @@ def random_graph(rng: np.random.Generator, kinds: tuple[str, ...] = DEFAULT_KIND
         y = _head(b, y, kinds)
     else:
         y = b.fully_connected(y)
+    if "SOFTMAX" in kinds and rng.random() < 0.5:
+        y = b.softmax(y)
+    if "DEQUANTIZE" in kinds and rng.random() < 0.3:
+        y = b.dequantize(y)
     graph = Graph(b.tensors, b.ops, [x], [y], name="random")
     verify(graph)
     return graph

@@ -730,7 +730,12 @@ def _tflm_run(g: Graph, op: Op, vals: list[np.ndarray | None]) -> np.ndarray:
         code, opts = fb.BuiltinOperator.ADD, fb.AddOptionsT()
         opts_type = fb.BuiltinOptions.AddOptions
     opts.fusedActivationFunction = act
-    mop = me.Operator(opcode=code, inputs=[ts[n] if n else None for n in op.inputs],
+    # An absent bias is left off rather than written as index -1: TFLM's depthwise Prepare takes
+    # three inputs to mean a bias and then frees the null tensor it got for -1 (a segfault).
+    names = list(op.inputs)
+    while names and not names[-1]:
+        names.pop()
+    mop = me.Operator(opcode=code, inputs=[ts[n] if n else None for n in names],
                       outputs=[ts[n] for n in op.outputs])
     mop._fb.builtinOptionsType, mop._fb.builtinOptions = opts_type, opts
     model = me.Model(subgraphs=[me.Subgraph(

@@ -7,7 +7,6 @@ lazily so the engine itself works without it.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -48,9 +47,10 @@ itp.print_allocations()
 def tflm_available() -> bool:
     """Whether the `tflite_micro` package can be imported."""
     try:
-        return importlib.util.find_spec("tflite_micro") is not None
-    except (ImportError, ValueError):
+        _runtime()
+    except TinyEngineError:
         return False
+    return True
 
 
 def _runtime() -> ModuleType:

@@ -2,18 +2,21 @@
 
 Reference semantics: TFLite's reference_integer_ops::FullyConnected (per-tensor weights, whose
 zero point is applied as `weights_offset`) and FullyConnectedPerChannel (per-channel weights along
-axis 0, no weights offset), as TFLM's fully_connected.cc dispatches them. The multipliers follow
-TFLM's CalculateOpDataFullyConnected, which differ from CONV_2D's in one detail: per tensor it calls
-GetQuantizedConvolutionMultipler, whose product input_scale * filter_scale is taken in float32
-before the division in double; per channel it uses double(input_scale) * double(filter_scale[c]) /
-double(output_scale).
+axis 0, no weights offset), as TFLM's fully_connected.cc dispatches them.
+
+Multipliers: per channel, CalculateOpDataFullyConnected uses double(input_scale) *
+double(filter_scale[c]) / double(output_scale), CONV_2D's rule. Per tensor it calls
+GetQuantizedConvolutionMultipler, whose source up to August 2026 reads
+`double(input_scale * filter_scale)` (a float32 product), but the TFLM we are measured against
+(tflite-micro 0.dev20261023, g8f6596d) multiplies the two scales in double: its machine code is
+cvtss2sd, cvtss2sd, mulsd, divsd, and tests/test_ops_dw_fc_add.py pins the rule on a case where the
+two readings give different outputs. So every FC multiplier is CONV_2D's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import Arg, ConstArray, OpDef, OpEmission, register
@@ -22,12 +25,8 @@ from .conv import requantize_acc
 
 
 def fc_requant(inp: Tensor, weights: Tensor, out: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Output multipliers and shifts exactly as TFLM's CalculateOpDataFullyConnected."""
-    assert weights.quant is not None
-    if weights.quant.per_channel:
-        return conv_requant(inp, weights, out)
-    product = np.float32(inp.scale) * np.float32(weights.scale)  # float32, as in kernel_util.cc
-    return quant.quantize_multipliers(np.array([np.float64(product) / np.float64(out.scale)]))
+    """Output multipliers and shifts as TFLM computes them (see the module docstring)."""
+    return conv_requant(inp, weights, out)
 
 
 def filter_offset(weights: Tensor) -> int:

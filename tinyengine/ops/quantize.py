@@ -50,7 +50,8 @@ def _check_same_shape(graph: Graph, op: Op) -> None:
 def affine_quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """float32 -> int8 as AffineQuantize. Values whose quotient leaves int32 range (undefined in
     TFLM) saturate, NaN gives the zero point: the kernel's documented choice."""
-    q = np.asarray(x, np.float32) / np.float32(scale)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are handled below
+        q = np.asarray(x, np.float32) / np.float32(scale)
     q = np.where(np.isnan(q), np.float32(0), np.clip(q, np.float32(-256), np.float32(256)))
     t = np.trunc(q)
     frac = q - t  # exact: |q| < 2^8 and t = trunc(q) share q's binade or a coarser one
