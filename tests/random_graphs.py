@@ -1,8 +1,9 @@
 """Seeded random int8 IR graphs for property tests (reference vs TFLM, planners, codegen).
 
 A graph is a chain of windowed ops on a random NHWC input, optionally with a residual ADD, and
-optionally ends in a classifier head (flatten or MEAN, then FULLY_CONNECTED). Every choice comes
-from the caller's numpy Generator, so a seed names a graph.
+optionally ends in a classifier head (flatten or MEAN, then FULLY_CONNECTED; with ALL_KINDS also
+SOFTMAX and DEQUANTIZE). Every choice comes from the caller's numpy Generator, so a seed names a
+graph; tensors are named t0, t1, ... and ops <kind>_<index>, in creation order.
 
 Quantisation is chosen the way a converter would: weights symmetric int8 (per channel or per
 tensor), biases int32 at scale input_scale * filter_scale, pools and reshapes keep their input's
@@ -13,6 +14,7 @@ standard deviation for a convolution), so outputs use the int8 range without all
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +23,10 @@ import numpy as np
 from tinyengine.ir import Graph, Op, QuantParams, Tensor, verify
 from tinyengine.ops.common import out_size
 
-SPATIAL_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "PAD",
-                 "QUANTIZE")
 DEFAULT_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
                  "RESHAPE", "MEAN", "FULLY_CONNECTED")
-# Opt-in: PAD and int8 -> int8 QUANTIZE in the chain, SOFTMAX and DEQUANTIZE (to float32) at the
-# end. Not default, so that tests of the core ops see the graphs they always saw.
+# Opt-in extras: PAD and int8 -> int8 QUANTIZE in the chain, SOFTMAX and DEQUANTIZE (to float32)
+# at the end.
 ALL_KINDS = DEFAULT_KINDS + ("PAD", "QUANTIZE", "SOFTMAX", "DEQUANTIZE")
 ACTIVATIONS = ("NONE", "NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -105,10 +105,9 @@ class _Builder:
         name = self.tensor(shape, "int8", QuantParams(scales, zp, axis if per_channel else 0), q)
         return name, float(np.sqrt(np.mean(real ** 2))) + 1e-9
 
-    def bias(self, x: str, w: str, channels: int, acc_std: float,
-             optional: bool = True) -> tuple[str, float]:
-        """int32 bias at scale in_scale * w_scale; if `optional`, "" (no bias) one time in five."""
-        if optional and self.rng.random() < 0.2:
+    def bias(self, x: str, w: str, channels: int, acc_std: float) -> tuple[str, float]:
+        """int32 bias at scale in_scale * w_scale, or "" (no bias) one time in five."""
+        if self.rng.random() < 0.2:
             return "", 0.0
         wq = self.tensors[w].quant
         assert wq is not None
@@ -174,8 +173,7 @@ class _Builder:
         kh, kw = win["kernel"]
         filt, w_rms = self.weights((1, kh, kw, c * m), 3, bool(self.rng.random() < 0.6))
         acc_std = math.sqrt(kh * kw) * self.rms[x] * w_rms
-        # TFLM's DEPTHWISE_CONV_2D crashes (segfault in Prepare) without a bias tensor.
-        b, b_rms = self.bias(x, filt, c * m, acc_std, optional=False)
+        b, b_rms = self.bias(x, filt, c * m, acc_std)
         act = self.act()
         y = self.activation((n, *self.out_hw(h, w, win), c * m), math.hypot(acc_std, b_rms), act)
         self.op("DEPTHWISE_CONV_2D", [x, filt, b], [y], stride=win["stride"],
@@ -227,15 +225,14 @@ class _Builder:
     def fully_connected(self, x: str) -> str:
         n, k = self.shape(x)
         units = int(self.rng.integers(1, 17))
-        # Per tensor: what converters emit for FULLY_CONNECTED and what every TFLM build runs.
-        wts, w_rms = self.weights((units, k), 0, False)
+        # Mostly per tensor, as converters emit it; TFLM also runs per-channel weights.
+        wts, w_rms = self.weights((units, k), 0, bool(self.rng.random() < 0.3))
         acc_std = math.sqrt(k) * self.rms[x] * w_rms
         b, b_rms = self.bias(x, wts, units, acc_std)
         act = self.act()
         y = self.activation((n, units), math.hypot(acc_std, b_rms), act)
         self.op("FULLY_CONNECTED", [x, wts, b], [y], activation=act, keep_num_dims=False)
         return y
-
 
     def pad(self, x: str) -> str:
         n, h, w, c = self.shape(x)
@@ -262,18 +259,16 @@ class _Builder:
         return y
 
 
-def _spatial_step(b: _Builder, x: str, kind: str, kinds: tuple[str, ...]) -> str:
-    if kind == "CONV_2D":
-        return b.conv(x, pointwise=bool(b.rng.random() < 0.25))
-    if kind == "DEPTHWISE_CONV_2D":
-        return b.depthwise(x)
-    if kind == "ADD":
-        return b.residual(x, kinds)
-    if kind == "PAD":
-        return b.pad(x)
-    if kind == "QUANTIZE":
-        return b.requantize(x)
-    return b.pool(x, kind)
+# One chain step per kind: (builder, current tensor, allowed kinds) -> new current tensor.
+_STEPS: dict[str, Callable[[_Builder, str, tuple[str, ...]], str]] = {
+    "CONV_2D": lambda b, x, _: b.conv(x, pointwise=bool(b.rng.random() < 0.25)),
+    "DEPTHWISE_CONV_2D": lambda b, x, _: b.depthwise(x),
+    "AVERAGE_POOL_2D": lambda b, x, _: b.pool(x, "AVERAGE_POOL_2D"),
+    "MAX_POOL_2D": lambda b, x, _: b.pool(x, "MAX_POOL_2D"),
+    "ADD": lambda b, x, kinds: b.residual(x, kinds),
+    "PAD": lambda b, x, _: b.pad(x),
+    "QUANTIZE": lambda b, x, _: b.requantize(x),
+}
 
 
 def _head(b: _Builder, x: str, kinds: tuple[str, ...]) -> str:
@@ -299,7 +294,7 @@ def random_graph(rng: np.random.Generator, kinds: tuple[str, ...] = DEFAULT_KIND
                  max_ops: int = 4) -> Graph:
     """A random int8 graph using only op kinds from `kinds`; it always passes verify()."""
     b = _Builder(rng)
-    spatial = [k for k in SPATIAL_KINDS if k in kinds]
+    spatial = [k for k in _STEPS if k in kinds]
     if spatial:
         shape: tuple[int, ...] = (1, int(rng.integers(1, 13)), int(rng.integers(1, 13)),
                                   int(rng.integers(1, 9)))
@@ -314,11 +309,12 @@ def random_graph(rng: np.random.Generator, kinds: tuple[str, ...] = DEFAULT_KIND
     y = x
     if spatial:
         for _ in range(int(rng.integers(1, max_ops + 1))):
-            y = _spatial_step(b, y, str(rng.choice(spatial)), kinds)
+            y = _STEPS[str(rng.choice(spatial))](b, y, kinds)
         y = _head(b, y, kinds)
     else:
         y = b.fully_connected(y)
-    if "SOFTMAX" in kinds and rng.random() < 0.5:
+    # Long rows (>= 512 values near the maximum) overflow the sum of exponentials: TFLM aborts.
+    if "SOFTMAX" in kinds and rng.random() < 0.5 and b.shape(y)[-1] <= 64:
         y = b.softmax(y)
     if "DEQUANTIZE" in kinds and rng.random() < 0.3:
         y = b.dequantize(y)

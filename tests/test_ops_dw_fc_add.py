@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tinyengine import quant
 from tinyengine.ir import Graph, Op, QuantParams, Tensor
 
 from . import ckernels
@@ -381,13 +382,9 @@ def test_fully_connected_reference_matches_naive() -> None:
         x, w, b = vals
         xt, wt, yt = g.tensor("x"), g.tensor("w"), g.tensor("y")
         assert x is not None and w is not None and wt.quant is not None
-        if wt.quant.per_channel:
-            mults = n_conv_multipliers(xt.scale, wt.quant.scale, yt.scale, w.shape[0])
-            w_offset = 0
-        else:  # GetQuantizedConvolutionMultipler: the scale product is a float32
-            product = np.float32(xt.scale) * np.float32(wt.scale)
-            mults = [n_quantize_multiplier(float(product) / float(yt.scale))]
-            w_offset = -wt.zero_point
+        # Per tensor too, the installed TFLM multiplies the scales in double (see the pin below).
+        mults = n_conv_multipliers(xt.scale, wt.quant.scale, yt.scale, w.shape[0])
+        w_offset = 0 if wt.quant.per_channel else -wt.zero_point
         expected = n_fully_connected(x, w, b, xt.zero_point, w_offset, yt.zero_point, mults,
                                      n_act_range(op.attrs["activation"], yt.scale, yt.zero_point))
         np.testing.assert_array_equal(run_reference(g, op, vals), expected.reshape(yt.shape),
@@ -404,22 +401,6 @@ def test_add_reference_matches_naive() -> None:
                          y.scale, y.zero_point,
                          n_act_range(op.attrs["activation"], y.scale, y.zero_point))
         np.testing.assert_array_equal(run_reference(g, op, vals), expected, err_msg=f"case {i}")
-
-
-def test_fc_per_tensor_multiplier_takes_the_scale_product_in_float32() -> None:
-    """Pin TFLM's GetQuantizedConvolutionMultipler: float(in * filter) / out, not in double."""
-    rng = np.random.default_rng(7)
-    differ = 0
-    for _ in range(50):
-        s_in, s_w, s_out = (float(np.float32(v)) for v in rng.uniform(0.001, 0.1, 3))
-        t = [Tensor("x", (1, 4), "int8", qp(s_in)), Tensor("w", (3, 4), "int8", qp(s_w)),
-             Tensor("y", (1, 3), "int8", qp(s_out))]
-        mult, shift = fully_connected.fc_requant(*t)
-        f32 = n_quantize_multiplier(float(np.float32(s_in) * np.float32(s_w)) / s_out)
-        f64 = n_quantize_multiplier(s_in * s_w / s_out)
-        assert (int(mult[0]), int(shift[0])) == f32
-        differ += f32 != f64
-    assert differ > 0, "the seeded scales never tell the two rules apart"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +469,7 @@ class CCall:
             if isinstance(value, list):
                 sub = getattr(cdata, key)
                 sub_fields = [f for f, _ in self.ffi.typeof(sub).fields]
-                self._fill(sub, list(zip(sub_fields, value)))
+                self._fill(sub, list(zip(sub_fields, value, strict=True)))
             elif isinstance(value, str):
                 assert value.startswith("@"), value
                 arr = self.consts[value[1:]]
@@ -520,7 +501,7 @@ def c_matches_reference(kernels: tuple[Any, Any], g: Graph, op: Op,
     em = base.get_op(op.kind).emit(g, op)
     call = CCall(ffi, em)
     for kernel in (em.kernel,) + also:
-        tensors = {n: np.ascontiguousarray(v) for n, v in zip(op.inputs, vals)
+        tensors = {n: np.ascontiguousarray(v) for n, v in zip(op.inputs, vals, strict=True)
                    if n and v is not None and not g.tensor(n).is_const}
         out = np.full(g.tensor(op.outputs[0]).shape, 55, np.int8)
         tensors[op.outputs[0]] = out
@@ -605,7 +586,7 @@ def test_depthwise_3x3_kernel_rejects_calls_outside_its_domain(kernels: tuple[An
     buf = [ffi.from_buffer("int8_t[]", a) for a in (x, f, y)]
     p, keep = _dw_params(ffi)
     assert lib.te_depthwise_conv_3x3_s8(p, buf[0], buf[1], ffi.NULL, buf[2]) == TE_OK
-    outside = [
+    outside: list[dict[str, Any]] = [
         {"depth_multiplier": 3, "filter": [1, 3, 3, 6], "output": [1, 5, 5, 6]},
         {"filter": [1, 5, 5, 2]},
         {"filter": [1, 3, 1, 2]},
@@ -659,10 +640,12 @@ def test_kernels_reject_bad_arguments(kernels: tuple[Any, Any]) -> None:
 
     assert lib.te_add_s8(add_params(), x, x, x) == TE_OK
     assert lib.te_add_s8(add_params(), x, ffi.NULL, x) == TE_ERR_ARG
-    for over in ({"output": [1, 2, 3, 4]}, {"left_shift": 21}, {"output_shift": 1},
-                 {"act_min": 5, "act_max": 4}, {"input1": [[1, 2, 2, 4], 129, 1 << 30, -1]},
-                 {"input2": [[1, 1, 1, 4], 0, 1 << 30, 2]}):
-        assert lib.te_add_s8(add_params(**over), x, x, x) == TE_ERR_ARG, over
+    bad_add: list[dict[str, Any]] = [
+        {"output": [1, 2, 3, 4]}, {"left_shift": 21}, {"output_shift": 1},
+        {"act_min": 5, "act_max": 4}, {"input1": [[1, 2, 2, 4], 129, 1 << 30, -1]},
+        {"input2": [[1, 1, 1, 4], 0, 1 << 30, 2]}]
+    for bad in bad_add:
+        assert lib.te_add_s8(add_params(**bad), x, x, x) == TE_ERR_ARG, bad
 
 
 def test_unsupported_configurations_raise() -> None:
@@ -757,3 +740,50 @@ def test_reference_matches_tflm(make: Any) -> None:
         vals = op_inputs(rng, g, op)
         np.testing.assert_array_equal(run_reference(g, op, vals), _tflm_run(g, op, vals),
                                       err_msg=f"{op.kind} case {i}: {op.attrs}")
+
+
+def _rule_splitting_case(rng: np.random.Generator) -> tuple[float, float, float, int]:
+    """Scales and an accumulator for which the two readings of TFLM's per-tensor multiplier,
+    double(float(s_in * s_w)) / s_out and double(s_in) * double(s_w) / s_out, give different
+    int8 outputs."""
+    while True:
+        s_in, s_w = (float(np.float32(v)) for v in rng.uniform(0.01, 0.1, 2))
+        s_out = float(np.float32(s_in * s_w / rng.uniform(0.8e-7, 1.2e-7)))
+        m32 = n_quantize_multiplier(float(np.float32(s_in) * np.float32(s_w)) / s_out)
+        m64 = n_quantize_multiplier(s_in * s_w / s_out)
+        if m32 == m64:
+            continue
+        acc = rng.integers(-(1 << 30), 1 << 30, 1 << 20)
+        y32 = quant.multiply_by_quantized_multiplier(acc, *m32)  # vectorised: only a search
+        y64 = quant.multiply_by_quantized_multiplier(acc, *m64)
+        hits = np.flatnonzero((y32 != y64) & (np.abs(y32) < 100))
+        if hits.size:
+            return s_in, s_w, s_out, int(acc[hits[0]])
+
+
+@pytest.mark.parametrize("kind", ["FULLY_CONNECTED", "DEPTHWISE_CONV_2D"])
+def test_per_tensor_multiplier_rule_matches_tflm(kind: str) -> None:
+    """Pin the multiplier rule on cases where a float32 scale product would give another output.
+
+    The filter is zero, so the accumulator is the bias alone and lands where the rules split.
+    """
+    rng = np.random.default_rng(77)
+    for _ in range(3):
+        s_in, s_w, s_out, acc = _rule_splitting_case(rng)
+        shape_x, shape_w = ((1, 1), (1, 1)) if kind == "FULLY_CONNECTED" else ((1, 1, 1, 1),) * 2
+        attrs: dict[str, Any] = {"activation": "NONE", "keep_num_dims": False}
+        if kind == "DEPTHWISE_CONV_2D":
+            attrs = {"stride": (1, 1), "dilation": (1, 1), "padding": "VALID",
+                     "activation": "NONE", "depth_multiplier": 1}
+        op = Op("op", kind, ["x", "w", "b"], ["y"], attrs)
+        g = one_op_graph(op, [
+            Tensor("x", shape_x, "int8", qp(s_in, 0)),
+            Tensor("w", shape_w, "int8", qp(s_w, 0, 3 if len(shape_w) == 4 else 0),
+                   np.zeros(shape_w, np.int8)),
+            Tensor("b", (1,), "int32", None, np.array([acc], np.int32)),
+            Tensor("y", shape_x, "int8", qp(s_out, 0))])
+        vals: list[np.ndarray | None] = [np.zeros(shape_x, np.int8), g.tensor("w").data,
+                                         g.tensor("b").data]
+        y = run_reference(g, op, vals)
+        assert int(y.ravel()[0]) == n_mbqm(acc, *n_quantize_multiplier(s_in * s_w / s_out))
+        np.testing.assert_array_equal(y, _tflm_run(g, op, vals))

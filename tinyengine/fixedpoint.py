@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
+from . import quant
 from .quant import INT32_MAX, INT32_MIN, _wrap32, rounding_divide_by_pot, tflite_round
-from .quant import saturating_rounding_doubling_high_mul as mul
 
 
 def _i64(x: np.ndarray | int) -> np.ndarray:
@@ -32,6 +32,12 @@ def add(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
 
 def sub(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
     return _wrap32(_i64(a) - _i64(b))
+
+
+def mul(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's operator* on FixedPoint: SaturatingRoundingDoublingHighMul of the raws (the
+    integer bits of the formats add). Halves round up, and only MIN * MIN saturates."""
+    return quant.saturating_rounding_doubling_high_mul(_i64(a), b)
 
 
 def one(integer_bits: int) -> int:

@@ -37,6 +37,8 @@ class _Lowered:
     options_type: str  # a BuiltinOptions member name, "NONE" for none
     options: Any = None
     extra_inputs: list[np.ndarray] = field(default_factory=list)
+    # Leave absent trailing inputs out instead of writing index -1 for them.
+    omit_absent_tail: bool = False
 
 
 def _schema() -> ModuleType:
@@ -71,7 +73,9 @@ def _depthwise_conv_2d(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
     o.dilationHFactor, o.dilationWFactor = op.attrs.get("dilation", (1, 1))
     o.depthMultiplier = int(op.attrs["depth_multiplier"])
     o.fusedActivationFunction = _activation(fb, op)
-    return _Lowered("DepthwiseConv2DOptions", o)
+    # TFLM's depthwise Prepare segfaults on a bias index of -1 but reads a 2-input node as
+    # "no bias"; CONV_2D and FULLY_CONNECTED take either form.
+    return _Lowered("DepthwiseConv2DOptions", o, omit_absent_tail=True)
 
 
 def _fully_connected(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
@@ -207,8 +211,11 @@ class _ModelBuilder:
                  for i, a in enumerate(lowered.extra_inputs)]
         o = fb.OperatorT()
         o.opcodeIndex = self.opcode(op.kind)
+        names = list(op.inputs)
+        while lowered.omit_absent_tail and names and not names[-1]:
+            names.pop()
         # TFLite marks an absent optional input (e.g. no bias) with index -1.
-        o.inputs = [self.index[n] if n else -1 for n in op.inputs] + extra
+        o.inputs = [self.index[n] if n else -1 for n in names] + extra
         o.outputs = [self.index[n] for n in op.outputs]
         o.builtinOptionsType = int(getattr(fb.BuiltinOptions, lowered.options_type))
         o.builtinOptions = lowered.options

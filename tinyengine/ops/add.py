@@ -16,7 +16,7 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import Arg, ConstArray, OpDef, OpEmission, register
+from .base import Arg, ConstArray, CValue, OpDef, OpEmission, register
 from .common import act_limits, check_activation, check_int8_io, clamp_int8
 
 LEFT_SHIFT = 20  # TFLM's headroom for int8 inputs (15 for int16)
@@ -40,16 +40,17 @@ def add_rescale(a: Tensor, b: Tensor, out: Tensor) -> AddRescale:
                       quant.quantize_multiplier(real_out))
 
 
-def dims4_padded(shape: tuple[int, ...]) -> list[int]:
+def dims4_padded(shape: tuple[int, ...]) -> list[CValue]:
     """A shape of rank <= 4 as NHWC dims, left-padded with 1s (numpy broadcasting aligns right)."""
     assert len(shape) <= 4, shape
-    return [1] * (4 - len(shape)) + [int(s) for s in shape]
+    return [int(s) for s in (1,) * (4 - len(shape)) + tuple(shape)]
 
 
-def c_shapes(a: Tensor, b: Tensor, out: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+def c_shapes(a: Tensor, b: Tensor,
+             out: tuple[int, ...]) -> tuple[list[CValue], list[CValue], list[CValue]]:
     """4-D shapes the C kernel iterates; equal shapes of any rank flatten to one row."""
     if a.shape == b.shape:
-        flat = [1, 1, 1, int(np.prod(out, dtype=np.int64))]
+        flat = dims4_padded((int(np.prod(out, dtype=np.int64)),))
         return flat, flat, flat
     return dims4_padded(a.shape), dims4_padded(b.shape), dims4_padded(out)
 

@@ -14,8 +14,15 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, ConstArray, OpDef, OpEmission, register
-from .common import (act_limits, check_activation, check_int8_io, conv_requant, dims4,
-                     requant_consts, window_padding)
+from .common import (
+    act_limits,
+    check_activation,
+    check_int8_io,
+    conv_requant,
+    dims4,
+    requant_consts,
+    window_padding,
+)
 from .conv import padded_windows, requantize_acc
 
 
@@ -78,6 +85,7 @@ class DepthwiseConv2D(OpDef):
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, w, b = (list(inputs) + [None])[:3]
+        assert x is not None and w is not None
         xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
                       graph.tensor(op.outputs[0]))
         _, fh, fw, oc = wt.shape
