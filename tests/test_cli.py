@@ -101,7 +101,7 @@ def test_float_model(tmp_path):
 
 def test_unsupported_ops_listed_at_once(shared_models, tmp_path):
     def edit(fb, model):  # turn every FULLY_CONNECTED into TANH and LOGISTIC alternately
-        for i, code in enumerate(model.operatorCodes):
+        for code in model.operatorCodes:
             code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.TANH
         model.operatorCodes.append(fb.OperatorCodeT())
         model.operatorCodes[-1].builtinCode = fb.BuiltinOperator.LOGISTIC
@@ -147,3 +147,10 @@ def test_run_bad_inputs(shared_models, tmp_path):
 def test_tinynas_entry_point_says_not_yet():
     run = subprocess.run([sys.executable, "-m", "tinynas.cli"], capture_output=True, text=True)
     assert run.returncode == 2 and "not available" in run.stderr
+
+
+def test_demo_main_job(tmp_path):
+    run = cli("demo", "-o", str(tmp_path / "demo"))
+    assert run.returncode == 0, run.stderr
+    assert "bit-exact" in run.stdout and "MISMATCH" not in run.stdout
+    assert (tmp_path / "demo" / "project" / "demo_model.h").is_file()

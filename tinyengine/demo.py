@@ -30,8 +30,8 @@ def _weights(rng: np.random.Generator, name: str, shape: tuple[int, ...], axis: 
     real = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
     max_abs = np.max(np.abs(np.moveaxis(real, axis, 0).reshape(channels, -1)), axis=1)
     scales = (max_abs / 127.0).astype(np.float32)
-    q = np.clip(np.round(real / np.expand_dims(scales, [i for i in range(len(shape)) if i != axis])),
-                -127, 127).astype(np.int8)
+    spread = np.expand_dims(scales, [i for i in range(len(shape)) if i != axis])
+    q = np.clip(np.round(real / spread), -127, 127).astype(np.int8)
     w = Tensor(name, shape, "int8", QuantParams(scales, np.zeros(channels, np.int64), axis), q)
     bias_scale = (in_scale * scales.astype(np.float64)).astype(np.float32)
     bias = np.round(rng.normal(0.0, 0.1, channels) / bias_scale).astype(np.int32)
@@ -75,8 +75,13 @@ def demo_graph(seed: int = 0) -> Graph:
     add(_act("flat", (1, 16), 0.1, 0))
     ops.append(Op("flat", "RESHAPE", ["pool"], ["flat"], {}))
     w, b, _ = _weights(rng, "fc_w", (10, 16), 0, 16, 0.1)
-    w.quant = QuantParams(np.array([w.quant.scale.max()], np.float32), np.zeros(1, np.int64))
-    b.quant = QuantParams(np.array([0.1 * w.quant.scale[0]], np.float32), np.zeros(1, np.int64))
+    # FULLY_CONNECTED in TFLM takes per-tensor weights: requantise to one scale.
+    assert w.quant is not None and w.data is not None and b.data is not None
+    per_channel = w.quant.scale
+    scale = np.float32(per_channel.max())
+    w.data = np.clip(np.round(w.data * (per_channel[:, None] / scale)), -127, 127).astype(np.int8)
+    w.quant = QuantParams(np.array([scale], np.float32), np.zeros(1, np.int64))
+    b.quant = QuantParams(np.array([0.1 * scale], np.float32), np.zeros(1, np.int64))
     add(w, b, _act("logits", (1, 10), 0.15, 0))
     ops.append(Op("fc", "FULLY_CONNECTED", ["flat", w.name, b.name], ["logits"],
                   {"activation": "NONE", "keep_num_dims": False}))
@@ -89,23 +94,22 @@ def run_demo(out_dir: Path) -> int:
     """Write demo_cnn.tflite, compile it into out_dir/project, verify it, print a summary."""
     from .codegen import compile_graph
     from .frontend import load_model
-    from .verify import verify_model
+    from .verify import verify_graph
 
     out_dir.mkdir(parents=True, exist_ok=True)
     graph = demo_graph()
+    source, tflite_bytes = "demo_cnn", None
     if tflm.tflm_available():
         from .frontend.tflite_writer import write_tflite
 
         model = out_dir / "demo_cnn.tflite"
         model.write_bytes(write_tflite(graph))
         print(f"wrote {model} (built-in demo CNN, int8, seeded weights)")
-        graph = load_model(model)
-        verdicts, report = verify_model(model, n_random=20, progress=True)
-        source = str(model)
+        graph, source, tflite_bytes = load_model(model), str(model), model.read_bytes()
     else:
-        print("tflite-micro is not installed: compiling the demo graph directly, no TFLM check")
-        verdicts, report = [], {}
-        source = "demo_cnn"
+        print("tflite-micro is not installed: no .tflite file and no TFLM check (pip install "
+              "tflite-micro)")
+    verdicts, _ = verify_graph(graph, tflite_bytes, n_random=20, progress=True, source=source)
     report = compile_graph(graph, out_dir / "project", prefix="demo", source=source)
     print(f"compiled {out_dir / 'project'}: {len(report['ops'])} ops, arena "
           f"{report['arena_bytes']} B, flash {report['flash_bytes']} B, {report['macs']} MACs")

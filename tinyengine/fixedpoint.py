@@ -8,7 +8,8 @@ raw values are C++ signed additions; they are wrapped to int32 here (and compute
 in C) so that the rare overflow behaves as the two's-complement hardware TFLM runs on.
 
 Only the pieces TFLite's quantised softmax uses are here: exp on negative values, 1/(1+x) on
-[0, 1), the saturating rescale between formats, and TFLite's GetReciprocal.
+[0, 1), the saturating rescale between formats, TFLite's GetReciprocal, and QuantizeMultiplier as
+TFLM's default build computes it (without the shift cap of `quant.quantize_multiplier`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def as_batch(x: np.ndarray, spec: dict[str, Any], what: str) -> tuple[np.ndarray
     dtype = np.dtype(DTYPES[spec["dtype"]])
     if batch.dtype != dtype:
         if dtype.kind == "i" and batch.dtype.kind in "iu":
-            info = np.iinfo(dtype)
+            info = np.iinfo(dtype)  # type: ignore[type-var]
             if batch.size and (batch.min() < info.min or batch.max() > info.max):
                 raise TinyEngineError(f"{what}: values outside the {spec['dtype']} range")
         elif not (dtype.kind == "f" and batch.dtype.kind in "fiu"):
@@ -54,6 +54,6 @@ def random_inputs(graph: Graph, rng: np.random.Generator) -> list[np.ndarray]:
                 else (-1.0, 1.0)
             out.append(rng.uniform(lo, hi, t.shape).astype(np.float32))
         else:
-            info = np.iinfo(DTYPES[t.dtype])
+            info = np.iinfo(DTYPES[t.dtype])  # type: ignore[type-var]
             out.append(rng.integers(info.min, info.max + 1, t.shape).astype(DTYPES[t.dtype]))
     return out

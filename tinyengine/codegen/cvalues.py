@@ -20,7 +20,7 @@ def c_literal(value: CValue | np.generic | bool, symbols: dict[str, str]) -> str
         return float(value).hex()  # C99 hex-float: exact, no decimal round trip
     if isinstance(value, str):
         return symbols[value[1:]] if value.startswith("@") else value
-    return "{" + ", ".join(c_literal(v, symbols) for v in value) + "}"
+    return "{" + ", ".join(c_literal(v, symbols) for v in value) + "}"  # type: ignore[union-attr]
 
 
 def array_lines(values: np.ndarray, per_line: int = 16) -> list[str]:

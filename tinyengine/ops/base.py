@@ -8,6 +8,7 @@ nothing else in the engine switches on op kinds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -16,8 +17,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 
-# A C initialiser value: an int, a float, a C expression string, or a (nested) list -> braces.
-CValue = Union[int, float, str, list["CValue"]]
+# A C initialiser value: an int, a float, a C expression string, or a sequence -> braces.
+CValue = Union[int, float, str, Sequence["CValue"]]  # noqa: UP007 (a recursive alias needs Union)
 
 
 @dataclass

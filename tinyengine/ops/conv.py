@@ -12,8 +12,16 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, ConstArray, OpDef, OpEmission, register
-from .common import (act_limits, check_activation, check_int8_io, clamp_int8, conv_requant, dims4,
-                     requant_consts, window_padding)
+from .common import (
+    act_limits,
+    check_activation,
+    check_int8_io,
+    clamp_int8,
+    conv_requant,
+    dims4,
+    requant_consts,
+    window_padding,
+)
 
 
 def padded_windows(x: np.ndarray, zero_point: int, oh: int, ow: int, fh: int, fw: int,
