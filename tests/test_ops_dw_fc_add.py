@@ -13,11 +13,7 @@ run through TFLM itself.
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,32 +21,10 @@ import pytest
 
 from tinyengine import quant
 from tinyengine.ir import Graph, Op, QuantParams, Tensor
+from tinyengine.ops import base, depthwise, fully_connected
+from tinyengine.ops.common import window_padding
 
 from . import ckernels
-
-OPS_DIR = Path(__file__).resolve().parent.parent / "tinyengine" / "ops"
-
-
-def _load_ops() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType, types.ModuleType]:
-    """Import base, depthwise, fully_connected and add.
-
-    While sibling op modules are still missing, tinyengine/ops/__init__.py cannot import; then the
-    package is stood up without its __init__ so these three ops can be tested on their own.
-    """
-    try:
-        importlib.import_module("tinyengine.ops")
-    except ImportError:
-        pkg = types.ModuleType("tinyengine.ops")
-        pkg.__path__ = [str(OPS_DIR)]
-        sys.modules["tinyengine.ops"] = pkg
-        base = importlib.import_module("tinyengine.ops.base")
-        pkg.get_op = base.get_op  # type: ignore[attr-defined]
-        pkg.REGISTRY = base.REGISTRY  # type: ignore[attr-defined]
-    return tuple(importlib.import_module(f"tinyengine.ops.{m}")  # type: ignore[return-value]
-                 for m in ("base", "depthwise", "fully_connected", "add"))
-
-
-base, depthwise, fully_connected, add = _load_ops()
 
 TE_OK, TE_ERR_ARG = 0, 1
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -343,7 +317,7 @@ def run_reference(g: Graph, op: Op, vals: list[np.ndarray | None]) -> np.ndarray
     opdef = base.get_op(op.kind)
     opdef.check(g, op)
     assert tuple(opdef.infer_shapes(g, op)[0]) == g.tensor(op.outputs[0]).shape
-    (y,) = opdef.reference(g, op, vals)
+    (y,) = opdef.reference(g, op, vals)  # type: ignore[arg-type]  # None = absent input
     assert y.dtype == np.int8 and y.shape == g.tensor(op.outputs[0]).shape
     return y
 
@@ -364,7 +338,6 @@ def test_depthwise_reference_matches_naive() -> None:
         xt, wt, yt = g.tensor("x"), g.tensor("w"), g.tensor("y")
         assert x is not None and w is not None and wt.quant is not None
         _, oh, ow, oc = yt.shape
-        from tinyengine.ops.common import window_padding
         _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], w.shape[1], w.shape[2])
         expected = n_depthwise(x, w, b, xt.zero_point, yt.zero_point,
                                n_conv_multipliers(xt.scale, wt.quant.scale, yt.scale, oc),
@@ -515,7 +488,7 @@ def test_depthwise_c_kernels_match_reference(kernels: tuple[Any, Any]) -> None:
     for i in range(2 * N_CASES):
         g, op = depthwise_case(rng, force_3x3=i % 3 == 0)
         em = base.get_op(op.kind).emit(g, op)
-        p = em.params
+        p: dict[str, Any] = em.params
         in_domain = depthwise.use_3x3_kernel(p["depth_multiplier"], p["filter"][1],
                                              p["filter"][2], (p["dilation_h"], p["dilation_w"]),
                                              (p["pad_h"], p["pad_w"]))

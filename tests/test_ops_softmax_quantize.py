@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tinyengine import fixedpoint as fp
+from tinyengine import quant
 from tinyengine.errors import TinyEngineError, UnsupportedError
 from tinyengine.ir import Graph, Op, QuantParams, Tensor
 from tinyengine.ops import get_op
@@ -181,10 +182,10 @@ def test_count_leading_zeros() -> None:
 
 def test_quantize_multiplier_keeps_shift_31() -> None:
     # TFLM's default (double-rounding) QuantizeMultiplier does not cap the shift at 30.
-    assert fp.quantize_multiplier_double_rounding(2.0 ** 31 - 1) == (MAX, 31)
-    assert fp.quantize_multiplier_double_rounding(1.0) == (1 << 30, 1)
-    assert fp.quantize_multiplier_double_rounding(0.0) == (0, 0)
-    assert fp.quantize_multiplier_double_rounding(2.0 ** -40) == (0, 0)
+    assert quant.quantize_multiplier(2.0 ** 31 - 1) == (MAX, 31)
+    assert quant.quantize_multiplier(1.0) == (1 << 30, 1)
+    assert quant.quantize_multiplier(0.0) == (0, 0)
+    assert quant.quantize_multiplier(2.0 ** -40) == (0, 0)
 
 
 # ------------------------------------------------------------- softmax and quantize, by hand

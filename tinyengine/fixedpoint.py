@@ -8,18 +8,15 @@ raw values are C++ signed additions; they are wrapped to int32 here (and compute
 in C) so that the rare overflow behaves as the two's-complement hardware TFLM runs on.
 
 Only the pieces TFLite's quantised softmax uses are here: exp on negative values, 1/(1+x) on
-[0, 1), the saturating rescale between formats, TFLite's GetReciprocal, and QuantizeMultiplier as
-TFLM's default build computes it (without the shift cap of `quant.quantize_multiplier`).
+[0, 1), the saturating rescale between formats and TFLite's GetReciprocal.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import quant
-from .quant import INT32_MAX, INT32_MIN, _wrap32, rounding_divide_by_pot, tflite_round
+from .quant import INT32_MAX, INT32_MIN, _wrap32, rounding_divide_by_pot
 
 
 def _i64(x: np.ndarray | int) -> np.ndarray:
@@ -151,23 +148,3 @@ def get_reciprocal(x: np.ndarray | int, x_integer_bits: int) -> tuple[np.ndarray
     shifted = ((x & 0xFFFFFFFF) << headroom_plus_one) & 0xFFFFFFFF
     shifted_sum_minus_one = _wrap32(shifted - (1 << 31))
     return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
-
-
-def quantize_multiplier_double_rounding(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier as TFLM's default (double-rounding) build computes it.
-
-    real ~= multiplier * 2^(shift - 31). Unlike `quant.quantize_multiplier`, a shift above 30 is
-    kept: only the single-rounding build caps it. Softmax reaches shift 31 when
-    beta * input_scale >= 32 (its multiplier is capped at 2^31 - 1), and the cap would change the
-    result, so softmax and requantisation use this one.
-    """
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = tflite_round(q * (1 << 31))
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        shift, q_fixed = 0, 0
-    return int(q_fixed), int(shift)

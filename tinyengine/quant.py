@@ -79,8 +79,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
-    if shift > 30:
-        shift, q_fixed = 30, (1 << 31) - 1
+    # TFLM's default (double-rounding) build keeps a shift of 31; only TFLITE_SINGLE_ROUNDING caps
+    # it at 30. Softmax reaches it when beta * input_scale >= 32.
     return int(q_fixed), int(shift)
 
 

@@ -13,8 +13,8 @@ from tqdm import tqdm
 from . import tflm
 from .codegen import compile_graph
 from .frontend import load_model
-from .ir import Graph
 from .inputs import random_inputs
+from .ir import Graph
 from .reference import run_reference
 from .runtime import HostModel
 

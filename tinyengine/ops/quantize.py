@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import fixedpoint as fp
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
@@ -62,7 +61,7 @@ def affine_quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 def requantize_params(op: Op, xt: Tensor, out: Tensor) -> tuple[int, int]:
     """(multiplier, shift) of double(in_scale) / double(out_scale), as TFLM's Prepare."""
     real = float(np.float64(np.float32(xt.scale)) / np.float64(np.float32(out.scale)))
-    return fp.quantize_multiplier_double_rounding(real)
+    return quant.quantize_multiplier(real)
 
 
 def requantize(x: np.ndarray, multiplier: int, shift: int, in_zp: int, out_zp: int) -> np.ndarray:

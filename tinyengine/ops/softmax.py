@@ -44,7 +44,7 @@ def softmax_params(op: Op, input_scale: float, beta: float) -> tuple[int, int, i
         raise UnsupportedError(
             f"op {op.name} (SOFTMAX): beta {beta} times input scale {input_scale} is below "
             "2^-26; TFLite's softmax requires a larger product (TFLM rejects this model)")
-    multiplier, shift = fp.quantize_multiplier_double_rounding(real)
+    multiplier, shift = quant.quantize_multiplier(real)
     radius = (((1 << SCALED_DIFF_INTEGER_BITS) - 1) << (31 - SCALED_DIFF_INTEGER_BITS)) >> shift
     return multiplier, shift, -radius
 
