@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .errors import UnsupportedError
+
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
@@ -103,7 +105,11 @@ def activation_range(activation: str, scale: float, zero_point: int,
     The division is float32 (f / scale with float scale) and the rounding is std::round.
     """
     def quantize(f: float) -> int:
-        return zero_point + tflite_round(float(np.float32(f) / np.float32(scale)))
+        q = tflite_round(float(np.float32(f) / np.float32(scale)))
+        if not INT32_MIN <= q <= INT32_MAX:  # TFLM refuses such a model in Prepare
+            raise UnsupportedError(f"activation {activation}: output scale {scale:g} is too "
+                                   "small to express the activation limits in int32")
+        return zero_point + q
 
     if activation == "NONE":
         return qmin, qmax

@@ -187,6 +187,14 @@ class _ModelBuilder:
         self.tensors.append(t)
         return self.index[name]
 
+    def fresh_name(self, name: str) -> str:
+        """`name`, or `name_2`, `name_3`, ... if a tensor already has it."""
+        candidate, n = name, 1
+        while candidate in self.index:
+            n += 1
+            candidate = f"{name}_{n}"
+        return candidate
+
     def add_ir_tensor(self, t: Tensor) -> int:
         return self.add_tensor(t.name, t.shape, t.dtype, t.quant, t.data)
 
@@ -207,7 +215,7 @@ class _ModelBuilder:
             raise UnsupportedError(f"op {op.name}: cannot write {op.kind} to TFLite "
                                    f"(the writer knows {', '.join(sorted(_LOWERINGS))})")
         lowered = _LOWERINGS[op.kind](fb, graph, op)
-        extra = [self.add_tensor(f"{op.name}/param{i}", a.shape, "int32", None, a)
+        extra = [self.add_tensor(self.fresh_name(f"{op.name}/param{i}"), a.shape, "int32", None, a)
                  for i, a in enumerate(lowered.extra_inputs)]
         o = fb.OperatorT()
         o.opcodeIndex = self.opcode(op.kind)

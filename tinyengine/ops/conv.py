@@ -59,7 +59,7 @@ class Conv2D(OpDef):
     def check(self, graph: Graph, op: Op) -> None:
         check_int8_io(graph, op)
         check_activation(op)
-        x, w, b = graph.op_inputs(op)
+        x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         if w.dtype != "int8" or w.quant is None or not w.is_const:
             raise UnsupportedError(f"op {op.name}: filter {w.name} must be constant int8")
@@ -83,7 +83,7 @@ class Conv2D(OpDef):
         return out.size * w.shape[1] * w.shape[2] * w.shape[3]
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        x, w, b = inputs
+        x, w, b = (list(inputs) + [None])[:3]
         xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
                       graph.tensor(op.outputs[0]))
         oc, fh, fw, _ = wt.shape
