@@ -84,6 +84,7 @@ class Conv2D(OpDef):
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, w, b = (list(inputs) + [None])[:3]
+        assert x is not None and w is not None
         xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
                       graph.tensor(op.outputs[0]))
         oc, fh, fw, _ = wt.shape
