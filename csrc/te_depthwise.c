@@ -120,3 +120,65 @@ te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const 
     }
     return TE_OK;
 }
+
+int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params_t *p)
+{
+    return p->output.h * p->output.w;
+}
+
+te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch)
+{
+    int32_t b, c, oy, ox, ky, kx, px;
+    const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
+    if (st != TE_OK) {
+        return st;
+    }
+    if (p->depth_multiplier != 1 || p->input.h != p->output.h || p->input.w != p->output.w ||
+        p->input.c != p->output.c) {
+        return TE_ERR_ARG;
+    }
+    if (scratch == NULL) {
+        return TE_ERR_SCRATCH;
+    }
+    for (b = 0; b < p->output.n; ++b) {
+        const int32_t base = b * p->input.h * p->input.w * p->input.c;
+        for (c = 0; c < p->output.c; ++c) {
+            /* Channel c of the output depends on channel c of the input only. */
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const int32_t in_y0 = oy * p->stride_h - p->pad_h;
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    const int32_t in_x0 = ox * p->stride_w - p->pad_w;
+                    int32_t acc = 0;
+                    for (ky = 0; ky < p->filter.h; ++ky) {
+                        const int32_t in_y = in_y0 + ky * p->dilation_h;
+                        if (in_y < 0 || in_y >= p->input.h) {
+                            continue;
+                        }
+                        for (kx = 0; kx < p->filter.w; ++kx) {
+                            const int32_t in_x = in_x0 + kx * p->dilation_w;
+                            if (in_x < 0 || in_x >= p->input.w) {
+                                continue;
+                            }
+                            acc += (int32_t)filter[(ky * p->filter.w + kx) * p->filter.c + c] *
+                                   ((int32_t)input[base + (in_y * p->input.w + in_x) *
+                                                              p->input.c + c] +
+                                    p->q.input_offset);
+                        }
+                    }
+                    if (bias != NULL) {
+                        acc += bias[c];
+                    }
+                    acc = te_requantize(&p->rq, c, acc) + p->q.output_offset;
+                    scratch[oy * p->output.w + ox] =
+                        (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+                }
+            }
+            for (px = 0; px < p->output.h * p->output.w; ++px) {
+                output[base + px * p->output.c + c] = scratch[px];
+            }
+        }
+    }
+    return TE_OK;
+}

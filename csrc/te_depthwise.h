@@ -45,4 +45,21 @@ te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8
 te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output);
 
+/** Scratch bytes te_depthwise_conv_inplace_s8 needs: one output plane (output.h * output.w). */
+int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params_t *p);
+
+/**
+ * In-place depthwise convolution (TinyEngine's trick): the output may overwrite the input.
+ * Each channel is computed whole into `scratch` from its own input channel, then written over
+ * that channel's slots; no other channel's input is touched before it is read.
+ * Domain: depth_multiplier 1 and output h, w, c equal to the input's (any kernel, stride 1 with
+ * SAME padding in practice). Returns TE_ERR_ARG outside it, TE_ERR_SCRATCH without scratch.
+ * @param input   int8 [n][h][w][c]; may be the same pointer as output
+ * @param output  int8 [n][h][w][c]
+ * @param scratch int8 [output.h * output.w], from the caller
+ */
+te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch);
+
 #endif /* TE_DEPTHWISE_H */

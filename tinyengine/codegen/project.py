@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import TinyEngineError
 from ..ir import Graph, verify
 from ..memory import MemoryPlan, plan_memory
+from ..memory.inplace import mark_inplace
 from ..memory.plan import scratch_name
 from ..ops import OpEmission, get_op
 from ..resources import CSRC, TEMPLATES
@@ -74,6 +75,7 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
     ops = []
     for op, em in zip(graph.ops, emissions):
         ops.append({"name": op.name, "kind": op.kind, "kernel": em.kernel,
+                    "inplace": op.attrs.get("inplace") is not None,
                     "macs": get_op(op.kind).macs(graph, op), "inputs": [n for n in op.inputs if n],
                     "outputs": op.outputs, "scratch_bytes": em.scratch_bytes})
     return {"tinyengine_version": __version__, "source": source, "prefix": prefix,
@@ -83,12 +85,14 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
 
 
 def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
-                  source: str = "", planner: str = "auto") -> dict[str, Any]:
+                  source: str = "", planner: str = "auto", inplace: bool = True) -> dict[str, Any]:
     """Generate the C project for `graph` into `out_dir`; returns the report (also report.json)."""
     if not _IDENT.match(prefix):
         raise TinyEngineError(f"symbol prefix {prefix!r} is not a C identifier; use letters, "
                               "digits and underscores, not starting with a digit")
     verify(graph)
+    if inplace:
+        graph = mark_inplace(graph)
     emissions = [get_op(op.kind).emit(graph, op) for op in graph.ops]
     scratch = {op.name: em.scratch_bytes for op, em in zip(graph.ops, emissions)}
     plan = plan_memory(graph, scratch, planner)

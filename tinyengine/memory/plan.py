@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from ..errors import TinyEngineError
 from ..ir import Graph
+from .inplace import alias_groups
 
 ALIGN = 4  # every buffer starts on a 4-byte boundary: float32 I/O and int32 loads stay aligned
 
@@ -51,7 +53,11 @@ def scratch_name(op_name: str) -> str:
 
 
 def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None) -> list[BufferInfo]:
-    """Lifetimes of arena buffers for the graph's op order (inputs live from op 0)."""
+    """Lifetimes of arena buffers for the graph's op order (inputs live from op 0).
+
+    Tensors that ops run in place on (alias groups, see memory/inplace.py) share one buffer
+    named after the group's root, live from the first member's birth to the last one's death.
+    """
     scratch = scratch or {}
     first: dict[str, int] = {n: 0 for n in graph.inputs}
     last: dict[str, int] = {n: 0 for n in graph.inputs}
@@ -64,7 +70,13 @@ def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None) -> list[Bu
                 last[n] = max(last.get(n, i), i)
     for n in graph.outputs:
         last[n] = len(graph.ops)
-    infos = [BufferInfo(n, graph.tensor(n).nbytes, first[n], last[n]) for n in first]
+    groups = alias_groups(graph)
+    span: dict[str, tuple[int, int, int]] = {}
+    for n in first:
+        g = groups.get(n, n)
+        f, la, size = span.get(g, (first[n], last[n], 0))
+        span[g] = (min(f, first[n]), max(la, last[n]), max(size, graph.tensor(n).nbytes))
+    infos = [BufferInfo(g, size, f, la) for g, (f, la, size) in span.items()]
     for i, op in enumerate(graph.ops):
         if scratch.get(op.name, 0) > 0:
             infos.append(BufferInfo(scratch_name(op.name), scratch[op.name], i, i))
@@ -128,11 +140,16 @@ PLANNERS: dict[str, Callable[[list[BufferInfo]], dict[str, int]]] = {
 
 def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
                 algorithm: str = "auto") -> MemoryPlan:
+    if algorithm != "auto" and algorithm not in PLANNERS:
+        raise TinyEngineError(f"unknown arena planner {algorithm!r}; choose auto or one of "
+                              f"{', '.join(PLANNERS)}")
     buffers = buffer_infos(graph, scratch)
     names = list(PLANNERS) if algorithm == "auto" else [algorithm]
+    groups = alias_groups(graph)
     best: MemoryPlan | None = None
     for name in names:
         offsets = PLANNERS[name](buffers)
+        offsets.update({t: offsets[g] for t, g in groups.items() if t != g and g in offsets})
         plan = MemoryPlan(name, arena_size(buffers, offsets), offsets, buffers,
                           [op.name for op in graph.ops])
         if best is None or plan.arena_bytes < best.arena_bytes:

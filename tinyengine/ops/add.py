@@ -85,6 +85,13 @@ class Add(OpDef):
                                    f"scales {a.scale} and {b.scale} (TFLite needs the output "
                                    "rescale below 1)")
 
+    def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
+        # te_add_s8 reads both operands of an element before writing it, so the output may
+        # overwrite an operand of the output's full shape (not one that is broadcast).
+        out = graph.tensor(op.outputs[0])
+        return [i for i, n in enumerate(op.inputs[:2])
+                if not graph.tensor(n).is_const and graph.tensor(n).shape == out.shape]
+
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
         return [tuple(int(d) for d in np.broadcast_shapes(a.shape, b.shape))]

@@ -73,6 +73,15 @@ class OpDef:
     def macs(self, graph: Graph, op: Op) -> int:
         return 0
 
+    def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
+        """Inputs whose buffer the output may take over when that input dies at this op, in
+        order of preference; the kernel must then stay exact with output == input."""
+        return []
+
+    # True for ops whose output is the input's bytes unchanged (RESHAPE): the output can share
+    # the input's buffer even while the input is still read later.
+    is_view: bool = False
+
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         raise NotImplementedError
 

@@ -83,6 +83,13 @@ class DepthwiseConv2D(OpDef):
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]
 
+    def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
+        # te_depthwise_conv_inplace_s8: one channel at a time through a plane of scratch. With a
+        # single channel the scratch costs what the aliasing saves, so it is not worth it.
+        x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        ok = depth_multiplier(graph, op) == 1 and x.shape == out.shape and x.shape[3] > 1
+        return [0] if ok else []
+
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, w, b = (list(inputs) + [None])[:3]
         assert x is not None and w is not None
@@ -120,8 +127,10 @@ class DepthwiseConv2D(OpDef):
             assert b.data is not None
             consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
         fast = use_3x3_kernel(m, fh, fw, (dh, dw), (ph, pw))
+        inplace = op.attrs.get("inplace") is not None
+        kernel = "te_depthwise_conv_3x3_s8" if fast else "te_depthwise_conv_s8"
         return OpEmission(
-            kernel="te_depthwise_conv_3x3_s8" if fast else "te_depthwise_conv_s8",
+            kernel="te_depthwise_conv_inplace_s8" if inplace else kernel,
             params_type="te_depthwise_conv_params_t",
             params={
                 "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
@@ -134,7 +143,9 @@ class DepthwiseConv2D(OpDef):
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("const", "filter", "const int8_t"),
                   Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+                  Arg("tensor", op.outputs[0], "int8_t")]
+            + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
             sources=["te_common.h", "te_depthwise.h", "te_depthwise.c"],
+            scratch_bytes=oh * ow if inplace else 0,
         )

@@ -29,6 +29,11 @@ class Reshape(OpDef):
                 f"op {op.name} (RESHAPE): input {x.name} and output {out.name} have different "
                 "quantisation; a reshape cannot requantise")
 
+    is_view = True  # te_reshape_s8 does nothing when output == input
+
+    def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
+        return [0]
+
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         return [tuple(graph.tensor(op.outputs[0]).shape)]
 

@@ -99,6 +99,9 @@ class Softmax(OpDef):
                 f"{out.zero_point}; TFLite's int8 softmax needs exactly 1/256 and -128")
         softmax_params(op, x.scale, float(op.attrs["beta"]))
 
+    def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
+        return [0]  # each row's max and sum are taken before the row is written
+
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         return [tuple(graph.tensor(op.inputs[0]).shape)]
 

@@ -1,0 +1,292 @@
+"""Reports on a memory plan that people look at: a per-op table of live tensors for the terminal,
+a PNG timeline of the arena, and the per-step figures report.json carries.
+
+Everything here reads only a Graph and its MemoryPlan. Steps are positions in `plan.order` (the
+execution order the plan was made for, which need not be the graph's list order), and every
+arena buffer is a `plan.buffers` entry placed at `plan.offsets[b.name]`; a buffer that holds
+several aliased tensors is one entry, so aliasing needs no special case. Live bytes at a step
+count aligned sizes exactly as `live_lower_bound` does, so the table's largest figure is that
+bound and the gap to `plan.arena_bytes` is the fragmentation the placement left.
+
+Tensor names from converters are long ("model/activation/Relu;model/batch_normalization/...");
+`short_names` keeps the last two path components of the first ';'-separated name, which is the
+layer and its op in TensorFlow's naming, and makes the results unique within a plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TinyEngineError
+from ..ir import Graph
+from .plan import MemoryPlan, _aligned, live_lower_bound
+
+SCRATCH_SUFFIX = ":scratch"
+NAME_LIMIT = 28  # characters of a tensor name in the table and in the timeline's labels
+
+
+def human_bytes(n: int) -> str:
+    """'512 B', '4.5 KB', '54 KB', '1.2 MB': one decimal at most, no trailing '.0'."""
+    if n < 1024:
+        return f"{n} B"
+    value, unit = (n / 1024, "KB") if n < 1024 * 1024 else (n / (1024 * 1024), "MB")
+    return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "~"
+
+
+def _short(name: str, components: int, limit: int) -> str:
+    if name.endswith(SCRATCH_SUFFIX):
+        return _clip(name[:-len(SCRATCH_SUFFIX)], limit - len(SCRATCH_SUFFIX)) + SCRATCH_SUFFIX
+    parts = [p for p in name.split(";")[0].split("/") if p] or [name]
+    return _clip("/".join(parts[-components:]), limit)
+
+
+def _layer(name: str) -> str:
+    """'MobilenetV1/Conv2d_3_depthwise/Relu6' -> 'Conv2d_3_depthwise'."""
+    parts = [p for p in name.split(";")[0].split("/") if p] or [name]
+    return _clip(parts[-2] if len(parts) > 1 else parts[0], NAME_LIMIT)
+
+
+def _fold(label: str) -> str:
+    """Break a long label onto two lines after the '_' nearest its middle."""
+    cuts = [i + 1 for i, c in enumerate(label) if c == "_" and 0 < i < len(label) - 1]
+    if len(label) < 10 or not cuts:
+        return label
+    cut = min(cuts, key=lambda i: (abs(len(label) - 2 * i), i))
+    return label[:cut] + "\n" + label[cut:]
+
+
+def short_names(names: list[str], limit: int = NAME_LIMIT) -> dict[str, str]:
+    """A readable, unique abbreviation of each name (at most `limit` characters, plus a '#k'
+    suffix where two names would otherwise read the same)."""
+    out: dict[str, str] = {}
+    pending = list(dict.fromkeys(names))
+    for components in (2, 3, 4):
+        shorts = {n: _short(n, components, limit) for n in pending}
+        counts: dict[str, int] = {}
+        for s in shorts.values():
+            counts[s] = counts.get(s, 0) + 1
+        taken = set(out.values())
+        for n in pending:
+            if counts[shorts[n]] == 1 and shorts[n] not in taken:
+                out[n] = shorts[n]
+        pending = [n for n in pending if n not in out]
+    seen: dict[str, int] = {}
+    for n in pending:  # still ambiguous: number them in plan order
+        s = _short(n, 2, limit)
+        seen[s] = seen.get(s, 0) + 1
+        out[n] = f"{s}#{seen[s]}"
+    return out
+
+
+@dataclass
+class StepUsage:
+    """What the arena holds while one op runs."""
+
+    step: int
+    op: str
+    kind: str
+    live: list[str]  # buffer names, lowest offset first
+    live_bytes: int  # aligned sizes summed, as live_lower_bound counts them
+    high_water: int  # top of the highest live buffer
+
+
+def step_usage(graph: Graph, plan: MemoryPlan) -> list[StepUsage]:
+    kinds = {op.name: op.kind for op in graph.ops}
+    rows = []
+    for step, op in enumerate(plan.order):
+        live = sorted((b for b in plan.buffers if b.first <= step <= b.last),
+                      key=lambda b: (plan.offsets[b.name], b.name))
+        rows.append(StepUsage(
+            step, op, kinds.get(op, "?"), [b.name for b in live],
+            sum(_aligned(b.size) for b in live),
+            max((plan.offsets[b.name] + _aligned(b.size) for b in live), default=0)))
+    return rows
+
+
+def plan_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
+    """Per-step figures for report.json, beside MemoryPlan.to_json()."""
+    rows = step_usage(graph, plan)
+    live = [r.live_bytes for r in rows]
+    peak = live.index(max(live)) if live else None
+    return {"live_bytes": live,
+            "high_water_bytes": [r.high_water for r in rows],
+            "live_lower_bound": live_lower_bound(plan.buffers),
+            "peak_step": peak,
+            "peak_op": rows[peak].op if peak is not None else None,
+            "peak_buffers": rows[peak].live if peak is not None else []}
+
+
+def live_table(graph: Graph, plan: MemoryPlan) -> str:
+    """A per-op table of the tensors live in the arena, for a terminal."""
+    rows = step_usage(graph, plan)
+    bound = live_lower_bound(plan.buffers)
+    peak_live = max((r.live_bytes for r in rows), default=0)
+    names = short_names([b.name for b in plan.buffers])
+    sizes = {b.name: b.size for b in plan.buffers}
+    header = ["step", "op", "kind", "live bytes", "high water", "", "live tensors (by offset)"]
+    table = []
+    for r in rows:
+        mark = ("*" if r.live_bytes == peak_live else "") + \
+               ("^" if r.high_water == plan.arena_bytes else "")
+        tensors = ", ".join(f"{names[n]} {human_bytes(sizes[n])}" for n in r.live)
+        table.append([str(r.step), r.op, r.kind, f"{r.live_bytes:,}", f"{r.high_water:,}", mark,
+                      tensors])
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    right = {0, 3, 4}  # numbers align right
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [f"{graph.name}: arena {plan.arena_bytes:,} B ({human_bytes(plan.arena_bytes)}), "
+             f"live lower bound {bound:,} B ({human_bytes(bound)}), "
+             f"algorithm {plan.algorithm}, {len(rows)} ops",
+             line(header), line(["-" * w for w in widths[:-1]] + ["-" * widths[-1]])]
+    lines += [line(row) for row in table]
+    lines.append("* peak live bytes (the live lower bound)   ^ high water reaches the arena size")
+    return "\n".join(lines) + "\n"
+
+
+# Timeline ------------------------------------------------------------------------------------
+
+FIGSIZE = (12.0, 6.0)  # inches
+DPI = 100
+MAX_TICK_LABELS = 48  # op names on the x axis before they are thinned out
+# tab20, dark shades first: buffers next to each other in time get clearly different hues.
+_PALETTE_ORDER = list(range(0, 20, 2)) + list(range(1, 20, 2))
+
+
+def _y_step(top: int) -> tuple[float, float, str]:
+    """Tick spacing in bytes, the unit divisor and its name, for about 5-10 ticks up to `top`."""
+    unit, label = (1024.0, "KB") if top >= 2048 else (1.0, "bytes")
+    step = 1.0 / 64 if unit > 1 else 1.0
+    while top / (step * unit) > 10:
+        step *= 2
+    return step * unit, unit, label
+
+
+def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str = "") -> Path:
+    """Write a PNG of the arena over time: one box per buffer, x = op step, y = offset."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    rows = step_usage(graph, plan)
+    n = len(rows)
+    end = max([n] + [b.last + 1 for b in plan.buffers])  # graph outputs live one step past
+    top = max(plan.arena_bytes, 1)
+    bound = live_lower_bound(plan.buffers)
+    names = short_names([b.name for b in plan.buffers])
+    cmap = matplotlib.colormaps["tab20"]
+
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    boxes = []
+    for i, b in enumerate(plan.buffers):
+        color = cmap(_PALETTE_ORDER[i % len(_PALETTE_ORDER)])
+        scratch = b.name.endswith(SCRATCH_SUFFIX)
+        rect = Rectangle((b.first, plan.offsets[b.name]), b.last + 1 - b.first, b.size,
+                         facecolor=color, edgecolor="#333333", linewidth=0.6,
+                         hatch="///" if scratch else None, alpha=0.75 if scratch else 1.0)
+        ax.add_patch(rect)
+        boxes.append((b, color))
+    peak_live = max((r.live_bytes for r in rows), default=-1)
+    peak_steps = {r.step for r in rows if r.live_bytes == peak_live}
+    for step in sorted(peak_steps):  # a faint band behind the boxes marks the peak ops
+        ax.axvspan(step, step + 1, color="#b00000", alpha=0.08, linewidth=0, zorder=0)
+    ax.axhline(plan.arena_bytes, color="black", linestyle="--", linewidth=1.0, zorder=3)
+    if bound < plan.arena_bytes:
+        ax.axhline(bound, color="#b00000", linestyle=":", linewidth=1.2, zorder=3)
+
+    ax.set_xlim(0, max(end, 1))
+    ax.set_ylim(0, top * 1.08)
+    y_step, unit, unit_name = _y_step(top)
+    ax.yaxis.set_major_locator(MultipleLocator(y_step))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / unit:g}"))
+    ax.set_ylabel(f"arena offset ({unit_name})")
+    ax.set_xlabel("op, in execution order")
+    ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+    labels = [_clip(r.op, 24) for r in rows] + (["(outputs)"] if end > n else [])
+    every = -(-len(labels) // MAX_TICK_LABELS) if labels else 1
+    ax.set_xticks([i + 0.5 for i in range(len(labels))], minor=True)
+    ax.set_xticks([i + 0.5 for i in range(0, len(labels), every)],
+                  [labels[i] for i in range(0, len(labels), every)])
+    ax.tick_params(axis="x", which="minor", length=2)
+    ax.tick_params(axis="x", which="major", labelsize=8 if len(labels) <= 24 else 7)
+    for tick in ax.get_xticklabels():
+        tick.set_rotation(35 if len(labels) <= 12 else 60)
+        tick.set_horizontalalignment("right")
+        tick.set_rotation_mode("anchor")
+    for i, tick in zip(range(0, len(labels), every), ax.get_xticklabels()):
+        if i in peak_steps:
+            tick.set_color("#b00000")
+            tick.set_fontweight("bold")
+
+    ax.set_title(title or f"{graph.name}: arena {human_bytes(plan.arena_bytes)} "
+                 f"({plan.algorithm}), {n} ops", loc="left", fontsize=11)
+    handles = [Line2D([], [], color="black", linestyle="--",
+                      label=f"arena {human_bytes(plan.arena_bytes)}"),
+               Patch(facecolor="#b00000", alpha=0.15,
+                     label=f"peak live bytes ({human_bytes(bound)})")]
+    if bound < plan.arena_bytes:
+        handles.append(Line2D([], [], color="#b00000", linestyle=":", linewidth=1.2,
+                              label=f"live lower bound {human_bytes(bound)}"))
+    if any(b.name.endswith(SCRATCH_SUFFIX) for b in plan.buffers):
+        handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="///",
+                             label="scratch"))
+    ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(handles),
+              frameon=False, fontsize=8, borderaxespad=0.2)
+
+    # Labels go in only once the layout is fixed, so their fit can be measured in pixels.
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    sizes = {b.name: b.size for b in plan.buffers}
+    for b, color in boxes:
+        r, g, bl = to_rgb(color)
+        ink = "white" if 0.299 * r + 0.587 * g + 0.114 * bl < 0.5 else "black"
+        x0, y0 = ax.transData.transform((b.first, plan.offsets[b.name]))
+        x1, y1 = ax.transData.transform((b.last + 1, plan.offsets[b.name] + b.size))
+        room_w, room_h = x1 - x0 - 4, y1 - y0 - 3
+        name, size = names[b.name], human_bytes(sizes[b.name])
+        layer = _layer(b.name) if "/" in name else name  # the layer, without its op's name
+        folded = _fold(layer)
+        candidates = [(f"{name}\n{size}", 8.0), (name, 8.0), (f"{layer}\n{size}", 8.0),
+                      (layer, 8.0), (f"{folded}\n{size}", 8.0), (folded, 8.0), (name, 6.5),
+                      (layer, 6.5), (folded, 6.5)]
+        if name.endswith("~"):  # clipped: the layer alone reads better
+            candidates = [c for c in candidates if c[0].split("\n")[0] != name]
+        cx, cy = b.first + (b.last + 1 - b.first) / 2, plan.offsets[b.name] + b.size / 2
+        for text, points in candidates:
+            placed = None
+            for rotation in (0, 90):
+                t = ax.text(cx, cy, text, ha="center", va="center", fontsize=points, color=ink,
+                            rotation=rotation, clip_on=True, linespacing=1.1, zorder=2)
+                box = t.get_window_extent(renderer)
+                if box.width <= room_w and box.height <= room_h:
+                    placed = t
+                    break
+                t.remove()
+            if placed is not None:
+                break
+
+    out = Path(path)
+    try:
+        fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+    except OSError as e:
+        raise TinyEngineError(f"cannot write the memory timeline to {out}: {e.strerror}") \
+            from None
+    return out
