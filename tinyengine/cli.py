@@ -20,10 +20,28 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     graph = load_model(args.model)
     report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
-                           planner=args.planner)
+                           planner=args.planner, patch=args.patch,
+                           max_mac_overhead=args.max_mac_overhead)
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B, "
-          f"flash {report['flash_bytes']} B, {report['macs']} MACs")
+          f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}")
     return 0
+
+
+def _patch_note(report: dict) -> str:
+    p = report.get("patches")
+    if not p:
+        return ""
+    return (f"; patches {p['grid'][0]}x{p['grid'][1]} over the first {len(p['stage_ops'])} ops "
+            f"(+{100 * p['mac_overhead']:.1f}% MACs)")
+
+
+def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--planner", default="auto", help="arena planner (default: auto)")
+    p.add_argument("--patch", default="auto",
+                   help="patch-based inference: off, auto (default), or RxC@N: an RxC grid "
+                        "over the output of the first N ops")
+    p.add_argument("--max-mac-overhead", type=float, default=0.2,
+                   help="MAC budget of --patch auto, as a fraction (default: 0.2)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -69,10 +87,35 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         batches = [as_batch(load_npy(p), s, str(p))[0] for p, s in zip(args.input, specs)]
         given = [[b[k] for b in batches] for k in range(len(batches[0]))]
     verdicts, report = verify_model(args.model, given, n_random=args.random, seed=args.seed,
-                                    use_tflm=not args.no_tflm, progress=True)
+                                    use_tflm=not args.no_tflm, progress=True,
+                                    compile_options={"planner": args.planner,
+                                                     "patch": args.patch,
+                                                     "max_mac_overhead": args.max_mac_overhead})
     for v in verdicts:
-        print(f"{args.model}: {v.line(report['arena_bytes'])}")
+        print(f"{args.model}: {v.line(report['arena_bytes'])}{_patch_note(report)}")
     return 0 if all(v.exact for v in verdicts) else 1
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .frontend import load_model
+    from .ir import verify
+    from .memory.report import live_table, plot_timeline
+    from .memory.schedule import schedule
+
+    graph = load_model(args.model)
+    verify(graph)
+    sched = schedule(graph, args.patch, planner=args.planner,
+                     max_mac_overhead=args.max_mac_overhead)
+    print(live_table(sched.graph, sched.plan))
+    if sched.patches:
+        p = sched.patches
+        print(f"patches: {p.grid[0]}x{p.grid[1]} grid over the output of the first "
+              f"{len(p.stage_ops)} ops ({p.output}), +{100 * p.mac_overhead:.1f}% MACs")
+    png = args.png or Path(f"{args.model.stem}_memory.png")
+    plot_timeline(sched.graph, sched.plan, png, title=f"{args.model.name}: arena "
+                  f"{sched.plan.arena_bytes} B ({sched.plan.algorithm})")
+    print(f"wrote {png}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -89,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True, help="project directory")
     c.add_argument("--prefix", default="model", help="C symbol prefix (default: model)")
-    c.add_argument("--planner", default="auto", help="arena planner (default: auto)")
+    _add_schedule_options(c)
     c.set_defaults(func=_cmd_compile)
 
     r = sub.add_parser("run", help="run a compiled project on the host")
@@ -105,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--random", type=int, default=20, help="random inputs (default: 20)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--no-tflm", action="store_true", help="skip the TFLM comparison")
+    _add_schedule_options(v)
     v.set_defaults(func=_cmd_verify)
+
+    pl = sub.add_parser("plan", help="print the memory plan per op and draw its timeline")
+    pl.add_argument("model", type=Path)
+    pl.add_argument("--png", type=Path, help="timeline image (default: MODEL_memory.png)")
+    _add_schedule_options(pl)
+    pl.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("demo", help="end-to-end demo on a built-in int8 CNN (no download)")
     d.add_argument("-o", "--output", type=Path, default=Path("out/demo"))

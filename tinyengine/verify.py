@@ -46,19 +46,22 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def verify_model(model: str | Path, given: list[list[np.ndarray]] | None = None,
                  n_random: int = 20, seed: int = 0, use_tflm: bool = True,
-                 progress: bool = False) -> tuple[list[OutputVerdict], dict[str, Any]]:
+                 progress: bool = False, compile_options: dict[str, Any] | None = None
+                 ) -> tuple[list[OutputVerdict], dict[str, Any]]:
     """Compile the model file, then run C, reference and (if installed) TFLM on `n_random`
     seeded random inputs plus the `given` ones (each a list with one array per model input)."""
     graph = load_model(model)
     run_tflm = use_tflm and tflm.tflm_available()
     tflite_bytes = Path(model).read_bytes() if run_tflm else None
-    return verify_graph(graph, tflite_bytes, given, n_random, seed, progress, str(model))
+    return verify_graph(graph, tflite_bytes, given, n_random, seed, progress, str(model),
+                        compile_options)
 
 
 def verify_graph(graph: Graph, tflite_bytes: bytes | None = None,
                  given: list[list[np.ndarray]] | None = None, n_random: int = 20, seed: int = 0,
-                 progress: bool = False, source: str = "") -> tuple[list[OutputVerdict],
-                                                                    dict[str, Any]]:
+                 progress: bool = False, source: str = "",
+                 compile_options: dict[str, Any] | None = None
+                 ) -> tuple[list[OutputVerdict], dict[str, Any]]:
     """As verify_model, for a graph in memory; TFLM runs when `tflite_bytes` is given."""
     run_tflm = tflite_bytes is not None
     model_bytes = tflite_bytes or b""
@@ -67,7 +70,8 @@ def verify_graph(graph: Graph, tflite_bytes: bytes | None = None,
     diffs_ref = [0.0] * len(graph.outputs)
     diffs_tflm = [0.0] * len(graph.outputs)
     with tempfile.TemporaryDirectory(prefix="tinyengine-verify-") as tmp:
-        report = compile_graph(graph, Path(tmp) / "project", source=source or graph.name)
+        report = compile_graph(graph, Path(tmp) / "project", source=source or graph.name,
+                               **(compile_options or {}))
         host = HostModel(Path(tmp) / "project")
         for inputs in tqdm(cases, desc="verify", disable=not progress, leave=False):
             c_out = host.invoke(inputs)

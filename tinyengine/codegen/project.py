@@ -19,10 +19,11 @@ import numpy as np
 
 from .. import __version__
 from ..errors import TinyEngineError
-from ..ir import Graph, verify
-from ..memory import MemoryPlan, plan_memory
-from ..memory.inplace import mark_inplace
+from ..ir import Graph, Op, verify
+from ..memory import MemoryPlan
 from ..memory.plan import scratch_name
+from ..memory.report import plan_json
+from ..memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, schedule
 from ..ops import OpEmission, get_op
 from ..resources import CSRC, TEMPLATES
 from .cvalues import CTYPES, array_lines, c_literal
@@ -49,10 +50,31 @@ def _io_info(graph: Graph, names: list[str], plan: MemoryPlan) -> list[dict[str,
     return out
 
 
-def _op_context(graph: Graph, prefix: str, index: int, em: OpEmission,
-                plan: MemoryPlan) -> dict[str, Any]:
+def _const_symbols(prefix: str, emissions: list[OpEmission]
+                   ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Per op, const name -> C symbol; and the arrays to emit. Arrays with the same type and
+    contents are emitted once: patch-based inference runs each op on every patch with the
+    same weights, and flash must not pay for that."""
+    by_content: dict[tuple[str, bytes], str] = {}
+    per_op: list[dict[str, str]] = []
+    arrays: list[dict[str, Any]] = []
+    for i, em in enumerate(emissions):
+        symbols = {}
+        for c in em.consts:
+            key = (c.ctype, c.values.tobytes())
+            if key not in by_content:
+                by_content[key] = f"{prefix}_op{i}_{c.name}"
+                arrays.append({"sym": by_content[key], "ctype": c.ctype,
+                               "count": int(c.values.size), "bytes": int(c.values.nbytes),
+                               "lines": array_lines(c.values)})
+            symbols[c.name] = by_content[key]
+        per_op.append(symbols)
+    return per_op, arrays
+
+
+def _op_context(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan,
+                symbols: dict[str, str], prefix: str) -> dict[str, Any]:
     op = graph.ops[index]
-    symbols = {c.name: f"{prefix}_op{index}_{c.name}" for c in em.consts}
     args = []
     for a in em.args:
         if a.kind == "tensor":
@@ -85,25 +107,28 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
 
 
 def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
-                  source: str = "", planner: str = "auto", inplace: bool = True) -> dict[str, Any]:
-    """Generate the C project for `graph` into `out_dir`; returns the report (also report.json)."""
+                  source: str = "", planner: str = "auto", inplace: bool = True,
+                  patch: str = "auto",
+                  max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD) -> dict[str, Any]:
+    """Generate the C project for `graph` into `out_dir`; returns the report (also report.json).
+
+    The passes: verify -> schedule (patches, in-place marks, arena plan) -> emit each op ->
+    render the templates -> write the project atomically.
+    """
     if not _IDENT.match(prefix):
         raise TinyEngineError(f"symbol prefix {prefix!r} is not a C identifier; use letters, "
                               "digits and underscores, not starting with a digit")
     verify(graph)
-    if inplace:
-        graph = mark_inplace(graph)
+    sched = schedule(graph, patch, inplace, planner, max_mac_overhead)
+    graph, plan = sched.graph, sched.plan
+    verify(graph)
     emissions = [get_op(op.kind).emit(graph, op) for op in graph.ops]
-    scratch = {op.name: em.scratch_bytes for op, em in zip(graph.ops, emissions)}
-    plan = plan_memory(graph, scratch, planner)
+    for op, em in zip(graph.ops, emissions):
+        assert em.scratch_bytes == plan_scratch(graph, op), op.name
 
-    ops = [_op_context(graph, prefix, i, em, plan) for i, em in enumerate(emissions)]
-    consts = []
-    for i, em in enumerate(emissions):
-        for c in em.consts:
-            consts.append({"sym": f"{prefix}_op{i}_{c.name}", "ctype": c.ctype,
-                           "count": int(c.values.size), "lines": array_lines(c.values)})
-    flash = sum(int(c.values.nbytes) for em in emissions for c in em.consts)
+    symbols, consts = _const_symbols(prefix, emissions)
+    ops = [_op_context(graph, i, em, plan, symbols[i], prefix) for i, em in enumerate(emissions)]
+    flash = sum(c["bytes"] for c in consts)
     kernel_files = sorted({f for em in emissions for f in em.sources})
     io = {"inputs": _io_info(graph, graph.inputs, plan),
           "outputs": _io_info(graph, graph.outputs, plan)}
@@ -112,6 +137,8 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
            "consts": consts, "kernel_headers": [f for f in kernel_files if f.endswith(".h")],
            "kernel_sources": [f for f in kernel_files if f.endswith(".c")], **io}
     report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
+    report["patches"] = sched.patches.to_json() if sched.patches else None
+    report["memory_plan"].update(plan_json(graph, plan))
     _write_project(Path(out_dir), prefix, ctx, kernel_files, report)
     return report
 
@@ -119,6 +146,10 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
 _FILES = {"model.h.j2": "{p}_model.h", "model.c.j2": "{p}_model.c",
           "weights.h.j2": "{p}_weights.h", "weights.c.j2": "{p}_weights.c",
           "main.c.j2": "main.c", "Makefile.j2": "Makefile", "CMakeLists.txt.j2": "CMakeLists.txt"}
+
+
+def plan_scratch(graph: Graph, op: Op) -> int:
+    return get_op(op.kind).scratch_bytes(graph, op)
 
 
 def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: list[str],

@@ -4,7 +4,9 @@ a PNG timeline of the arena, and the per-step figures report.json carries.
 Everything here reads only a Graph and its MemoryPlan. Steps are positions in `plan.order` (the
 execution order the plan was made for, which need not be the graph's list order), and every
 arena buffer is a `plan.buffers` entry placed at `plan.offsets[b.name]`; a buffer that holds
-several aliased tensors is one entry, so aliasing needs no special case. Live bytes at a step
+several aliased tensors (an op running in place) is one entry, so sizes and offsets need no
+special case, and `buffer_segments` recovers which tensor it holds when from the offsets and
+lifetimes alone, for the table's "a -> b" and the timeline's boxes. Live bytes at a step
 count aligned sizes exactly as `live_lower_bound` does, so the table's largest figure is that
 bound and the gap to `plan.arena_bytes` is the fragmentation the placement left.
 
@@ -21,9 +23,9 @@ from typing import Any
 
 from ..errors import TinyEngineError
 from ..ir import Graph
-from .plan import MemoryPlan, _aligned, live_lower_bound
+from .plan import MemoryPlan, _aligned, live_lower_bound, scratch_name
 
-SCRATCH_SUFFIX = ":scratch"
+SCRATCH_SUFFIX = scratch_name("")
 NAME_LIMIT = 28  # characters of a tensor name in the table and in the timeline's labels
 
 
@@ -109,6 +111,56 @@ def step_usage(graph: Graph, plan: MemoryPlan) -> list[StepUsage]:
     return rows
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One tensor's stay in a buffer: a buffer that ops run in place on holds several in turn."""
+
+    tensor: str  # the tensor's name; the buffer's own name for scratch or unknown contents
+    first: int
+    last: int
+    size: int
+
+
+def tensor_lifetimes(graph: Graph, plan: MemoryPlan) -> dict[str, tuple[int, int]]:
+    """First and last step of every activation tensor, counted as buffer_infos counts them."""
+    step = {name: i for i, name in enumerate(plan.order)}
+    span: dict[str, tuple[int, int]] = {n: (0, 0) for n in graph.inputs}
+    for op in sorted((op for op in graph.ops if op.name in step), key=lambda op: step[op.name]):
+        i = step[op.name]
+        for n in op.outputs:
+            f, la = span.get(n, (i, i))
+            span[n] = (f, max(la, i))
+        for n in op.inputs:
+            if n and n in graph.tensors and not graph.tensors[n].is_const and n in span:
+                span[n] = (span[n][0], max(span[n][1], i))
+    for n in graph.outputs:
+        if n in span:
+            span[n] = (span[n][0], len(plan.order))
+    return span
+
+
+def buffer_segments(graph: Graph, plan: MemoryPlan) -> dict[str, list[Segment]]:
+    """The tensors each buffer holds, in order of birth.
+
+    Read from the plan alone: a tensor placed at a buffer's offset and living within the
+    buffer's lifetime must be in that buffer, since any other buffer there would overlap it in
+    both time and space. So in-place groups need no knowledge of how they were formed.
+    """
+    spans = tensor_lifetimes(graph, plan)
+    by_offset: dict[int, list[str]] = {}
+    for t in spans:
+        if t in plan.offsets:
+            by_offset.setdefault(plan.offsets[t], []).append(t)
+    out: dict[str, list[Segment]] = {}
+    for b in plan.buffers:
+        members = [Segment(t, *spans[t], graph.tensors[t].nbytes)
+                   for t in by_offset.get(plan.offsets[b.name], [])
+                   if b.first <= spans[t][0] and spans[t][1] <= b.last]
+        members.sort(key=lambda m: (m.first, m.last, m.tensor))
+        out[b.name] = members or [Segment(b.name, b.first, b.last, b.size)]
+    return out
+
+
 def plan_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
     """Per-step figures for report.json, beside MemoryPlan.to_json()."""
     rows = step_usage(graph, plan)
@@ -127,14 +179,22 @@ def live_table(graph: Graph, plan: MemoryPlan) -> str:
     rows = step_usage(graph, plan)
     bound = live_lower_bound(plan.buffers)
     peak_live = max((r.live_bytes for r in rows), default=0)
-    names = short_names([b.name for b in plan.buffers])
+    segments = buffer_segments(graph, plan)
+    names = short_names([m.tensor for ms in segments.values() for m in ms])
     sizes = {b.name: b.size for b in plan.buffers}
+
+    def held(buffer: str, step: int) -> str:  # "a -> b" where an op runs in place at `step`
+        if buffer == scratch_name(plan.order[step]):
+            return "scratch"  # the row's own op's
+        live = [names[m.tensor] for m in segments[buffer] if m.first <= step <= m.last]
+        return " -> ".join(live or [_short(buffer, 2, NAME_LIMIT)])
+
     header = ["step", "op", "kind", "live bytes", "high water", "", "live tensors (by offset)"]
     table = []
     for r in rows:
         mark = ("*" if r.live_bytes == peak_live else "") + \
                ("^" if r.high_water == plan.arena_bytes else "")
-        tensors = ", ".join(f"{names[n]} {human_bytes(sizes[n])}" for n in r.live)
+        tensors = ", ".join(f"{held(n, r.step)} {human_bytes(sizes[n])}" for n in r.live)
         table.append([str(r.step), r.op, r.kind, f"{r.live_bytes:,}", f"{r.high_water:,}", mark,
                       tensors])
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
@@ -149,7 +209,10 @@ def live_table(graph: Graph, plan: MemoryPlan) -> str:
              f"algorithm {plan.algorithm}, {len(rows)} ops",
              line(header), line(["-" * w for w in widths[:-1]] + ["-" * widths[-1]])]
     lines += [line(row) for row in table]
-    lines.append("* peak live bytes (the live lower bound)   ^ high water reaches the arena size")
+    legend = "* peak live bytes (the live lower bound)   ^ high water reaches the arena size"
+    if any(len(ms) > 1 for ms in segments.values()):
+        legend += "   a -> b: b overwrites a in place"
+    lines.append(legend)
     return "\n".join(lines) + "\n"
 
 
@@ -171,8 +234,18 @@ def _y_step(top: int) -> tuple[float, float, str]:
     return step * unit, unit, label
 
 
+def _may_fit(text: str, points: float, room_w: float, room_h: float, rotation: int) -> bool:
+    """False where `text` cannot fit even if every glyph were as narrow as DejaVu's narrowest
+    common ones (0.3 em) and lines were 1 em high; True means 'measure it'."""
+    em = points * DPI / 72
+    lines = text.split("\n")
+    w, h = 0.3 * em * max(len(line) for line in lines), em * len(lines)
+    return (w <= room_w and h <= room_h) if rotation == 0 else (h <= room_w and w <= room_h)
+
+
 def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str = "") -> Path:
-    """Write a PNG of the arena over time: one box per buffer, x = op step, y = offset."""
+    """Write a PNG of the arena over time (x = op step, y = offset): one box per tensor's stay in
+    its buffer, scratch hatched, the arena size dashed, the peak ops marked in red."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import to_rgb
@@ -186,21 +259,29 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
     end = max([n] + [b.last + 1 for b in plan.buffers])  # graph outputs live one step past
     top = max(plan.arena_bytes, 1)
     bound = live_lower_bound(plan.buffers)
-    names = short_names([b.name for b in plan.buffers])
+    segments = buffer_segments(graph, plan)
+    names = short_names([m.tensor for ms in segments.values() for m in ms])
     cmap = matplotlib.colormaps["tab20"]
 
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    boxes = []
+    # One box per tensor's stay in its buffer; the tensors of one in-place buffer share its
+    # colour and follow each other at its offset, each from the op that writes it.
+    boxes: list[tuple[Segment, int, int, int, Any]] = []  # segment, x0, x1, offset, colour
     for i, b in enumerate(plan.buffers):
         color = cmap(_PALETTE_ORDER[i % len(_PALETTE_ORDER)])
         scratch = b.name.endswith(SCRATCH_SUFFIX)
-        rect = Rectangle((b.first, plan.offsets[b.name]), b.last + 1 - b.first, b.size,
-                         facecolor=color, edgecolor="#333333", linewidth=0.6,
-                         hatch="///" if scratch else None, alpha=0.75 if scratch else 1.0)
-        ax.add_patch(rect)
-        boxes.append((b, color))
+        members = segments[b.name]
+        starts = [b.first] + [m.first for m in members[1:]] + [b.last + 1]
+        for m, x0, x1 in zip(members, starts, starts[1:]):
+            if x1 <= x0:
+                continue
+            ax.add_patch(Rectangle((x0, plan.offsets[b.name]), x1 - x0, m.size,
+                                   facecolor=color, edgecolor="#333333", linewidth=0.6,
+                                   hatch="///" if scratch else None,
+                                   alpha=0.75 if scratch else 1.0))
+            boxes.append((m, x0, x1, plan.offsets[b.name], color))
     peak_live = max((r.live_bytes for r in rows), default=-1)
     peak_steps = {r.step for r in rows if r.live_bytes == peak_live}
     for step in sorted(peak_steps):  # a faint band behind the boxes marks the peak ops
@@ -226,9 +307,11 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
                   [labels[i] for i in range(0, len(labels), every)])
     ax.tick_params(axis="x", which="minor", length=2)
     ax.tick_params(axis="x", which="major", labelsize=8 if len(labels) <= 24 else 7)
+    longest = max((len(label) for label in labels), default=0)
+    flat = longest * 5.5 * len(labels) < 0.8 * FIGSIZE[0] * DPI  # about 5.5 px a character
     for tick in ax.get_xticklabels():
-        tick.set_rotation(35 if len(labels) <= 12 else 60)
-        tick.set_horizontalalignment("right")
+        tick.set_rotation(0 if flat else 35 if len(labels) <= 12 else 60)
+        tick.set_horizontalalignment("center" if flat else "right")
         tick.set_rotation_mode("anchor")
     for i, tick in zip(range(0, len(labels), every), ax.get_xticklabels()):
         if i in peak_steps:
@@ -240,39 +323,47 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
     handles = [Line2D([], [], color="black", linestyle="--",
                       label=f"arena {human_bytes(plan.arena_bytes)}"),
                Patch(facecolor="#b00000", alpha=0.15,
-                     label=f"peak live bytes ({human_bytes(bound)})")]
+                     label=f"peak ops ({human_bytes(bound)} live)")]
     if bound < plan.arena_bytes:
         handles.append(Line2D([], [], color="#b00000", linestyle=":", linewidth=1.2,
                               label=f"live lower bound {human_bytes(bound)}"))
     if any(b.name.endswith(SCRATCH_SUFFIX) for b in plan.buffers):
         handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="///",
                              label="scratch"))
-    ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(handles),
-              frameon=False, fontsize=8, borderaxespad=0.2)
+    if any(len(ms) > 1 for ms in segments.values()):
+        handles.append(Patch(facecolor="#bbbbbb", edgecolor="#333333",
+                             label="one colour in a row: one buffer, overwritten in place"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False,
+               fontsize=8)
 
     # Labels go in only once the layout is fixed, so their fit can be measured in pixels.
     fig.canvas.draw()
     fig.set_layout_engine("none")
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    sizes = {b.name: b.size for b in plan.buffers}
-    for b, color in boxes:
+    for m, first, end_, offset, color in boxes:
         r, g, bl = to_rgb(color)
         ink = "white" if 0.299 * r + 0.587 * g + 0.114 * bl < 0.5 else "black"
-        x0, y0 = ax.transData.transform((b.first, plan.offsets[b.name]))
-        x1, y1 = ax.transData.transform((b.last + 1, plan.offsets[b.name] + b.size))
+        x0, y0 = ax.transData.transform((first, offset))
+        x1, y1 = ax.transData.transform((end_, offset + m.size))
         room_w, room_h = x1 - x0 - 4, y1 - y0 - 3
-        name, size = names[b.name], human_bytes(sizes[b.name])
-        layer = _layer(b.name) if "/" in name else name  # the layer, without its op's name
+        if min(room_w, room_h) < 8 or max(room_w, room_h) < 24:  # no label can fit
+            continue
+        name, size = names[m.tensor], human_bytes(m.size)
+        if m.tensor == scratch_name(plan.order[first] if first < n else ""):
+            name = "scratch"  # its op is the one below it
+        layer = _layer(m.tensor) if "/" in name else name  # the layer, without its op's name
         folded = _fold(layer)
         candidates = [(f"{name}\n{size}", 8.0), (name, 8.0), (f"{layer}\n{size}", 8.0),
                       (layer, 8.0), (f"{folded}\n{size}", 8.0), (folded, 8.0), (name, 6.5),
                       (layer, 6.5), (folded, 6.5)]
         if name.endswith("~"):  # clipped: the layer alone reads better
             candidates = [c for c in candidates if c[0].split("\n")[0] != name]
-        cx, cy = b.first + (b.last + 1 - b.first) / 2, plan.offsets[b.name] + b.size / 2
+        cx, cy = (first + end_) / 2, offset + m.size / 2
         for text, points in candidates:
             placed = None
             for rotation in (0, 90):
+                if not _may_fit(text, points, room_w, room_h, rotation):
+                    continue  # measuring is slow: skip what cannot fit even in narrow glyphs
                 t = ax.text(cx, cy, text, ha="center", va="center", fontsize=points, color=ink,
                             rotation=rotation, clip_on=True, linespacing=1.1, zorder=2)
                 box = t.get_window_extent(renderer)

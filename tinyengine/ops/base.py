@@ -73,6 +73,10 @@ class OpDef:
     def macs(self, graph: Graph, op: Op) -> int:
         return 0
 
+    def scratch_bytes(self, graph: Graph, op: Op) -> int:
+        """Scratch the kernel emit() chooses needs; cheap, for planning without emitting."""
+        return 0
+
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
         """Inputs whose buffer the output may take over when that input dies at this op, in
         order of preference; the kernel must then stay exact with output == input."""

@@ -28,7 +28,15 @@ def pad_before(in_size: int, filt: int, stride: int, dilation: int, out: int) ->
 
 
 def window_padding(op: Op, in_h: int, in_w: int, fh: int, fw: int) -> tuple[int, int, int, int]:
-    """(out_h, out_w, pad_h, pad_w) for a windowed op with stride/dilation/padding attrs."""
+    """(out_h, out_w, pad_h, pad_w) for a windowed op with stride/dilation/padding attrs.
+
+    A patch of a windowed op (memory/patch.py) carries its geometry explicitly in
+    attrs["window"] = (out_h, out_w, pad_h, pad_w): its padding is only what falls outside the
+    real image, which SAME/VALID cannot express.
+    """
+    if "window" in op.attrs:
+        oh, ow, ph, pw = op.attrs["window"]
+        return int(oh), int(ow), int(ph), int(pw)
     sh, sw = op.attrs["stride"]
     dh, dw = op.attrs.get("dilation", (1, 1))
     padding = op.attrs["padding"]

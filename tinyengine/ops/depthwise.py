@@ -90,6 +90,10 @@ class DepthwiseConv2D(OpDef):
         ok = depth_multiplier(graph, op) == 1 and x.shape == out.shape and x.shape[3] > 1
         return [0] if ok else []
 
+    def scratch_bytes(self, graph: Graph, op: Op) -> int:
+        out = graph.tensor(op.outputs[0])
+        return out.shape[1] * out.shape[2] if op.attrs.get("inplace") is not None else 0
+
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, w, b = (list(inputs) + [None])[:3]
         assert x is not None and w is not None
@@ -147,5 +151,5 @@ class DepthwiseConv2D(OpDef):
             + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
             sources=["te_common.h", "te_depthwise.h", "te_depthwise.c"],
-            scratch_bytes=oh * ow if inplace else 0,
+            scratch_bytes=self.scratch_bytes(graph, op),
         )

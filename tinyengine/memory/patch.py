@@ -1,0 +1,257 @@
+"""Patch-based inference (MCUNetV2): run the memory-heavy first stage one spatial patch at a time.
+
+The first layers of a CNN hold the largest activations. Computing the stage's output one patch
+at a time, each from just the window of the input it depends on (its receptive field), means
+only one patch's intermediates are ever live, while the stage output is assembled in place.
+The price is recomputation where neighbouring windows overlap: the MAC overhead.
+
+This is a graph -> graph pass. For a stage (a prefix of the op order whose only tensor read
+later is its output S) and a grid over S, every patch becomes:
+  SLICE of the input window -> the stage's ops on patch-sized tensors, with explicit geometry
+  (attrs["window"]: padding only where the window meets the real image border) -> SLICE crops
+  where one tensor feeds consumers that need different windows (residual adds) ->
+  UPDATE_SLICE of the patch into S, in place.
+The result is an ordinary graph: the reference executor, the planner and the code generator
+run it unchanged, and the reference proves it equals whole-tensor execution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import TinyEngineError
+from ..ir import Graph, Op, Tensor
+from ..ops import get_op
+
+Region = tuple[int, int, int, int]  # rows [y0, y1) x columns [x0, x1), half-open
+
+WINDOWED = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
+ELEMENTWISE = {"ADD", "QUANTIZE"}
+
+
+@dataclass
+class PatchSchedule:
+    stage_ops: list[str]  # names of the original ops run per patch, in order
+    output: str  # the stage output, assembled patch by patch
+    grid: tuple[int, int]  # patches along rows, columns
+    patches: list[Region]  # each patch's region of `output`
+    macs_whole: int = 0
+    macs_patched: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mac_overhead(self) -> float:
+        return self.macs_patched / self.macs_whole - 1.0 if self.macs_whole else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage_ops": self.stage_ops, "split_after": self.stage_ops[-1],
+                "output": self.output, "grid": list(self.grid),
+                "patches": [list(r) for r in self.patches], "macs_whole": self.macs_whole,
+                "macs_patched": self.macs_patched, "mac_overhead": round(self.mac_overhead, 6),
+                **self.extra}
+
+
+def total_macs(graph: Graph) -> int:
+    return sum(get_op(op.kind).macs(graph, op) for op in graph.ops)
+
+
+def _act_inputs(graph: Graph, op: Op) -> list[int]:
+    """Indices of the op's activation (non-constant) inputs."""
+    return [k for k, n in enumerate(op.inputs) if n and not graph.tensor(n).is_const]
+
+
+def _patchable(graph: Graph, op: Op) -> bool:
+    out = graph.tensor(op.outputs[0])
+    if len(out.shape) != 4 or len(op.outputs) != 1:
+        return False
+    if op.kind in WINDOWED:
+        return True
+    if op.kind == "ADD":
+        ins = [graph.tensor(n) for n in op.inputs]
+        return all(not t.is_const and t.shape == out.shape for t in ins)
+    return op.kind == "QUANTIZE"
+
+
+def stage_candidates(graph: Graph) -> list[int]:
+    """Prefix lengths n for which ops[:n] can run patch by patch: patchable ops reading only the
+    graph's one 4-D input and each other, with exactly one tensor (4-D) read after the stage."""
+    if len(graph.inputs) != 1 or len(graph.tensor(graph.inputs[0]).shape) != 4:
+        return []
+    readers: dict[str, set[int]] = {}
+    for i, op in enumerate(graph.ops):
+        for name in op.inputs:
+            readers.setdefault(name, set()).add(i)
+    out: list[int] = []
+    produced: set[str] = set()
+    for n, op in enumerate(graph.ops, start=1):
+        if not _patchable(graph, op):
+            break
+        if any(op.inputs[k] not in produced and op.inputs[k] not in graph.inputs
+               for k in _act_inputs(graph, op)):
+            break
+        produced.add(op.outputs[0])
+        escaping = [t for t in produced
+                    if t in graph.outputs or any(i >= n for i in readers.get(t, ()))]
+        if len(escaping) == 1 and escaping[0] not in graph.outputs:
+            out.append(n)
+    return out
+
+
+def _geometry(graph: Graph, op: Op) -> tuple[int, int, int, int, int, int, int, int]:
+    """(fh, fw, sh, sw, dh, dw, pad_h, pad_w) of a windowed op in whole-tensor execution."""
+    from ..ops.common import window_padding
+
+    x = graph.tensor(op.inputs[0])
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        fh, fw = graph.tensor(op.inputs[1]).shape[1:3]
+    else:
+        fh, fw = op.attrs["filter"]
+    sh, sw = op.attrs["stride"]
+    dh, dw = op.attrs.get("dilation", (1, 1))
+    _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+    return fh, fw, sh, sw, dh, dw, ph, pw
+
+
+def _input_region(graph: Graph, op: Op, r: Region) -> Region:
+    """The window of the op's activation input that output region r reads."""
+    if op.kind not in WINDOWED:
+        return r
+    x = graph.tensor(op.inputs[0])
+    fh, fw, sh, sw, dh, dw, ph, pw = _geometry(graph, op)
+    y0, y1, x0, x1 = r
+    return (max(0, y0 * sh - ph), min(x.shape[1], (y1 - 1) * sh - ph + (fh - 1) * dh + 1),
+            max(0, x0 * sw - pw), min(x.shape[2], (x1 - 1) * sw - pw + (fw - 1) * dw + 1))
+
+
+def _union(a: Region | None, b: Region) -> Region:
+    if a is None:
+        return b
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+
+
+def _split(size: int, parts: int) -> list[tuple[int, int]]:
+    cuts = [i * size // parts for i in range(parts + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(parts)]
+
+
+def _window_tensor(t: Tensor, name: str, r: Region) -> Tensor:
+    return Tensor(name, (t.shape[0], r[1] - r[0], r[3] - r[2], t.shape[3]), t.dtype, t.quant)
+
+
+def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int]) -> tuple[Graph, PatchSchedule]:
+    """Rewrite `graph` so that its first `n_stage` ops run patch by patch over a grid of their
+    output. Raises TinyEngineError if that stage cannot be patched or the grid does not fit."""
+    if n_stage not in stage_candidates(graph):
+        raise TinyEngineError(f"the first {n_stage} ops cannot run as a patch stage; possible "
+                              f"splits: {stage_candidates(graph)}")
+    stage = graph.ops[:n_stage]
+    produced = {op.outputs[0] for op in stage}
+    later = {n for op in graph.ops[n_stage:] for n in op.inputs} | set(graph.outputs)
+    s_name = next(t for t in produced if t in later)
+    s = graph.tensor(s_name)
+    gh, gw = grid
+    if not (1 <= gh <= s.shape[1] and 1 <= gw <= s.shape[2]) or gh * gw < 2:
+        raise TinyEngineError(f"a {gh}x{gw} grid does not fit the {s.shape[1]}x{s.shape[2]} "
+                              f"stage output {s_name}")
+    x_name = graph.inputs[0]
+    tensors = {n: t for n, t in graph.tensors.items() if n not in produced or n == s_name}
+    ops: list[Op] = []
+    patches = [(y0, y1, x0, x1) for y0, y1 in _split(s.shape[1], gh)
+               for x0, x1 in _split(s.shape[2], gw)]
+
+    def add_tensor(t: Tensor) -> str:
+        tensors[t.name] = t
+        return t.name
+
+    canvas = ""
+    for k, region in enumerate(patches):
+        # Backward: the window of every stage tensor this patch needs, and per use.
+        need: dict[str, Region] = {s_name: region}
+        use: dict[tuple[str, int], Region] = {}
+        for op in reversed(stage):
+            if op.outputs[0] not in need:
+                continue
+            r_in = _input_region(graph, op, need[op.outputs[0]])
+            for i in _act_inputs(graph, op):
+                use[(op.name, i)] = r_in
+                need[op.inputs[i]] = _union(need.get(op.inputs[i]), r_in)
+        # Forward: the input window, then the stage's ops on patch tensors.
+        local = {x_name: add_tensor(_window_tensor(graph.tensor(x_name), f"{x_name}@p{k}",
+                                                   need[x_name]))}
+        ops.append(Op(f"slice_input@p{k}", "SLICE", [x_name], [local[x_name]],
+                      {"begin": (need[x_name][0], need[x_name][2])}))
+        for op in stage:
+            out = op.outputs[0]
+            if out not in need:
+                continue
+            inputs = list(op.inputs)
+            for i in _act_inputs(graph, op):
+                t, r = op.inputs[i], use[(op.name, i)]
+                inputs[i] = local[t]
+                if r != need[t]:  # this consumer reads a smaller window: crop it
+                    crop = add_tensor(_window_tensor(graph.tensor(t), f"{t}@p{k}>{op.name}", r))
+                    ops.append(Op(f"crop_{t}@p{k}>{op.name}", "SLICE", [local[t]], [crop],
+                                  {"begin": (r[0] - need[t][0], r[2] - need[t][2])}))
+                    inputs[i] = crop
+            r = need[out]
+            local[out] = add_tensor(_window_tensor(graph.tensor(out), f"{out}@p{k}", r))
+            attrs = dict(op.attrs)
+            if op.kind in WINDOWED:
+                _, _, sh, sw, _, _, ph, pw = _geometry(graph, op)
+                attrs["window"] = (r[1] - r[0], r[3] - r[2], max(0, ph - r[0] * sh),
+                                   max(0, pw - r[2] * sw))
+            ops.append(Op(f"{op.name}@p{k}", op.kind, inputs, [local[out]], attrs))
+        last = k == len(patches) - 1
+        nxt = s_name if last else add_tensor(Tensor(f"{s_name}@canvas{k}", s.shape, s.dtype,
+                                                    s.quant))
+        ops.append(Op(f"assemble@p{k}", "UPDATE_SLICE", [canvas, local[s_name]], [nxt],
+                      {"begin": (region[0], region[2]), "shape": s.shape}))
+        canvas = nxt
+    ops.extend(graph.ops[n_stage:])
+    patched = Graph(tensors, ops, list(graph.inputs), list(graph.outputs), graph.name)
+    schedule = PatchSchedule([op.name for op in stage], s_name, grid, patches,
+                             total_macs(graph), total_macs(patched))
+    return patched, schedule
+
+
+def parse_patch_spec(spec: str) -> tuple[tuple[int, int], int] | None:
+    """'off' -> None; 'GxG@N' (grid rows x columns, split after N ops) -> ((G, G), N)."""
+    try:
+        grid, n = spec.lower().split("@")
+        gh, gw = grid.split("x")
+        return (int(gh), int(gw)), int(n)
+    except ValueError:
+        raise TinyEngineError(f"--patch {spec!r}: expected off, auto or RxC@N (e.g. 3x3@6: a "
+                              "3x3 grid over the output of the first 6 ops)") from None
+
+
+def grids_for(height: int, width: int, max_side: int = 8) -> list[tuple[int, int]]:
+    """Candidate grids, fewest patches first: near-square ones (|rows - columns| <= 1) that fit
+    the stage output."""
+    grids = [(gh, gw) for gh in range(1, max_side + 1) for gw in range(1, max_side + 1)
+             if abs(gh - gw) <= 1 and gh * gw >= 2 and gh <= height and gw <= width]
+    return sorted(grids, key=lambda g: (g[0] * g[1], g))
+
+
+def search_patches(graph: Graph, arena_of, max_mac_overhead: float = 0.2
+                   ) -> tuple[Graph, PatchSchedule] | None:
+    """The split point and grid with the smallest arena within the MAC budget, or None when no
+    patching beats whole-tensor execution. `arena_of(graph) -> bytes` is the real planner.
+
+    For a split, overhead grows with the number of patches, so the grid loop stops at the first
+    grid over budget; ties go to fewer MACs, then fewer patches, then the earlier split.
+    """
+    best: tuple[tuple[int, int, int, int], Graph, PatchSchedule] | None = None
+    base = arena_of(graph)
+    for n in stage_candidates(graph):
+        s = graph.tensor(graph.ops[n - 1].outputs[0])
+        for grid in grids_for(s.shape[1], s.shape[2]):
+            patched, sched = patch_graph(graph, n, grid)
+            if sched.mac_overhead > max_mac_overhead:
+                break
+            arena = arena_of(patched)
+            key = (arena, sched.macs_patched, grid[0] * grid[1], n)
+            if arena < base and (best is None or key < best[0]):
+                best = (key, patched, sched)
+    return None if best is None else (best[1], best[2])
