@@ -25,13 +25,14 @@ def _make(project, cflags: str, ldflags: str = "") -> None:
                    check=True, capture_output=True, text=True)
 
 
+@pytest.mark.parametrize("patch", ["off", "auto"])
 @pytest.mark.parametrize("name", MODEL_FILES)
-def test_sanitized_build_matches_reference(name, shared_models, tmp_path):
+def test_sanitized_build_matches_reference(name, patch, shared_models, tmp_path):
     require(shutil.which("make") is not None and shutil.which("cc") is not None,
             "make and cc are needed")
     graph = load_tflite(MODELS / name)
     project = tmp_path / "p"
-    compile_graph(graph, project, prefix="m")
+    compile_graph(graph, project, prefix="m", patch=patch)
     _make(project, f"-std=c99 -O1 -g -Wall -Wextra -Werror {SAN}", SAN)
     rng = np.random.default_rng(5)
     cases = [random_inputs(graph, rng) for _ in range(3)]

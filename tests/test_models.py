@@ -33,20 +33,21 @@ def bmp_pixels(path) -> np.ndarray:
 def compiled(tmp_path_factory):
     cache = {}
 
-    def get(name):
-        if name not in cache:
+    def get(name, patch="auto"):
+        if (name, patch) not in cache:
             from .conftest import MODELS
             graph = load_tflite(MODELS / name)
             out = tmp_path_factory.mktemp(name.split(".")[0]) / "project"
-            report = compile_graph(graph, out, prefix="m", source=name)
-            cache[name] = (graph, HostModel(out), report)
-        return cache[name]
+            report = compile_graph(graph, out, prefix="m", source=name, patch=patch)
+            cache[name, patch] = (graph, HostModel(out), report)
+        return cache[name, patch]
     return get
 
 
+@pytest.mark.parametrize("patch", ["off", "auto"])
 @pytest.mark.parametrize("name", MODEL_FILES)
-def test_c_equals_reference_equals_tflm(name, shared_models, tflm, compiled):
-    graph, host, _ = compiled(name)
+def test_c_equals_reference_equals_tflm(name, patch, shared_models, tflm, compiled):
+    graph, host, _ = compiled(name, patch)
     model = (shared_models / name).read_bytes()
     rng = np.random.default_rng(1234)
     for _ in range(20):
@@ -90,5 +91,7 @@ TFLM_HEAD = {"tflm_person_detect.tflite": 55296, "tiny_kws_ref_model.tflite": 16
 
 @pytest.mark.parametrize("name", MODEL_FILES)
 def test_arena_not_above_tflm_head(name, shared_models, compiled):
-    _, _, report = compiled(name)
-    assert report["arena_bytes"] <= TFLM_HEAD[name]
+    whole = compiled(name, "off")[2]
+    assert whole["arena_bytes"] <= TFLM_HEAD[name]
+    assert whole["patches"] is None
+    assert compiled(name, "auto")[2]["arena_bytes"] <= whole["arena_bytes"]
