@@ -8,6 +8,7 @@ input of an op is either an activation or a weight/bias that the C code reads fr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +40,17 @@ class Tensor:
     dtype: str
     quant: QuantParams | None = None
     data: np.ndarray | None = None  # set for constants (weights, bias)
+    # A constant whose values are not known yet (a network description without weights, as
+    # the search has): it costs flash like any constant, but nothing can run it.
+    const: bool = False
 
     @property
     def is_const(self) -> bool:
-        return self.data is not None
+        return self.data is not None or self.const
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:

@@ -50,18 +50,18 @@ def _io_info(graph: Graph, names: list[str], plan: MemoryPlan) -> list[dict[str,
     return out
 
 
-def _const_symbols(prefix: str, emissions: list[OpEmission]
+def _const_symbols(graph: Graph, prefix: str, emissions: list[OpEmission]
                    ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
-    """Per op, const name -> C symbol; and the arrays to emit. Arrays with the same type and
-    contents are emitted once: patch-based inference runs each op on every patch with the
-    same weights, and flash must not pay for that."""
-    by_content: dict[tuple[str, bytes], str] = {}
+    """Per op, const name -> C symbol; and the arrays to emit. The patch copies of one op
+    (attrs["origin"]) share its arrays when their contents agree: every patch runs with the same
+    weights, and flash must not pay for that."""
+    by_content: dict[tuple[str, str, bytes], str] = {}
     per_op: list[dict[str, str]] = []
     arrays: list[dict[str, Any]] = []
-    for i, em in enumerate(emissions):
+    for i, (op, em) in enumerate(zip(graph.ops, emissions)):
         symbols = {}
         for c in em.consts:
-            key = (c.ctype, c.values.tobytes())
+            key = (op.attrs.get("origin", op.name), c.name, c.values.tobytes())
             if key not in by_content:
                 by_content[key] = f"{prefix}_op{i}_{c.name}"
                 arrays.append({"sym": by_content[key], "ctype": c.ctype,
@@ -126,7 +126,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     for op, em in zip(graph.ops, emissions):
         assert em.scratch_bytes == plan_scratch(graph, op), op.name
 
-    symbols, consts = _const_symbols(prefix, emissions)
+    symbols, consts = _const_symbols(graph, prefix, emissions)
     ops = [_op_context(graph, i, em, plan, symbols[i], prefix) for i, em in enumerate(emissions)]
     flash = sum(c["bytes"] for c in consts)
     kernel_files = sorted({f for em in emissions for f in em.sources})

@@ -17,6 +17,7 @@ run it unchanged, and the reference proves it equals whole-tensor execution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,10 +140,12 @@ def _window_tensor(t: Tensor, name: str, r: Region) -> Tensor:
     return Tensor(name, (t.shape[0], r[1] - r[0], r[3] - r[2], t.shape[3]), t.dtype, t.quant)
 
 
-def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int]) -> tuple[Graph, PatchSchedule]:
+def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool = False,
+                macs_whole: int | None = None) -> tuple[Graph, PatchSchedule]:
     """Rewrite `graph` so that its first `n_stage` ops run patch by patch over a grid of their
-    output. Raises TinyEngineError if that stage cannot be patched or the grid does not fit."""
-    if n_stage not in stage_candidates(graph):
+    output. Raises TinyEngineError if that stage cannot be patched or the grid does not fit
+    (`checked`: the caller took n_stage from stage_candidates)."""
+    if not checked and n_stage not in stage_candidates(graph):
         raise TinyEngineError(f"the first {n_stage} ops cannot run as a patch stage; possible "
                               f"splits: {stage_candidates(graph)}")
     stage = graph.ops[:n_stage]
@@ -196,7 +199,7 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int]) -> tuple[Grap
                     inputs[i] = crop
             r = need[out]
             local[out] = add_tensor(_window_tensor(graph.tensor(out), f"{out}@p{k}", r))
-            attrs = dict(op.attrs)
+            attrs = dict(op.attrs, origin=op.name)
             if op.kind in WINDOWED:
                 _, _, sh, sw, _, _, ph, pw = _geometry(graph, op)
                 attrs["window"] = (r[1] - r[0], r[3] - r[2], max(0, ph - r[0] * sh),
@@ -210,8 +213,13 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int]) -> tuple[Grap
         canvas = nxt
     ops.extend(graph.ops[n_stage:])
     patched = Graph(tensors, ops, list(graph.inputs), list(graph.outputs), graph.name)
+    # Only the stage's MACs change: count the rest once.
+    stage_macs = sum(get_op(op.kind).macs(graph, op) for op in stage)
+    patched_macs = sum(get_op(op.kind).macs(patched, op) for op in ops[:len(ops) - len(graph.ops)
+                                                                      + n_stage])
+    whole = total_macs(graph) if macs_whole is None else macs_whole
     schedule = PatchSchedule([op.name for op in stage], s_name, grid, patches,
-                             total_macs(graph), total_macs(patched))
+                             whole, whole - stage_macs + patched_macs)
     return patched, schedule
 
 
@@ -234,24 +242,35 @@ def grids_for(height: int, width: int, max_side: int = 8) -> list[tuple[int, int
     return sorted(grids, key=lambda g: (g[0] * g[1], g))
 
 
-def search_patches(graph: Graph, arena_of, max_mac_overhead: float = 0.2
+def search_patches(graph: Graph, lower_bound_of: Callable[[Graph], int],
+                   arena_of: Callable[[Graph], int], max_mac_overhead: float = 0.2
                    ) -> tuple[Graph, PatchSchedule] | None:
     """The split point and grid with the smallest arena within the MAC budget, or None when no
-    patching beats whole-tensor execution. `arena_of(graph) -> bytes` is the real planner.
+    patching beats whole-tensor execution.
 
-    For a split, overhead grows with the number of patches, so the grid loop stops at the first
-    grid over budget; ties go to fewer MACs, then fewer patches, then the earlier split.
+    Every candidate within budget gets the cheap live-set lower bound; the real planner
+    (`arena_of`) then runs on candidates in order of that bound and stops once the best arena
+    found is no larger than the next bound: no unplanned candidate can beat it. For one split
+    the overhead grows with the number of patches, so the grid loop stops at the first grid
+    over budget. Ties go to fewer MACs, then fewer patches, then the earlier split.
     """
-    best: tuple[tuple[int, int, int, int], Graph, PatchSchedule] | None = None
-    base = arena_of(graph)
+    candidates: list[tuple[tuple[int, int, int, int], Graph, PatchSchedule]] = []
+    macs_whole = total_macs(graph)
     for n in stage_candidates(graph):
         s = graph.tensor(graph.ops[n - 1].outputs[0])
         for grid in grids_for(s.shape[1], s.shape[2]):
-            patched, sched = patch_graph(graph, n, grid)
+            patched, sched = patch_graph(graph, n, grid, checked=True, macs_whole=macs_whole)
             if sched.mac_overhead > max_mac_overhead:
                 break
-            arena = arena_of(patched)
-            key = (arena, sched.macs_patched, grid[0] * grid[1], n)
-            if arena < base and (best is None or key < best[0]):
-                best = (key, patched, sched)
-    return None if best is None else (best[1], best[2])
+            key = (lower_bound_of(patched), sched.macs_patched, grid[0] * grid[1], n)
+            candidates.append((key, patched, sched))
+    candidates.sort(key=lambda c: c[0])
+    best_arena = arena_of(graph)
+    best: tuple[Graph, PatchSchedule] | None = None
+    for (bound, *_), patched, sched in candidates:
+        if bound >= best_arena:
+            break
+        arena = arena_of(patched)
+        if arena < best_arena:
+            best_arena, best = arena, (patched, sched)
+    return best

@@ -87,11 +87,25 @@ def arena_size(buffers: list[BufferInfo], offsets: dict[str, int]) -> int:
     return max((offsets[b.name] + _aligned(b.size) for b in buffers), default=0)
 
 
+def live_bytes(buffers: list[BufferInfo]) -> list[int]:
+    """Total aligned size of the buffers live at each step (a sweep over birth/death events)."""
+    if not buffers:
+        return []
+    steps = max(b.last for b in buffers) + 1
+    delta = [0] * (steps + 1)
+    for b in buffers:
+        delta[b.first] += _aligned(b.size)
+        delta[b.last + 1] -= _aligned(b.size)
+    live, total = [], 0
+    for d in delta[:steps]:
+        total += d
+        live.append(total)
+    return live
+
+
 def live_lower_bound(buffers: list[BufferInfo]) -> int:
     """Largest total size of buffers live at one step: no placement can do better."""
-    steps = {b.first for b in buffers}
-    return max((sum(_aligned(b.size) for b in buffers if b.first <= s <= b.last)
-                for s in steps), default=0)
+    return max(live_bytes(buffers), default=0)
 
 
 def plan_linear(buffers: list[BufferInfo]) -> dict[str, int]:
@@ -105,17 +119,24 @@ def plan_linear(buffers: list[BufferInfo]) -> dict[str, int]:
 
 def _first_fit(ordered: list[BufferInfo]) -> dict[str, int]:
     """Place buffers in the given order, each at the lowest offset free for its whole lifetime."""
-    placed: list[tuple[BufferInfo, int]] = []
+    # Placed buffers are indexed by the steps they live in, so finding the ones that clash with
+    # a buffer costs its lifetime, not the number of buffers placed (patch graphs have many).
+    by_step: dict[int, list[tuple[int, int, str]]] = {}
     offsets: dict[str, int] = {}
     for b in ordered:
-        busy = sorted((off, off + _aligned(o.size)) for o, off in placed if o.overlaps_in_time(b))
+        clash: dict[str, tuple[int, int]] = {}
+        for s in range(b.first, b.last + 1):
+            for start, end, name in by_step.get(s, ()):
+                clash[name] = (start, end)
+        busy = sorted(clash.values())
         offset = 0
         for start, end in busy:
             if offset + _aligned(b.size) <= start:
                 break
             offset = max(offset, end)
         offsets[b.name] = offset
-        placed.append((b, offset))
+        for s in range(b.first, b.last + 1):
+            by_step.setdefault(s, []).append((offset, offset + _aligned(b.size), b.name))
     return offsets
 
 

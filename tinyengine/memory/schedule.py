@@ -15,7 +15,7 @@ from ..ir import Graph
 from ..ops import get_op
 from .inplace import mark_inplace
 from .patch import PatchSchedule, parse_patch_spec, patch_graph, search_patches
-from .plan import MemoryPlan, plan_memory
+from .plan import MemoryPlan, buffer_infos, live_lower_bound, plan_memory
 
 DEFAULT_MAX_MAC_OVERHEAD = 0.2
 
@@ -39,12 +39,20 @@ def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto") -> tup
     return graph, plan_memory(graph, scratch_sizes(graph), planner)
 
 
+def lower_bound(graph: Graph, inplace: bool = True) -> int:
+    """The live-set lower bound of the arena: what any placement needs at the busiest step."""
+    if inplace:
+        graph = mark_inplace(graph)
+    return live_lower_bound(buffer_infos(graph, scratch_sizes(graph)))
+
+
 def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: str = "auto",
              max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD) -> Schedule:
     """patch: "off", "auto" (search split and grid within `max_mac_overhead`), or "RxC@N"."""
     patches = None
     if patch == "auto":
-        found = search_patches(graph, lambda g: plan_graph(g, inplace, planner)[1].arena_bytes,
+        found = search_patches(graph, lambda g: lower_bound(g, inplace),
+                               lambda g: plan_graph(g, inplace, planner)[1].arena_bytes,
                                max_mac_overhead)
         if found is not None:
             graph, patches = found

@@ -1,0 +1,68 @@
+"""What a network costs on the MCU, as the engine would really build it: peak SRAM (the arena
+of the real planner, patches and in-place ops included), flash and MACs.
+
+This is the one resource model: tinynas asks it, the code generator's report.json says the same,
+and tests/test_cost.py holds the two to each other. A network description without weights
+(constants marked `const=True` with no data, quantisation parameters optional) is priced with
+placeholder values: none of the three figures depends on what the weights are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ir import DTYPES, Graph, QuantParams, Tensor, verify
+from .memory.patch import PatchSchedule, total_macs
+from .memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, schedule
+from .ops import get_op
+
+
+@dataclass
+class Cost:
+    peak_sram: int  # arena bytes: activations, inputs, outputs and scratch
+    flash_bytes: int  # weights, biases and requantisation tables as laid out
+    macs: int  # as executed, patch recomputation included
+    patches: PatchSchedule | None = None
+
+
+# Output-channel axis of each op's weights, quantised per channel as TFLite converters do;
+# FULLY_CONNECTED weights are per tensor, TFLite's default.
+_WEIGHT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
+
+
+def _placeholder(t: Tensor, axis: int | None) -> Tensor:
+    """A constant with zero values, and unit scales where the description gives none."""
+    quant = t.quant
+    if quant is None:
+        n = t.shape[axis] if axis is not None else 1
+        quant = QuantParams(np.ones(n, np.float32), np.zeros(n, np.int64), axis or 0)
+    return Tensor(t.name, t.shape, t.dtype, quant, np.zeros(t.shape, DTYPES[t.dtype]))
+
+
+def with_placeholders(graph: Graph) -> Graph:
+    """The graph with placeholder values for constants described without data."""
+    missing = {n for n, t in graph.tensors.items() if t.const and t.data is None}
+    if not missing:
+        return graph
+    axes = {op.inputs[1]: _WEIGHT_AXIS.get(op.kind) for op in graph.ops if len(op.inputs) > 1}
+    tensors = {n: _placeholder(t, axes.get(n)) if n in missing else t
+               for n, t in graph.tensors.items()}
+    return Graph(tensors, graph.ops, graph.inputs, graph.outputs, graph.name)
+
+
+def flash_bytes(graph: Graph) -> int:
+    """Bytes of the constant arrays the code generator emits for `graph` (unpatched)."""
+    return sum(int(c.values.nbytes) for op in graph.ops
+               for c in get_op(op.kind).emit(graph, op).consts)
+
+
+def estimate(graph: Graph, patch: str = "off",
+             max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD, planner: str = "auto") -> Cost:
+    """Peak SRAM, flash and MACs of `graph` as `tinyengine compile` would build it."""
+    graph = with_placeholders(graph)
+    verify(graph)
+    sched = schedule(graph, patch, planner=planner, max_mac_overhead=max_mac_overhead)
+    return Cost(sched.plan.arena_bytes, flash_bytes(graph), total_macs(sched.graph),
+                sched.patches)
