@@ -32,7 +32,8 @@ def _without_weights(graph: Graph) -> Graph:
     return Graph(tensors, graph.ops, graph.inputs, graph.outputs, graph.name)
 
 
-@pytest.mark.parametrize("name", ["tflm_person_detect.tflite", "tiny_pretrainedResnet_quant.tflite"])
+@pytest.mark.parametrize("name", ["tflm_person_detect.tflite",
+                                  "tiny_pretrainedResnet_quant.tflite"])
 def test_description_without_weights_costs_the_same(name, shared_models):
     graph = load_tflite(shared_models / name)
     real = estimate(graph, patch="auto")
