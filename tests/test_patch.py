@@ -106,3 +106,38 @@ def test_bad_patch_requests(shared_models):
         schedule(graph, "2x2@31")
     with pytest.raises(TinyEngineError, match="expected off, auto or RxC@N"):
         schedule(graph, "sometimes")
+
+
+def test_streamed_input_is_exact_and_outside_the_arena(shared_models, tflm, tmp_path):
+    import subprocess
+
+    path = shared_models / "tflm_person_detect.tflite"
+    graph = load_tflite(path)
+    held = compile_graph(graph, tmp_path / "held", prefix="pd", patch="4x4@8")
+    streamed = compile_graph(graph, tmp_path / "s", prefix="pd", patch="4x4@8", stream_input=True)
+    counts = streamed["arena_counts"]
+    assert counts["streamed_inputs"] == ["input"] and not counts["includes_inputs"]
+    assert counts["caller_buffer_bytes"] == 96 * 96
+    assert held["arena_counts"]["includes_inputs"]
+    assert streamed["arena_bytes"] < held["arena_bytes"]
+    host = HostModel(tmp_path / "s")
+    rng = np.random.default_rng(12)
+    cases = [random_inputs(graph, rng) for _ in range(3)]
+    for x in cases:
+        c = host.invoke(x)[0]
+        np.testing.assert_array_equal(c, tflm.run_tflm(path.read_bytes(), x)[0].reshape(c.shape))
+    san = "-fsanitize=address,undefined -fno-sanitize-recover=all"
+    subprocess.run(["make", "-s", "-C", str(tmp_path / "s"), f"CFLAGS=-std=c99 -O1 -Wall -Wextra "
+                    f"-Werror {san}", f"LDFLAGS={san}"], check=True, capture_output=True)
+    (tmp_path / "in.bin").write_bytes(b"".join(x[0].tobytes() for x in cases))
+    subprocess.run([str(tmp_path / "s" / "pd_demo"), str(tmp_path / "in.bin"),
+                    str(tmp_path / "out.bin")], check=True)
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(3, -1)
+    for row, x in zip(got, cases):
+        np.testing.assert_array_equal(row, run_reference(graph, x)[0].ravel())
+
+
+def test_streaming_without_patches_is_refused(shared_models):
+    graph = load_tflite(shared_models / "tflm_person_detect.tflite")
+    with pytest.raises(TinyEngineError, match="input streaming needs patch-based"):
+        schedule(graph, "off", stream_input=True)

@@ -21,8 +21,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     graph = load_model(args.model)
     report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
                            planner=args.planner, patch=args.patch,
-                           max_mac_overhead=args.max_mac_overhead)
-    print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B, "
+                           max_mac_overhead=args.max_mac_overhead,
+                           stream_input=args.stream_input)
+    streamed = report["arena_counts"]["streamed_inputs"]
+    note = f" (input streamed from the caller: {streamed})" if streamed else ""
+    print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
           f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}")
     return 0
 
@@ -42,6 +45,9 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
                         "over the output of the first N ops")
     p.add_argument("--max-mac-overhead", type=float, default=0.2,
                    help="MAC budget of --patch auto, as a fraction (default: 0.2)")
+    p.add_argument("--stream-input", action="store_true",
+                   help="with patches: read the input window by window from the caller's "
+                        "buffer, outside the arena (the arena figure then excludes the input)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -90,7 +96,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                                     use_tflm=not args.no_tflm, progress=True,
                                     compile_options={"planner": args.planner,
                                                      "patch": args.patch,
-                                                     "max_mac_overhead": args.max_mac_overhead})
+                                                     "max_mac_overhead": args.max_mac_overhead,
+                                                     "stream_input": args.stream_input})
     for v in verdicts:
         print(f"{args.model}: {v.line(report['arena_bytes'])}{_patch_note(report)}")
     return 0 if all(v.exact for v in verdicts) else 1
@@ -105,7 +112,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     graph = load_model(args.model)
     verify(graph)
     sched = schedule(graph, args.patch, planner=args.planner,
-                     max_mac_overhead=args.max_mac_overhead)
+                     max_mac_overhead=args.max_mac_overhead, stream_input=args.stream_input)
     print(live_table(sched.graph, sched.plan))
     if sched.patches:
         p = sched.patches

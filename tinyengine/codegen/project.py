@@ -44,7 +44,7 @@ def _io_info(graph: Graph, names: list[str], plan: MemoryPlan) -> list[dict[str,
         t = graph.tensor(n)
         out.append({"index": i, "name": n, "dtype": t.dtype, "ctype": CTYPES[t.dtype],
                     "shape": list(t.shape), "size": t.size, "bytes": t.nbytes,
-                    "offset": plan.offsets[n],
+                    "offset": plan.offsets.get(n), "streamed": n in plan.external,
                     "scale": t.scale if t.quant is not None else None,
                     "zero_point": t.zero_point if t.quant is not None else None})
     return out
@@ -77,7 +77,10 @@ def _op_context(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan,
     op = graph.ops[index]
     args = []
     for a in em.args:
-        if a.kind == "tensor":
+        if a.kind == "tensor" and a.ref in plan.external:
+            args.append({"kind": "stream", "ctype": a.ctype,
+                         "index": graph.inputs.index(a.ref)})
+        elif a.kind == "tensor":
             args.append({"kind": "arena", "ctype": a.ctype, "offset": plan.offsets[a.ref]})
         elif a.kind == "scratch":
             args.append({"kind": "arena", "ctype": a.ctype,
@@ -108,8 +111,8 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
 
 def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
                   source: str = "", planner: str = "auto", inplace: bool = True,
-                  patch: str = "auto",
-                  max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD) -> dict[str, Any]:
+                  patch: str = "auto", max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
+                  stream_input: bool = False) -> dict[str, Any]:
     """Generate the C project for `graph` into `out_dir`; returns the report (also report.json).
 
     The passes: verify -> schedule (patches, in-place marks, arena plan) -> emit each op ->
@@ -119,7 +122,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
         raise TinyEngineError(f"symbol prefix {prefix!r} is not a C identifier; use letters, "
                               "digits and underscores, not starting with a digit")
     verify(graph)
-    sched = schedule(graph, patch, inplace, planner, max_mac_overhead)
+    sched = schedule(graph, patch, inplace, planner, max_mac_overhead, stream_input)
     graph, plan = sched.graph, sched.plan
     verify(graph)
     emissions = [get_op(op.kind).emit(graph, op) for op in graph.ops]
@@ -138,6 +141,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
            "kernel_sources": [f for f in kernel_files if f.endswith(".c")], **io}
     report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
     report["patches"] = sched.patches.to_json() if sched.patches else None
+    report["arena_counts"] = _arena_counts(graph, plan)
     report["memory_plan"].update(plan_json(graph, plan))
     _write_project(Path(out_dir), prefix, ctx, kernel_files, report)
     return report
@@ -146,6 +150,20 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
 _FILES = {"model.h.j2": "{p}_model.h", "model.c.j2": "{p}_model.c",
           "weights.h.j2": "{p}_weights.h", "weights.c.j2": "{p}_weights.c",
           "main.c.j2": "main.c", "Makefile.j2": "Makefile", "CMakeLists.txt.j2": "CMakeLists.txt"}
+
+
+def _arena_counts(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
+    """What arena_bytes holds, said plainly: input and output tensors are inside it unless
+    streamed, and so is every op's scratch."""
+    streamed = [n for n in graph.inputs if n in plan.external]
+    return {"includes_inputs": not streamed,
+            "input_bytes": sum(graph.tensor(n).nbytes for n in graph.inputs
+                               if n not in plan.external),
+            "streamed_inputs": streamed,
+            "caller_buffer_bytes": sum(graph.tensor(n).nbytes for n in streamed),
+            "output_bytes": sum(graph.tensor(n).nbytes for n in graph.outputs),
+            "largest_scratch_bytes": max((b.size for b in plan.buffers
+                                          if b.name.endswith(":scratch")), default=0)}
 
 
 def plan_scratch(graph: Graph, op: Op) -> int:

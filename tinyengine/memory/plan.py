@@ -10,7 +10,7 @@ first registered, so the result is deterministic).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..errors import TinyEngineError
 from ..ir import Graph
@@ -37,10 +37,11 @@ class MemoryPlan:
     offsets: dict[str, int]
     buffers: list[BufferInfo]
     order: list[str]  # op names in execution order
+    external: list[str] = field(default_factory=list)  # tensors outside the arena (streamed)
 
     def to_json(self) -> dict:
         return {"algorithm": self.algorithm, "arena_bytes": self.arena_bytes,
-                "order": self.order,
+                "order": self.order, "external": self.external,
                 "buffers": [dict(asdict(b), offset=self.offsets[b.name]) for b in self.buffers]}
 
 
@@ -52,11 +53,13 @@ def scratch_name(op_name: str) -> str:
     return f"{op_name}:scratch"
 
 
-def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None) -> list[BufferInfo]:
+def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None,
+                 external: frozenset[str] = frozenset()) -> list[BufferInfo]:
     """Lifetimes of arena buffers for the graph's op order (inputs live from op 0).
 
     Tensors that ops run in place on (alias groups, see memory/inplace.py) share one buffer
     named after the group's root, live from the first member's birth to the last one's death.
+    `external` tensors live in the caller's memory (a streamed input) and get no buffer.
     """
     scratch = scratch or {}
     first: dict[str, int] = {n: 0 for n in graph.inputs}
@@ -73,6 +76,8 @@ def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None) -> list[Bu
     groups = alias_groups(graph)
     span: dict[str, tuple[int, int, int]] = {}
     for n in first:
+        if n in external:
+            continue
         g = groups.get(n, n)
         f, la, size = span.get(g, (first[n], last[n], 0))
         span[g] = (min(f, first[n]), max(la, last[n]), max(size, graph.tensor(n).nbytes))
@@ -160,11 +165,11 @@ PLANNERS: dict[str, Callable[[list[BufferInfo]], dict[str, int]]] = {
 
 
 def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
-                algorithm: str = "auto") -> MemoryPlan:
+                algorithm: str = "auto", external: frozenset[str] = frozenset()) -> MemoryPlan:
     if algorithm != "auto" and algorithm not in PLANNERS:
         raise TinyEngineError(f"unknown arena planner {algorithm!r}; choose auto or one of "
                               f"{', '.join(PLANNERS)}")
-    buffers = buffer_infos(graph, scratch)
+    buffers = buffer_infos(graph, scratch, external)
     names = list(PLANNERS) if algorithm == "auto" else [algorithm]
     groups = alias_groups(graph)
     best: MemoryPlan | None = None
@@ -172,7 +177,7 @@ def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
         offsets = PLANNERS[name](buffers)
         offsets.update({t: offsets[g] for t, g in groups.items() if t != g and g in offsets})
         plan = MemoryPlan(name, arena_size(buffers, offsets), offsets, buffers,
-                          [op.name for op in graph.ops])
+                          [op.name for op in graph.ops], sorted(external))
         if best is None or plan.arena_bytes < best.arena_bytes:
             best = plan
     assert best is not None

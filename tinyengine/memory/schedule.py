@@ -31,12 +31,12 @@ def scratch_sizes(graph: Graph) -> dict[str, int]:
     return {op.name: get_op(op.kind).scratch_bytes(graph, op) for op in graph.ops}
 
 
-def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto") -> tuple[Graph,
-                                                                                   MemoryPlan]:
+def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto",
+               external: frozenset[str] = frozenset()) -> tuple[Graph, MemoryPlan]:
     """In-place marks then arena placement, for a graph in its final op order."""
     if inplace:
         graph = mark_inplace(graph)
-    return graph, plan_memory(graph, scratch_sizes(graph), planner)
+    return graph, plan_memory(graph, scratch_sizes(graph), planner, external)
 
 
 def lower_bound(graph: Graph, inplace: bool = True) -> int:
@@ -46,9 +46,27 @@ def lower_bound(graph: Graph, inplace: bool = True) -> int:
     return live_lower_bound(buffer_infos(graph, scratch_sizes(graph)))
 
 
+def streamable_inputs(graph: Graph) -> frozenset[str]:
+    """Graph inputs read only through SLICE windows: the C code can read those windows straight
+    from the caller's buffer, so the input needs no room in the arena."""
+    readers: dict[str, set[str]] = {}
+    for op in graph.ops:
+        for n in op.inputs:
+            readers.setdefault(n, set()).add(op.kind)
+    return frozenset(n for n in graph.inputs
+                     if readers.get(n) == {"SLICE"} and n not in graph.outputs)
+
+
 def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: str = "auto",
-             max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD) -> Schedule:
-    """patch: "off", "auto" (search split and grid within `max_mac_overhead`), or "RxC@N"."""
+             max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
+             stream_input: bool = False) -> Schedule:
+    """patch: "off", "auto" (search split and grid within `max_mac_overhead`), or "RxC@N".
+
+    stream_input: an explicit, labelled choice, never the default: with patches, the input is
+    read window by window from the caller's buffer and the arena does not hold it.
+    """
+    if max_mac_overhead < 0:
+        raise TinyEngineError("the MAC overhead budget must be >= 0")
     patches = None
     if patch == "auto":
         found = search_patches(graph, lambda g: lower_bound(g, inplace),
@@ -60,7 +78,12 @@ def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: st
         spec = parse_patch_spec(patch)
         assert spec is not None
         graph, patches = patch_graph(graph, spec[1], spec[0])
-    elif max_mac_overhead < 0:
-        raise TinyEngineError("the MAC overhead budget must be >= 0")
-    graph, plan = plan_graph(graph, inplace, planner)
+    external: frozenset[str] = frozenset()
+    if stream_input:
+        external = streamable_inputs(graph)
+        if not external:
+            raise TinyEngineError("input streaming needs patch-based inference that reads the "
+                                  "input window by window; use --patch auto or RxC@N (and check "
+                                  "that patches were chosen)")
+    graph, plan = plan_graph(graph, inplace, planner, external)
     return Schedule(graph, plan, patches)

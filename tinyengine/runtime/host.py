@@ -44,6 +44,12 @@ class HostModel:
         self._ffi, self._lib = self._build(extra_cflags or [])
         if getattr(self._lib, f"{self.prefix}_init")() != 0:
             raise TinyEngineError(f"{self.project}: {self.prefix}_init failed")
+        # Streamed inputs live in buffers of ours, outside the arena, as on the board.
+        self._streams: dict[int, Any] = {}
+        for i, spec in enumerate(self.report["inputs"]):
+            if spec.get("streamed"):
+                self._streams[i] = self._ffi.new("char[]", spec["bytes"])
+                getattr(self._lib, f"{self.prefix}_stream_input")(i, self._streams[i])
 
     def _sources(self) -> list[Path]:
         p = self.project
@@ -53,7 +59,8 @@ class HostModel:
     def _build(self, extra_cflags: list[str]) -> tuple[Any, Any]:
         p = self.prefix
         cdef = (f"int {p}_init(void); int {p}_invoke(void); "
-                f"void *{p}_input(int index); void *{p}_output(int index);")
+                f"void *{p}_input(int index); void *{p}_output(int index); "
+                f"int {p}_stream_input(int index, const void *data);")
         sources = self._sources()
         h = hashlib.sha256()
         for f in [*sources, *sorted(self.project.glob("*.h")),
@@ -98,7 +105,8 @@ class HostModel:
             x = np.ascontiguousarray(x, dtype=DTYPES[spec["dtype"]])
             if x.size != spec["size"]:
                 raise TinyEngineError(f"input {i}: expected {spec['shape']}, got {x.shape}")
-            ffi.memmove(getattr(lib, f"{p}_input")(i), x.tobytes(), spec["bytes"])
+            dest = self._streams[i] if i in self._streams else getattr(lib, f"{p}_input")(i)
+            ffi.memmove(dest, x.tobytes(), spec["bytes"])
         status = getattr(lib, f"{p}_invoke")()
         if status != 0:
             op = self.report["ops"][(status >> 8) - 1]
