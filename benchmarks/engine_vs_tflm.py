@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/engine_vs_tflm.py [--runs N]
 
-For each model in ../shared/models: our arena (inputs, outputs and scratch included) and flash
-(weights + biases + requantisation tables as laid out), TFLM's head (activations, its greedy
+For each model in ../shared/models, three builds of the generated C: whole-tensor execution
+(--patch off), automatic patch-based inference (--patch auto, 20% MAC budget) and, as a labelled
+option, patches with the input streamed from the caller's buffer. Each build's arena (inputs,
+outputs and scratch included unless streamed) is set beside TFLM's head (activations, its greedy
 planner) and total arena (head + persistent tail) as measured now with the tflite-micro package,
-the ratios, and the host time per inference of our C (through cffi) and of the TFLM interpreter
-on the same inputs. Prints a Markdown table; benchmarks/RESULTS.md records its output.
+and each build's outputs are checked against TFLM bit for bit on N random inputs. A second table
+gives the host time per inference (whole-tensor build, through cffi) against the TFLM
+interpreter on the same inputs. Prints Markdown; benchmarks/RESULTS.md records the output.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import numpy as np
 
 from tinyengine import tflm
 from tinyengine.codegen import compile_graph
+from tinyengine.errors import TinyEngineError
 from tinyengine.frontend import load_tflite
 from tinyengine.inputs import random_inputs
 from tinyengine.runtime import HostModel
 
 MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "models"
+MODES = {"off": {"patch": "off"}, "auto": {"patch": "auto"},
+         "stream": {"patch": "auto", "stream_input": True}}
 
 
 def _per_call(fn, inputs: list[list[np.ndarray]]) -> float:
@@ -38,36 +44,68 @@ def _per_call(fn, inputs: list[list[np.ndarray]]) -> float:
     return 1e3 * float(np.median(times))
 
 
+def _build(graph, tmp: Path, mode: str) -> tuple[dict, HostModel] | None:
+    try:
+        report = compile_graph(graph, tmp / mode, prefix="m", **MODES[mode])
+    except TinyEngineError:  # streaming without patches: not applicable to this model
+        return None
+    return report, HostModel(tmp / mode)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     from tflite_micro import runtime
 
-    print("| model | ours arena B | TFLM head B | ours/head | TFLM total B | ours/total "
-          "| ours flash B | MACs | ours ms | TFLM ms | speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    memory_rows, speed_rows = [], []
     for path in sorted(MODELS.glob("*.tflite")):
         graph = load_tflite(path)
+        model = path.read_bytes()
+        rng = np.random.default_rng(0)
+        inputs = [random_inputs(graph, rng) for _ in range(args.runs)]
+        expected = [tflm.run_tflm(model, x) for x in inputs]
+        a = tflm.tflm_arena(path)
+        cells = []
         with tempfile.TemporaryDirectory() as tmp:
-            report = compile_graph(graph, Path(tmp) / "p", prefix="m")
-            host = HostModel(Path(tmp) / "p")
-            rng = np.random.default_rng(0)
-            inputs = [random_inputs(graph, rng) for _ in range(args.runs)]
+            builds = {m: _build(graph, Path(tmp), m) for m in MODES}
+            for built in builds.values():
+                if built is None:
+                    cells.append("n/a")
+                    continue
+                report, host = built
+                exact = all(np.array_equal(c, t.reshape(c.shape))
+                            for x, want in zip(inputs, expected)
+                            for c, t in zip(host.invoke(x), want))
+                p = report["patches"]
+                how = (f"{p['grid'][0]}x{p['grid'][1]}@{len(p['stage_ops'])}, "
+                       f"+{100 * p['mac_overhead']:.1f}% MACs" if p else "no patches")
+                cells.append(f"{report['arena_bytes']:,} ({report['arena_bytes'] / a['head']:.2f}"
+                             f" head, {report['arena_bytes'] / a['total']:.2f} total; {how}; "
+                             f"{'exact' if exact else 'MISMATCH'})")
+            whole, host = builds["off"]  # type: ignore[misc]
             ours_ms = _per_call(host.invoke, inputs)
-        itp = runtime.Interpreter.from_bytes(path.read_bytes(), arena_size=tflm.DEFAULT_ARENA_BYTES)
+        itp = runtime.Interpreter.from_bytes(model, arena_size=tflm.DEFAULT_ARENA_BYTES)
 
         def tflm_call(x: list[np.ndarray], itp=itp) -> None:
-            for i, a in enumerate(x):
-                itp.set_input(a, i)
+            for i, v in enumerate(x):
+                itp.set_input(v, i)
             itp.invoke()
 
         tflm_ms = _per_call(tflm_call, inputs)
-        a = tflm.tflm_arena(path)
-        ours = report["arena_bytes"]
-        print(f"| {path.stem} | {ours:,} | {a['head']:,} | {ours / a['head']:.3f} | "
-              f"{a['total']:,} | {ours / a['total']:.3f} | {report['flash_bytes']:,} | "
-              f"{report['macs']:,} | {ours_ms:.3f} | {tflm_ms:.3f} | {tflm_ms / ours_ms:.1f}x |")
+        memory_rows.append(f"| {path.stem} | {a['head']:,} | {a['total']:,} | "
+                           + " | ".join(cells) + " |")
+        speed_rows.append(f"| {path.stem} | {whole['flash_bytes']:,} | {whole['macs']:,} | "
+                          f"{ours_ms:.3f} | {tflm_ms:.3f} | {tflm_ms / ours_ms:.1f}x |")
+    print(f"Arena bytes; each build checked against TFLM on {args.runs} random inputs.\n")
+    print("| model | TFLM head | TFLM total | ours, whole tensors | ours, auto patches "
+          "| ours, patches + streamed input (option) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(memory_rows))
+    print("\nHost time per inference, whole-tensor build (median of the same inputs).\n")
+    print("| model | ours flash B | MACs | ours ms | TFLM ms | speed-up |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(speed_rows))
 
 
 if __name__ == "__main__":

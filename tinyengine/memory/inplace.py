@@ -2,9 +2,13 @@
 
 A pass over the graph in execution order. Buffers form alias groups (union-find): an op may
 write into the group of input k (k from the op's `inplace_inputs`) when no member of that group
-is read after this op and none is a graph output; a view op (RESHAPE) may join its input's group
-regardless, since it changes no byte. The decision is recorded as `op.attrs["inplace"] = k`,
-which the planner turns into one shared buffer and the op's emitter into its in-place kernel.
+is read after this op, none is a graph output, and the output fits in the group's buffer as it
+is; a view op (RESHAPE) may join its input's group regardless, since it changes no byte. The
+size rule matters because a group's buffer lives from its first member's birth: growing it for
+an expanding layer (a pointwise conv to more channels) would charge the larger size at steps
+before that layer, which can raise the peak it was meant to lower. The decision is recorded as
+`op.attrs["inplace"] = k`, which the planner turns into one shared buffer and the op's emitter
+into its in-place kernel.
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ def mark_inplace(graph: Graph) -> Graph:
             src = op.inputs[k]
             group = members.setdefault(root.setdefault(src, src), [src])
             dies_here = all(last_read.get(m, -1) <= i and m not in outputs for m in group)
-            if opdef.is_view or dies_here:
+            fits = graph.tensor(op.outputs[0]).nbytes <= max(graph.tensor(m).nbytes
+                                                             for m in group)
+            if opdef.is_view or (dies_here and fits):
                 op.attrs["inplace"] = k
                 out = op.outputs[0]
                 root[out] = root[src]

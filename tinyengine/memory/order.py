@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..ir import Graph
 from .plan import _aligned
 
-DEFAULT_EXACT_LIMIT = 50_000  # done-sets the exact search may visit before it gives up
+DEFAULT_EXACT_LIMIT = 20_000  # done-sets the exact search may visit before it gives up
 DEFAULT_BEAM_WIDTH = 32
 
 
@@ -77,20 +77,22 @@ def order_problem(graph: Graph, scratch: dict[str, int] | None = None) -> OrderP
                          -1 if t in graph.inputs else producer[t], readers.get(t, 0), t in outputs)
             for t in dict.fromkeys(list(graph.inputs) + list(producer))}
     n = len(graph.ops)
-    preds, succs = [0] * n, [[] for _ in range(n)]  # type: tuple[list[int], list[list[int]]]
+    preds = [0] * n
     writes: list[list[TensorUse]] = [[] for _ in range(n)]
     reads: list[list[TensorUse]] = [[] for _ in range(n)]
-    for t, use in uses.items():
+    for use in uses.values():
         if use.producer >= 0:
             writes[use.producer].append(use)
-        for i in range(n):
-            if use.readers >> i & 1:
-                reads[i].append(use)
-                if use.producer >= 0 and use.producer != i:
-                    preds[i] |= 1 << use.producer
-    for i in range(n):
-        succs[i] = [j for j in range(n) if preds[j] >> i & 1]
-    out_bytes = [sum(u.nbytes for u in writes[i]) + scratch.get(op.name, 0)
+    for i, op in enumerate(graph.ops):
+        for t in dict.fromkeys(t for t in op.inputs if t in uses):
+            reads[i].append(uses[t])
+            if uses[t].producer >= 0 and uses[t].producer != i:
+                preds[i] |= 1 << uses[t].producer
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for j in range(n):
+        for i in _bits(preds[j]):
+            succs[i].append(j)
+    out_bytes = [sum(u.nbytes for u in writes[i]) + _aligned(scratch.get(op.name, 0))
                  for i, op in enumerate(graph.ops)]
     return OrderProblem([op.name for op in graph.ops], preds, succs, out_bytes,
                         list(uses.values()), writes, reads)
@@ -129,19 +131,21 @@ def _ready_after(p: OrderProblem, ready: tuple[int, ...], s: int, o: int) -> tup
     return tuple(sorted([j for j in ready if j != o] + fresh))
 
 
-def _step_costs(p: OrderProblem, order: list[int]) -> list[int]:
-    done, costs = 0, []
-    for i in order:
-        costs.append(_resident(p, done) + p.out_bytes[i])
-        done |= 1 << i
-    return costs
+def _peak(p: OrderProblem, order: list[int]) -> int:
+    done, resident = 0, _resident(p, 0)
+    peak = resident if not order else 0  # no ops: the inputs alone, as buffer_infos has them
+    for o in order:
+        peak = max(peak, resident + p.out_bytes[o])
+        resident = _resident_after(p, resident, done, o)
+        done |= 1 << o
+    return peak
 
 
 def peak_of_order(graph: Graph, order: list[str], scratch: dict[str, int] | None = None) -> int:
     """Peak live bytes when the graph's ops run in `order` (same rule as plan.buffer_infos)."""
     p = order_problem(graph, scratch)
     index = {n: i for i, n in enumerate(p.names)}
-    return max(_step_costs(p, [index[n] for n in order]), default=0)
+    return _peak(p, [index[n] for n in order])
 
 
 def is_topological(graph: Graph, order: list[str]) -> bool:
@@ -172,90 +176,90 @@ def _has_one_order(p: OrderProblem) -> bool:
 
 # Exact search. The tensors resident after a set of ops has run depend only on that set, not on
 # the order it ran in, so the best peak for finishing the graph from a done-set S is
-#     best(S) = min over ready ops o of max(resident(S) + out_bytes(o), best(S | {o})),
+#     best(S) = min over ready ops o of max(resident(S) + out_bytes(o), best(S + {o})),
 # a dynamic programme over the downsets of the DAG (muNAS memoises the same recurrence). We
 # enumerate downsets level by level (|S| = 0, 1, ...), give up when their number passes the
 # limit, then solve backwards. Walking forward from the empty set and taking, at each step, the
-# lowest-index op that keeps the optimum gives the lexicographically smallest optimal order, so
-# the file order wins every tie it is part of.
+# lowest-index op that can still finish within best(empty set) gives the lexicographically
+# smallest optimal order, so the file order wins every tie it is part of.
 def _exact(p: OrderProblem, limit: int) -> tuple[list[int], int, int] | None:
     full = (1 << p.size) - 1
-    resident: dict[int, int] = {0: _resident(p, 0)}
-    ready: dict[int, tuple[int, ...]] = {0: tuple(i for i in range(p.size) if p.preds[i] == 0)}
+    resident = {0: _resident(p, 0)}
+    ready = {0: _initially_ready(p)}
     levels = [[0]]
     for _ in range(p.size):
-        nxt: dict[int, None] = {}
+        level: list[int] = []
         for s in levels[-1]:
             for o in ready[s]:
                 t = s | 1 << o
-                if t in ready:
-                    continue
-                ready[t] = _ready_after(p, s, t, o, ready[s])
-                resident[t] = _resident_after(p, resident[s], s, t, o)
-                nxt[t] = None
-                if len(ready) > limit:
-                    return None
-        levels.append(list(nxt))
-    best: dict[int, int] = {full: 0}
+                if t not in ready:
+                    ready[t] = _ready_after(p, ready[s], s, o)
+                    resident[t] = _resident_after(p, resident[s], s, o)
+                    level.append(t)
+            if len(ready) > limit:
+                return None
+        levels.append(level)
+    best = {full: 0}
     for level in reversed(levels[:-1]):
         for s in level:
             best[s] = min(max(resident[s] + p.out_bytes[o], best[s | 1 << o]) for o in ready[s])
-    order, s = [], 0
+    order, s, peak = [], 0, 0
     while s != full:
         o = next(o for o in ready[s]
-                 if max(resident[s] + p.out_bytes[o], best[s | 1 << o]) == best[s])
+                 if max(peak, resident[s] + p.out_bytes[o], best[s | 1 << o]) == best[0])
+        peak = max(peak, resident[s] + p.out_bytes[o])
         order.append(o)
         s |= 1 << o
     return order, best[0], len(ready)
 
 
-def _ready_after(p: OrderProblem, s: int, t: int, o: int, ready_s: tuple[int, ...]) -> tuple:
-    fresh = [j for j in p.succs[o] if not p.preds[j] & ~t and not t >> j & 1]
-    return tuple(sorted([j for j in ready_s if j != o] + fresh))
+@dataclass(frozen=True)
+class _Partial:
+    """A partial order in the beam; fields compare in this order, so ties go to lower indices."""
 
-
-def _resident_after(p: OrderProblem, before: int, s: int, t: int, o: int) -> int:
-    """resident(t) from resident(s), t = s + {o}: add o's kept outputs, drop what o read last."""
-    if s == 0:
-        return _resident(p, t)  # the unread-input rule only applies to the empty set
-    after = before
-    for nbytes, prod, readers, is_output in p.tensors:
-        if prod == o and (is_output or readers & ~t):
-            after += nbytes
-        elif readers >> o & 1 and not is_output and not readers & ~t:
-            after -= nbytes
-    return after
+    peak: int
+    resident: int
+    order: tuple[int, ...]
+    done: int
+    ready: tuple[int, ...]
 
 
 # Heuristic search for graphs with too many downsets. A beam keeps, level by level, the `width`
 # partial orders with the lowest (peak so far, resident bytes); partial orders that ran the same
 # set of ops have the same future, so only the best of them is kept. Width 1 is the greedy rule
-# "run the ready op that keeps the peak and then the live bytes lowest". Ties go to the lower op
-# indices, and the file order is returned whenever the beam does not beat it.
+# "run the ready op that keeps the peak, then the live bytes, lowest". Ties go to the lower op
+# indices, and search_order returns the file order whenever the beam does not beat it.
 def _beam(p: OrderProblem, width: int) -> tuple[list[int], int, int]:
-    beam: list[tuple[int, int, list[int], int, tuple[int, ...]]] = [
-        (0, _resident(p, 0), [], 0, tuple(i for i in range(p.size) if p.preds[i] == 0))]
+    beam = [_Partial(0, _resident(p, 0), (), 0, _initially_ready(p))]
     expanded = 0
     for _ in range(p.size):
-        children: dict[int, tuple[int, int, list[int], int, tuple[int, ...]]] = {}
-        for peak, res, order, s, ready in beam:
-            for o in ready:
-                t = s | 1 << o
-                child = (max(peak, res + p.out_bytes[o]), _resident_after(p, res, s, t, o),
-                         order + [o], t, ())
-                if t not in children or child[:3] < children[t][:3]:
-                    children[t] = child
+        children: dict[int, tuple[int, int, tuple[int, ...], _Partial]] = {}
+        for b in beam:
+            for o in b.ready:
+                key = (max(b.peak, b.resident + p.out_bytes[o]),
+                       _resident_after(p, b.resident, b.done, o), b.order + (o,), b)
+                t = b.done | 1 << o
+                if t not in children or key[:3] < children[t][:3]:
+                    children[t] = key
                 expanded += 1
         kept = sorted(children.values(), key=lambda c: c[:3])[:width]
-        beam = [(pk, res, order, t, _ready_after(p, t & ~(1 << order[-1]), t, order[-1],
-                                                 _ready_of(p, t & ~(1 << order[-1]))))
-                for pk, res, order, t, _ in kept]
-    peak, _, order, _, _ = beam[0]
-    return order, peak, expanded
+        beam = [_Partial(peak, res, order, b.done | 1 << order[-1],
+                         _ready_after(p, b.ready, b.done, order[-1]))
+                for peak, res, order, b in kept]
+    return list(beam[0].order), beam[0].peak, expanded
 
 
-def _ready_of(p: OrderProblem, s: int) -> tuple[int, ...]:
-    return tuple(i for i in range(p.size) if not s >> i & 1 and not p.preds[i] & ~s)
+def _initially_ready(p: OrderProblem) -> tuple[int, ...]:
+    return tuple(i for i in range(p.size) if p.preds[i] == 0)
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
 
 
 def search_order(graph: Graph, exact_limit: int = DEFAULT_EXACT_LIMIT,
@@ -265,13 +269,13 @@ def search_order(graph: Graph, exact_limit: int = DEFAULT_EXACT_LIMIT,
     p = order_problem(graph, scratch)
     file_order = list(range(p.size))
     if _has_one_order(p):
-        return OrderSearch(list(p.names), max(_step_costs(p, file_order), default=0), True, 1)
+        return OrderSearch(list(p.names), _peak(p, file_order), True, 1)
     found = _exact(p, exact_limit)
     if found is not None:
         order, peak, states = found
         return OrderSearch([p.names[i] for i in order], peak, True, states)
     order, peak, states = _beam(p, beam_width)
-    file_peak = max(_step_costs(p, file_order))
+    file_peak = _peak(p, file_order)
     if file_peak <= peak:
         order, peak = file_order, file_peak
     return OrderSearch([p.names[i] for i in order], peak, False, states)

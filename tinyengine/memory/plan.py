@@ -182,3 +182,6 @@ def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
             best = plan
     assert best is not None
     return best
+
+
+from . import placement  # noqa: E402,F401  (registers its planners in PLANNERS)

@@ -14,6 +14,7 @@ from ..errors import TinyEngineError
 from ..ir import Graph
 from ..ops import get_op
 from .inplace import mark_inplace
+from .order import best_order, reorder
 from .patch import PatchSchedule, parse_patch_spec, patch_graph, search_patches
 from .plan import MemoryPlan, buffer_infos, live_lower_bound, plan_memory
 
@@ -57,6 +58,20 @@ def streamable_inputs(graph: Graph) -> frozenset[str]:
                      if readers.get(n) == {"SLICE"} and n not in graph.outputs)
 
 
+def choose_order(graph: Graph, inplace: bool = True, planner: str = "auto") -> Graph:
+    """muNAS's execution order search: the topological order with the lowest peak of live
+    bytes, kept only where the real plan (in-place marks included, which the order search does
+    not model) beats the file order."""
+    order = best_order(graph)
+    if order == [op.name for op in graph.ops]:
+        return graph
+    reordered = reorder(graph, order)
+    if (plan_graph(reordered, inplace, planner)[1].arena_bytes
+            < plan_graph(graph, inplace, planner)[1].arena_bytes):
+        return reordered
+    return graph
+
+
 def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: str = "auto",
              max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
              stream_input: bool = False) -> Schedule:
@@ -67,6 +82,7 @@ def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: st
     """
     if max_mac_overhead < 0:
         raise TinyEngineError("the MAC overhead budget must be >= 0")
+    graph = choose_order(graph, inplace, planner)
     patches = None
     if patch == "auto":
         found = search_patches(graph, lambda g: lower_bound(g, inplace),

@@ -52,6 +52,15 @@ def requantize_acc(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp:
     return clamp_int8(y + out_zp, lo, hi)
 
 
+def is_pointwise(graph: Graph, op: Op) -> bool:
+    """Domain of te_conv2d_1x1_s8 and its in-place twin; the C kernels check the same."""
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    _, fh, fw, _ = w.shape
+    oh, ow, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+    return ((fh, fw) == (1, 1) and tuple(op.attrs["stride"]) == (1, 1) and (ph, pw) == (0, 0)
+            and (oh, ow) == tuple(x.shape[1:3]))
+
+
 @register
 class Conv2D(OpDef):
     kind = "CONV_2D"
@@ -71,6 +80,14 @@ class Conv2D(OpDef):
                 "channels (grouped convolution is not supported)")
         if b is not None and (b.dtype != "int32" or not b.is_const):
             raise UnsupportedError(f"op {op.name}: bias {b.name} must be constant int32")
+
+    def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
+        # te_conv2d_1x1_inplace_s8: pixel by pixel through one output pixel of scratch.
+        return [0] if is_pointwise(graph, op) else []
+
+    def scratch_bytes(self, graph: Graph, op: Op) -> int:
+        out = graph.tensor(op.outputs[0])
+        return out.shape[3] if op.attrs.get("inplace") is not None else 0
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
@@ -110,14 +127,16 @@ class Conv2D(OpDef):
         dh, dw = op.attrs.get("dilation", (1, 1))
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
-        pointwise = fh == 1 and fw == 1 and (sh, sw) == (1, 1) and (ph, pw) == (0, 0)
+        pointwise = is_pointwise(graph, op)
+        inplace = op.attrs.get("inplace") is not None
         assert wt.data is not None
         consts = [ConstArray("filter", "int8_t", wt.data.ravel())] + requant_consts(mult, shift)
         if b is not None:
             assert b.data is not None
             consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
+        kernel = "te_conv2d_1x1_s8" if pointwise else "te_conv2d_s8"
         return OpEmission(
-            kernel="te_conv2d_1x1_s8" if pointwise else "te_conv2d_s8",
+            kernel="te_conv2d_1x1_inplace_s8" if inplace else kernel,
             params_type="te_conv2d_params_t",
             params={
                 "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
@@ -129,7 +148,9 @@ class Conv2D(OpDef):
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("const", "filter", "const int8_t"),
                   Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+                  Arg("tensor", op.outputs[0], "int8_t")]
+            + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
             sources=["te_common.h", "te_conv.h", "te_conv.c"],
+            scratch_bytes=self.scratch_bytes(graph, op),
         )
