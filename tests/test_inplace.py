@@ -12,8 +12,8 @@ import pytest
 from tinyengine.codegen import compile_graph
 from tinyengine.ir import Graph, Op, QuantParams, Tensor
 from tinyengine.memory.inplace import alias_groups, mark_inplace
-from tinyengine.reference import run_reference
 from tinyengine.memory.schedule import lower_bound
+from tinyengine.reference import run_reference
 from tinyengine.runtime import HostModel
 
 from .random_graphs import random_graph
