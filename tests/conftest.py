@@ -42,3 +42,9 @@ def tflm():
 
     require(oracle.tflm_available(), "tflite-micro is not installed (pip install -e .[dev])")
     return oracle
+
+
+# examples/ holds the digits CNN and the random MBConv networks the float-path tests use.
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "examples"))

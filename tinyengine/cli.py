@@ -14,15 +14,37 @@ import numpy as np
 from .errors import TinyEngineError
 
 
+def _schedule_options(args: argparse.Namespace) -> dict:
+    return {"planner": args.planner, "patch": args.patch,
+            "max_mac_overhead": args.max_mac_overhead, "stream_input": args.stream_input}
+
+
+def _input_shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(d) for d in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise TinyEngineError(f"--input-shape {text!r}: expected numbers like 1,1,8,8") from None
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .codegen import compile_graph
-    from .frontend import load_model
+    from .frontend import is_onnx, load_model
 
-    graph = load_model(args.model)
-    report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
-                           planner=args.planner, patch=args.patch,
-                           max_mac_overhead=args.max_mac_overhead,
-                           stream_input=args.stream_input)
+    if is_onnx(args.model):
+        from .convert import compile_onnx
+
+        if args.calib is None:
+            raise TinyEngineError(f"{args.model} is a float ONNX model: pass calibration data "
+                                  "with --calib (a directory of images, or an .npy/.npz)")
+        report = compile_onnx(args.model, args.output, args.calib, method=args.calib_method,
+                              input_shape=_input_shape(args.input_shape), prefix=args.prefix,
+                              **_schedule_options(args))
+    else:
+        graph = load_model(args.model)
+        report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
+                               source_model={"format": "tflite"}, **_schedule_options(args))
     streamed = report["arena_counts"]["streamed_inputs"]
     note = f" (input streamed from the caller: {streamed})" if streamed else ""
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
@@ -51,21 +73,21 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .inputs import as_batch, load_npy
+    from .inputs import load_npy
     from .runtime import HostModel, load_project_report
+    from .source_forms import source_input_batches, source_outputs
 
     report = load_project_report(args.project)
     specs = report["inputs"]
     if len(args.input) != len(specs):
         raise TinyEngineError(f"the model takes {len(specs)} input(s); pass --input once each")
-    batches = [as_batch(load_npy(p), s, str(p)) for p, s in zip(args.input, specs)]
-    n = {len(b) for b, _ in batches}
-    if len(n) != 1:
-        raise TinyEngineError("the --input batches have different lengths")
+    batches, batched = source_input_batches(report, [load_npy(p) for p in args.input],
+                                            [str(p) for p in args.input])
     host = HostModel(args.project)
-    results = [host.invoke([b[k] for b, _ in batches]) for k in range(n.pop())]
+    results = [host.invoke([b[k] for b in batches]) for k in range(len(batches[0]))]
     outs = [np.stack([r[i] for r in results]) for i in range(len(report["outputs"]))]
-    if not batches[0][1]:
+    outs = source_outputs(report, outs, args.raw)
+    if not batched:
         outs = [o[0] for o in outs]
     if len(args.output) not in (1, len(outs)):
         raise TinyEngineError(f"the model has {len(outs)} outputs; pass --output once or once each")
@@ -94,10 +116,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         given = [[b[k] for b in batches] for k in range(len(batches[0]))]
     verdicts, report = verify_model(args.model, given, n_random=args.random, seed=args.seed,
                                     use_tflm=not args.no_tflm, progress=True,
-                                    compile_options={"planner": args.planner,
-                                                     "patch": args.patch,
-                                                     "max_mac_overhead": args.max_mac_overhead,
-                                                     "stream_input": args.stream_input})
+                                    compile_options=_schedule_options(args))
     for v in verdicts:
         print(f"{args.model}: {v.line(report['arena_bytes'])}{_patch_note(report)}")
     return 0 if all(v.exact for v in verdicts) else 1
@@ -139,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True, help="project directory")
     c.add_argument("--prefix", default="model", help="C symbol prefix (default: model)")
+    c.add_argument("--calib", type=Path,
+                   help="ONNX float models: calibration data (image directory, .npy or .npz)")
+    c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "mse"],
+                   help="activation range estimate (default: minmax)")
+    c.add_argument("--input-shape", help="ONNX: fix a dynamic input shape, e.g. 1,1,8,8")
     _add_schedule_options(c)
     c.set_defaults(func=_cmd_compile)
 
@@ -147,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", type=Path, action="append", required=True,
                    help=".npy: one input in the model's shape, or a batch along a new axis")
     r.add_argument("--output", type=Path, action="append", required=True, help=".npy to write")
+    r.add_argument("--raw", action="store_true",
+                   help="for a float source model: the int8 outputs before dequantisation")
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("verify", help="compile and check C == reference == TFLM")

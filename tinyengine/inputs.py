@@ -25,6 +25,8 @@ def as_batch(x: np.ndarray, spec: dict[str, Any], what: str) -> tuple[np.ndarray
         batch, batched = x.reshape((1, *shape)), False
     elif x.shape[1:] == shape:
         batch, batched = x, True
+    elif shape and shape[0] == 1 and x.ndim == len(shape) and x.shape[1:] == shape[1:]:
+        batch, batched = x[:, None], True  # a model with batch 1 given N samples along axis 0
     else:
         raise TinyEngineError(f"{what}: shape {x.shape} is neither the input shape {shape} nor a "
                               f"batch of it (N, {', '.join(map(str, shape))})")

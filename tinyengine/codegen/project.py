@@ -112,8 +112,13 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
 def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
                   source: str = "", planner: str = "auto", inplace: bool = True,
                   patch: str = "auto", max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
-                  stream_input: bool = False) -> dict[str, Any]:
+                  stream_input: bool = False, source_model: dict[str, Any] | None = None,
+                  extra_files: dict[str, bytes] | None = None) -> dict[str, Any]:
     """Generate the C project for `graph` into `out_dir`; returns the report (also report.json).
+
+    source_model: what `tinyengine run` needs to take inputs and give outputs in the source
+    model's own form (layouts, output quantisation), stored in report.json. extra_files: more
+    files for the project directory (e.g. the QDQ ONNX model), written in the same atomic step.
 
     The passes: verify -> schedule (patches, in-place marks, arena plan) -> emit each op ->
     render the templates -> write the project atomically.
@@ -141,9 +146,10 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
            "kernel_sources": [f for f in kernel_files if f.endswith(".c")], **io}
     report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
     report["patches"] = sched.patches.to_json() if sched.patches else None
+    report["source_model"] = source_model or {"format": "graph"}
     report["arena_counts"] = _arena_counts(graph, plan)
     report["memory_plan"].update(plan_json(graph, plan))
-    _write_project(Path(out_dir), prefix, ctx, kernel_files, report)
+    _write_project(Path(out_dir), prefix, ctx, kernel_files, report, extra_files or {})
     return report
 
 
@@ -171,7 +177,7 @@ def plan_scratch(graph: Graph, op: Op) -> int:
 
 
 def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: list[str],
-                   report: dict[str, Any]) -> None:
+                   report: dict[str, Any], extra_files: dict[str, bytes]) -> None:
     out = out.resolve()
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
                                              and not (out / PROJECT_MARKER).is_file())):
@@ -189,6 +195,8 @@ def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: li
         (tmp / "kernels").mkdir()
         for f in kernel_files:
             shutil.copyfile(CSRC / f, tmp / "kernels" / f)
+        for name, data in extra_files.items():
+            (tmp / name).write_bytes(data)
         (tmp / PROJECT_MARKER).write_text(json.dumps(report, indent=1, default=_json_default))
         if out.exists():
             shutil.rmtree(out)
