@@ -6,8 +6,10 @@ static te_status_t te_conv2d_check(const te_conv2d_params_t *p, const int8_t *in
     if (p == NULL || input == NULL || filter == NULL || output == NULL) {
         return TE_ERR_ARG;
     }
-    if (p->input.c != p->filter.c || p->output.c != p->filter.n || p->input.n != p->output.n ||
-        p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1) {
+    if (p->groups < 1 || p->input.c != p->filter.c * p->groups ||
+        p->output.c % p->groups != 0 || p->output.c != p->filter.n ||
+        p->input.n != p->output.n || p->stride_h < 1 || p->stride_w < 1 ||
+        p->dilation_h < 1 || p->dilation_w < 1) {
         return TE_ERR_ARG;
     }
     return TE_OK;
@@ -17,16 +19,20 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
                          const int32_t *bias, int8_t *output)
 {
     int32_t b, oy, ox, oc, ky, kx, ic;
+    int32_t group_out;
     const te_status_t st = te_conv2d_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
     }
+    group_out = p->output.c / p->groups; /* output channels per group */
     for (b = 0; b < p->output.n; ++b) {
         for (oy = 0; oy < p->output.h; ++oy) {
             const int32_t in_y0 = oy * p->stride_h - p->pad_h;
             for (ox = 0; ox < p->output.w; ++ox) {
                 const int32_t in_x0 = ox * p->stride_w - p->pad_w;
                 for (oc = 0; oc < p->output.c; ++oc) {
+                    /* The group's first input channel. */
+                    const int32_t ic0 = (oc / group_out) * p->filter.c;
                     int32_t acc = 0;
                     for (ky = 0; ky < p->filter.h; ++ky) {
                         const int32_t in_y = in_y0 + ky * p->dilation_h;
@@ -40,9 +46,10 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
                             if (in_x < 0 || in_x >= p->input.w) {
                                 continue;
                             }
-                            in_px = input + ((b * p->input.h + in_y) * p->input.w + in_x) * p->input.c;
+                            in_px = input + ((b * p->input.h + in_y) * p->input.w + in_x) * p->input.c +
+                                    ic0;
                             f_px = filter + ((oc * p->filter.h + ky) * p->filter.w + kx) * p->filter.c;
-                            for (ic = 0; ic < p->input.c; ++ic) {
+                            for (ic = 0; ic < p->filter.c; ++ic) {
                                 acc += ((int32_t)in_px[ic] + p->q.input_offset) * (int32_t)f_px[ic];
                             }
                         }
@@ -62,8 +69,8 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
 
 static int te_conv2d_is_pointwise(const te_conv2d_params_t *p)
 {
-    return p->filter.h == 1 && p->filter.w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
-           p->pad_h == 0 && p->pad_w == 0 && p->input.h == p->output.h &&
+    return p->groups == 1 && p->filter.h == 1 && p->filter.w == 1 && p->stride_h == 1 &&
+           p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0 && p->input.h == p->output.h &&
            p->input.w == p->output.w;
 }
 

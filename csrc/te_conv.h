@@ -19,10 +19,13 @@ typedef struct {
     int32_t pad_w;      /**< left padding */
     te_quant_t q;
     te_requant_t rq;
+    int32_t groups;     /**< >= 1; input.c == filter.c * groups, output.c a multiple of groups */
 } te_conv2d_params_t;
 
 /**
- * Generic convolution: any kernel size, stride, dilation and padding.
+ * Generic convolution: any kernel size, stride, dilation, padding and group count. With G groups
+ * the filter is OHW(C/G): output channel oc belongs to group g = oc / (O/G) and reads input
+ * channels g*C/G .. (g+1)*C/G - 1.
  * @param bias int32 per output channel, or NULL.
  * @return TE_OK, or TE_ERR_ARG for null pointers or mismatched dimensions.
  */
@@ -30,7 +33,8 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
                          const int32_t *bias, int8_t *output);
 
 /**
- * Pointwise convolution. Domain: 1x1 filter, stride 1, no padding (dilation is then irrelevant).
+ * Pointwise convolution. Domain: 1x1 filter, stride 1, no padding (dilation is then irrelevant),
+ * one group.
  * Returns TE_ERR_ARG outside that domain rather than computing a wrong answer.
  */
 te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,

@@ -24,8 +24,9 @@ def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """(x_train, y_train, x_test, y_test): 8x8 images scaled to [0, 1], NCHW float32."""
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]
-    return tuple(train_test_split(x, digits.target, test_size=0.25, random_state=seed,
-                                  stratify=digits.target))  # type: ignore[return-value]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, digits.target, test_size=0.25, random_state=seed, stratify=digits.target)
+    return x_train, y_train, x_test, y_test
 
 
 def small_cnn() -> nn.Module:

@@ -2,6 +2,10 @@
 
 Reference semantics: TFLite's reference_integer_ops::ConvPerChannel. Padding pixels contribute
 nothing (they equal the input zero point); the odd pixel of SAME padding goes bottom/right.
+
+Grouped convolution (attrs["groups"] = G, default 1, as ONNX's Conv `group`): the filter is
+(O, kh, kw, C/G); output channel oc belongs to group g = oc // (O/G) and reads input channels
+g*C/G ... (g+1)*C/G - 1. With G == 1 this is exactly TFLite's CONV_2D.
 """
 
 from __future__ import annotations
@@ -52,13 +56,18 @@ def requantize_acc(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp:
     return clamp_int8(y + out_zp, lo, hi)
 
 
+def conv_groups(op: Op) -> int:
+    """The op's group count (1: an ordinary convolution)."""
+    return int(op.attrs.get("groups", 1))
+
+
 def is_pointwise(graph: Graph, op: Op) -> bool:
     """Domain of te_conv2d_1x1_s8 and its in-place twin; the C kernels check the same."""
     x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     _, fh, fw, _ = w.shape
     oh, ow, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
     return ((fh, fw) == (1, 1) and tuple(op.attrs["stride"]) == (1, 1) and (ph, pw) == (0, 0)
-            and (oh, ow) == tuple(x.shape[1:3]))
+            and (oh, ow) == tuple(x.shape[1:3]) and conv_groups(op) == 1)
 
 
 @register
@@ -74,10 +83,15 @@ class Conv2D(OpDef):
             raise UnsupportedError(f"op {op.name}: filter {w.name} must be constant int8")
         if np.any(w.quant.zero_point != 0):
             raise UnsupportedError(f"op {op.name}: filter {w.name} has a non-zero zero point")
-        if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[3] != w.shape[3]:
+        groups = conv_groups(op)
+        if groups < 1:
+            raise UnsupportedError(f"op {op.name}: groups must be >= 1, got {groups}")
+        if (len(x.shape) != 4 or len(w.shape) != 4 or x.shape[3] != w.shape[3] * groups
+                or w.shape[0] % groups != 0):
             raise UnsupportedError(
-                f"op {op.name}: input {x.shape} and filter {w.shape} need NHWC/OHWI with equal "
-                "channels (grouped convolution is not supported)")
+                f"op {op.name}: input {x.shape} and filter {w.shape} need NHWC/OHWI with input "
+                f"channels = filter channels x groups ({groups}) and output channels a multiple "
+                "of groups")
         if b is not None and (b.dtype != "int32" or not b.is_const):
             raise UnsupportedError(f"op {op.name}: bias {b.name} must be constant int32")
 
@@ -108,9 +122,13 @@ class Conv2D(OpDef):
         oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
         acc = np.zeros((xt.shape[0], oh, ow, oc), np.int64)
         w64 = w.astype(np.int64)
+        groups = conv_groups(op)
+        gi, go = wt.shape[3], oc // groups  # input and output channels per group
         for ky, kx, win in padded_windows(x, xt.zero_point, oh, ow, fh, fw, op.attrs["stride"],
                                           op.attrs.get("dilation", (1, 1)), (ph, pw)):
-            acc += win @ w64[:, ky, kx, :].T
+            for g in range(groups):
+                acc[..., g * go:(g + 1) * go] += (win[..., g * gi:(g + 1) * gi]
+                                                  @ w64[g * go:(g + 1) * go, ky, kx, :].T)
         if b is not None:
             acc += b.astype(np.int64)
         mult, shift = conv_requant(xt, wt, ot)
@@ -144,6 +162,7 @@ class Conv2D(OpDef):
                 "pad_h": ph, "pad_w": pw,
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
                 "rq": ["@mult", "@shift", int(wt.quant.per_channel) if wt.quant else 0],
+                "groups": conv_groups(op),
             },
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("const", "filter", "const int8_t"),
