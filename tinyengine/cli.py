@@ -19,6 +19,18 @@ def _schedule_options(args: argparse.Namespace) -> dict:
             "max_mac_overhead": args.max_mac_overhead, "stream_input": args.stream_input}
 
 
+def _target(args: argparse.Namespace) -> str | None:
+    return getattr(args, "board", None) or getattr(args, "target", None)
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    from .target import BOARDS
+
+    p.add_argument("--target", choices=["cortex-m4", "cortex-m7", "cortex-m55", "host"],
+                   help="core to build for (default: host)")
+    p.add_argument("--board", choices=sorted(BOARDS), help="board preset (memory sizes)")
+
+
 def _input_shape(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
@@ -40,11 +52,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                                   "with --calib (a directory of images, or an .npy/.npz)")
         report = compile_onnx(args.model, args.output, args.calib, method=args.calib_method,
                               input_shape=_input_shape(args.input_shape), prefix=args.prefix,
-                              **_schedule_options(args))
+                              target=_target(args), **_schedule_options(args))
     else:
         graph = load_model(args.model)
         report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
-                               source_model={"format": "tflite"}, **_schedule_options(args))
+                               source_model={"format": "tflite"}, target=_target(args),
+                               **_schedule_options(args))
     streamed = report["arena_counts"]["streamed_inputs"]
     note = f" (input streamed from the caller: {streamed})" if streamed else ""
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
@@ -83,8 +96,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise TinyEngineError(f"the model takes {len(specs)} input(s); pass --input once each")
     batches, batched = source_input_batches(report, [load_npy(p) for p in args.input],
                                             [str(p) for p in args.input])
-    host = HostModel(args.project)
-    results = [host.invoke([b[k] for b in batches]) for k in range(len(batches[0]))]
+    records = [[b[k] for b in batches] for k in range(len(batches[0]))]
+    target = _target(args)
+    if target not in (None, "host"):
+        from .target import run_records
+
+        results = run_records(args.project, records, target, simd=not args.portable).outputs
+    else:
+        host = HostModel(args.project)
+        results = [host.invoke(r) for r in records]
     outs = [np.stack([r[i] for r in results]) for i in range(len(report["outputs"]))]
     outs = source_outputs(report, outs, args.raw)
     if not batched:
@@ -144,6 +164,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .target import bench, format_bench
+
+    result = bench(args.project, _target(args) or "cortex-m4", simd=not args.portable)
+    print(format_bench(result, args.top))
+    if args.json:
+        args.json.write_text(json.dumps(result.to_json(), indent=1))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -164,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation range estimate (default: minmax)")
     c.add_argument("--input-shape", help="ONNX: fix a dynamic input shape, e.g. 1,1,8,8")
     _add_schedule_options(c)
+    _add_target_options(c)
     c.set_defaults(func=_cmd_compile)
 
     r = sub.add_parser("run", help="run a compiled project on the host")
@@ -173,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", type=Path, action="append", required=True, help=".npy to write")
     r.add_argument("--raw", action="store_true",
                    help="for a float source model: the int8 outputs before dequantisation")
+    _add_target_options(r)
+    r.add_argument("--portable", action="store_true", help="Cortex-M: portable kernels, no SIMD")
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("verify", help="compile and check C == reference == TFLM")
@@ -189,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--png", type=Path, help="timeline image (default: MODEL_memory.png)")
     _add_schedule_options(pl)
     pl.set_defaults(func=_cmd_plan)
+
+    b = sub.add_parser("bench", help="instructions per inference and per op on an emulated core")
+    b.add_argument("project", type=Path)
+    _add_target_options(b)
+    b.add_argument("--portable", action="store_true", help="portable kernels, no SIMD")
+    b.add_argument("--top", type=int, help="show only the N most expensive ops")
+    b.add_argument("--json", type=Path, help="also write the counts as JSON")
+    b.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser("demo", help="end-to-end demo on a built-in int8 CNN (no download)")
     d.add_argument("-o", "--output", type=Path, default=Path("out/demo"))

@@ -113,12 +113,15 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
                   source: str = "", planner: str = "auto", inplace: bool = True,
                   patch: str = "auto", max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
                   stream_input: bool = False, source_model: dict[str, Any] | None = None,
-                  extra_files: dict[str, bytes] | None = None) -> dict[str, Any]:
+                  extra_files: dict[str, bytes] | None = None,
+                  target: str | None = None) -> dict[str, Any]:
     """Generate the C project for `graph` into `out_dir`; returns the report (also report.json).
 
     source_model: what `tinyengine run` needs to take inputs and give outputs in the source
     model's own form (layouts, output quantisation), stored in report.json. extra_files: more
     files for the project directory (e.g. the QDQ ONNX model), written in the same atomic step.
+    target: a Cortex-M core or board (tinyengine.target): checks that the model fits the board
+    and adds startup code, a linker script with the board's memory and firmware build rules.
 
     The passes: verify -> schedule (patches, in-place marks, arena plan) -> emit each op ->
     render the templates -> write the project atomically.
@@ -149,7 +152,15 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     report["source_model"] = source_model or {"format": "graph"}
     report["arena_counts"] = _arena_counts(graph, plan)
     report["memory_plan"].update(plan_json(graph, plan))
-    _write_project(Path(out_dir), prefix, ctx, kernel_files, report, extra_files or {})
+    files = dict(extra_files or {})
+    if target not in (None, "host"):
+        from ..target import check_fits, resolve_board, target_files
+
+        board = resolve_board(target)
+        report["target"] = {"board": board.name, "core": board.core,
+                            **check_fits(report, board).to_json()}
+        files.update(target_files(report, board, [f for f in kernel_files if f.endswith(".c")]))
+    _write_project(Path(out_dir), prefix, ctx, kernel_files, report, files)
     return report
 
 

@@ -1,0 +1,332 @@
+"""Firmware builds: a generated project + a board -> an ELF for arm-none-eabi, and its true size.
+
+The firmware is the project's own sources (<prefix>_model.c, <prefix>_weights.c, kernels/*.c),
+exactly what the host build compiles, plus three files rendered from codegen_templates/target/:
+a semihosting main (inputs from input.bin, outputs to output.bin), the startup code (vector
+table, reset handler) and a linker script with the board's real flash and RAM regions.
+
+Two checks guard the memory: `check_fits` says in plain words, before compiling anything, that
+a model cannot fit (its figures are lower bounds, so it never refuses a model that links), and
+the linker script makes the linker refuse what the estimate let through.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .. import __version__
+from ..errors import TinyEngineError
+from ..resources import TEMPLATES
+from ..runtime.host import load_project_report
+from .boards import Board, resolve_board
+
+TOOLCHAIN_HINT = ("install the Arm toolchain: apt-get install --no-install-recommends "
+                  "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+FIRMWARE_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
+                   "-fdata-sections")
+# newlib-nano, semihosting system calls (librdimon) and our own startup instead of crt0.
+FIRMWARE_LDFLAGS = ("--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
+                    "-Wl,--gc-sections")
+NO_SIMD_DEFINE = "-DTE_NO_SIMD"
+
+# Lower bounds of what the firmware needs besides the model, measured on the smallest model
+# (tflm_hello_world, -O2, any of the three cores): startup, main, newlib-nano stdio and
+# semihosting took about 10 KB of flash and 0.3 KB of static RAM. The check uses less than that
+# on purpose: it must never refuse a model that links, and the linker has the last word anyway.
+RUNTIME_FLASH_FLOOR = 8 * 1024
+RUNTIME_RAM_FLOOR = 256
+
+FIRMWARE_FILES = {"firmware_main.c.j2": "firmware_main.c",
+                  "firmware_startup.c.j2": "firmware_startup.c",
+                  "firmware.ld.j2": "firmware.ld"}
+PROJECT_FILES = {**FIRMWARE_FILES, "firmware.mk.j2": "firmware.mk",
+                 "firmware.cmake.j2": "firmware.cmake",
+                 "arm-none-eabi.cmake.j2": "arm-none-eabi.cmake"}
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    gcc: str
+    size: str
+    nm: str
+
+    @property
+    def version(self) -> str:
+        out = subprocess.run([self.gcc, "--version"], capture_output=True, text=True)
+        return out.stdout.splitlines()[0] if out.stdout else "?"
+
+
+def find_toolchain() -> Toolchain:
+    tools = {t: shutil.which(f"arm-none-eabi-{t}") for t in ("gcc", "size", "nm")}
+    missing = [f"arm-none-eabi-{t}" for t, path in tools.items() if path is None]
+    if missing:
+        raise TinyEngineError(f"{', '.join(missing)} not found; {TOOLCHAIN_HINT}")
+    return Toolchain(gcc=str(tools["gcc"]), size=str(tools["size"]), nm=str(tools["nm"]))
+
+
+def model_sources(report: dict[str, Any], project: Path) -> list[str]:
+    """The project's C sources, relative to it, in a fixed order."""
+    p = report["prefix"]
+    kernels = sorted(f"kernels/{f.name}" for f in (project / "kernels").glob("*.c"))
+    return [f"{p}_model.c", f"{p}_weights.c", *kernels]
+
+
+def _context(report: dict[str, Any], board: Board, sources: list[str]) -> dict[str, Any]:
+    return {"prefix": report["prefix"], "PREFIX": report["prefix"].upper(),
+            "version": __version__, "board": board, "arena_bytes": report["arena_bytes"],
+            "inputs": report["inputs"], "outputs": report["outputs"],
+            "cpu_flags": list(board.cpu.cflags), "cflags": list(FIRMWARE_CFLAGS),
+            "ldflags": list(FIRMWARE_LDFLAGS), "model_sources": sources,
+            "build_dir": f"build-{board.name}"}
+
+
+def render_target_files(report: dict[str, Any], board: str | Board, sources: list[str],
+                        templates: dict[str, str] = PROJECT_FILES) -> dict[str, str]:
+    """The target files for one board: file name -> text."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "target")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    ctx = _context(report, resolve_board(board), sources)
+    return {name: env.get_template(t).render(**ctx) for t, name in templates.items()}
+
+
+def target_files(report: dict[str, Any], board: str | Board,
+                 kernel_sources: list[str]) -> dict[str, bytes]:
+    """For compile_graph(extra_files=...): the firmware sources, linker script, Makefile fragment
+    (firmware.mk) and CMake files (arm-none-eabi.cmake, firmware.cmake) of `board`, as bytes.
+    kernel_sources: the kernel .c file names the project gets (e.g. "te_conv.c")."""
+    p = report["prefix"]
+    sources = [f"{p}_model.c", f"{p}_weights.c", *sorted(f"kernels/{k}" for k in kernel_sources)]
+    return {k: v.encode() for k, v in render_target_files(report, board, sources).items()}
+
+
+@dataclass(frozen=True)
+class FitEstimate:
+    """What the model needs at least, by region, before anything is compiled."""
+
+    board: str
+    flash_needed: int
+    flash_available: int
+    ram_needed: int
+    ram_available: int
+    ram_parts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"board": self.board, "flash_needed_at_least": self.flash_needed,
+                "flash_available": self.flash_available, "ram_needed_at_least": self.ram_needed,
+                "ram_available": self.ram_available, "ram_parts": self.ram_parts}
+
+
+def estimate_fit(report: dict[str, Any], board: str | Board) -> FitEstimate:
+    b = resolve_board(board)
+    streamed = sum(t["bytes"] for t in report["inputs"] if t.get("streamed"))
+    parts = {"arena": report["arena_bytes"], "streamed inputs": streamed,
+             "stack": b.stack_bytes, "heap": b.heap_bytes, "runtime": RUNTIME_RAM_FLOOR}
+    return FitEstimate(b.name, report["flash_bytes"] + RUNTIME_FLASH_FLOOR, b.flash.length,
+                       sum(parts.values()), b.ram.length,
+                       {k: v for k, v in parts.items() if v})
+
+
+def check_fits(report: dict[str, Any], board: str | Board) -> FitEstimate:
+    """Raise TinyEngineError naming the region and the overflow when the model cannot fit."""
+    b = resolve_board(board)
+    est = estimate_fit(report, b)
+    if est.ram_needed > est.ram_available:
+        parts = " + ".join(f"{k} {v}" for k, v in est.ram_parts.items())
+        raise TinyEngineError(
+            f"model needs {est.ram_needed} B of SRAM, board {b.name} has {est.ram_available} B: "
+            f"over by {est.ram_needed - est.ram_available} B ({parts}); choose a larger board, "
+            f"or reduce the arena (--patch auto, a smaller model)")
+    if est.flash_needed > est.flash_available:
+        raise TinyEngineError(
+            f"model needs {est.flash_needed} B of flash, board {b.name} has "
+            f"{est.flash_available} B: over by {est.flash_needed - est.flash_available} B "
+            f"(weights {report['flash_bytes']} + runtime code {RUNTIME_FLASH_FLOOR} at least); "
+            f"choose a board with more flash or a smaller model")
+    return est
+
+
+def firmware_flags(board: Board, simd: bool) -> list[str]:
+    return [*board.cpu.cflags, *FIRMWARE_CFLAGS, *([] if simd else [NO_SIMD_DEFINE])]
+
+
+def build_firmware(project_dir: str | Path, target_or_board: str | Board,
+                   build_dir: str | Path | None = None, simd: bool = True) -> Path:
+    """Build the project as a firmware for a board; returns the ELF. Cached by a hash of every
+    source, the rendered target files, the flags and the compiler version: a second call with
+    nothing changed returns at once. The true size goes to report.json ("firmware")."""
+    project = Path(project_dir).resolve()
+    report = load_project_report(project)
+    board = resolve_board(target_or_board)
+    check_fits(report, board)
+    tools = find_toolchain()
+    sources = model_sources(report, project)
+    files = render_target_files(report, board, sources, FIRMWARE_FILES)
+    flags = firmware_flags(board, simd)
+
+    h = hashlib.sha256()
+    for rel in [*sources, *sorted(str(f.relative_to(project)) for f in project.glob("*.h")),
+                *sorted(f"kernels/{f.name}" for f in (project / "kernels").glob("*.h"))]:
+        h.update(rel.encode() + b"\0" + (project / rel).read_bytes())
+    for name, text in sorted(files.items()):
+        h.update(name.encode() + b"\0" + text.encode())
+    h.update(" ".join([*flags, *FIRMWARE_LDFLAGS, tools.version]).encode())
+    digest = h.hexdigest()[:16]
+
+    variant = board.name if simd else f"{board.name}-portable"
+    out = Path(build_dir) if build_dir else project / ".target" / f"{variant}-{digest}"
+    if out.is_dir() and any(out.iterdir()) and not (out / "hash").is_file():
+        # A build replaces its whole directory; never one that holds something else.
+        raise TinyEngineError(f"{out} is not empty and is not a firmware build directory; "
+                              "choose a new or empty build directory")
+    elf = out / f"{report['prefix']}_firmware.elf"
+    if not (elf.is_file() and (out / "hash").is_file() and (out / "hash").read_text() == digest):
+        _build_atomically(tools, project, board, sources, files, flags, out, elf.name, digest)
+        if build_dir is None:  # older builds of this board and variant are stale
+            for old in (project / ".target").glob(f"{variant}-*"):
+                if old != out and old.is_dir() and re.fullmatch(r"[0-9a-f]{16}",
+                                                                old.name[len(variant) + 1:]):
+                    shutil.rmtree(old, ignore_errors=True)
+    record_firmware_size(project, board, simd, size_report(elf, report["prefix"]))
+    return elf
+
+
+def _build_atomically(tools: Toolchain, project: Path, board: Board, sources: list[str],
+                      files: dict[str, str], flags: list[str], out: Path, elf_name: str,
+                      digest: str) -> None:
+    """Build into a temporary sibling and rename it into place: a failed or interrupted build
+    never leaves a directory that looks complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _compile_and_link(tools, project, board, sources, files, flags, tmp, elf_name)
+        (tmp / "hash").write_text(digest)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _compile_and_link(tools: Toolchain, project: Path, board: Board, sources: list[str],
+                      files: dict[str, str], flags: list[str], out: Path, elf_name: str) -> None:
+    for name, text in files.items():
+        (out / name).write_text(text)
+    units = [(project / s, out / "obj" / (s.replace("/", "__")[:-2] + ".o")) for s in sources]
+    units += [(out / "firmware_main.c", out / "obj" / "firmware_main.o"),
+              (out / "firmware_startup.c", out / "obj" / "firmware_startup.o")]
+    (out / "obj").mkdir()
+    includes = [f"-I{project}", f"-I{project / 'kernels'}"]
+
+    def compile_one(unit: tuple[Path, Path]) -> None:
+        src, obj = unit
+        _run([tools.gcc, *flags, *includes, "-c", str(src), "-o", str(obj)],
+             f"{project}: compiling {src.name} for {board.name} failed")
+
+    workers = min(len(units), os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(compile_one, units))
+    link = [tools.gcc, *board.cpu.cflags, *FIRMWARE_LDFLAGS, "-T", str(out / "firmware.ld"),
+            f"-Wl,-Map={out / (elf_name + '.map')}", "-o", str(out / elf_name),
+            *[str(o) for _, o in units]]
+    result = subprocess.run(link, capture_output=True, text=True)
+    if result.returncode != 0:
+        overflow = [m.group(1) for m in re.finditer(r"((?:section|region) `.*)",
+                                                     result.stderr)]
+        if overflow:
+            raise TinyEngineError(
+                f"{project}: the firmware does not fit {board.name} (RAM = {board.ram.name}, "
+                f"{board.ram.length} B; FLASH = {board.flash.name}, {board.flash.length} B); the "
+                f"linker says: {'; '.join(dict.fromkeys(overflow))}")
+        raise TinyEngineError(f"{project}: linking the firmware for {board.name} failed:\n"
+                              f"{result.stderr[-3000:]}")
+
+
+def _run(cmd: list[str], what: str) -> str:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TinyEngineError(f"{what}:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def symbol_sizes(elf: str | Path) -> dict[str, tuple[int, int]]:
+    """name -> (address, size) of every sized symbol, from arm-none-eabi-nm."""
+    out = _run([find_toolchain().nm, "-S", "--defined-only", str(elf)],
+               f"{elf}: arm-none-eabi-nm failed")
+    symbols = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols[parts[3]] = (int(parts[0], 16), int(parts[1], 16))
+    return symbols
+
+
+def size_report(elf: str | Path, prefix: str | None = None) -> dict[str, int]:
+    """The true size of a firmware, from arm-none-eabi-size (Berkeley format): flash = text +
+    data (code, constants, .data's initial values), ram = data + bss (.bss here includes the
+    linker script's heap and stack reserves). With the symbol prefix, also what the model's own
+    symbols take: weights and parameter structs in flash, the arena in RAM."""
+    out = _run([find_toolchain().size, "-B", "-d", str(elf)], f"{elf}: arm-none-eabi-size failed")
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    sizes = {"flash": text + data, "ram": data + bss, "text": text, "data": data, "bss": bss}
+    if prefix:
+        syms = symbol_sizes(elf)
+        params = re.compile(rf"^{prefix}_op\d+_params$")
+        consts = re.compile(rf"^{prefix}_op\d+_\w+$")
+        sizes["weights"] = sum(s for n, (_, s) in syms.items()
+                               if consts.match(n) and not params.match(n))
+        sizes["params"] = sum(s for n, (_, s) in syms.items() if params.match(n))
+        sizes["code_and_runtime"] = sizes["flash"] - sizes["weights"] - sizes["params"]
+        sizes["arena"] = syms.get(f"{prefix}_arena", (0, 0))[1]
+    return sizes
+
+
+def record_firmware_size(project: Path, board: Board, simd: bool, sizes: dict[str, int],
+                         measured: dict[str, int] | None = None) -> dict[str, Any]:
+    """Put the true size of the last build for `board` in report.json, next to the planner's
+    arena, with what makes up the difference; rewritten atomically."""
+    path = project / "report.json"
+    report = json.loads(path.read_text())
+    key = board.name if simd else f"{board.name}-portable"
+    entry = dict(report.get("firmware", {}).get(key, {}))
+    if entry.get("sizes") != sizes:
+        entry.pop("measured", None)  # measured on an older build
+    entry.update({"board": board.name, "core": board.core, "simd": simd,
+                  "flash_region_bytes": board.flash.length, "ram_region_bytes": board.ram.length,
+                  "planner_arena_bytes": report["arena_bytes"], "sizes": sizes,
+                  "stack_reserve_bytes": board.stack_bytes, "heap_reserve_bytes": board.heap_bytes,
+                  "explained": "ram = arena (+4 B of alignment slack) + stack and heap reserves "
+                               "+ the runtime's static data (newlib, semihosting, streamed "
+                               "input buffers); flash = weights + parameter structs + kernel, "
+                               "runtime and libc code + .data initial values"})
+    if "arena" in sizes:
+        entry["ram_besides_arena_bytes"] = sizes["ram"] - sizes["arena"]
+        entry["runtime_static_ram_bytes"] = (sizes["ram"] - sizes["arena"] - board.stack_bytes
+                                             - board.heap_bytes)
+    if measured:
+        entry["measured"] = measured
+    firmware = dict(report.get("firmware", {}))
+    firmware[key] = entry
+    report["firmware"] = firmware
+    fd, tmp = tempfile.mkstemp(prefix=".report.", dir=project)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return entry
