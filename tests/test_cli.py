@@ -144,9 +144,10 @@ def test_run_bad_inputs(shared_models, tmp_path):
                           "--output", str(tmp_path / "y.npy")), "not a compiled")
 
 
-def test_tinynas_entry_point_says_not_yet():
-    run = subprocess.run([sys.executable, "-m", "tinynas.cli"], capture_output=True, text=True)
-    assert run.returncode == 2 and "not available" in run.stderr
+def test_tinynas_entry_point_reports_user_errors():
+    run = subprocess.run([sys.executable, "-m", "tinynas.cli", "space", "--sram", "1KB",
+                          "--flash", "lots", "-o", "x"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.startswith("tinynas: error: "), run.stderr
 
 
 def test_demo_main_job(tmp_path):

@@ -1,3 +1,15 @@
-"""tinynas: search for the most accurate network that fits a microcontroller (in progress)."""
+"""tinynas: find the most accurate network that fits a microcontroller (MCUNet's TinyNAS).
+
+The layout is the pipeline:
+    arch.py       an architecture description (plain data, JSON)
+    space.py      search spaces and their presets (imagenet, vww, digits); sampling, mutation
+    layers.py, subnet.py   a standalone PyTorch network for an architecture
+    supernet.py   the once-for-all supernet: elastic kernel, expand ratio, depth; extraction
+    resources.py  architecture -> the engine's IR -> tinyengine.cost.estimate
+    budget.py     the same figures, fast, and the fits-the-budget test stage one asks
+    stage1.py     search-space optimisation: choose width multiplier and resolution
+    stage1_report.py, cli.py   tables, plots, the `tinynas` command
+    zoo.py        MCUNet's released models as descriptions
+"""
 
 __version__ = "0.1.0"

@@ -1,14 +1,138 @@
-"""The `tinynas` command. The search pipeline is not built yet; it says so plainly."""
+"""The `tinynas` command.
+
+    tinynas space --sram 64KB --flash 256KB [--dataset imagenet|vww|digits] [-o DIR]
+        stage one: choose the (width multiplier, resolution) of the search space
+    tinynas cost ARCH.json [--patch off|auto]
+        what one architecture costs on the MCU (SRAM, flash, MACs) and its parameters
+
+User errors print one line `tinynas: error: ...` and exit with status 2.
+"""
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
+from pathlib import Path
+
+from tinyengine.errors import TinyEngineError
+
+from .errors import TinyNASError
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20,
+          "MIB": 1 << 20}
+
+
+def parse_bytes(text: str, what: str) -> int:
+    """'64KB', '64K', '1.5MB', '65536' -> bytes (KB = 1024 B, as MCU datasheets count)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if m is None or unit not in _UNITS:
+        raise TinyNASError(f"{what} {text!r}: expected a size like 64KB, 1MB or 65536")
+    value = int(float(m.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise TinyNASError(f"{what} {text!r} must be positive")
+    return value
+
+
+def parse_count(text: str, what: str) -> int:
+    """'10M', '500K', '1e6' -> a count (decimal units)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([KMG]?)\s*", text, re.IGNORECASE)
+    if m is None:
+        raise TinyNASError(f"{what} {text!r}: expected a count like 10M or 500K")
+    scale = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}[m.group(2).upper()]
+    return int(float(m.group(1)) * scale)
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .budget import Budget
+    from .space import SearchSpace, get_space
+    from .stage1 import CHUNK, check_feasible, run_stage_one
+    from .stage1_report import summary, table, write
+
+    space = SearchSpace.load(args.space) if args.space else get_space(args.dataset)
+    budget = Budget(parse_bytes(args.sram, "--sram"), parse_bytes(args.flash, "--flash"),
+                    parse_count(args.macs, "--macs") if args.macs else None)
+    if args.samples < 1 or args.workers < 1:
+        raise TinyNASError("--samples and --workers must be >= 1")
+    out = Path(args.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TinyNASError(f"{out}: cannot create the output directory ({e.strerror})") from None
+    check_feasible(space, budget, args.patch, args.int8_input)  # fail before the progress bar
+    chunks = len(space.configs) * ((args.samples + CHUNK - 1) // CHUNK)
+    with tqdm(total=chunks, desc=f"stage one ({len(space.configs)} configs x {args.samples})",
+              unit="chunk", disable=args.quiet) as bar:
+        result = run_stage_one(space, budget, args.samples, args.seed, args.workers, args.patch,
+                               args.min_fraction, args.int8_input, progress=bar.update)
+    js, png = write(result, out)
+    print(table(result))
+    print(summary(result))
+    print(f"{result.evaluations} subnets in {result.seconds:.1f} s "
+          f"({result.evaluations / result.seconds:.0f}/s, {result.plans} memory plans); "
+          f"wrote {js} and {png}")
+    return 0
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from .arch import Arch
+    from .budget import fmt_bytes
+    from .resources import estimate_arch
+    from .subnet import SubNet, count_params
+
+    arch = Arch.load(args.arch)
+    cost = estimate_arch(arch, args.patch, args.int8_input)
+    params = count_params(SubNet(arch))
+    patches = ""
+    if cost.patches is not None:
+        p = cost.patches
+        patches = f", patches {p.grid[0]}x{p.grid[1]} over {len(p.stage_ops)} ops"
+    print(f"{arch.summary()}\nSRAM {fmt_bytes(cost.peak_sram)} ({cost.peak_sram} B), flash "
+          f"{fmt_bytes(cost.flash_bytes)} ({cost.flash_bytes} B), {cost.macs:,} MACs, "
+          f"{params:,} parameters{patches}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tinynas", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("space", help="stage one: choose width multiplier and resolution")
+    sp.add_argument("--sram", required=True, help="SRAM budget, e.g. 64KB")
+    sp.add_argument("--flash", required=True, help="flash budget, e.g. 256KB or 1MB")
+    sp.add_argument("--macs", help="optional MAC budget, e.g. 20M")
+    sp.add_argument("--dataset", default="digits", help="imagenet, vww or digits (default)")
+    sp.add_argument("--space", help="a search space JSON (SearchSpace.to_json) instead of a "
+                    "preset; see tinynas/space.py")
+    sp.add_argument("--samples", type=int, default=1000, help="subnets per configuration")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    sp.add_argument("--patch", choices=["off", "auto"], default="off",
+                    help="price SRAM with patch-based inference (auto: ~100x slower)")
+    sp.add_argument("--min-fraction", type=float, default=0.0,
+                    help="ignore configurations where fewer subnets fit (default 0: MCUNet)")
+    sp.add_argument("--int8-input", action="store_true",
+                    help="the model takes int8 pixels (no float32 input buffer in SRAM)")
+    sp.add_argument("-o", "--output", required=True, help="directory for stage1.json and PNG")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=_cmd_space)
+    cp = sub.add_parser("cost", help="SRAM, flash and MACs of an architecture JSON")
+    cp.add_argument("arch", help="architecture JSON (e.g. examples/mcunet/mcunet-in3.json)")
+    cp.add_argument("--patch", choices=["off", "auto"], default="off")
+    cp.add_argument("--int8-input", action="store_true")
+    cp.set_defaults(func=_cmd_cost)
+    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("tinynas: the architecture search is not available in this version yet; "
-          "use `tinyengine` to compile int8 models", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TinyEngineError as e:
+        print(f"tinynas: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

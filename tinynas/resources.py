@@ -1,0 +1,174 @@
+"""What an architecture costs on the MCU, asked of the engine: arch -> weightless IR -> estimate().
+
+`build_graph(arch)` writes the graph that `tinyengine`'s ONNX import + post-training
+quantisation produce for the extracted PyTorch subnet, op for op: QUANTIZE of the float32 input,
+CONV_2D / DEPTHWISE_CONV_2D with BatchNorm folded and ReLU6 fused (SAME padding, so no PAD),
+ADD for shortcuts, AVERAGE_POOL_2D over the whole map, RESHAPE, FULLY_CONNECTED, DEQUANTIZE to
+float32. Constants are described without values (`const=True`); none of the figures depends on
+them. tests/test_tinynas_resources.py holds `arch_cost` equal to the compiled project's report.
+
+Stage one prices tens of thousands of candidates; tinynas/budget.py asks the same engine
+functions faster, from the pieces cached here (`segment_summary`).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from tinyengine.cost import Cost, estimate, flash_bytes, with_placeholders
+from tinyengine.ir import Graph, Op, QuantParams, Tensor
+
+from .arch import Arch, LayerSpec
+
+# Any valid per-tensor parameters: no figure depends on the values.
+_ACT_Q = QuantParams(np.array([0.05], np.float32), np.array([-128], np.int64))
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+
+    def act(self, name: str, shape: tuple[int, ...], dtype: str = "int8") -> str:
+        self.tensors[name] = Tensor(name, shape, dtype, None if dtype == "float32" else _ACT_Q)
+        return name
+
+    def const(self, name: str, shape: tuple[int, ...], dtype: str) -> str:
+        self.tensors[name] = Tensor(name, shape, dtype, const=True)
+        return name
+
+    def op(self, name: str, kind: str, inputs: list[str], output: str,
+           attrs: dict[str, Any]) -> str:
+        self.ops.append(Op(name, kind, inputs, [output], attrs))
+        return output
+
+    def conv(self, name: str, x: str, cout: int, k: int, stride: int, activation: str,
+             depthwise: bool = False) -> str:
+        _, h, w, cin = self.tensors[x].shape
+        oh, ow = (h + stride - 1) // stride, (w + stride - 1) // stride  # SAME
+        attrs: dict[str, Any] = {"stride": (stride, stride), "dilation": (1, 1),
+                                 "padding": "SAME", "activation": activation}
+        if depthwise:
+            cout = cin
+            wt = self.const(f"{name}.filter", (1, k, k, cin), "int8")
+            attrs["depth_multiplier"] = 1
+        else:
+            wt = self.const(f"{name}.filter", (cout, k, k, cin), "int8")
+            attrs["groups"] = 1
+        b = self.const(f"{name}.bias", (cout,), "int32")
+        y = self.act(f"{name}:out", (1, oh, ow, cout))
+        return self.op(name, "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [x, wt, b], y,
+                       attrs)
+
+
+def _emit_input(g: _Builder, r: int, cin: int, stem: int, stride: int,
+                int8_input: bool) -> str:
+    """Input (+ QUANTIZE of a float32 input) and the stem convolution."""
+    if int8_input:
+        x = g.act("input", (1, r, r, cin))
+    else:
+        inp = g.act("input", (1, r, r, cin), "float32")
+        x = g.op("input:quantize", "QUANTIZE", [inp], g.act("input:q", (1, r, r, cin)), {})
+    return g.conv("stem", x, stem, 3, stride, "RELU6")
+
+
+def _emit_block(g: _Builder, x: str, layer: LayerSpec) -> str:
+    p = f"b{layer.index}"
+    y = x
+    if layer.expand != 1:
+        y = g.conv(f"{p}.expand", y, layer.mid, 1, 1, "RELU6")
+    y = g.conv(f"{p}.dw", y, 0, layer.kernel, layer.stride, "RELU6", depthwise=True)
+    y = g.conv(f"{p}.project", y, layer.cout, 1, 1, "NONE")
+    if layer.residual:
+        y = g.op(f"{p}.add", "ADD", [x, y], g.act(f"{p}.add:out", g.tensors[y].shape),
+                 {"activation": "NONE"})
+    return y
+
+
+def _emit_head(g: _Builder, x: str, head: int, classes: int) -> str:
+    """Optional 1x1 mix conv, global pooling, flatten, classifier, DEQUANTIZE."""
+    if head:
+        x = g.conv("head", x, head, 1, 1, "RELU6")
+    _, h, w, c = g.tensors[x].shape
+    x = g.op("pool", "AVERAGE_POOL_2D", [x], g.act("pool:out", (1, 1, 1, c)),
+             {"stride": (1, 1), "filter": (h, w), "padding": "VALID", "activation": "NONE"})
+    x = g.op("flatten", "RESHAPE", [x], g.act("flatten:out", (1, c)), {})
+    wt = g.const("classifier.weights", (classes, c), "int8")
+    b = g.const("classifier.bias", (classes,), "int32")
+    x = g.op("classifier", "FULLY_CONNECTED", [x, wt, b], g.act("output:q", (1, classes)),
+             {"activation": "NONE", "keep_num_dims": False})
+    return g.op("output:dequantize", "DEQUANTIZE", [x],
+                g.act("output", (1, classes), "float32"), {})
+
+
+def build_graph(arch: Arch, int8_input: bool = False) -> Graph:
+    """The int8 graph the engine compiles for `arch` (weights described, not given).
+
+    int8_input: the graph takes the int8 image itself (no float32 input and QUANTIZE), as a
+    TFLite model with an int8 input does; the ONNX/PyTorch path always has a float32 input.
+    """
+    g = _Builder()
+    x = _emit_input(g, arch.resolution, arch.in_channels, arch.stem_channels, arch.stem_stride,
+                    int8_input)
+    for layer in arch.layers():
+        x = _emit_block(g, x, layer)
+    out = _emit_head(g, x, arch.head_channels, arch.num_classes)
+    return Graph(g.tensors, g.ops, ["input"], [out], name=arch.name or "subnet")
+
+
+def estimate_arch(arch: Arch, patch: str = "off", int8_input: bool = False) -> Cost:
+    """tinyengine.cost.estimate of the architecture's graph: the reference for every figure."""
+    return estimate(build_graph(arch, int8_input), patch=patch)
+
+
+def _segment(kind: str, h: int, cin: int, params: tuple) -> tuple[Graph, int]:
+    """One piece of build_graph's graph: the input and stem ("input"), one block ("block") or
+    the head ("head"), on an h x h input; with its output height."""
+    g = _Builder()
+    if kind == "input":
+        stem, stride, int8_input = params
+        y = _emit_input(g, h, cin, stem, stride, int8_input)
+        inputs = ["input"]
+    else:
+        x = g.act("x", (1, h, h, cin))
+        y = _emit_block(g, x, LayerSpec(*params)) if kind == "block" else \
+            _emit_head(g, x, *params)
+        inputs = [x]
+    out_h = g.tensors[y].shape[1] if kind != "head" else 1
+    return Graph(g.tensors, g.ops, inputs, [y]), out_h
+
+
+@cache
+def segment_flash(kind: str, cin: int, params: tuple) -> int:
+    """The engine's `flash_bytes` of one piece. Constants are emitted per op and depend on
+    channel counts, not on the spatial size, so one entry serves every resolution and the
+    pieces sum to the whole graph's figure (tests hold the two equal)."""
+    graph, _ = _segment(kind, 8, cin, params)
+    return flash_bytes(with_placeholders(graph))
+
+
+@cache
+def segment_activations(kind: str, h: int, cin: int, params: tuple) -> tuple[int, int]:
+    """(largest activation bytes, output height) of one piece on an h x h input."""
+    graph, out_h = _segment(kind, h, cin, params)
+    return max(t.nbytes for t in graph.activations()), out_h
+
+
+def quick_summary(arch: Arch, int8_input: bool = False) -> tuple[int, int]:
+    """(flash bytes, largest activation bytes) of build_graph(arch) from cached pieces: the
+    flash figure is estimate()'s, the largest activation a lower bound of its peak SRAM."""
+    pieces: list[tuple[str, int, tuple]] = [
+        ("input", arch.in_channels, (arch.stem_channels, arch.stem_stride, int8_input))]
+    pieces += [("block", layer.cin, (0, 0, layer.cin, layer.cout, layer.mid, layer.kernel,
+                                     layer.stride, layer.expand, layer.residual))
+               for layer in arch.layers()]
+    pieces.append(("head", arch.body_channels, (arch.head_channels, arch.num_classes)))
+    flash, biggest, h = 0, 0, arch.resolution
+    for kind, cin, params in pieces:
+        flash += segment_flash(kind, cin, params)
+        big, h = segment_activations(kind, h, cin, params)
+        biggest = max(biggest, big)
+    return flash, biggest

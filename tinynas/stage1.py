@@ -1,0 +1,217 @@
+"""Stage one: search-space optimisation (MCUNet, section 3.1).
+
+For every (width multiplier, resolution) of the space, sample m random subnets, ask the engine
+whether each fits the SRAM and flash budget (and an optional MAC budget), and keep the MACs of
+those that fit. MCUNet picks the configuration whose fitting subnets have the largest mean MACs:
+more computation under the same memory tends to mean more accuracy. What the paper leaves open,
+reported here: the fraction of the space that fits, a bootstrap 95% confidence interval of each
+mean, and the bootstrap probability that each configuration is really the best one (near 50%
+between two configurations means the choice is a coin toss; raise --samples).
+
+Sampling is seeded per (configuration, chunk), so the result is the same for a seed whatever the
+number of worker processes and however the chunks are scheduled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .arch import Arch
+from .budget import Budget, arch_cost, check_budget, fmt_bytes, fmt_count
+from .errors import TinyNASError
+from .space import SearchSpace
+
+CHUNK = 250  # samples per task: small enough for a smooth progress bar and load balance
+BOOTSTRAP = 1000
+
+
+@dataclass
+class ConfigResult:
+    width_mult: float
+    resolution: int
+    samples: int
+    macs: list[int]  # MACs of the subnets that fit, in sampling order
+    rejected: dict[str, int]  # reason ("flash", "sram", "macs") -> count
+    # Resampling statistics of the fitting subnets found: the 95% interval of their mean MACs
+    # and how often this configuration has the largest mean. With a handful of fitting
+    # subnets they mean little (one subnet gives a zero-width interval); the report says so.
+    ci: tuple[float, float] = (0.0, 0.0)
+    p_best: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"w{self.width_mult:g}-r{self.resolution}"
+
+    @property
+    def fits(self) -> int:
+        return len(self.macs)
+
+    @property
+    def fraction(self) -> float:
+        return self.fits / self.samples if self.samples else 0.0
+
+    @property
+    def mean_macs(self) -> float:
+        return float(np.mean(self.macs)) if self.macs else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"width_mult": self.width_mult, "resolution": self.resolution,
+                "samples": self.samples, "fits": self.fits, "fraction": self.fraction,
+                "mean_macs": self.mean_macs, "ci95": list(self.ci), "p_best": self.p_best,
+                "rejected": self.rejected, "macs": self.macs}
+
+
+@dataclass
+class StageOneResult:
+    space: SearchSpace
+    budget: Budget
+    samples: int
+    seed: int
+    patch: str
+    min_fraction: float
+    configs: list[ConfigResult]
+    int8_input: bool = False
+    seconds: float = 0.0
+    plans: int = 0  # evaluations that needed the memory planner
+    smallest: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(c.samples for c in self.configs)
+
+    @property
+    def ranked(self) -> list[ConfigResult]:
+        """Eligible configurations, best first (ties: more fitting, then smaller w and r)."""
+        ok = [c for c in self.configs if c.fits and c.fraction >= self.min_fraction]
+        return sorted(ok, key=lambda c: (-c.mean_macs, -c.fits, c.width_mult, c.resolution))
+
+    @property
+    def choice(self) -> ConfigResult | None:
+        ranked = self.ranked
+        return ranked[0] if ranked else None
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.choice
+        return {"choice": None if c is None else {k: v for k, v in c.to_dict().items()
+                                                  if k != "macs"},
+                "budget": {"sram": self.budget.sram, "flash": self.budget.flash,
+                           "macs": self.budget.macs},
+                "dataset": self.space.name, "samples": self.samples, "seed": self.seed,
+                "patch": self.patch, "int8_input": self.int8_input,
+                "min_fraction": self.min_fraction,
+                "seconds": self.seconds, "evaluations": self.evaluations, "plans": self.plans,
+                "smallest_subnet": self.smallest, "space": self.space.to_dict(),
+                "configs": [c.to_dict() for c in self.configs]}
+
+
+_Chunk = tuple[int, int, list[int], Counter[str], int]
+
+
+def _evaluate(task: tuple[SearchSpace, Budget, str, bool, int, int, int, int]) -> _Chunk:
+    """One chunk of one configuration: (config index, chunk, fitting MACs, rejections, plans)."""
+    space, budget, patch, int8_input, seed, index, chunk, n = task
+    w, r = space.configs[index]
+    rng = np.random.default_rng([seed, index, chunk])
+    macs: list[int] = []
+    rejected: Counter[str] = Counter()
+    plans = 0
+    for _ in range(n):
+        v = check_budget(space.sample(rng, w, r), budget, patch, int8_input)
+        plans += v.peak_sram is not None
+        if v.fits:
+            assert v.macs is not None
+            macs.append(v.macs)
+        else:
+            rejected[v.reason] += 1
+    return index, chunk, macs, rejected, plans
+
+
+def check_feasible(space: SearchSpace, budget: Budget, patch: str = "off",
+                   int8_input: bool = False) -> dict[str, int]:
+    """The smallest subnet's cost; raise TinyNASError naming it when even it does not fit."""
+    arch = space.smallest()
+    c = arch_cost(arch, patch, int8_input)
+    cost = {"peak_sram": c.peak_sram, "flash_bytes": c.flash_bytes, "macs": c.macs}
+    if not check_budget(arch, budget, patch, int8_input).fits:
+        raise TinyNASError(f"nothing in the {space.name} space fits {budget.describe()}: "
+                           f"{_describe_smallest(space, arch, cost)}; raise the budget or use a "
+                           "smaller space")
+    return cost
+
+
+def _describe_smallest(space: SearchSpace, arch: Arch, cost: dict[str, int]) -> str:
+    return (f"the smallest subnet of the {space.name} space (w{arch.width_mult:g}, "
+            f"r{arch.resolution}, every depth/kernel/expand at its minimum) needs SRAM "
+            f"{fmt_bytes(cost['peak_sram'])}, flash {fmt_bytes(cost['flash_bytes'])}, "
+            f"{fmt_count(cost['macs'])} MACs")
+
+
+def run_stage_one(space: SearchSpace, budget: Budget, samples: int = 1000, seed: int = 0,
+                  workers: int = 2, patch: str = "off", min_fraction: float = 0.0,
+                  int8_input: bool = False, progress: Callable[[int], Any] | None = None
+                  ) -> StageOneResult:
+    """Sweep every (w, r) of `space`; raise TinyNASError when nothing in the space fits."""
+    if samples < 1:
+        raise TinyNASError(f"--samples must be >= 1, got {samples}")
+    t0 = time.perf_counter()
+    small = check_feasible(space, budget, patch, int8_input)
+    tasks = [(space, budget, patch, int8_input, seed, i, c, min(CHUNK, samples - c * CHUNK))
+             for i in range(len(space.configs)) for c in range((samples + CHUNK - 1) // CHUNK)]
+    found: dict[int, list[_Chunk]] = {}
+    for out in _map(tasks, workers):
+        found.setdefault(out[0], []).append(out)
+        if progress is not None:
+            progress(1)
+    configs, plans = [], 0
+    for i, (w, r) in enumerate(space.configs):
+        macs: list[int] = []
+        rejected: Counter[str] = Counter()
+        for _, _, m, rej, p in sorted(found[i], key=lambda o: o[1]):  # chunk order
+            macs += m
+            rejected += rej
+            plans += p
+        configs.append(ConfigResult(w, r, samples, macs, dict(sorted(rejected.items()))))
+    result = StageOneResult(space, budget, samples, seed, patch, min_fraction, configs,
+                            int8_input=int8_input, plans=plans, smallest=small)
+    _bootstrap(result, np.random.default_rng([seed, 1 << 20]))
+    if result.choice is None:
+        share = f" in at least {min_fraction:.0%} of a configuration" if min_fraction else ""
+        raise TinyNASError(
+            f"no sampled subnet fits {budget.describe()}{share}, although "
+            f"{_describe_smallest(space, space.smallest(), small)}: the budget admits only a "
+            "sliver of the space; raise --samples or the budget, or use a smaller space")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _map(tasks: list[tuple], workers: int) -> Iterator[_Chunk]:
+    if workers <= 1:
+        yield from map(_evaluate, tasks)
+        return
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap_unordered(_evaluate, tasks)
+
+
+def _bootstrap(result: StageOneResult, rng: np.random.Generator) -> None:
+    """95% intervals of each mean and, per resample, which eligible configuration wins."""
+    ranked = result.ranked
+    if not ranked:
+        return
+    means = np.empty((len(ranked), BOOTSTRAP))
+    for j, c in enumerate(ranked):
+        m = np.asarray(c.macs, np.float64)
+        means[j] = m[rng.integers(0, len(m), (BOOTSTRAP, len(m)))].mean(axis=1)
+        lo, hi = np.percentile(means[j], [2.5, 97.5])
+        c.ci = (float(lo), float(hi))
+    wins = np.bincount(means.argmax(axis=0), minlength=len(ranked))
+    for c, n in zip(ranked, wins):
+        c.p_best = float(n) / BOOTSTRAP
