@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyengine.memory.inplace import _lifetimes, alias_groups
+from tinyengine.memory.inplace import alias_groups, tensor_lifetimes
 from tinyengine.memory.plan import PLANNERS, _aligned, arena_size, buffer_infos, live_lower_bound
 from tinyengine.memory.schedule import schedule, scratch_sizes
 from tinyengine.ops import get_op
@@ -21,7 +21,7 @@ from .random_graphs import ALL_KINDS, random_graph
 
 def check_schedule(sched) -> None:
     graph, plan = sched.graph, sched.plan
-    first, last = _lifetimes(graph)
+    first, last = tensor_lifetimes(graph)
     groups = alias_groups(graph)
     producer = {op.outputs[0]: op for op in graph.ops}
     spans = {n: (first[n], last[n], plan.offsets[n], graph.tensor(n).nbytes) for n in first}

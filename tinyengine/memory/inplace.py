@@ -33,8 +33,9 @@ def alias_groups(graph: Graph) -> dict[str, str]:
     return {t.name: find(t.name) for t in graph.activations()}
 
 
-def _lifetimes(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
-    """First and last step of every arena tensor, by the planner's rule (plan.buffer_infos)."""
+def tensor_lifetimes(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
+    """First and last step of every arena tensor: graph inputs live from step 0, outputs until
+    after the last op (step len(ops)), everything else from its producer to its last reader."""
     first = {n: 0 for n in graph.inputs}
     last = {n: 0 for n in graph.inputs}
     for i, op in enumerate(graph.ops):
@@ -61,7 +62,7 @@ def mark_inplace(graph: Graph) -> Graph:
     """
     from .plan import _aligned
 
-    first, last = _lifetimes(graph)
+    first, last = tensor_lifetimes(graph)
     profile = [0] * (len(graph.ops) + 1)
     for n in first:
         for s in range(first[n], last[n] + 1):

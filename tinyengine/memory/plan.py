@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import TinyEngineError
 from ..ir import Graph
-from .inplace import alias_groups
+from .inplace import alias_groups, tensor_lifetimes
 
 ALIGN = 4  # every buffer starts on a 4-byte boundary: float32 I/O and int32 loads stay aligned
 
@@ -62,17 +62,7 @@ def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None,
     `external` tensors live in the caller's memory (a streamed input) and get no buffer.
     """
     scratch = scratch or {}
-    first: dict[str, int] = {n: 0 for n in graph.inputs}
-    last: dict[str, int] = {n: 0 for n in graph.inputs}
-    for i, op in enumerate(graph.ops):
-        for n in op.outputs:
-            first.setdefault(n, i)
-            last[n] = max(last.get(n, i), i)
-        for n in op.inputs:
-            if n and not graph.tensor(n).is_const:
-                last[n] = max(last.get(n, i), i)
-    for n in graph.outputs:
-        last[n] = len(graph.ops)
+    first, last = tensor_lifetimes(graph)
     groups = alias_groups(graph)
     span: dict[str, tuple[int, int, int]] = {}
     for n in first:
