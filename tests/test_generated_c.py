@@ -13,16 +13,9 @@ import pytest
 from tinyengine.codegen import compile_graph
 from tinyengine.frontend import load_tflite
 from tinyengine.inputs import random_inputs
-from tinyengine.reference import run_reference
 
 from .conftest import MODEL_FILES, MODELS, require
-
-SAN = "-fsanitize=address,undefined -fno-sanitize-recover=all"
-
-
-def _make(project, cflags: str, ldflags: str = "") -> None:
-    subprocess.run(["make", "-s", "-C", str(project), f"CFLAGS={cflags}", f"LDFLAGS={ldflags}"],
-                   check=True, capture_output=True, text=True)
+from .sanitized import check_sanitized_demo
 
 
 @pytest.mark.parametrize("patch", ["off", "auto"])
@@ -33,18 +26,8 @@ def test_sanitized_build_matches_reference(name, patch, shared_models, tmp_path)
     graph = load_tflite(MODELS / name)
     project = tmp_path / "p"
     compile_graph(graph, project, prefix="m", patch=patch)
-    _make(project, f"-std=c99 -O1 -g -Wall -Wextra -Werror {SAN}", SAN)
     rng = np.random.default_rng(5)
-    cases = [random_inputs(graph, rng) for _ in range(3)]
-    (tmp_path / "in.bin").write_bytes(b"".join(x.tobytes() for c in cases for x in c))
-    run = subprocess.run([str(project / "m_demo"), str(tmp_path / "in.bin"),
-                          str(tmp_path / "out.bin")], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr
-    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8)
-    want = np.concatenate([y.ravel().view(np.int8) for c in cases
-                           for y in run_reference(graph, c)])
-    np.testing.assert_array_equal(got, want)
+    check_sanitized_demo(project, "m", graph, [random_inputs(graph, rng) for _ in range(3)])
 
 
 def test_cmake_build(shared_models, tmp_path):

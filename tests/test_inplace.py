@@ -4,8 +4,6 @@ ADD into a dying operand), compiled and run as C against the reference, also und
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,7 @@ from tinyengine.reference import run_reference
 from tinyengine.runtime import HostModel
 
 from .random_graphs import random_graph
+from .sanitized import check_sanitized_demo
 
 
 def _q(scale: float, zp: int) -> QuantParams:
@@ -86,15 +85,7 @@ def test_every_inplace_kernel_path_is_exact(tmp_path):
     cases = [[rng.integers(-128, 128, (1, 6, 5, 8)).astype(np.int8)] for _ in range(6)]
     for x in cases:
         np.testing.assert_array_equal(host.invoke(x)[0], run_reference(graph, x)[0])
-    san = "-fsanitize=address,undefined -fno-sanitize-recover=all"
-    subprocess.run(["make", "-s", "-C", str(tmp_path / "p"), f"CFLAGS=-std=c99 -O1 -Wall -Wextra "
-                    f"-Werror {san}", f"LDFLAGS={san}"], check=True, capture_output=True)
-    (tmp_path / "in.bin").write_bytes(b"".join(x[0].tobytes() for x in cases))
-    subprocess.run([str(tmp_path / "p" / "ip_demo"), str(tmp_path / "in.bin"),
-                    str(tmp_path / "out.bin")], check=True)
-    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(6, -1)
-    for row, x in zip(got, cases):
-        np.testing.assert_array_equal(row, run_reference(graph, x)[0].ravel())
+    check_sanitized_demo(tmp_path / "p", "ip", graph, cases)
 
 
 @pytest.mark.parametrize("seed", range(25))

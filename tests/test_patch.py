@@ -19,6 +19,7 @@ from tinyengine.reference import run_reference
 from tinyengine.runtime import HostModel
 
 from .random_graphs import DEFAULT_KINDS, random_graph, random_input
+from .sanitized import check_sanitized_demo
 
 
 def assert_same_outputs(a, b, inputs):
@@ -109,8 +110,6 @@ def test_bad_patch_requests(shared_models):
 
 
 def test_streamed_input_is_exact_and_outside_the_arena(shared_models, tflm, tmp_path):
-    import subprocess
-
     path = shared_models / "tflm_person_detect.tflite"
     graph = load_tflite(path)
     held = compile_graph(graph, tmp_path / "held", prefix="pd", patch="4x4@8")
@@ -126,15 +125,7 @@ def test_streamed_input_is_exact_and_outside_the_arena(shared_models, tflm, tmp_
     for x in cases:
         c = host.invoke(x)[0]
         np.testing.assert_array_equal(c, tflm.run_tflm(path.read_bytes(), x)[0].reshape(c.shape))
-    san = "-fsanitize=address,undefined -fno-sanitize-recover=all"
-    subprocess.run(["make", "-s", "-C", str(tmp_path / "s"), f"CFLAGS=-std=c99 -O1 -Wall -Wextra "
-                    f"-Werror {san}", f"LDFLAGS={san}"], check=True, capture_output=True)
-    (tmp_path / "in.bin").write_bytes(b"".join(x[0].tobytes() for x in cases))
-    subprocess.run([str(tmp_path / "s" / "pd_demo"), str(tmp_path / "in.bin"),
-                    str(tmp_path / "out.bin")], check=True)
-    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(3, -1)
-    for row, x in zip(got, cases):
-        np.testing.assert_array_equal(row, run_reference(graph, x)[0].ravel())
+    check_sanitized_demo(tmp_path / "s", "pd", graph, cases)
 
 
 def test_streaming_without_patches_is_refused(shared_models):
