@@ -1,4 +1,16 @@
 #include "te_depthwise.h"
+/* The SIMD paths need te_simd.h beside this file (the code generator ships it with the kernel);
+ * without it, or on a core without the DSP extension, the portable loops are the whole kernel. */
+#if defined(__has_include)
+#if __has_include("te_simd.h")
+#include "te_simd.h"
+#endif
+#else
+#include "te_simd.h"
+#endif
+#ifndef TE_SIMD
+#define TE_SIMD 0
+#endif
 
 static te_status_t te_depthwise_conv_check(const te_depthwise_conv_params_t *p,
                                            const int8_t *input, const int8_t *filter,
@@ -21,6 +33,335 @@ static te_status_t te_depthwise_conv_check(const te_depthwise_conv_params_t *p,
     return TE_OK;
 }
 
+#if TE_SIMD
+/* ---- SIMD paths (te_simd.h): the same results as the portable loops, bit for bit ------------
+ *
+ * Four output channels per step: for each tap inside the image, one 32-bit load of the four
+ * input channels (SXTAB16 adds the input offset) and one of the four filter values, then
+ * SMLABB / SMLATT, one MAC each per channel, since depthwise channels never sum together. With a
+ * depth multiplier that is a multiple of 4, the four output channels share one input value
+ * (SMLABB / SMLATB against it). Per output pixel the taps inside the image form one rectangle,
+ * found once, so the loops carry no bounds checks. Other multipliers and leftover channels run
+ * one channel at a time over the same rectangles.
+ */
+
+/* |filter * (input + offset)| <= 128 * 255 per term. */
+#define TE_DW_MAX_TERM (128 * 255)
+
+/** First and one-past-last k with 0 <= in0 + k * dilation < size, k < taps. */
+TE_SIMD_INLINE void te_dw_valid(int32_t in0, int32_t dilation, int32_t size, int32_t taps,
+                                int32_t *k0, int32_t *k1)
+{
+    int32_t a, b;
+    if (dilation == 1) {
+        a = in0 < 0 ? -in0 : 0;
+        b = size - in0;
+    } else {
+        a = in0 < 0 ? (-in0 + dilation - 1) / dilation : 0;
+        b = size - in0 <= 0 ? 0 : (size - in0 + dilation - 1) / dilation;
+    }
+    b = b < taps ? b : taps;
+    *k0 = a;
+    *k1 = b > a ? b : a;
+}
+
+/** Geometry of the tap loops, in elements. */
+typedef struct {
+    int32_t in_dy, in_dx; /* input step from one tap row / column to the next */
+    int32_t f_dy, f_dx;   /* filter step likewise */
+} te_dw_steps_t;
+
+/** One tap of four output channels: w = their four filter values; x = four input channels, or
+ * with bcast (a constant) one input value v shared by the four. */
+#define TE_DW_TAP4(bcast, pi, pf, off, off2, s0, s1, s2, s3)                                    \
+    do {                                                                                        \
+        const uint32_t w_ = te_simd_load4(pf);                                                  \
+        const int32_t w_e = te_sxtb16(w_), w_o = te_sxtb16_r8(w_);                              \
+        if (bcast) {                                                                            \
+            const int32_t v_ = *(pi) + (off);                                                   \
+            s0 = te_smlabb(w_e, v_, s0);                                                        \
+            s2 = te_smlatb(w_e, v_, s2);                                                        \
+            s1 = te_smlabb(w_o, v_, s1);                                                        \
+            s3 = te_smlatb(w_o, v_, s3);                                                        \
+        } else {                                                                                \
+            const uint32_t x_ = te_simd_load4(pi);                                              \
+            const int32_t x_e = te_sxtab16(off2, x_), x_o = te_sxtab16_r8(off2, x_);            \
+            s0 = te_smlabb(x_e, w_e, s0);                                                       \
+            s2 = te_smlatt(x_e, w_e, s2);                                                       \
+            s1 = te_smlabb(x_o, w_o, s1);                                                       \
+            s3 = te_smlatt(x_o, w_o, s3);                                                       \
+        }                                                                                       \
+    } while (0)
+
+/** Accumulates four output channels over a rectangle of taps; in and f point at its first. */
+TE_SIMD_INLINE void te_dw_acc4(const int8_t *in, const int8_t *f, int32_t ny, int32_t nx,
+                               te_dw_steps_t st, int bcast, int32_t off2, int32_t s[4])
+{
+    const int32_t off = te_simd_lane0(off2);
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    int32_t ky, kx;
+    for (ky = ny; ky > 0; --ky) {
+        const int8_t *pi = in, *pf = f;
+        for (kx = nx; kx > 0; --kx) {
+            TE_DW_TAP4(bcast, pi, pf, off, off2, s0, s1, s2, s3);
+            pi += st.in_dx;
+            pf += st.f_dx;
+        }
+        in += st.in_dy;
+        f += st.f_dy;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/** All nine taps of a 3x3 window with dilation 1 and multiplier 1, unrolled: x steps of c
+ * (= input and filter channels), input rows of `row`. */
+TE_SIMD_INLINE void te_dw_acc4_3x3(const int8_t *in, const int8_t *f, int32_t c, int32_t row,
+                                   int32_t off2, int32_t s[4])
+{
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    int32_t ky;
+    for (ky = 0; ky < 3; ++ky) {
+        TE_DW_TAP4(0, in, f, 0, off2, s0, s1, s2, s3);
+        TE_DW_TAP4(0, in + c, f + c, 0, off2, s0, s1, s2, s3);
+        TE_DW_TAP4(0, in + 2 * c, f + 2 * c, 0, off2, s0, s1, s2, s3);
+        in += row;
+        f += 3 * c;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/** One output channel over a rectangle of taps; in and f point at its first. */
+TE_SIMD_INLINE int32_t te_dw_acc1(const int8_t *in, const int8_t *f, int32_t ny, int32_t nx,
+                                  te_dw_steps_t st, int32_t off, int32_t s)
+{
+    int32_t ky, kx;
+    for (ky = ny; ky > 0; --ky) {
+        const int8_t *pi = in, *pf = f;
+        for (kx = nx; kx > 0; --kx) {
+            s += (*pi + off) * *pf;
+            pi += st.in_dx;
+            pf += st.f_dx;
+        }
+        in += st.in_dy;
+        f += st.f_dy;
+    }
+    return s;
+}
+
+/** Requantisation and bias of four consecutive output channels. */
+typedef struct {
+    te_simd_rq_t q0, q1, q2, q3;
+    int32_t b0, b1, b2, b3;
+} te_dw_quad_t;
+
+static te_dw_quad_t te_dw_quad(const te_depthwise_conv_params_t *p, const int32_t *bias,
+                               int32_t oc)
+{
+    const int32_t zp = p->q.output_offset;
+    te_dw_quad_t d;
+    d.q0 = te_simd_rq_channel(&p->rq, oc, zp);
+    d.q1 = te_simd_rq_channel(&p->rq, oc + 1, zp);
+    d.q2 = te_simd_rq_channel(&p->rq, oc + 2, zp);
+    d.q3 = te_simd_rq_channel(&p->rq, oc + 3, zp);
+    d.b0 = bias != NULL ? bias[oc] : 0;
+    d.b1 = bias != NULL ? bias[oc + 1] : 0;
+    d.b2 = bias != NULL ? bias[oc + 2] : 0;
+    d.b3 = bias != NULL ? bias[oc + 3] : 0;
+    return d;
+}
+
+/** Where one output row's taps start: the rows inside the image and the index of the first. */
+typedef struct {
+    int32_t ky0, ny; /* first valid kernel row, number of valid rows */
+    int32_t in_row;  /* index of input (b, in row of ky0, column 0, channel 0) */
+} te_dw_row_t;
+
+static te_dw_row_t te_dw_row(const te_depthwise_conv_params_t *p, int32_t b, int32_t oy)
+{
+    const int32_t in_y0 = oy * p->stride_h - p->pad_h;
+    te_dw_row_t r;
+    int32_t ky1;
+    te_dw_valid(in_y0, p->dilation_h, p->input.h, p->filter.h, &r.ky0, &ky1);
+    r.ny = ky1 - r.ky0;
+    r.in_row = (b * p->input.h + in_y0 + r.ky0 * p->dilation_h) * p->input.w * p->input.c;
+    return r;
+}
+
+/** Output pixel (row r, ox) of channels oc..oc+3 (multiplier 1, or a multiple of 4 with
+ * bcast) as a word of int8 lanes, requantised and clamped. */
+TE_SIMD_INLINE uint32_t te_dw_pixel4(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                     const int8_t *filter, te_dw_row_t r, int32_t ox,
+                                     int32_t oc, int bcast, const te_dw_quad_t *d,
+                                     const te_simd_act_t *a, int32_t off2)
+{
+    const int32_t in_x0 = ox * p->stride_w - p->pad_w, c_in = p->input.c, c_f = p->filter.c;
+    int32_t kx0, kx1, s[4];
+    te_dw_valid(in_x0, p->dilation_w, p->input.w, p->filter.w, &kx0, &kx1);
+    s[0] = d->b0;
+    s[1] = d->b1;
+    s[2] = d->b2;
+    s[3] = d->b3;
+    if (r.ny > 0 && kx1 > kx0) {
+        const int32_t in_idx = r.in_row + (in_x0 + kx0 * p->dilation_w) * c_in +
+                               (bcast ? oc / p->depth_multiplier : oc);
+        const int32_t f_idx = (r.ky0 * p->filter.w + kx0) * c_f + oc;
+        if (!bcast && r.ny == 3 && kx1 - kx0 == 3 && p->filter.w == 3 && p->dilation_w == 1 &&
+            p->dilation_h == 1) {
+            te_dw_acc4_3x3(input + in_idx, filter + f_idx, c_in, p->input.w * c_in, off2, s);
+        } else {
+            te_dw_steps_t st;
+            st.in_dy = p->dilation_h * p->input.w * c_in;
+            st.in_dx = p->dilation_w * c_in;
+            st.f_dy = p->filter.w * c_f;
+            st.f_dx = c_f;
+            te_dw_acc4(input + in_idx, filter + f_idx, r.ny, kx1 - kx0, st, bcast, off2, s);
+        }
+    }
+    return te_clamp4(te_pack4(te_simd_requant(s[0], d->q0), te_simd_requant(s[1], d->q1),
+                              te_simd_requant(s[2], d->q2), te_simd_requant(s[3], d->q3)),
+                     a->lo4, a->hi4);
+}
+
+/** Output channel oc at pixel (row r, ox), requantised and clamped. */
+static int8_t te_dw_pixel1(const te_depthwise_conv_params_t *p, const int8_t *input,
+                           const int8_t *filter, const int32_t *bias, te_dw_row_t r, int32_t ox,
+                           int32_t oc)
+{
+    const int32_t in_x0 = ox * p->stride_w - p->pad_w, c_in = p->input.c, c_f = p->filter.c;
+    int32_t kx0, kx1, s = bias != NULL ? bias[oc] : 0;
+    te_dw_valid(in_x0, p->dilation_w, p->input.w, p->filter.w, &kx0, &kx1);
+    if (r.ny > 0 && kx1 > kx0) {
+        const int32_t in_idx =
+            r.in_row + (in_x0 + kx0 * p->dilation_w) * c_in + oc / p->depth_multiplier;
+        const int32_t f_idx = (r.ky0 * p->filter.w + kx0) * c_f + oc;
+        te_dw_steps_t st;
+        st.in_dy = p->dilation_h * p->input.w * c_in;
+        st.in_dx = p->dilation_w * c_in;
+        st.f_dy = p->filter.w * c_f;
+        st.f_dx = c_f;
+        s = te_dw_acc1(input + in_idx, filter + f_idx, r.ny, kx1 - kx0, st, p->q.input_offset,
+                       s);
+    }
+    return te_simd_out1(s, te_simd_rq_channel(&p->rq, oc, p->q.output_offset), p->q.act_min,
+                        p->q.act_max);
+}
+
+/** Output channels below the returned bound (a multiple of 4) take the four-channel paths. */
+static int32_t te_dw_simd_end(const te_depthwise_conv_params_t *p)
+{
+    const int32_t m = p->depth_multiplier;
+    return (m == 1 || m % 4 == 0) ? p->output.c & ~3 : 0;
+}
+
+/** Depthwise convolution, any geometry: channel groups outside, pixels inside. */
+static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
+    const int32_t oc_n = p->output.c, simd_end = te_dw_simd_end(p);
+    const int bcast = p->depth_multiplier != 1;
+    int32_t oc, b, oy, ox;
+    for (oc = 0; oc < simd_end; oc += 4) {
+        const te_dw_quad_t d = te_dw_quad(p, bias, oc);
+        int8_t *out = output + oc;
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const te_dw_row_t r = te_dw_row(p, b, oy);
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    const uint32_t v =
+                        bcast ? te_dw_pixel4(p, input, filter, r, ox, oc, 1, &d, &a, off2)
+                              : te_dw_pixel4(p, input, filter, r, ox, oc, 0, &d, &a, off2);
+                    te_simd_store4(out, v);
+                    out += oc_n;
+                }
+            }
+        }
+    }
+    for (oc = simd_end; oc < oc_n; ++oc) {
+        int8_t *out = output + oc;
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const te_dw_row_t r = te_dw_row(p, b, oy);
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    *out = te_dw_pixel1(p, input, filter, bias, r, ox, oc);
+                    out += oc_n;
+                }
+            }
+        }
+    }
+}
+
+/**
+ * In-place depthwise convolution (depth multiplier 1, output shape = input shape).
+ *
+ * Four channels at a time through a ring of delayed output pixels: with stride 1, output pixel
+ * k (raster order over n, h, w) reads input pixels up to k + pad_h * w + pad_w only, so once
+ * pixels up to k - 1 are computed, input pixel k - L with L = pad_h * w + pad_w + 1 has no reader
+ * left and its four channels can take their outputs, freeing the ring slot pixel k needs. The
+ * ring holds L pixels of 4 channels, which fits the caller's one-plane scratch (h * w bytes)
+ * when 4 L <= h * w. Channels left over, and layers whose ring does not fit, go one channel at
+ * a time through the plane as in the portable path.
+ */
+static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                      const int8_t *filter, const int32_t *bias,
+                                      int8_t *output, int8_t *scratch)
+{
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
+    const int32_t c_n = p->output.c, plane = p->output.h * p->output.w;
+    const int32_t ring = p->pad_h * p->output.w + p->pad_w + 1;
+    const int32_t simd_end =
+        p->stride_h == 1 && p->stride_w == 1 && 4 * ring <= plane ? c_n & ~3 : 0;
+    int32_t c, b, oy, ox, px;
+    for (c = 0; c < simd_end; c += 4) {
+        const te_dw_quad_t d = te_dw_quad(p, bias, c);
+        int32_t k = 0, slot = 0; /* pixel k goes to ring slot k % L */
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const te_dw_row_t r = te_dw_row(p, b, oy);
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    if (k >= ring) {
+                        te_simd_store4(output + (k - ring) * c_n + c,
+                                       te_simd_load4(scratch + 4 * slot));
+                    }
+                    te_simd_store4(scratch + 4 * slot,
+                                   te_dw_pixel4(p, input, filter, r, ox, c, 0, &d, &a, off2));
+                    ++k;
+                    if (++slot == ring) {
+                        slot = 0;
+                    }
+                }
+            }
+        }
+        for (px = k > ring ? k - ring : 0; px < k; ++px) { /* the last L pixels */
+            te_simd_store4(output + px * c_n + c, te_simd_load4(scratch + 4 * (px % ring)));
+        }
+    }
+    for (c = simd_end; c < c_n; ++c) {
+        /* Channel c of the output depends on channel c of the input only. */
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const te_dw_row_t r = te_dw_row(p, b, oy);
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    scratch[oy * p->output.w + ox] =
+                        te_dw_pixel1(p, input, filter, bias, r, ox, c);
+                }
+            }
+            for (px = 0; px < plane; ++px) {
+                output[(b * plane + px) * c_n + c] = scratch[px];
+            }
+        }
+    }
+}
+#endif /* TE_SIMD */
+
 te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
@@ -29,6 +370,12 @@ te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8
     if (st != TE_OK) {
         return st;
     }
+#if TE_SIMD
+    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w, TE_DW_MAX_TERM)) {
+        te_depthwise_simd(p, input, filter, bias, output);
+        return TE_OK;
+    }
+#endif
     for (b = 0; b < p->output.n; ++b) {
         for (oy = 0; oy < p->output.h; ++oy) {
             const int32_t in_y0 = oy * p->stride_h - p->pad_h;
@@ -81,6 +428,12 @@ te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const 
         p->dilation_w != 1 || p->pad_h > 1 || p->pad_w > 1) {
         return TE_ERR_ARG;
     }
+#if TE_SIMD
+    if (te_simd_rq_ok(&p->rq, bias, p->output.c, 9, TE_DW_MAX_TERM)) {
+        te_depthwise_simd(p, input, filter, bias, output);
+        return TE_OK;
+    }
+#endif
     channels = p->input.c;
     row_stride = p->input.w * channels;
     /* With multiplier 1 and dilation 1 the taps that fall inside the image form one rectangle
@@ -142,6 +495,12 @@ te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, co
     if (scratch == NULL) {
         return TE_ERR_SCRATCH;
     }
+#if TE_SIMD
+    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w, TE_DW_MAX_TERM)) {
+        te_depthwise_inplace_simd(p, input, filter, bias, output, scratch);
+        return TE_OK;
+    }
+#endif
     for (b = 0; b < p->output.n; ++b) {
         const int32_t base = b * p->input.h * p->input.w * p->input.c;
         for (c = 0; c < p->output.c; ++c) {

@@ -1,4 +1,54 @@
 #include "te_fc.h"
+/* The SIMD paths need te_simd.h beside this file (the code generator ships it with the kernel);
+ * without it, or on a core without the DSP extension, the portable loops are the whole kernel. */
+#if defined(__has_include)
+#if __has_include("te_simd.h")
+#include "te_simd.h"
+#endif
+#else
+#include "te_simd.h"
+#endif
+#ifndef TE_SIMD
+#define TE_SIMD 0
+#endif
+
+#if TE_SIMD
+/* |(weight + filter_offset) * (input + input_offset)| <= 255 * 255 per term. */
+#define TE_FC_MAX_TERM (255 * 255)
+
+/**
+ * SIMD path (te_simd.h), bit-exact with the loop below: output features in pairs, each pair one
+ * inner product over the input row (te_simd_dot_1x2: the row's lanes, with the input offset
+ * added by SXTAB16, shared by two weight rows, whose offset SXTAB16 adds too; SMLAD for two MACs
+ * per instruction).
+ */
+static void te_fully_connected_simd(const te_fully_connected_params_t *p, const int8_t *input,
+                                    const int8_t *weights, const int32_t *bias, int8_t *output)
+{
+    const int32_t n = p->in_features, n_out = p->out_features;
+    const int32_t x_off2 = te_simd_dup16(p->q.input_offset);
+    const int32_t w_off2 = te_simd_dup16(p->filter_offset);
+    const int32_t lo = p->q.act_min, hi = p->q.act_max, zp = p->q.output_offset;
+    int32_t b, o;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *x = input + b * n;
+        int8_t *out = output + b * n_out;
+        for (o = 0; o + 2 <= n_out; o += 2) {
+            int32_t s[2];
+            s[0] = bias != NULL ? bias[o] : 0;
+            s[1] = bias != NULL ? bias[o + 1] : 0;
+            te_simd_dot_1x2(x, weights + o * n, n, n, x_off2, w_off2, s);
+            out[o] = te_simd_out1(s[0], te_simd_rq_channel(&p->rq, o, zp), lo, hi);
+            out[o + 1] = te_simd_out1(s[1], te_simd_rq_channel(&p->rq, o + 1, zp), lo, hi);
+        }
+        if (o < n_out) {
+            const int32_t s = te_simd_dot_1x1(x, weights + o * n, n, x_off2, w_off2,
+                                              bias != NULL ? bias[o] : 0);
+            out[o] = te_simd_out1(s, te_simd_rq_channel(&p->rq, o, zp), lo, hi);
+        }
+    }
+}
+#endif
 
 te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const int8_t *input,
                                   const int8_t *weights, const int32_t *bias, int8_t *output)
@@ -13,6 +63,12 @@ te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const in
         (p->rq.per_channel && p->filter_offset != 0)) {
         return TE_ERR_ARG;
     }
+#if TE_SIMD
+    if (te_simd_rq_ok(&p->rq, bias, p->out_features, p->in_features, TE_FC_MAX_TERM)) {
+        te_fully_connected_simd(p, input, weights, bias, output);
+        return TE_OK;
+    }
+#endif
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + b * p->in_features;
         for (o = 0; o < p->out_features; ++o) {

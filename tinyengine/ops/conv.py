@@ -170,6 +170,6 @@ class Conv2D(OpDef):
                   Arg("tensor", op.outputs[0], "int8_t")]
             + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
-            sources=["te_common.h", "te_conv.h", "te_conv.c"],
+            sources=["te_common.h", "te_simd.h", "te_conv.h", "te_conv.c"],
             scratch_bytes=self.scratch_bytes(graph, op),
         )

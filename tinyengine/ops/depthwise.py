@@ -150,6 +150,6 @@ class DepthwiseConv2D(OpDef):
                   Arg("tensor", op.outputs[0], "int8_t")]
             + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
-            sources=["te_common.h", "te_depthwise.h", "te_depthwise.c"],
+            sources=["te_common.h", "te_simd.h", "te_depthwise.h", "te_depthwise.c"],
             scratch_bytes=self.scratch_bytes(graph, op),
         )

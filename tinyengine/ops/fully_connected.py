@@ -124,5 +124,5 @@ class FullyConnected(OpDef):
                   Arg("const", "bias" if b is not None else "", "const int32_t"),
                   Arg("tensor", op.outputs[0], "int8_t")],
             consts=consts,
-            sources=["te_common.h", "te_fc.h", "te_fc.c"],
+            sources=["te_common.h", "te_simd.h", "te_fc.h", "te_fc.c"],
         )
