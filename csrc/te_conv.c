@@ -12,11 +12,10 @@
 #define TE_SIMD 0
 #endif
 
-/* Output pixels the in-place pointwise kernel's scratch holds. Conv2D.scratch_bytes in
- * tinyengine/ops/conv.py plans the same (output channels x this); the portable path uses one. */
-#ifndef TE_CONV_1X1_INPLACE_PIXELS
+/* Output pixels the in-place pointwise kernel's scratch holds (te_conv2d_1x1_inplace_s8).
+ * Conv2D.scratch_bytes in tinyengine/ops/conv.py must plan the same: output channels x this.
+ * With 2 the SIMD path runs every pixel pair as 2x2 blocks (the portable path uses one pixel). */
 #define TE_CONV_1X1_INPLACE_PIXELS 1
-#endif
 
 static te_status_t te_conv2d_check(const te_conv2d_params_t *p, const int8_t *input,
                                    const int8_t *filter, const int8_t *output)
@@ -108,6 +107,14 @@ TE_SIMD_INLINE void te_conv2d_1x1_rows2(const int8_t *x, const int8_t *w, int32_
     }
 }
 
+TE_SIMD_NOINLINE static void te_conv2d_1x1_rows2_any(const int8_t *x, const int8_t *w,
+                                                     int32_t ic, int32_t n_px, int8_t *out,
+                                                     int32_t oc_n, te_conv_pair_t c,
+                                                     const te_simd_act_t *a)
+{
+    te_conv2d_1x1_rows2(x, w, ic, ic, n_px, out, oc_n, c, 0, a);
+}
+
 /* The common case on its own: input channels a multiple of 8 and an activation SSAT clamps.
  * On Arm the whole pixel-pair loop is one block of assembly: around the 14-register inner loop
  * the compiler keeps every other value on the stack and spends about 60 instructions per 2x2
@@ -118,7 +125,7 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_rows2_x8(const int8_t *x, const int8_
                                                     int32_t oc_n, te_conv_pair_t c,
                                                     const te_simd_act_t *a)
 {
-#if TE_SIMD_ACLE
+#if TE_SIMD_ASM
     if (n_px >= 2 && ic >= 8) {
         /* ldrd pairs: (b0, b1), (m0, r0), (m1, r1), (dst, stride). */
         int32_t bias2[2], q0[2], q1[2], e[2], pairs = n_px >> 1;
@@ -177,20 +184,14 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_rows2_x8(const int8_t *x, const int8_
               [q1] "m"(q1), [e0] "m"(e[0]), [e1] "m"(e[1]), [stride] "m"(oc_n)
             : "cc", "memory");
         if (n_px & 1) {
-            te_conv2d_1x1_rows2(x, w, ic, ic & ~7, 1, dst, oc_n, c, 1, a);
+            te_conv2d_1x1_rows2_any(x, w, ic, 1, dst, oc_n, c, a);
         }
         return;
     }
-#endif
+    te_conv2d_1x1_rows2_any(x, w, ic, n_px, out, oc_n, c, a);
+#else
     te_conv2d_1x1_rows2(x, w, ic, ic & ~7, n_px, out, oc_n, c, 1, a);
-}
-
-TE_SIMD_NOINLINE static void te_conv2d_1x1_rows2_any(const int8_t *x, const int8_t *w,
-                                                     int32_t ic, int32_t n_px, int8_t *out,
-                                                     int32_t oc_n, te_conv_pair_t c,
-                                                     const te_simd_act_t *a)
-{
-    te_conv2d_1x1_rows2(x, w, ic, ic, n_px, out, oc_n, c, 0, a);
+#endif
 }
 
 /** Pointwise convolution, channel pairs outside, pixel pairs inside. */
@@ -305,20 +306,118 @@ TE_SIMD_INLINE void te_conv2d_1x1_px_simd(const te_conv2d_params_t *p, const int
     }
 }
 
-TE_SIMD_NOINLINE static void te_conv2d_1x1_pixel_x8(const te_conv2d_params_t *p,
-                                                    const int8_t *x, const int8_t *filter,
-                                                    const int32_t *bias, int8_t *dst,
-                                                    const te_simd_act_t *a)
-{
-    te_conv2d_1x1_px_simd(p, x, filter, bias, dst, p->input.c & ~7, 1, a);
-}
-
 TE_SIMD_NOINLINE static void te_conv2d_1x1_pixel_any(const te_conv2d_params_t *p,
                                                      const int8_t *x, const int8_t *filter,
                                                      const int32_t *bias, int8_t *dst,
                                                      const te_simd_act_t *a)
 {
     te_conv2d_1x1_px_simd(p, x, filter, bias, dst, p->input.c, 0, a);
+}
+
+/* The common case on its own (input channels a multiple of 8, an activation SSAT clamps). On
+ * Arm with per-channel requantisation and a bias, the loop over groups of four channels is one
+ * block of assembly (see te_conv2d_1x1_rows2_x8): the pixel's input lanes are extended once per
+ * 4 values and shared by four filter rows (w0, w0 + ic, w2, w2 + ic; 23 instructions per 16
+ * MACs), then the four outputs are requantised two at a time. */
+TE_SIMD_NOINLINE static void te_conv2d_1x1_pixel_x8(const te_conv2d_params_t *p,
+                                                    const int8_t *x, const int8_t *filter,
+                                                    const int32_t *bias, int8_t *dst,
+                                                    const te_simd_act_t *a)
+{
+#if TE_SIMD_ASM
+    const int32_t ic = p->input.c, oc_n = p->output.c;
+    if (p->rq.per_channel && bias != NULL && oc_n >= 4 && ic >= 8) {
+        const int8_t *const x0 = x, *const x_end = x + ic;
+        const int32_t *mp = p->rq.multiplier, *shp = p->rq.shift, *bp = bias;
+        const int32_t zp2p1 = 2 * p->q.output_offset + 1;
+        const int32_t off2 = te_simd_dup16(p->q.input_offset);
+        int32_t quads = oc_n >> 2;
+        int8_t *out = dst;
+        const int8_t *w0 = filter, *w2 = filter + 2 * ic;
+        int32_t x_, off, end, s0, s1, s2, s3, t0, t1, xe, xo;
+        __asm__ volatile(
+            "0:\n\t"
+            "ldr %[t0], %[bp]\n\t"
+            "ldrd %[s0], %[s1], [%[t0]], #8\n\t"
+            "ldrd %[s2], %[s3], [%[t0]], #8\n\t"
+            "str %[t0], %[bp]\n\t"
+            "ldr %[x], %[x0]\n\t"
+            "ldr %[off], %[off2]\n\t"
+            "ldr %[end], %[xend]\n\t"
+            "tst %[ws], #8\n\t" /* 16 values per iteration; an odd 8 enters halfway */
+            "bne 2f\n\t"
+            "1:\n\t" TE_ASM_STEP_1X4 TE_ASM_STEP_1X4
+            "2:\n\t" TE_ASM_STEP_1X4 TE_ASM_STEP_1X4
+            "cmp %[x], %[end]\n\t"
+            "bne 1b\n\t"
+            "add %[w0], %[w2], %[ws]\n\t" /* rows 4 and 6: w2 has reached row 3 */
+            "add %[w2], %[w0], %[ws], lsl #1\n\t"
+            /* channels 0 and 1, then 2 and 3: multipliers, shifts sh < 0 (e = -sh, e - 1 = ~sh),
+             * round = (2 zp + 1) << (e - 1) */
+            "ldr %[x], %[mp]\n\t"
+            "ldrd %[t0], %[t1], [%[x]], #8\n\t"
+            "str %[x], %[mp]\n\t"
+            "ldr %[x], %[shp]\n\t"
+            "ldrd %[xe], %[xo], [%[x]], #8\n\t"
+            "str %[x], %[shp]\n\t"
+            "ldr %[x], %[zz]\n\t"
+            "mvn %[off], %[xe]\n\t"
+            "lsl %[off], %[x], %[off]\n\t"
+            "rsb %[xe], %[xe], #0\n\t"
+            TE_ASM_REQUANT("s0", "s0", "t0", "off", "xe", "end")
+            "mvn %[off], %[xo]\n\t"
+            "lsl %[off], %[x], %[off]\n\t"
+            "rsb %[xo], %[xo], #0\n\t"
+            TE_ASM_REQUANT("s1", "s1", "t1", "off", "xo", "end")
+            "ldr %[x], %[mp]\n\t"
+            "ldrd %[t0], %[t1], [%[x]], #8\n\t"
+            "str %[x], %[mp]\n\t"
+            "ldr %[x], %[shp]\n\t"
+            "ldrd %[xe], %[xo], [%[x]], #8\n\t"
+            "str %[x], %[shp]\n\t"
+            "ldr %[x], %[zz]\n\t"
+            "mvn %[off], %[xe]\n\t"
+            "lsl %[off], %[x], %[off]\n\t"
+            "rsb %[xe], %[xe], #0\n\t"
+            TE_ASM_REQUANT("s2", "s2", "t0", "off", "xe", "end")
+            "mvn %[off], %[xo]\n\t"
+            "lsl %[off], %[x], %[off]\n\t"
+            "rsb %[xo], %[xo], #0\n\t"
+            TE_ASM_REQUANT("s3", "s3", "t1", "off", "xo", "end")
+            "ldr %[x], %[out]\n\t"
+            "strb %[s0], [%[x]], #1\n\t"
+            "strb %[s1], [%[x]], #1\n\t"
+            "strb %[s2], [%[x]], #1\n\t"
+            "strb %[s3], [%[x]], #1\n\t"
+            "str %[x], %[out]\n\t"
+            "ldr %[t0], %[quads]\n\t"
+            "subs %[t0], %[t0], #1\n\t"
+            "str %[t0], %[quads]\n\t"
+            "bne 0b\n\t"
+            : [w0] "+r"(w0), [w2] "+r"(w2), [x] "=&r"(x_), [off] "=&r"(off), [end] "=&r"(end),
+              [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [t0] "=&r"(t0),
+              [t1] "=&r"(t1), [xe] "=&r"(xe), [xo] "=&r"(xo), [bp] "+m"(bp), [mp] "+m"(mp),
+              [shp] "+m"(shp), [out] "+m"(out), [quads] "+m"(quads)
+            : [ws] "r"(ic), [x0] "m"(x0), [xend] "m"(x_end), [off2] "m"(off2),
+              [zz] "m"(zp2p1)
+            : "cc", "memory");
+        if (oc_n & 3) { /* the last channels through the C path, on their own rows */
+            te_conv2d_params_t rest = *p;
+            te_requant_t rq = p->rq;
+            const int32_t done = oc_n & ~3;
+            rq.multiplier += done;
+            rq.shift += done;
+            rest.rq = rq;
+            rest.output.c = oc_n - done;
+            rest.filter.n = oc_n - done;
+            te_conv2d_1x1_pixel_any(&rest, x0, filter + done * ic, bias + done, dst + done, a);
+        }
+        return;
+    }
+    te_conv2d_1x1_pixel_any(p, x, filter, bias, dst, a);
+#else
+    te_conv2d_1x1_px_simd(p, x, filter, bias, dst, p->input.c & ~7, 1, a);
+#endif
 }
 
 /** All output channels of pixels x and x + input.c into d0 and d0 + output.c: 2x2 blocks with
@@ -357,6 +456,14 @@ TE_SIMD_INLINE void te_conv2d_1x1_pair_simd(const te_conv2d_params_t *p, const i
     }
 }
 
+TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_any(const te_conv2d_params_t *p,
+                                                    const int8_t *x, const int8_t *filter,
+                                                    const int32_t *bias, int8_t *d0,
+                                                    const te_simd_act_t *a)
+{
+    te_conv2d_1x1_pair_simd(p, x, filter, bias, d0, p->input.c, 0, a);
+}
+
 /* The common case on its own (input channels a multiple of 8, an activation SSAT clamps). On
  * Arm with per-channel requantisation and a bias, the loop over channel pairs is one block of
  * assembly, for the reasons given at te_conv2d_1x1_rows2_x8; the input offset takes the
@@ -366,7 +473,7 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_x8(const te_conv2d_params_t *p,
                                                    const int32_t *bias, int8_t *d0,
                                                    const te_simd_act_t *a)
 {
-#if TE_SIMD_ACLE
+#if TE_SIMD_ASM
     const int32_t ic = p->input.c, oc_n = p->output.c;
     if (p->rq.per_channel && bias != NULL && oc_n >= 2 && ic >= 8) {
         const int8_t *const x0 = x, *const x_end = x + ic;
@@ -447,16 +554,10 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_x8(const te_conv2d_params_t *p,
         }
         return;
     }
-#endif
+    te_conv2d_1x1_pair_any(p, x, filter, bias, d0, a);
+#else
     te_conv2d_1x1_pair_simd(p, x, filter, bias, d0, p->input.c & ~7, 1, a);
-}
-
-TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_any(const te_conv2d_params_t *p,
-                                                    const int8_t *x, const int8_t *filter,
-                                                    const int32_t *bias, int8_t *d0,
-                                                    const te_simd_act_t *a)
-{
-    te_conv2d_1x1_pair_simd(p, x, filter, bias, d0, p->input.c, 0, a);
+#endif
 }
 
 /** n bytes from src to dst (distinct), a word at a time. */

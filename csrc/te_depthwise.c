@@ -116,20 +116,26 @@ TE_SIMD_INLINE void te_dw_acc4(const int8_t *in, const int8_t *f, int32_t ny, in
     s[3] = s3;
 }
 
-/** All nine taps of a 3x3 window with dilation 1 and multiplier 1, unrolled: x steps of c
- * (= input and filter channels), input rows of `row`. */
-TE_SIMD_INLINE void te_dw_acc4_3x3(const int8_t *in, const int8_t *f, int32_t c, int32_t row,
-                                   int32_t off2, int32_t s[4])
+/** All nine taps of a 3x3 window with dilation 1, unrolled: x steps of ci in the input and cf
+ * in the filter, input rows of `row`; bcast (a constant) as in te_dw_acc4. */
+TE_SIMD_INLINE void te_dw_acc4_3x3(const int8_t *in, const int8_t *f, int32_t ci, int32_t cf,
+                                   int32_t row, int bcast, int32_t off2, int32_t s[4])
 {
+    const int32_t off = te_simd_lane0(off2);
+    const int32_t ci2 = 2 * ci, cf2 = 2 * cf;
     int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    int32_t ky;
-    for (ky = 0; ky < 3; ++ky) {
-        TE_DW_TAP4(0, in, f, 0, off2, s0, s1, s2, s3);
-        TE_DW_TAP4(0, in + c, f + c, 0, off2, s0, s1, s2, s3);
-        TE_DW_TAP4(0, in + 2 * c, f + 2 * c, 0, off2, s0, s1, s2, s3);
-        in += row;
-        f += 3 * c;
-    }
+#define TE_DW_ROW3                                                                              \
+    TE_DW_TAP4(bcast, in, f, off, off2, s0, s1, s2, s3);                                        \
+    TE_DW_TAP4(bcast, in + ci, f + cf, off, off2, s0, s1, s2, s3);                              \
+    TE_DW_TAP4(bcast, in + ci2, f + cf2, off, off2, s0, s1, s2, s3)
+    TE_DW_ROW3;
+    in += row;
+    f += cf + cf2;
+    TE_DW_ROW3;
+    in += row;
+    f += cf + cf2;
+    TE_DW_ROW3;
+#undef TE_DW_ROW3
     s[0] = s0;
     s[1] = s1;
     s[2] = s2;
@@ -213,7 +219,8 @@ TE_SIMD_INLINE uint32_t te_dw_pixel4(const te_depthwise_conv_params_t *p, const 
         const int32_t f_idx = (r.ky0 * p->filter.w + kx0) * c_f + oc;
         if (!bcast && r.ny == 3 && kx1 - kx0 == 3 && p->filter.w == 3 && p->dilation_w == 1 &&
             p->dilation_h == 1) {
-            te_dw_acc4_3x3(input + in_idx, filter + f_idx, c_in, p->input.w * c_in, off2, s);
+            te_dw_acc4_3x3(input + in_idx, filter + f_idx, c_in, c_f, p->input.w * c_in, 0, off2,
+                           s);
         } else {
             te_dw_steps_t st;
             st.in_dy = p->dilation_h * p->input.w * c_in;
@@ -226,6 +233,46 @@ TE_SIMD_INLINE uint32_t te_dw_pixel4(const te_depthwise_conv_params_t *p, const 
     return te_clamp4(te_pack4(te_simd_requant(s[0], d->q0), te_simd_requant(s[1], d->q1),
                               te_simd_requant(s[2], d->q2), te_simd_requant(s[3], d->q3)),
                      a->lo4, a->hi4);
+}
+
+/** Which output columns see all three columns of a 3x3 window (dilation 1): [lo, hi). */
+static void te_dw_interior_x(const te_depthwise_conv_params_t *p, int32_t *lo, int32_t *hi)
+{
+    const int32_t sw = p->stride_w, pw = p->pad_w;
+    /* ox * sw - pw >= 0 and ox * sw - pw + 2 <= input.w - 1 */
+    *lo = (pw + sw - 1) / sw;
+    *hi = p->input.w - 3 + pw >= 0 ? (p->input.w - 3 + pw) / sw + 1 : 0;
+    if (*hi > p->output.w) {
+        *hi = p->output.w;
+    }
+    if (*hi < *lo) {
+        *hi = *lo;
+    }
+}
+
+/** te_dw_pixel4 for a pixel whose 3x3 window (dilation 1) lies inside the image; in points at
+ * its tap (0, 0) (input channel oc, or oc / multiplier with bcast), f at the filter's. */
+TE_SIMD_INLINE uint32_t te_dw_pixel4_3x3(const int8_t *in, const int8_t *f, int32_t ci,
+                                         int32_t cf, int32_t row, int bcast,
+                                         const te_dw_quad_t *d, const te_simd_act_t *a,
+                                         int32_t off2)
+{
+    int32_t s[4];
+    s[0] = d->b0;
+    s[1] = d->b1;
+    s[2] = d->b2;
+    s[3] = d->b3;
+    te_dw_acc4_3x3(in, f, ci, cf, row, bcast, off2, s);
+    return te_clamp4(te_pack4(te_simd_requant(s[0], d->q0), te_simd_requant(s[1], d->q1),
+                              te_simd_requant(s[2], d->q2), te_simd_requant(s[3], d->q3)),
+                     a->lo4, a->hi4);
+}
+
+/** Whether te_dw_pixel4_3x3 applies to the layer (to rows of 3 valid taps, columns in the
+ * interior). */
+static int te_dw_fast3(const te_depthwise_conv_params_t *p)
+{
+    return p->filter.h == 3 && p->filter.w == 3 && p->dilation_h == 1 && p->dilation_w == 1;
 }
 
 /** Output channel oc at pixel (row r, ox), requantised and clamped. */
@@ -268,15 +315,37 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
     const int32_t oc_n = p->output.c, simd_end = te_dw_simd_end(p);
     const int bcast = p->depth_multiplier != 1;
     int32_t oc, b, oy, ox;
+    const int fast3 = te_dw_fast3(p);
+    const int32_t row = p->input.w * p->input.c, step = p->stride_w * p->input.c;
+    int32_t lo, hi;
+    te_dw_interior_x(p, &lo, &hi);
     for (oc = 0; oc < simd_end; oc += 4) {
         const te_dw_quad_t d = te_dw_quad(p, bias, oc);
         int8_t *out = output + oc;
         for (b = 0; b < p->output.n; ++b) {
             for (oy = 0; oy < p->output.h; ++oy) {
                 const te_dw_row_t r = te_dw_row(p, b, oy);
+                const int interior = fast3 && r.ny == 3;
                 for (ox = 0; ox < p->output.w; ++ox) {
-                    const uint32_t v =
-                        bcast ? te_dw_pixel4(p, input, filter, r, ox, oc, 1, &d, &a, off2)
+                    uint32_t v;
+                    if (interior && ox >= lo && ox < hi) {
+                        const int8_t *in = input + r.in_row + (ox * p->stride_w - p->pad_w) *
+                                                                  p->input.c +
+                                           (bcast ? oc / p->depth_multiplier : oc);
+                        /* Columns lo..hi-1 in one go, the input a stride apart. */
+                        for (; ox < hi; ++ox) {
+                            v = bcast ? te_dw_pixel4_3x3(in, filter + oc, p->input.c, oc_n, row,
+                                                         1, &d, &a, off2)
+                                      : te_dw_pixel4_3x3(in, filter + oc, p->input.c, oc_n, row,
+                                                         0, &d, &a, off2);
+                            te_simd_store4(out, v);
+                            in += step;
+                            out += oc_n;
+                        }
+                        --ox;
+                        continue;
+                    }
+                    v = bcast ? te_dw_pixel4(p, input, filter, r, ox, oc, 1, &d, &a, off2)
                               : te_dw_pixel4(p, input, filter, r, ox, oc, 0, &d, &a, off2);
                     te_simd_store4(out, v);
                     out += oc_n;
@@ -319,20 +388,33 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
     const int32_t ring = p->pad_h * p->output.w + p->pad_w + 1;
     const int32_t simd_end =
         p->stride_h == 1 && p->stride_w == 1 && 4 * ring <= plane ? c_n & ~3 : 0;
-    int32_t c, b, oy, ox, px;
+    const int fast3 = te_dw_fast3(p);
+    const int32_t row = p->input.w * c_n;
+    int32_t c, b, oy, ox, px, lo, hi;
+    te_dw_interior_x(p, &lo, &hi);
     for (c = 0; c < simd_end; c += 4) {
         const te_dw_quad_t d = te_dw_quad(p, bias, c);
         int32_t k = 0, slot = 0; /* pixel k goes to ring slot k % L */
         for (b = 0; b < p->output.n; ++b) {
             for (oy = 0; oy < p->output.h; ++oy) {
                 const te_dw_row_t r = te_dw_row(p, b, oy);
+                const int interior = fast3 && r.ny == 3;
+                const int8_t *in = interior && lo < hi
+                                       ? input + r.in_row + (lo - p->pad_w) * c_n + c
+                                       : input;
                 for (ox = 0; ox < p->output.w; ++ox) {
+                    uint32_t v;
                     if (k >= ring) {
                         te_simd_store4(output + (k - ring) * c_n + c,
                                        te_simd_load4(scratch + 4 * slot));
                     }
-                    te_simd_store4(scratch + 4 * slot,
-                                   te_dw_pixel4(p, input, filter, r, ox, c, 0, &d, &a, off2));
+                    if (interior && ox >= lo && ox < hi) {
+                        v = te_dw_pixel4_3x3(in, filter + c, c_n, c_n, row, 0, &d, &a, off2);
+                        in += c_n;
+                    } else {
+                        v = te_dw_pixel4(p, input, filter, r, ox, c, 0, &d, &a, off2);
+                    }
+                    te_simd_store4(scratch + 4 * slot, v);
                     ++k;
                     if (++slot == ring) {
                         slot = 0;

@@ -6,10 +6,13 @@
  * functions, on TE_SIMD, so the generated code and the memory plan are one for every target:
  *
  * - TE_SIMD is 1 where the compiler defines __ARM_FEATURE_DSP and __ARM_FEATURE_SIMD32
- *   (Cortex-M4, M7, M33, M55 with GCC or Clang, little endian) and TE_NO_SIMD is not defined.
- *   The helpers below are then ACLE intrinsics from arm_acle.h (__smlad, __sxtb16, __sxtab16,
- *   __ssat, __ssub8, __sel, __smlabb ...) plus one-instruction inline assembly for the forms
- *   GCC 12 does not fuse on its own: SXTB16/SXTAB16 with ROR #8, SMMLAR and BFI.
+ *   (Cortex-M4, M7, M33, M55 with GCC or Clang, little endian) in an optimising build, and
+ *   TE_NO_SIMD is not defined. The helpers below are then ACLE intrinsics from arm_acle.h
+ *   (__smlad, __sxtb16, __sxtab16, __ssat, __ssub8, __sel, __smlabb ...) plus one-instruction
+ *   inline assembly for the forms GCC 12 does not fuse on its own: SXTB16/SXTAB16 with ROR #8,
+ *   SMMLAR and BFI, and the hottest loops as whole blocks of assembly (TE_SIMD_ASM below). At
+ *   -O0 the always-inline helpers would give kernel frames of several KB, more than a firmware's
+ *   stack reserve: unoptimised (debug) builds take the portable loops.
  * - TE_SIMD_EMULATE (a test switch for the host) gives TE_SIMD 1 with plain C equivalents of
  *   those instructions, so that the SIMD algorithms (blocking, tails, in-place orders) also run
  *   under the host's sanitizers. Little-endian hosts only.
@@ -28,7 +31,7 @@
 #include "te_common.h"
 
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && \
-    !defined(TE_NO_SIMD) && defined(__GNUC__)
+    defined(__OPTIMIZE__) && defined(__GNUC__) && !defined(TE_NO_SIMD)
 #define TE_SIMD 1
 #define TE_SIMD_ACLE 1
 #include <arm_acle.h>
@@ -38,6 +41,17 @@
 #else
 #define TE_SIMD 0
 #define TE_SIMD_ACLE 0
+#endif
+
+/* The inner loops written as whole blocks of assembly hold 13 or 14 values in registers. GCC
+ * frees that many at -O1, -Og, -O2 and -O3 (checked by tests/test_simd.py), not in every
+ * function at -Os, nor with a frame pointer: there the intrinsics versions, which compute the
+ * same, take over (TE_SIMD_NO_ASM forces that, e.g. with -fno-omit-frame-pointer). */
+#if TE_SIMD_ACLE && !defined(__OPTIMIZE_SIZE__) && !defined(__clang__) && \
+    !defined(TE_SIMD_NO_ASM)
+#define TE_SIMD_ASM 1
+#else
+#define TE_SIMD_ASM 0
 #endif
 
 #if TE_SIMD
@@ -459,7 +473,7 @@ TE_SIMD_INLINE void te_simd_step_2x2(const int8_t **x, int32_t xs, const int8_t 
     s[1] = te_smlad(x_e, wb_e, te_smlad(x_o, wb_o, s[1]));
 }
 
-#if TE_SIMD_ACLE
+#if TE_SIMD_ASM
 /*
  * The 2x2 step in assembly, for the loops over 8 values (two steps) per iteration. The step
  * holds 4 accumulators, 6 temporaries and the pointers, strides and offset: 13 to 15 values
@@ -515,18 +529,18 @@ TE_SIMD_INLINE void te_simd_dot_2x2(const int8_t *x, int32_t xs, const int8_t *w
 {
     const int32_t x_off = with_off ? te_simd_lane0(x_off2) : 0;
     int32_t i;
-#if TE_SIMD_ACLE
+#if TE_SIMD_ASM
     if (n >= 8) {
         const int8_t *const end = x + (n & ~7);
         int32_t t0, t1, t2, t3, t4, t5;
         if (xs == ws && !with_off) {
-            /* 14 registers: the end pointer stays in one. */
             __asm__("1:\n\t" TE_ASM_STEP_2X2("st", "st", TE_ASM_X_PLAIN)
                         TE_ASM_STEP_2X2("st", "st", TE_ASM_X_PLAIN)
-                    "cmp %[x], %[end]\n\t"
+                    "ldr %[t0], %[end]\n\t"
+                    "cmp %[x], %[t0]\n\t"
                     "bne 1b\n\t"
                     : TE_ASM_2X2_OUTS
-                    : [st] "r"(xs), [end] "r"(end)
+                    : [st] "r"(xs), [end] "m"(end)
                     : "cc", "memory");
         } else if (xs == ws) {
             __asm__("1:\n\t" TE_ASM_STEP_2X2("st", "st", TE_ASM_X_OFF)
@@ -572,9 +586,16 @@ TE_SIMD_INLINE void te_simd_dot_2x2(const int8_t *x, int32_t xs, const int8_t *w
     }
 }
 
-#if TE_SIMD_ACLE
+#if TE_SIMD_ASM
 #define TE_ASM_ROW_1X4(W, S)                                                                    \
     "ldr %[t0], [%[" W "]], #4\n\t"                                                             \
+    "sxtb16 %[t1], %[t0]\n\t"                                                                   \
+    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                           \
+    "smlad %[" S "], %[xe], %[t1], %[" S "]\n\t"                                                \
+    "smlad %[" S "], %[xo], %[t0], %[" S "]\n\t"
+/* Rows w0, w0 + ws (loaded first, before w0 steps on), w2 and w2 + ws: 13 registers. */
+#define TE_ASM_ROW_1X4_AT(ADDR, S)                                                              \
+    "ldr %[t0], " ADDR "\n\t"                                                                   \
     "sxtb16 %[t1], %[t0]\n\t"                                                                   \
     "sxtb16 %[t0], %[t0], ror #8\n\t"                                                           \
     "smlad %[" S "], %[xe], %[t1], %[" S "]\n\t"                                                \
@@ -582,8 +603,9 @@ TE_SIMD_INLINE void te_simd_dot_2x2(const int8_t *x, int32_t xs, const int8_t *w
 #define TE_ASM_STEP_1X4                                                                         \
     "ldr %[t0], [%[x]], #4\n\t"                                                                 \
     "sxtab16 %[xe], %[off], %[t0]\n\t"                                                          \
-    "sxtab16 %[xo], %[off], %[t0], ror #8\n\t" TE_ASM_ROW_1X4("w0", "s0")                       \
-        TE_ASM_ROW_1X4("w1", "s1") TE_ASM_ROW_1X4("w2", "s2") TE_ASM_ROW_1X4("w3", "s3")
+    "sxtab16 %[xo], %[off], %[t0], ror #8\n\t"                                                  \
+    TE_ASM_ROW_1X4_AT("[%[w0], %[ws]]", "s1") TE_ASM_ROW_1X4_AT("[%[w0]], #4", "s0")          \
+    TE_ASM_ROW_1X4_AT("[%[w2], %[ws]]", "s3") TE_ASM_ROW_1X4_AT("[%[w2]], #4", "s2")
 #endif
 
 /**
@@ -598,7 +620,7 @@ TE_SIMD_INLINE void te_simd_dot_1x4(const int8_t *x, const int8_t *w0, int32_t w
     const int8_t *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
     const int8_t *end = x + (n & ~3);
     int32_t i;
-#if TE_SIMD_ACLE
+#if TE_SIMD_ASM
     if (n >= 8) {
         const int8_t *const end8 = x + (n & ~7);
         int32_t t0, t1, xe, xo;
@@ -606,11 +628,13 @@ TE_SIMD_INLINE void te_simd_dot_1x4(const int8_t *x, const int8_t *w0, int32_t w
                 "ldr %[t0], %[end]\n\t"
                 "cmp %[x], %[t0]\n\t"
                 "bne 1b\n\t"
-                : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3),
-                  [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [t0] "=&r"(t0),
-                  [t1] "=&r"(t1), [xe] "=&r"(xe), [xo] "=&r"(xo)
-                : [off] "r"(x_off2), [end] "m"(end8)
+                : [x] "+r"(x), [w0] "+r"(w0), [w2] "+r"(w2), [s0] "+r"(s0), [s1] "+r"(s1),
+                  [s2] "+r"(s2), [s3] "+r"(s3), [t0] "=&r"(t0), [t1] "=&r"(t1), [xe] "=&r"(xe),
+                  [xo] "=&r"(xo)
+                : [off] "r"(x_off2), [ws] "r"(ws), [end] "m"(end8)
                 : "cc", "memory");
+        w1 = w0 + ws;
+        w3 = w2 + ws;
     }
 #endif
     while (x != end) {

@@ -273,6 +273,23 @@ def test_projects_ship_the_simd_header(built):
         assert (built(name)[1] / "kernels" / "te_simd.h").is_file(), name
 
 
+@pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m55"])
+def test_kernels_build_at_every_optimisation_level(cpu, tmp_path):
+    """The assembly loops need 13 or 14 free registers: te_simd.h enables them only where GCC
+    finds them (-O1, -Og, -O2, -O3) and keeps the intrinsics at -Os (and the portable loops at
+    -O0). A failure here is GCC's "asm operand has impossible constraints"."""
+    require(shutil.which("arm-none-eabi-gcc") is not None, "arm-none-eabi-gcc is not installed")
+    csrc = Path(__file__).resolve().parent.parent / "csrc"
+    files = ["te_conv.c", "te_depthwise.c", "te_fc.c"] if cpu == "cortex-m4" else ["te_conv.c"]
+    for level in ("-O0", "-O1", "-Og", "-Os", "-O2", "-O3"):
+        for f in files:
+            cmd = ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-std=c99", level, "-Wall",
+                   "-Wextra", "-Werror", f"-I{csrc}", "-c", str(csrc / f), "-o",
+                   str(tmp_path / "k.o")]
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, f"{cpu} {level} {f}:\n{run.stderr[-2000:]}"
+
+
 # --- host: the SIMD algorithms with C stand-ins for the instructions --------------------------
 
 @pytest.mark.parametrize("name", GRAPH_NAMES)
