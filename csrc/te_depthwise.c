@@ -1,16 +1,7 @@
 #include "te_depthwise.h"
-/* The SIMD paths need te_simd.h beside this file (the code generator ships it with the kernel);
- * without it, or on a core without the DSP extension, the portable loops are the whole kernel. */
-#if defined(__has_include)
-#if __has_include("te_simd.h")
+/* te_simd.h sets TE_SIMD: 1 on a core with the DSP extension in an optimised build, else 0 and
+ * the portable loops are the whole kernel. The code generator ships it with this file. */
 #include "te_simd.h"
-#endif
-#else
-#include "te_simd.h"
-#endif
-#ifndef TE_SIMD
-#define TE_SIMD 0
-#endif
 
 static te_status_t te_depthwise_conv_check(const te_depthwise_conv_params_t *p,
                                            const int8_t *input, const int8_t *filter,

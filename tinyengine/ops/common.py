@@ -79,9 +79,17 @@ def conv_requant(inp: Tensor, weights: Tensor, out: Tensor) -> tuple[np.ndarray,
     return quant.quantize_multipliers(real)
 
 
-def requant_consts(mult: np.ndarray, shift: np.ndarray) -> list[ConstArray]:
-    return [ConstArray("mult", "int32_t", mult.astype(np.int32)),
-            ConstArray("shift", "int32_t", shift.astype(np.int32))]
+def weight_consts(weights: Tensor, bias: Tensor | None, mult: np.ndarray, shift: np.ndarray,
+                  weights_name: str = "filter") -> list[ConstArray]:
+    """The flash arrays of a weighted op: weights, requantisation tables, and the bias if any."""
+    assert weights.data is not None
+    consts = [ConstArray(weights_name, "int8_t", weights.data.ravel()),
+              ConstArray("mult", "int32_t", mult.astype(np.int32)),
+              ConstArray("shift", "int32_t", shift.astype(np.int32))]
+    if bias is not None:
+        assert bias.data is not None
+        consts.append(ConstArray("bias", "int32_t", bias.data.ravel()))
+    return consts
 
 
 def clamp_int8(acc: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, ConstArray, OpDef, OpEmission, register
+from .base import Arg, OpDef, OpEmission, register
 from .common import (
     act_limits,
     check_activation,
@@ -23,7 +23,7 @@ from .common import (
     clamp_int8,
     conv_requant,
     dims4,
-    requant_consts,
+    weight_consts,
     window_padding,
 )
 
@@ -148,10 +148,7 @@ class Conv2D(OpDef):
         pointwise = is_pointwise(graph, op)
         inplace = op.attrs.get("inplace") is not None
         assert wt.data is not None
-        consts = [ConstArray("filter", "int8_t", wt.data.ravel())] + requant_consts(mult, shift)
-        if b is not None:
-            assert b.data is not None
-            consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
+        consts = weight_consts(wt, b, mult, shift)
         kernel = "te_conv2d_1x1_s8" if pointwise else "te_conv2d_s8"
         return OpEmission(
             kernel="te_conv2d_1x1_inplace_s8" if inplace else kernel,

@@ -13,14 +13,14 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, ConstArray, OpDef, OpEmission, register
+from .base import Arg, OpDef, OpEmission, register
 from .common import (
     act_limits,
     check_activation,
     check_int8_io,
     conv_requant,
     dims4,
-    requant_consts,
+    weight_consts,
     window_padding,
 )
 from .conv import padded_windows, requantize_acc
@@ -126,10 +126,7 @@ class DepthwiseConv2D(OpDef):
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
-        consts = [ConstArray("filter", "int8_t", wt.data.ravel())] + requant_consts(mult, shift)
-        if b is not None:
-            assert b.data is not None
-            consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
+        consts = weight_consts(wt, b, mult, shift)
         fast = use_3x3_kernel(m, fh, fw, (dh, dw), (ph, pw))
         inplace = op.attrs.get("inplace") is not None
         kernel = "te_depthwise_conv_3x3_s8" if fast else "te_depthwise_conv_s8"

@@ -19,8 +19,8 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import Arg, ConstArray, OpDef, OpEmission, register
-from .common import act_limits, check_activation, check_int8_io, conv_requant, requant_consts
+from .base import Arg, OpDef, OpEmission, register
+from .common import act_limits, check_activation, check_int8_io, conv_requant, weight_consts
 from .conv import requantize_acc
 
 
@@ -106,10 +106,7 @@ class FullyConnected(OpDef):
         mult, shift = fc_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
-        consts = [ConstArray("weights", "int8_t", wt.data.ravel())] + requant_consts(mult, shift)
-        if b is not None:
-            assert b.data is not None
-            consts.append(ConstArray("bias", "int32_t", b.data.ravel()))
+        consts = weight_consts(wt, b, mult, shift, "weights")
         return OpEmission(
             kernel="te_fully_connected_s8",
             params_type="te_fully_connected_params_t",
