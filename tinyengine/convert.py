@@ -7,6 +7,7 @@ road an ONNX file takes.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,9 @@ def export_torch(module: Any, example_input: Any, path: str | Path) -> Path:
 
     module = module.eval()
     try:
-        with torch.no_grad():
+        # Tracing warns about every Python int taken from a shape; ours are meant to be constant.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(module, (example_input,), str(path), dynamo=False,
                               opset_version=17, input_names=["input"], output_names=["output"])
     except Exception as e:  # the exporter raises many kinds of errors for unsupported modules

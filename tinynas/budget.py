@@ -44,6 +44,7 @@ class Verdict:
     peak_sram: int | None  # None when rejected before planning
     macs: int | None
     reason: str  # "" when it fits, else "flash", "sram" or "macs"
+    patched: bool = False  # fits only with patch-based inference (deploy with patch="auto")
 
 
 @lru_cache(maxsize=1 << 15)
@@ -62,19 +63,29 @@ def arch_cost(arch: Arch, patch: str = "off", int8_input: bool = False) -> Cost:
 def check_budget(arch: Arch, budget: Budget, patch: str = "off",
                  int8_input: bool = False) -> Verdict:
     """Whether `arch` fits, testing the cheap figures first. The figures of a fitting
-    candidate are estimate()'s."""
+    candidate are estimate()'s.
+
+    patch="auto" asks for patch-based inference only where whole tensors do not fit (as
+    MCUNetV2 deploys it: patches cost recomputed MACs), and planning with patches is about a
+    hundred times slower, so whole tensors are always tried first; `patched` in the verdict says
+    which one fits, and so how to deploy."""
     flash, biggest = quick_summary(arch, int8_input)
     if flash > budget.flash:
         return Verdict(False, flash, None, None, "flash")
     # Patches hold a stage's tensors a window at a time, so the bound holds only without them.
-    if patch == "off" and biggest > budget.sram:
+    patched = biggest > budget.sram
+    if patched and patch == "off":
         return Verdict(False, flash, None, None, "sram")
-    peak, macs, _ = _plan(arch, patch, int8_input)
+    if not patched:
+        peak, macs, _ = _plan(arch, "off", int8_input)
+        patched = peak > budget.sram and patch == "auto"
+    if patched:
+        peak, macs, _ = _plan(arch, "auto", int8_input)
     if peak > budget.sram:
-        return Verdict(False, flash, peak, macs, "sram")
+        return Verdict(False, flash, peak, macs, "sram", patched)
     if budget.macs is not None and macs > budget.macs:
-        return Verdict(False, flash, peak, macs, "macs")
-    return Verdict(True, flash, peak, macs, "")
+        return Verdict(False, flash, peak, macs, "macs", patched)
+    return Verdict(True, flash, peak, macs, "", patched)
 
 
 def fmt_bytes(n: int) -> str:

@@ -4,6 +4,8 @@
         stage one: choose the (width multiplier, resolution) of the search space
     tinynas cost ARCH.json [--patch off|auto]
         what one architecture costs on the MCU (SRAM, flash, MACs) and its parameters
+    tinynas pipeline | train | search | deploy
+        stage two and the whole path to a C project (tinynas/commands.py)
 
 User errors print one line `tinynas: error: ...` and exit with status 2.
 """
@@ -123,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--patch", choices=["off", "auto"], default="off")
     cp.add_argument("--int8-input", action="store_true")
     cp.set_defaults(func=_cmd_cost)
+    from .commands import add_commands
+
+    add_commands(sub)
     return ap
 
 

@@ -14,9 +14,11 @@ Presets:
   width multipliers 0.1 and 0.15, stage depths from 1 (at w0.2 with depths 2-4, nearly every
   subnet needs more than 64 KB of flash). MCUNet's VWW models live in it.
 - "digits": scikit-learn's 8x8 greyscale digits, 10 classes, for budgets of 1-2 KB SRAM and
-  4-8 KB flash: three stages, a stride-1 stem (an 8x8 image has no pixels to spare), channels
-  rounded to multiples of 4, width multipliers from 0.1, depths from 1, and resolutions around
-  the native 8 (inputs resized to r x r).
+  4-8 KB flash: three stages, a narrow stride-1 stem (an 8x8 image has no pixels to spare, and
+  the stem's full-resolution output is the largest tensor), channels rounded to multiples of 4,
+  width multipliers 0.25-0.75 (below 0.25 every layer has 4 channels; above 0.75 nothing fits
+  8 KB of flash), depths from 1, and resolutions from the native 8 up to 16 (inputs resized to
+  r x r).
 """
 
 from __future__ import annotations
@@ -227,10 +229,10 @@ PRESETS: dict[str, SearchSpace] = {
     "vww": SearchSpace("vww", 3, 2, (32,) + _R, (0.1, 0.15) + _W, (3, 5, 7), (3, 4, 5, 6),
                        (1, 2, 3, 4)),
     "digits": SearchSpace(
-        "digits", in_channels=1, num_classes=10, resolutions=(6, 8, 10, 12, 14, 16),
-        width_mults=(0.1, 0.15, 0.2, 0.25, 0.3), kernels=(3, 5), expands=(2, 3, 4),
-        depths=(1, 2), last_depths=(1,), stage_bases=(16, 32, 64), stage_strides=(2, 2, 1),
-        stem_stride=1, channel_divisor=4),
+        "digits", in_channels=1, num_classes=10, resolutions=(8, 10, 12, 14, 16),
+        width_mults=(0.25, 0.375, 0.5, 0.625, 0.75), kernels=(3, 5), expands=(2, 3, 4),
+        depths=(1, 2), last_depths=(1,), stem_base=16, stage_bases=(16, 32, 64),
+        stage_strides=(2, 2, 1), stem_stride=1, channel_divisor=4),
 }
 
 

@@ -1,0 +1,235 @@
+"""The stage-two commands of `tinynas`: train, search, deploy and pipeline.
+
+    tinynas pipeline --sram 2KB --flash 8KB -o DIR      everything, on digits by default
+    tinynas train --width 0.5 -o DIR                    the supernet (torchrun-aware)
+    tinynas search --supernet DIR/supernet.pt --sram 2KB --flash 8KB -o DIR
+    tinynas deploy --supernet DIR/supernet.pt --arch DIR/arch.json -o DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from .errors import TinyNASError
+from .pipeline import PipelineConfig
+
+_DEFAULT = PipelineConfig()
+
+
+def _parse_budget(args: argparse.Namespace) -> Any:
+    from .budget import Budget
+    from .cli import parse_bytes, parse_count
+
+    return Budget(parse_bytes(args.sram, "--sram"), parse_bytes(args.flash, "--flash"),
+                  parse_count(args.macs, "--macs") if args.macs else None)
+
+
+def _data(args: argparse.Namespace) -> Any:
+    from .data import load_dataset, split
+
+    data = load_dataset(args.dataset)
+    return data, split(data, args.test, args.val, args.split_seed)
+
+
+def _out_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise TinyNASError(f"{out}: exists and is not a directory")
+    return out
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import run_pipeline
+
+    budget = _parse_budget(args)
+    names = {f.name for f in fields(PipelineConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    overrides.update(sram=budget.sram, flash=budget.flash, macs=budget.macs)
+    if args.quick:
+        overrides.update(_quick(overrides))
+    cfg = PipelineConfig(**overrides)
+    result = run_pipeline(cfg, _out_dir(args.output), progress=not args.quiet,
+                          resume=not args.no_resume)
+    s = result.summary
+    print(f"int8 accuracy (generated C, {s['images']['test']} test images) "
+          f"{100 * s['int8_accuracy']:.2f}%, float {100 * s['float_accuracy']:.2f}%; "
+          f"SRAM {s['sram_bytes']} B, flash {s['flash_bytes']} B, {s['macs']:,} MACs; "
+          f"{s['seconds']:.0f} s; wrote {Path(args.output) / 'summary.json'}")
+    return 0
+
+
+def _quick(given: dict[str, Any]) -> dict[str, Any]:
+    """--quick: a few epochs and evaluations, for a smoke test of the whole path."""
+    small = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
+                 stage1_samples=40, calib_images=32)
+    return {k: v for k, v in small.items() if k not in given or given[k] == getattr(_DEFAULT, k)}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipeline import dataset_space
+    from .train import TrainConfig, init_distributed, train_supernet, world
+
+    torch.set_num_threads(1)
+    distributed = init_distributed()
+    data, parts = _data(args)
+    space = dataset_space(data, args.space)
+    if args.width not in space.width_mults:
+        raise TinyNASError(f"--width {args.width:g} is not a width of the {space.name} space "
+                           f"({', '.join(f'{w:g}' for w in space.width_mults)})")
+    res = tuple(int(r) for r in args.resolutions.split(",")) if args.resolutions \
+        else space.resolutions
+    cfg = TrainConfig(args.width, res, args.largest_epochs, args.epochs, args.batch, args.lr,
+                      subnets=args.subnets, kd=args.kd, seed=args.seed)
+    out = _out_dir(args.output)
+    result = train_supernet(space, parts.train, parts.val, cfg, out, resume=not args.no_resume,
+                            progress=not args.quiet, stop_after=args.stop_after)
+    rank, size = world()
+    if rank == 0:
+        last = result.history[-1] if result.history else None
+        (out / "train.json").write_text(json.dumps(
+            {"config": cfg.to_dict(), "processes": size, "resumed_from": result.resumed_from,
+             "history": [vars(h) for h in result.history]}, indent=1))
+        print(f"supernet: {len(result.history)} of {cfg.total_epochs} epochs on {size} "
+              f"process(es)" + (f", resumed after epoch {result.resumed_from}"
+                                if result.resumed_from else "") +
+              (f"; val accuracy of the largest subnet {last.val_largest:.4f}" if last else "") +
+              f"; wrote {out / 'supernet.pt'}")
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipeline import search_supernet
+    from .search_report import plot_evolution, plot_pareto
+    from .train import supernet_from_checkpoint
+
+    torch.set_num_threads(1)
+    budget = _parse_budget(args)
+    supernet, tcfg, _ = supernet_from_checkpoint(args.supernet)
+    _, parts = _data(args)
+    cfg = PipelineConfig(population=args.population, generations=args.generations,
+                         seed=args.seed, random_baseline=not args.no_random)
+    search, baseline = search_supernet(supernet, parts, budget, tcfg.resolutions, cfg,
+                                       not args.quiet)
+    out = _out_dir(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps(
+        {"evolution": search.to_dict(),
+         "random": baseline.to_dict() if baseline is not None else None}, indent=1))
+    search.best.arch.save(out / "arch.json")
+    plot_evolution(search, baseline, out / "evolution.png")
+    plot_pareto(search, budget, out / "pareto.png", baseline)
+    b = search.best
+    print(f"best: val accuracy {b.accuracy:.4f}, SRAM {b.sram} B, flash {b.flash} B, "
+          f"{b.macs:,} MACs{' (patched)' if b.patched else ''}; {len(search.evaluated)} "
+          f"evaluations" + (f"; random search {baseline.best.accuracy:.4f}" if baseline else "")
+          + f"; wrote {out / 'arch.json'}")
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    import torch
+
+    from .arch import Arch
+    from .finish import check_input
+    from .pipeline import finish
+    from .train import supernet_from_checkpoint
+
+    torch.set_num_threads(1)
+    supernet, _, _ = supernet_from_checkpoint(args.supernet)
+    arch = Arch.load(args.arch)
+    supernet.check(arch)
+    data, parts = _data(args)
+    check_input(data, arch)
+    cfg = PipelineConfig(finetune_epochs=args.finetune_epochs, seed=args.seed,
+                         calib_images=args.calib_images, quant=args.quant)
+    out = _out_dir(args.output)
+    d = finish(supernet, arch, parts, out / "project", cfg, args.patch, not args.quiet)
+    (out / "deploy.json").write_text(json.dumps(d.to_dict(), indent=1))
+    print(f"wrote {out / 'project'} and {out / 'deploy.json'}")
+    return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits",
+                   help="digits (default, bundled), a CIFAR-10 python directory or an "
+                        "ImageFolder directory")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split")
+    p.add_argument("--test", type=float, default=_DEFAULT.test, help="test fraction (0.2)")
+    p.add_argument("--val", type=float, default=_DEFAULT.val, help="val fraction (0.15)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _budget_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--sram", required=required, default="2KB",
+                   help="SRAM budget (default 2KB): arena incl. input, output and scratch")
+    p.add_argument("--flash", required=required, default="8KB", help="flash budget (8KB)")
+    p.add_argument("--macs", help="optional MAC budget, e.g. 200K")
+
+
+def add_commands(sub: Any) -> None:
+    d = _DEFAULT
+    pp = sub.add_parser("pipeline", help="stage one, supernet, evolution, fine-tune, int8 C")
+    _budget_args(pp, False)
+    _data_args(pp)
+    pp.add_argument("--space", help="a search space JSON instead of the dataset's preset")
+    pp.add_argument("--width-mult", type=float, help="skip stage one's choice of width")
+    pp.add_argument("--largest-epochs", type=int, help=f"phase one epochs ({d.largest_epochs})")
+    pp.add_argument("--epochs", type=int, help=f"supernet epochs ({d.epochs})")
+    pp.add_argument("--population", type=int, help=f"evolution population ({d.population})")
+    pp.add_argument("--generations", type=int, help=f"generations ({d.generations})")
+    pp.add_argument("--finetune-epochs", type=int, help=f"({d.finetune_epochs})")
+    pp.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
+    pp.add_argument("--no-resume", action="store_true",
+                    help="refuse to continue an interrupted run in DIR")
+    pp.add_argument("-o", "--output", required=True, help="output directory")
+    pp.set_defaults(func=_cmd_pipeline)
+
+    tp = sub.add_parser("train", help="train a supernet (runs under torchrun for DDP)")
+    _data_args(tp)
+    tp.add_argument("--space", help="a search space JSON instead of the dataset's preset")
+    tp.add_argument("--width", type=float, required=True, help="width multiplier")
+    tp.add_argument("--resolutions", help="comma-separated, default: the space's")
+    tp.add_argument("--largest-epochs", type=int, default=d.largest_epochs)
+    tp.add_argument("--epochs", type=int, default=d.epochs)
+    tp.add_argument("--batch", type=int, default=64, help="global batch")
+    tp.add_argument("--lr", type=float, default=d.lr)
+    tp.add_argument("--subnets", type=int, default=d.subnets)
+    tp.add_argument("--kd", type=float, default=d.kd)
+    tp.add_argument("--stop-after", type=int, help="stop after this many epochs (resumable)")
+    tp.add_argument("--no-resume", action="store_true")
+    tp.add_argument("-o", "--output", required=True)
+    tp.set_defaults(func=_cmd_train)
+
+    sp = sub.add_parser("search", help="evolutionary search of a trained supernet")
+    sp.add_argument("--supernet", required=True, help="supernet.pt from `tinynas train`")
+    _budget_args(sp, True)
+    _data_args(sp)
+    sp.add_argument("--population", type=int, default=d.population)
+    sp.add_argument("--generations", type=int, default=d.generations)
+    sp.add_argument("--no-random", action="store_true", help="skip the random-search baseline")
+    sp.add_argument("-o", "--output", required=True)
+    sp.set_defaults(func=_cmd_search)
+
+    dp = sub.add_parser("deploy", help="fine-tune, quantise and compile an architecture")
+    dp.add_argument("--supernet", required=True)
+    dp.add_argument("--arch", required=True, help="arch.json from `tinynas search`")
+    _data_args(dp)
+    dp.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
+    dp.add_argument("--calib-images", type=int, default=d.calib_images)
+    dp.add_argument("--quant", default=d.quant, help="minmax, percentile or mse")
+    dp.add_argument("--patch", choices=["off", "auto"], default="auto")
+    dp.add_argument("-o", "--output", required=True)
+    dp.set_defaults(func=_cmd_deploy)

@@ -1,0 +1,255 @@
+"""Stage two's search: evolution of subnets under every constraint at once, and its baseline.
+
+A candidate is admitted only if the engine says it fits: peak SRAM with the best patch schedule
+(input, output and scratch counted), flash, and optionally MACs (budget.check_budget). Its
+fitness is the top-1 accuracy of the subnet with the supernet's weights, after recalibrating its
+BatchNorm statistics on a sample of the training data, measured on the held-out val split.
+
+Evolution (MCUNet / once-for-all): an initial population of admitted random subnets; each
+generation keeps the best `parents` fraction, and refills the population with mutations
+(each choice re-drawn with probability `mutate_prob`, the resolution too) and crossovers of
+random parents. Every architecture is evaluated once (a cache), the count of evaluations is the
+search's budget, and a generation that cannot find new admitted children in a bounded number of
+tries tops up with random admitted subnets or ends the search early (a tight budget admits few
+subnets), so it never loops forever. `random_search` spends the same number of evaluations on
+uniformly random admitted subnets: the baseline evolution has to beat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from .arch import Arch
+from .budget import Budget, Verdict, check_budget, fmt_bytes, fmt_count
+from .data import Dataset, batches
+from .errors import TinyNASError
+from .subnet import recalibrate_bn
+from .supernet import Supernet
+from .train import accuracy
+
+
+@dataclass(frozen=True)
+class Candidate:
+    arch: Arch
+    accuracy: float  # val top-1 with inherited weights after BN recalibration
+    sram: int
+    flash: int
+    macs: int
+    index: int  # evaluation number (0-based)
+    patched: bool = False  # fits the SRAM budget only with patch-based inference
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy, "sram_bytes": self.sram, "flash_bytes": self.flash,
+                "macs": self.macs, "patched": self.patched, "evaluation": self.index,
+                "arch": self.arch.to_dict()}
+
+
+@dataclass
+class SearchResult:
+    method: str  # "evolution" or "random"
+    best: Candidate
+    evaluated: list[Candidate]
+    generations: list[dict[str, float]] = field(default_factory=list)  # evolution only
+    rejected: int = 0  # admitted-by-nothing samples (over budget)
+    seconds: float = 0.0
+    note: str = ""  # why it ended early, if it did
+
+    def best_so_far(self) -> list[float]:
+        """Best fitness after each evaluation: the curve two searches are compared by."""
+        return list(np.maximum.accumulate([c.accuracy for c in self.evaluated]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "evaluations": len(self.evaluated),
+                "rejected": self.rejected, "seconds": round(self.seconds, 2), "note": self.note,
+                "best": self.best.to_dict(), "generations": self.generations,
+                "evaluated": [c.to_dict() for c in self.evaluated]}
+
+
+class Evaluator:
+    """Fitness of subnets of one supernet, each architecture computed once."""
+
+    def __init__(self, supernet: Supernet, calib: Dataset, val: Dataset, budget: Budget,
+                 patch: str = "auto", calib_batches: int = 4, batch: int = 128,
+                 shared: Evaluator | None = None):
+        """shared: another Evaluator of the same supernet and data whose fitness values this one
+        may reuse (evolution and its random baseline); evaluations are counted per Evaluator."""
+        self.supernet, self.val, self.budget, self.patch = supernet, val, budget, patch
+        self.calib, self.calib_batches, self.batch = calib, calib_batches, batch
+        self.fitness: dict[Arch, float] = shared.fitness if shared is not None else {}
+        self.cache: dict[Arch, Candidate] = {}
+        self.order: list[Candidate] = []
+
+    def admit(self, arch: Arch) -> Verdict:
+        return check_budget(arch, self.budget, self.patch)
+
+    def seen(self, arch: Arch) -> bool:
+        return arch in self.cache
+
+    def __call__(self, arch: Arch) -> Candidate:
+        if arch in self.cache:
+            return self.cache[arch]
+        verdict = self.admit(arch)
+        assert verdict.fits and verdict.peak_sram is not None and verdict.macs is not None
+        if arch not in self.fitness:
+            self.fitness[arch] = self.measure(arch)
+        cand = Candidate(arch, self.fitness[arch], verdict.peak_sram, verdict.flash,
+                         verdict.macs, len(self.order), verdict.patched)
+        self.cache[arch] = cand
+        self.order.append(cand)
+        return cand
+
+    def measure(self, arch: Arch) -> float:
+        net = self.supernet.extract(arch)
+        r = arch.resolution
+        gen = torch.Generator().manual_seed(0)  # the same calibration images for everyone
+        recalibrate_bn(net, (x for x, _ in batches(self.calib, self.batch, r, gen)),
+                       self.calib_batches)
+        return accuracy(net, self.val, r)
+
+
+def _plain(arch: Arch) -> Arch:
+    """The architecture without its name, so that equal choices compare equal."""
+    return replace(arch, name="") if arch.name else arch
+
+
+def sample_admitted(supernet: Supernet, ev: Evaluator, rng: np.random.Generator,
+                    resolutions: tuple[int, ...], tries: int) -> tuple[Arch | None, int]:
+    """(a random admitted subnet not evaluated yet or None, rejected samples)."""
+    rejected = 0
+    for _ in range(tries):
+        r = int(resolutions[rng.integers(len(resolutions))])
+        arch = _plain(supernet.sample(rng, r))
+        if ev.seen(arch):
+            continue
+        if ev.admit(arch).fits:
+            return arch, rejected
+        rejected += 1
+    return None, rejected
+
+
+def check_admits_something(supernet: Supernet, ev: Evaluator,
+                           resolutions: tuple[int, ...]) -> None:
+    """Raise, naming the figures, when even the supernet's smallest subnet is over budget."""
+    space = supernet.space
+    smallest = space.extreme(supernet.width_mult, min(resolutions), largest=False)
+    v = ev.admit(smallest)
+    if v.fits:
+        return
+    figures = [f"flash {fmt_bytes(v.flash)}"]
+    if v.peak_sram is not None:
+        figures.append(f"peak SRAM {fmt_bytes(v.peak_sram)}")
+    if v.macs is not None:
+        figures.append(f"{fmt_count(v.macs)} MACs")
+    raise TinyNASError(
+        f"the budget ({ev.budget.describe()}) admits no subnet of the {space.name} supernet at "
+        f"width {supernet.width_mult:g}: its smallest subnet (r={min(resolutions)}) needs "
+        f"{', '.join(figures)} and is over on {v.reason}; raise the budget or search a smaller "
+        "space (a lower width multiplier or resolution)")
+
+
+def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[int, ...],
+                        population: int = 40, generations: int = 15, parents: float = 0.25,
+                        mutation: float = 0.5, mutate_prob: float = 0.2, seed: int = 0,
+                        tries: int = 500, progress: Callable[[int, float], None] | None = None
+                        ) -> SearchResult:
+    """MCUNet's evolution. `progress(generation, best)` is called after every generation."""
+    if population < 2 or generations < 1 or not 0 < parents < 1 or not 0 <= mutation <= 1:
+        raise TinyNASError("evolution needs population >= 2, generations >= 1, "
+                           "0 < parents < 1 and 0 <= mutation <= 1")
+    start = time.perf_counter()
+    check_admits_something(supernet, ev, resolutions)
+    rng = np.random.default_rng(seed)
+    space = supernet.space
+    pop: list[Candidate] = []
+    rejected, note = 0, ""
+    for _ in range(population):
+        arch, rej = sample_admitted(supernet, ev, rng, resolutions, tries)
+        rejected += rej
+        if arch is None:
+            break
+        pop.append(ev(arch))
+    if not pop:
+        raise TinyNASError(f"no admitted subnet in {tries} random samples under "
+                           f"{ev.budget.describe()}; raise the budget")
+    history = []
+    n_parents = max(2, int(round(parents * population)))
+    n_mutants = int(round(mutation * population))
+    for g in range(generations):
+        pop.sort(key=lambda c: (-c.accuracy, c.index))
+        history.append({"generation": g, "best": pop[0].accuracy,
+                        "mean": float(np.mean([c.accuracy for c in pop])),
+                        "evaluations": len(ev.order)})
+        if progress is not None:
+            progress(g, pop[0].accuracy)
+        if g == generations - 1:
+            break
+        elite = pop[:n_parents]
+        children: list[Candidate] = []
+        for i in range(population - len(elite)):
+            child, rej = _child(space, elite, ev, rng, resolutions, tries,
+                                mutate=i < n_mutants, mutate_prob=mutate_prob)
+            rejected += rej
+            if child is None:
+                child, rej = sample_admitted(supernet, ev, rng, resolutions, tries)
+                rejected += rej
+            if child is None:
+                note = (f"generation {g + 1}: no new admitted subnet in {tries} tries; the "
+                        "budget admits few subnets, so the search ended early")
+                break
+            children.append(ev(child))
+        pop = elite + children
+        if note:
+            pop.sort(key=lambda c: (-c.accuracy, c.index))
+            break
+    best = max(ev.order, key=lambda c: (c.accuracy, -c.index))
+    return SearchResult("evolution", best, list(ev.order), history, rejected,
+                        time.perf_counter() - start, note)
+
+
+def _child(space: Any, elite: list[Candidate], ev: Evaluator, rng: np.random.Generator,
+           resolutions: tuple[int, ...], tries: int, mutate: bool,
+           mutate_prob: float) -> tuple[Arch | None, int]:
+    rejected = 0
+    for _ in range(tries):
+        if mutate:
+            parent = elite[rng.integers(len(elite))].arch
+            arch = space.mutate(parent, rng, mutate_prob, resolutions)
+        else:
+            a, b = rng.choice(len(elite), 2, replace=False)
+            arch = space.crossover(elite[a].arch, elite[b].arch, rng)
+        arch = _plain(arch)
+        if ev.seen(arch):
+            continue
+        if ev.admit(arch).fits:
+            return arch, rejected
+        rejected += 1
+    return None, rejected
+
+
+def random_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[int, ...],
+                  evaluations: int, seed: int = 0, tries: int = 500) -> SearchResult:
+    """Uniformly random admitted subnets, `evaluations` of them (fewer if the budget admits
+    fewer): the baseline with the same evaluation budget."""
+    start = time.perf_counter()
+    check_admits_something(supernet, ev, resolutions)
+    rng = np.random.default_rng(seed)
+    rejected, note = 0, ""
+    for _ in range(evaluations):
+        arch, rej = sample_admitted(supernet, ev, rng, resolutions, tries)
+        rejected += rej
+        if arch is None:
+            note = f"no new admitted subnet in {tries} tries after {len(ev.order)} evaluations"
+            break
+        ev(arch)
+    if not ev.order:
+        raise TinyNASError(f"no admitted subnet in {tries} random samples under "
+                           f"{ev.budget.describe()}; raise the budget")
+    best = max(ev.order, key=lambda c: (c.accuracy, -c.index))
+    return SearchResult("random", best, list(ev.order), [], rejected,
+                        time.perf_counter() - start, note)

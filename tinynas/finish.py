@@ -1,0 +1,125 @@
+"""After the search: fine-tune the winner, quantise it, compile it, and measure the C.
+
+`finetune` trains the extracted subnet alone for a few epochs (inherited weights, cross-entropy
+plus distillation from the supernet's largest subnet when a teacher is given). `deploy` runs
+the engine's own path for a PyTorch model (ONNX export, post-training int8 quantisation with
+calibration images from the training split, code generation with patch-based inference), builds
+the generated C on the host, and runs it over the whole test split: the int8 accuracy reported is
+the C's, not a simulation's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .arch import Arch
+from .data import Dataset, augment, batches, resize, resize_numpy
+from .errors import TinyNASError
+from .train import accuracy
+
+
+def finetune(net: nn.Module, arch: Arch, train: Dataset, epochs: int, lr: float = 3e-3,
+             seed: int = 0, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             kd: float = 0.5, batch: int = 64, weight_decay: float = 1e-4,
+             progress: bool = False) -> nn.Module:
+    """Cosine-decayed AdamW on the training split at the subnet's resolution, with the same
+    augmentation as supernet training. Returns the module in eval mode."""
+    r = arch.resolution
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    shuffle = torch.Generator().manual_seed(seed)
+    aug = torch.Generator().manual_seed(seed + 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=epochs, desc="fine-tune", unit="epoch", leave=False)
+    for epoch in range(epochs):
+        net.train()
+        parts = batches(train, batch, train.native_resolution, shuffle)
+        for i, (x, y) in enumerate(parts):
+            for g in opt.param_groups:
+                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (epoch + i / len(parts)) / epochs))
+            xb = augment(x, r, aug)
+            out = net(xb)
+            loss = F.cross_entropy(out, y)
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = F.softmax(teacher(xb), 1)
+                loss = (1 - kd) * loss + kd * F.kl_div(F.log_softmax(out, 1), soft,
+                                                       reduction="batchmean")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return net.eval()
+
+
+@dataclass
+class Deployment:
+    float_accuracy: float  # the fine-tuned PyTorch subnet on the test split
+    int8_accuracy: float  # the generated C, run on the host, on the test split
+    agreement: float  # top-1 agreement between the two
+    test_images: int
+    sram_bytes: int  # the generated project's arena (input, output and scratch included)
+    flash_bytes: int  # weights, biases and requantisation constants
+    macs: int  # with the patch schedule's recomputation
+    patches: dict[str, Any] | None  # the patch schedule, None for whole tensors
+    project: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def deploy(net: nn.Module, arch: Arch, calib: Dataset, test: Dataset, out_dir: str | Path,
+           prefix: str = "model", calib_images: int = 256, method: str = "minmax",
+           patch: str = "auto") -> Deployment:
+    """Quantise, compile to out_dir, build on the host and measure the C over `test`."""
+    from tinyengine.convert import compile_torch
+    from tinyengine.runtime import HostModel
+    from tinyengine.source_forms import source_input_batches, source_outputs
+
+    start = time.perf_counter()
+    r = arch.resolution
+    net = net.eval()
+    x_test = resize_numpy(test.x, r)
+    with torch.no_grad():
+        float_pred = net(torch.from_numpy(x_test)).argmax(1).numpy()
+    x_calib = resize_numpy(calib.x[:calib_images], r)
+    report = compile_torch(net, torch.from_numpy(x_test[:1]), x_calib, out_dir, method=method,
+                           prefix=prefix, patch=patch)
+    host = HostModel(out_dir)
+    (engine_x,), _ = source_input_batches(report, [x_test], ["test images"])
+    logits = np.stack([host.invoke([x])[0] for x in engine_x])
+    (logits,) = source_outputs(report, [logits], raw=False)
+    c_pred = logits.reshape(len(x_test), -1).argmax(1)
+    return Deployment(float(np.mean(float_pred == test.y)), float(np.mean(c_pred == test.y)),
+                      float(np.mean(c_pred == float_pred)), len(test), int(report["arena_bytes"]),
+                      int(report["flash_bytes"]), int(report["macs"]), report.get("patches"),
+                      str(out_dir), time.perf_counter() - start)
+
+
+def float_accuracy(net: nn.Module, arch: Arch, data: Dataset) -> float:
+    return accuracy(net.eval(), data, arch.resolution)
+
+
+def check_input(data: Dataset, arch: Arch) -> None:
+    if data.in_channels != arch.in_channels or data.num_classes != arch.num_classes:
+        raise TinyNASError(f"dataset {data.name} has {data.in_channels}-channel images and "
+                           f"{data.num_classes} classes; the architecture expects "
+                           f"{arch.in_channels} and {arch.num_classes}")
+
+
+__all__ = ["Deployment", "check_input", "deploy", "finetune", "float_accuracy", "resize"]

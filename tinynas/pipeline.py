@@ -1,0 +1,220 @@
+"""The main job: a dataset and a microcontroller's budget in, a verified C project out.
+
+    data -> stage one (width multiplier from the MAC distribution of subnets that fit)
+         -> supernet training (checkpointed; a rerun resumes)
+         -> evolutionary search under every constraint (and a random-search baseline with the
+            same number of evaluations)
+         -> fine-tune the winner -> int8 quantisation -> C project -> the C run over the test split
+         -> summary.json, search.json, evolution.png, pareto.png, project/
+
+The test split (fraction `test`, fixed by `split_seed`) is held out from everything but the
+final report: training, the search's fitness, BN recalibration and quantisation calibration all
+use the train and val splits.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .budget import Budget, fmt_bytes, fmt_count
+from .data import Dataset, Splits, load_dataset, split
+from .evolve import Evaluator, SearchResult, evolutionary_search, random_search
+from .finish import Deployment, deploy, finetune
+from .space import SearchSpace, get_space
+from .supernet import Supernet
+from .train import TrainConfig, train_supernet
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    dataset: str = "digits"
+    sram: int = 2048
+    flash: int = 8192
+    macs: int | None = None
+    seed: int = 0  # training, search and fine-tuning
+    split_seed: int = 0  # the data split: fixed, so every run reports on the same test images
+    test: float = 0.2
+    val: float = 0.15
+    space: str | None = None  # a SearchSpace JSON; default: the dataset's preset
+    width_mult: float | None = None  # default: stage one's choice
+    stage1_samples: int = 300
+    largest_epochs: int = 40
+    epochs: int = 100
+    lr: float = 1e-2
+    subnets: int = 2
+    kd: float = 0.7
+    population: int = 40
+    generations: int = 15
+    random_baseline: bool = True
+    finetune_epochs: int = 40
+    finetune_lr: float = 2e-3
+    calib_images: int = 256
+    quant: str = "minmax"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PipelineResult:
+    summary: dict[str, Any]
+    search: SearchResult
+    baseline: SearchResult | None
+    deployment: Deployment
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def dataset_space(data: Dataset, space: str | None) -> SearchSpace:
+    """The search space for a dataset: a JSON file, else the digits preset for digits and the
+    VWW preset (MCUNet's small-image grid) for anything else, with the dataset's channels and
+    classes."""
+    if space is not None:
+        base = SearchSpace.load(space)
+    else:
+        base = get_space("digits" if data.name == "digits" else "vww")
+    return replace(base, in_channels=data.in_channels, num_classes=data.num_classes)
+
+
+def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True,
+                 resume: bool = True) -> PipelineResult:
+    from .stage1 import run_stage_one
+
+    torch.set_num_threads(1)  # these networks are tiny: threads only contend
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    budget = Budget(cfg.sram, cfg.flash, cfg.macs)
+    data = load_dataset(cfg.dataset)
+    parts = split(data, cfg.test, cfg.val, cfg.split_seed)
+    space = dataset_space(data, cfg.space)
+    _say(progress, f"{data.name}: {len(parts.train)} train / {len(parts.val)} val / "
+                   f"{len(parts.test)} test images; budget {budget.describe()}")
+
+    t = time.perf_counter()
+    stage1 = run_stage_one(space, budget, cfg.stage1_samples, cfg.seed, workers=1)
+    choice = stage1.choice
+    assert choice is not None  # run_stage_one raises when nothing fits
+    width = cfg.width_mult if cfg.width_mult is not None else choice.width_mult
+    resolutions = tuple(c.resolution for c in stage1.configs
+                        if c.width_mult == width and c.fits) or \
+        space.resolutions
+    timings["stage1"] = time.perf_counter() - t
+    _say(progress, f"stage one: width {width:g}, resolutions {list(resolutions)} "
+                   f"({choice.label} has the most MACs among subnets that fit)")
+
+    t = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    tcfg = TrainConfig(width, resolutions, cfg.largest_epochs, cfg.epochs, lr=cfg.lr,
+                       subnets=cfg.subnets, kd=cfg.kd, seed=cfg.seed)
+    trained = train_supernet(space, parts.train, parts.val, tcfg, out, resume=resume,
+                             progress=progress)
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    search, baseline = search_supernet(trained.supernet, parts, budget, resolutions, cfg,
+                                       progress)
+    timings["search"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    best = search.best
+    deployment = finish(trained.supernet, best.arch, parts, out / "project", cfg,
+                        "auto" if best.patched else "off", progress)
+    timings["finish"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    summary = _summary(cfg, data, parts, space, budget, width, resolutions, search, baseline,
+                       deployment, timings)
+    (out / "search.json").write_text(json.dumps(
+        {"evolution": search.to_dict(),
+         "random": baseline.to_dict() if baseline is not None else None}, indent=1))
+    (out / "stage1.json").write_text(json.dumps(stage1.to_dict(), indent=1))
+    best.arch.save(out / "arch.json")
+    from .search_report import plot_evolution, plot_pareto
+
+    plot_evolution(search, baseline, out / "evolution.png")
+    plot_pareto(search, budget, out / "pareto.png", baseline)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return PipelineResult(summary, search, baseline, deployment, timings)
+
+
+def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
+                    resolutions: tuple[int, ...], cfg: PipelineConfig,
+                    progress: bool) -> tuple[SearchResult, SearchResult | None]:
+    ev = Evaluator(supernet, parts.train, parts.val, budget)
+    bar = _bar(progress, cfg.generations, "evolution", "generation")
+
+    def tick(generation: int, best: float) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(best=f"{best:.4f}", evaluated=len(ev.order))
+
+    search = evolutionary_search(supernet, ev, resolutions, population=cfg.population,
+                                 generations=cfg.generations, seed=cfg.seed, progress=tick)
+    if bar is not None:
+        bar.close()
+    _say(progress, f"evolution: best val accuracy {search.best.accuracy:.4f} after "
+                   f"{len(search.evaluated)} evaluations" + (f" ({search.note})"
+                                                             if search.note else ""))
+    baseline = None
+    if cfg.random_baseline:
+        rev = Evaluator(supernet, parts.train, parts.val, budget, shared=ev)
+        baseline = random_search(supernet, rev, resolutions, len(search.evaluated),
+                                 seed=cfg.seed + 1)
+        _say(progress, f"random search, same {len(baseline.evaluated)} evaluations: best val "
+                       f"accuracy {baseline.best.accuracy:.4f}")
+    return search, baseline
+
+
+def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
+           patch: str, progress: bool) -> Deployment:
+    net: torch.nn.Module = supernet.extract(arch)
+    largest = supernet.largest(arch.resolution)
+    net = finetune(net, arch, parts.train, cfg.finetune_epochs, cfg.finetune_lr, cfg.seed,
+                   teacher=functools.partial(supernet, arch=largest), progress=progress)
+    d = deploy(net, arch, parts.train, parts.test, project, calib_images=cfg.calib_images,
+               method=cfg.quant, patch=patch)
+    _say(progress, f"deployed: float {d.float_accuracy:.4f}, int8 (generated C) "
+                   f"{d.int8_accuracy:.4f} on {d.test_images} test images; SRAM "
+                   f"{fmt_bytes(d.sram_bytes)}, flash {fmt_bytes(d.flash_bytes)}, "
+                   f"{fmt_count(d.macs)} MACs")
+    return d
+
+
+def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpace,
+             budget: Budget, width: float, resolutions: tuple[int, ...], search: SearchResult,
+             baseline: SearchResult | None, d: Deployment,
+             timings: dict[str, float]) -> dict[str, Any]:
+    return {
+        "float_accuracy": d.float_accuracy, "int8_accuracy": d.int8_accuracy,
+        "agreement": d.agreement, "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
+        "macs": d.macs, "patches": d.patches, "seconds": round(timings["total"], 1),
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+        "budget": {"sram_bytes": budget.sram, "flash_bytes": budget.flash, "macs": budget.macs},
+        "dataset": data.name, "images": {"train": len(parts.train), "val": len(parts.val),
+                                         "test": len(parts.test)},
+        "space": space.name, "width_mult": width, "resolutions": list(resolutions),
+        "arch": search.best.arch.to_dict(), "search_val_accuracy": search.best.accuracy,
+        "evaluations": len(search.evaluated),
+        "random_search_val_accuracy": baseline.best.accuracy if baseline else None,
+        "project": d.project, "config": cfg.to_dict(),
+    }
+
+
+def _say(enabled: bool, text: str) -> None:
+    if enabled:
+        print(text, flush=True)
+
+
+def _bar(enabled: bool, total: int, desc: str, unit: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)

@@ -1,0 +1,72 @@
+"""Plots of a stage-two search: the evolution curve and the accuracy-vs-SRAM Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .budget import Budget  # noqa: E402
+from .evolve import Candidate, SearchResult  # noqa: E402
+
+
+def plot_evolution(search: SearchResult, baseline: SearchResult | None, path: str | Path) -> None:
+    """Best-so-far val accuracy against evaluations (evolution and random search), with each
+    generation's best and mean."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    n = np.arange(1, len(search.evaluated) + 1)
+    ax.plot(n, 100 * np.asarray(search.best_so_far()), color="C0", label="evolution, best so far")
+    if search.generations:
+        ev = [g["evaluations"] for g in search.generations]
+        ax.plot(ev, [100 * g["mean"] for g in search.generations], "o--", color="C0", alpha=0.5,
+                ms=3, label="evolution, population mean")
+    if baseline is not None and baseline.evaluated:
+        m = np.arange(1, len(baseline.evaluated) + 1)
+        ax.plot(m, 100 * np.asarray(baseline.best_so_far()), color="C1",
+                label="random search, best so far")
+    ax.set_xlabel("subnets evaluated")
+    ax.set_ylabel("val accuracy (%), inherited weights")
+    ax.set_title("Stage two: evolution under the budget")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pareto_front(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates no other beats on both SRAM (lower) and accuracy (higher), by SRAM."""
+    front: list[Candidate] = []
+    for c in sorted(cands, key=lambda c: (c.sram, -c.accuracy)):
+        if not front or c.accuracy > front[-1].accuracy:
+            front.append(c)
+    return front
+
+
+def plot_pareto(search: SearchResult, budget: Budget, path: str | Path,
+                baseline: SearchResult | None = None) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for res, color, label in ((baseline, "C1", "random search"), (search, "C0", "evolution")):
+        if res is None:
+            continue
+        ax.scatter([c.sram for c in res.evaluated], [100 * c.accuracy for c in res.evaluated],
+                   s=10, alpha=0.45, color=color, label=f"{label} ({len(res.evaluated)})")
+    front = pareto_front(search.evaluated + (baseline.evaluated if baseline else []))
+    ax.step([c.sram for c in front], [100 * c.accuracy for c in front], where="post",
+            color="k", lw=1, label="Pareto front")
+    best = search.best
+    ax.scatter([best.sram], [100 * best.accuracy], marker="*", s=160, color="C3", zorder=5,
+               label=f"chosen: {best.sram} B, {100 * best.accuracy:.2f}%")
+    ax.axvline(budget.sram, color="C3", ls=":", lw=1, label=f"SRAM budget {budget.sram} B")
+    ax.set_xlabel("peak SRAM (bytes, engine plan: input, output and scratch counted)")
+    ax.set_ylabel("val accuracy (%), inherited weights")
+    ax.set_title("Accuracy vs SRAM of every evaluated subnet")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,298 @@
+"""Supernet training (MCUNet's protocol): the largest subnet first, then the whole supernet.
+
+Phase one trains the largest subnet alone (cross-entropy). Its middle channels are then sorted
+by importance (supernet.sort_channels) so that every expand ratio keeps the best ones, and phase
+two trains the supernet with the sandwich rule: each step runs the largest subnet (cross-entropy)
+and `subnets` others, the smallest among them, each distilled from the largest's logits of the
+same batch (knowledge distillation, weight `kd`, the rest cross-entropy). Every step draws one
+resolution for all its subnets, so the supernet serves the whole resolution range.
+
+Checkpoint and resume: the state is written (atomically) after every epoch. Every random draw of
+an epoch comes from generators seeded by (seed, epoch, rank) and the learning rate is a function
+of the step, so a run resumed from a checkpoint continues exactly as the uninterrupted run would
+have: an interruption costs at most the current epoch. A checkpoint made with other settings is
+refused rather than silently mixed.
+
+Data-parallel training: under torchrun (or any initialised torch.distributed process group),
+each process takes its share of every global batch and DistributedDataParallel averages the
+gradients (gloo on CPU, nccl on GPU). All processes draw the same subnets and resolutions; only
+rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from .arch import Arch
+from .data import Dataset, augment, batches, resize
+from .errors import TinyNASError
+from .space import SearchSpace
+from .supernet import Supernet
+
+CHECKPOINT = "supernet.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    width_mult: float
+    resolutions: tuple[int, ...]
+    largest_epochs: int = 30
+    epochs: int = 40  # phase two
+    batch: int = 64  # global batch (split across processes)
+    lr: float = 4e-3
+    weight_decay: float = 1e-4
+    subnets: int = 2  # sampled per step besides the largest (the smallest is one of them)
+    kd: float = 0.7  # weight of distillation against cross-entropy for sampled subnets
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.largest_epochs < 0 or self.epochs < 0 or self.largest_epochs + self.epochs == 0:
+            raise TinyNASError("training needs at least one epoch (largest_epochs + epochs)")
+        if self.batch < 1 or self.subnets < 0 or not 0 <= self.kd <= 1 or self.lr <= 0:
+            raise TinyNASError("batch >= 1, subnets >= 0, 0 <= kd <= 1 and lr > 0 are required")
+        if not self.resolutions:
+            raise TinyNASError("training needs at least one resolution")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.largest_epochs + self.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resolutions"] = list(self.resolutions)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(TrainConfig)}
+        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
+                              if k in names}
+        return TrainConfig(**kw)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    phase: str
+    loss: float
+    val_largest: float
+    val_smallest: float
+    lr: float
+
+
+@dataclass
+class TrainResult:
+    supernet: Supernet
+    config: TrainConfig
+    history: list[EpochLog] = field(default_factory=list)
+    resumed_from: int = 0  # epochs already done when this run started
+
+
+class _Step(nn.Module):
+    """One forward over several subnets of the supernet: DistributedDataParallel wraps this, so
+    a step is one forward and one backward whatever the sandwich holds."""
+
+    def __init__(self, supernet: Supernet):
+        super().__init__()
+        self.supernet = supernet
+
+    def forward(self, x: torch.Tensor, archs: list[Arch]) -> list[torch.Tensor]:
+        return [self.supernet(x, a) for a in archs]
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> bool:
+    """Join the process group torchrun describes (WORLD_SIZE > 1 in the environment): gloo on
+    CPU, nccl when CUDA is there. Returns whether this process is part of a group."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+@torch.no_grad()
+def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Dataset, r: int,
+             batch: int = 512) -> float:
+    correct = 0
+    for x, y in batches(data, batch, r):
+        correct += int((model(x).argmax(1) == y).sum())
+    return correct / len(data)
+
+
+def _lr(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """Cosine decay within each phase, after one warm-up epoch at the start of phase one."""
+    first = epoch < cfg.largest_epochs
+    start, length = (0, cfg.largest_epochs) if first else (cfg.largest_epochs, cfg.epochs)
+    t = (epoch - start + step / steps) / max(length, 1)
+    scale = min(1.0, (epoch + step / steps) * 2) if first and epoch == 0 else 1.0
+    return cfg.lr * scale * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interruption never leaves half a checkpoint
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise TinyNASError(f"{p}: no such checkpoint") from None
+    except Exception as e:  # torch raises many kinds for a corrupt file
+        raise TinyNASError(f"{p}: not a tinynas checkpoint ({type(e).__name__})") from None
+
+
+def supernet_from_checkpoint(path: str | Path) -> tuple[Supernet, TrainConfig, SearchSpace]:
+    state = load_checkpoint(path)
+    if "space" not in state or "config" not in state:
+        raise TinyNASError(f"{path}: not a tinynas supernet checkpoint")
+    space = SearchSpace.from_dict(state["space"], f"{path}")
+    cfg = TrainConfig.from_dict(state["config"])
+    net = Supernet(space, cfg.width_mult)
+    net.load_state_dict(state["model"])
+    return net.eval(), cfg, space
+
+
+def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace,
+                  path: Path) -> None:
+    old = state.get("config", {})
+    diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in cfg.to_dict().items()
+             if old.get(k) != v]
+    if state.get("space") != space.to_dict():
+        diffs.append("the search space")
+    if diffs:
+        raise TinyNASError(f"{path} was written by a run with other settings ({'; '.join(diffs)})"
+                           ": resume with the same settings, or use a fresh directory (or "
+                           "--no-resume) to start over")
+
+
+def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainConfig,
+                   out_dir: str | Path | None = None, resume: bool = True,
+                   progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train the supernet of `space` at `cfg.width_mult`; checkpoint to out_dir/supernet.pt.
+
+    resume: continue from an existing checkpoint in out_dir (made with the same settings).
+    stop_after: stop once this many epochs are done (as an interruption would; for tests and
+    for splitting a long run).
+    """
+    rank, size = world()
+    if cfg.batch < size:
+        raise TinyNASError(f"batch {cfg.batch} is smaller than the {size} processes")
+    torch.manual_seed(cfg.seed)  # initial weights: the same in every process
+    net = Supernet(space, cfg.width_mult)
+    opt = _optimizer(net, cfg)
+    result = TrainResult(net, cfg)
+    ckpt = Path(out_dir) / CHECKPOINT if out_dir is not None else None
+    start = 0
+    if ckpt is not None and ckpt.exists():
+        if not resume:
+            raise TinyNASError(f"{ckpt} exists: resume it, or choose a fresh directory")
+        state = load_checkpoint(ckpt)
+        _check_resume(state, cfg, space, ckpt)
+        net.load_state_dict(state["model"])
+        start = int(state["epoch"])
+        if start != cfg.largest_epochs:  # at the phase boundary the optimizer starts afresh
+            opt.load_state_dict(state["optimizer"])
+        result.history = [EpochLog(**h) for h in state["history"]]
+        result.resumed_from = start
+    step_net: nn.Module = _Step(net)
+    if size > 1:
+        step_net = nn.parallel.DistributedDataParallel(step_net, find_unused_parameters=True)
+    end = cfg.total_epochs if stop_after is None else min(cfg.total_epochs, stop_after)
+    bar = _progress(progress and rank == 0, start, cfg.total_epochs)
+    for epoch in range(start, end):
+        if epoch == cfg.largest_epochs and epoch > 0:
+            net.sort_channels()
+            opt = _optimizer(net, cfg)
+        log = _epoch(step_net, net, opt, data, val, cfg, epoch, rank, size)
+        result.history.append(log)
+        if ckpt is not None and rank == 0:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            _save(ckpt, {"config": cfg.to_dict(), "space": space.to_dict(), "epoch": epoch + 1,
+                         "model": net.state_dict(), "optimizer": opt.state_dict(),
+                         "history": [asdict(h) for h in result.history]})
+        if size > 1:
+            dist.barrier()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(phase=log.phase, loss=f"{log.loss:.3f}",
+                            largest=f"{log.val_largest:.3f}", smallest=f"{log.val_smallest:.3f}")
+    if bar is not None:
+        bar.close()
+    if end == cfg.total_epochs and cfg.epochs == 0 and cfg.largest_epochs > 0:
+        net.sort_channels()  # a supernet is always handed out sorted
+    net.eval()
+    return result
+
+
+def _progress(enabled: bool, start: int, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="supernet", unit="epoch", leave=False)
+
+
+def _epoch(step_net: nn.Module, net: Supernet, opt: torch.optim.Optimizer, data: Dataset,
+           val: Dataset, cfg: TrainConfig, epoch: int, rank: int, size: int) -> EpochLog:
+    phase = "largest" if epoch < cfg.largest_epochs else "supernet"
+    arch_rng = np.random.default_rng([cfg.seed, epoch])  # same in every process
+    shuffle = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    aug_gen = torch.Generator().manual_seed((cfg.seed * 100003 + epoch) * 64 + rank)
+    native = data.native_resolution
+    parts = batches(data, cfg.batch, native, shuffle, shard=(rank, size))
+    step_net.train()
+    total, count, lr = 0.0, 0, cfg.lr
+    for i, (x, y) in enumerate(parts):
+        lr = _lr(cfg, epoch, i, len(parts))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        r = int(cfg.resolutions[arch_rng.integers(len(cfg.resolutions))])
+        largest = net.largest(r)
+        archs = [largest]
+        if phase == "supernet" and cfg.subnets:
+            archs.append(net.space.extreme(cfg.width_mult, r, largest=False))
+            archs += [net.sample(arch_rng, r) for _ in range(cfg.subnets - 1)]
+        xb = augment(x, r, aug_gen) if cfg.augment else resize(x, r)
+        outs = step_net(xb, archs)
+        loss = F.cross_entropy(outs[0], y)
+        teacher = F.softmax(outs[0].detach(), 1)
+        for out in outs[1:]:
+            kd = F.kl_div(F.log_softmax(out, 1), teacher, reduction="batchmean")
+            loss = loss + cfg.kd * kd + (1 - cfg.kd) * F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=False)  # DDP expects a gradient for every parameter
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    net.eval()
+    r_top = max(cfg.resolutions)
+    return EpochLog(epoch, phase, total / max(count, 1),
+                    accuracy(lambda x: net(x, net.largest(r_top)), val, r_top),
+                    accuracy(lambda x: net(x, net.space.extreme(cfg.width_mult, r_top, False)),
+                             val, r_top), lr)
