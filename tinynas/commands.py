@@ -94,6 +94,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         last = result.history[-1] if result.history else None
         (out / "train.json").write_text(json.dumps(
             {"config": cfg.to_dict(), "processes": size, "resumed_from": result.resumed_from,
+             "replicas_identical": result.replicas_identical,
              "history": [vars(h) for h in result.history]}, indent=1))
         print(f"supernet: {len(result.history)} of {cfg.total_epochs} epochs on {size} "
               f"process(es)" + (f", resumed after epoch {result.resumed_from}"

@@ -120,7 +120,9 @@ def _plain(arch: Arch) -> Arch:
 
 def sample_admitted(supernet: Supernet, ev: Evaluator, rng: np.random.Generator,
                     resolutions: tuple[int, ...], tries: int) -> tuple[Arch | None, int]:
-    """(a random admitted subnet not evaluated yet or None, rejected samples)."""
+    """(a random admitted subnet not evaluated yet or None, rejected samples). When `tries`
+    samples find none, the smallest subnet (admitted: the search checks it first) is the
+    answer if it has not been evaluated, so a tight budget still gets a search."""
     rejected = 0
     for _ in range(tries):
         r = int(resolutions[rng.integers(len(resolutions))])
@@ -130,7 +132,9 @@ def sample_admitted(supernet: Supernet, ev: Evaluator, rng: np.random.Generator,
         if ev.admit(arch).fits:
             return arch, rejected
         rejected += 1
-    return None, rejected
+    smallest = supernet.space.extreme(supernet.width_mult, min(resolutions), largest=False)
+    smallest = _plain(smallest)
+    return (None if ev.seen(smallest) else smallest), rejected
 
 
 def check_admits_something(supernet: Supernet, ev: Evaluator,

@@ -50,7 +50,7 @@ class TrainConfig:
     largest_epochs: int = 30
     epochs: int = 40  # phase two
     batch: int = 64  # global batch (split across processes)
-    lr: float = 4e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     subnets: int = 2  # sampled per step besides the largest (the smallest is one of them)
     kd: float = 0.7  # weight of distillation against cross-entropy for sampled subnets
@@ -98,6 +98,8 @@ class TrainResult:
     config: TrainConfig
     history: list[EpochLog] = field(default_factory=list)
     resumed_from: int = 0  # epochs already done when this run started
+    processes: int = 1
+    replicas_identical: bool = True  # every process ended with the same weights (DDP check)
 
 
 class _Step(nn.Module):
@@ -244,10 +246,24 @@ def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainCo
                             largest=f"{log.val_largest:.3f}", smallest=f"{log.val_smallest:.3f}")
     if bar is not None:
         bar.close()
+    result.processes = size
+    if size > 1:
+        result.replicas_identical = _replicas_identical(net)
     if end == cfg.total_epochs and cfg.epochs == 0 and cfg.largest_epochs > 0:
         net.sort_channels()  # a supernet is always handed out sorted
     net.eval()
     return result
+
+
+def _replicas_identical(net: nn.Module) -> bool:
+    """Whether every process holds the same weights: the invariant DDP must keep."""
+    flat = torch.cat([p.detach().flatten() for p in net.parameters()]).double()
+    probe = torch.stack([flat.sum(), (flat * torch.linspace(1, 2, len(flat),
+                                                             dtype=torch.float64)).sum()])
+    hi, lo = probe.clone(), probe.clone()
+    dist.all_reduce(hi, dist.ReduceOp.MAX)
+    dist.all_reduce(lo, dist.ReduceOp.MIN)
+    return bool(torch.equal(hi, lo))
 
 
 def _progress(enabled: bool, start: int, total: int) -> Any:
@@ -267,6 +283,9 @@ def _epoch(step_net: nn.Module, net: Supernet, opt: torch.optim.Optimizer, data:
     native = data.native_resolution
     parts = batches(data, cfg.batch, native, shuffle, shard=(rank, size))
     step_net.train()
+    for p in net.parameters():  # a parameter unused so far must still be stepped (with a zero
+        if p.grad is None:      # gradient), or a resumed run would diverge from an unbroken one
+            p.grad = torch.zeros_like(p)
     total, count, lr = 0.0, 0, cfg.lr
     for i, (x, y) in enumerate(parts):
         lr = _lr(cfg, epoch, i, len(parts))
@@ -290,6 +309,10 @@ def _epoch(step_net: nn.Module, net: Supernet, opt: torch.optim.Optimizer, data:
         opt.step()
         total += loss.item() * len(y)
         count += len(y)
+    if size > 1:  # the logged loss is over the global batch, as one process would see it
+        sums = torch.tensor([total, float(count)], dtype=torch.float64)
+        dist.all_reduce(sums)
+        total, count = float(sums[0]), int(sums[1])
     net.eval()
     r_top = max(cfg.resolutions)
     return EpochLog(epoch, phase, total / max(count, 1),
