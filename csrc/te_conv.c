@@ -3,11 +3,6 @@
  * the portable loops are the whole kernel. The code generator ships it with this file. */
 #include "te_simd.h"
 
-/* Output pixels the in-place pointwise kernel's scratch holds (te_conv2d_1x1_inplace_s8).
- * Conv2D.scratch_bytes in tinyengine/ops/conv.py must plan the same: output channels x this.
- * With 2 the SIMD path runs every pixel pair as 2x2 blocks (the portable path uses one pixel). */
-#define TE_CONV_1X1_INPLACE_PIXELS 1
-
 static te_status_t te_conv2d_check(const te_conv2d_params_t *p, const int8_t *input,
                                    const int8_t *filter, const int8_t *output)
 {
@@ -30,9 +25,12 @@ static te_status_t te_conv2d_check(const te_conv2d_params_t *p, const int8_t *in
  * the input channels (te_simd_dot_2x2: per 4 channels, 4 loads, 8 extensions, 8 SMLADs for 16
  * MACs). Channel pairs are the outer loop, so their requantisation is set up once, and the input
  * offset's share, input_offset * sum(filter row), joins the bias: the inner loop needs no offset
- * register. Generic: the same blocks over the taps of each output pixel, the run of a filter row
- * that lies inside the image being contiguous in NHWC (one run per kernel row when dilation_w is
- * 1 and there is one group). No im2col: the memory plan is the portable path's.
+ * register. In place: pixel pairs outside (the scratch sets two pixels' inputs aside), widened
+ * to int16 lanes with the offset once, so that the 2x2 blocks extend only the filter (15
+ * instructions for 16 MACs in the assembly loop). Generic: the same blocks over the taps of each
+ * output pixel, the run of a filter row that lies inside the image being contiguous in NHWC
+ * (one run per kernel row when dilation_w is 1 and there is one group). No im2col: the memory
+ * plan is one for both paths (the in-place scratch is sized for either).
  */
 
 /* Terms of one accumulator are |filter * (input + offset)| <= 128 * 255; with the offset folded
@@ -224,8 +222,7 @@ static void te_conv2d_1x1_simd(const te_conv2d_params_t *p, const int8_t *input,
     }
 }
 
-/** Loop-invariant views of a call's requantisation, hoisted out of the block loops (their
- * assembly clobbers memory, so fields of p would be reloaded after each). */
+/** Loop-invariant views of a call's requantisation, hoisted out of the block loops. */
 typedef struct {
     const int32_t *mult, *shift; /* this block's entries */
     int32_t step;                /* entries per output channel: 1 per channel, 0 per tensor */
@@ -248,178 +245,14 @@ TE_SIMD_INLINE te_simd_rq_t te_conv_rq_at(const te_conv_rq_iter_t *r, int32_t k)
     return te_simd_rq_make(r->mult[k * r->step], r->shift[k * r->step], r->zp2p1);
 }
 
-/** All output channels of one pixel x into dst: four channels per inner product (the pixel's
- * input lanes shared by four filter rows), the tail in pairs and singles. */
-TE_SIMD_INLINE void te_conv2d_1x1_px_simd(const te_conv2d_params_t *p, const int8_t *x,
-                                          const int8_t *filter, const int32_t *bias,
-                                          int8_t *dst, int32_t n, int full,
-                                          const te_simd_act_t *a)
+/** All output channels of the two pixels widened in q (te_simd_widen2) into dst and
+ * dst + stride: 2x2 blocks, channel pairs in order, the odd last channel as its row twice. */
+TE_SIMD_INLINE void te_conv2d_1x1_q15_simd(const te_conv2d_params_t *p, const int8_t *q,
+                                           const int8_t *filter, const int32_t *bias,
+                                           int8_t *dst, int32_t stride, int32_t n, int full,
+                                           const te_simd_act_t *a)
 {
     const int32_t ic = p->input.c, oc_n = p->output.c;
-    const int32_t off2 = te_simd_dup16(p->q.input_offset);
-    te_conv_rq_iter_t r = te_conv_rq_iter(p);
-    const int8_t *w = filter;
-    int32_t oc;
-    for (oc = 0; oc + 4 <= oc_n; oc += 4) {
-        int32_t s[4];
-        if (bias != NULL) {
-            s[0] = bias[oc];
-            s[1] = bias[oc + 1];
-            s[2] = bias[oc + 2];
-            s[3] = bias[oc + 3];
-        } else {
-            s[0] = s[1] = s[2] = s[3] = 0;
-        }
-        te_simd_dot_1x4(x, w, ic, n, off2, s);
-        w += 4 * ic;
-        s[0] = te_simd_requant(s[0], te_conv_rq_at(&r, 0));
-        s[1] = te_simd_requant(s[1], te_conv_rq_at(&r, 1));
-        s[2] = te_simd_requant(s[2], te_conv_rq_at(&r, 2));
-        s[3] = te_simd_requant(s[3], te_conv_rq_at(&r, 3));
-        r.mult += 4 * r.step;
-        r.shift += 4 * r.step;
-        if (full) {
-            dst[oc] = (int8_t)s[0];
-            dst[oc + 1] = (int8_t)s[1];
-            dst[oc + 2] = (int8_t)s[2];
-            dst[oc + 3] = (int8_t)s[3];
-        } else {
-            te_simd_store4(dst + oc,
-                           te_clamp4(te_pack4(s[0], s[1], s[2], s[3]), a->lo4, a->hi4));
-        }
-    }
-    for (; oc < oc_n; ++oc) {
-        const int32_t acc = te_simd_dot_1x1(x, w, ic, off2, 0, bias != NULL ? bias[oc] : 0);
-        dst[oc] = te_simd_out1(acc, te_conv_rq_at(&r, 0), a->lo, a->hi);
-        w += ic;
-        r.mult += r.step;
-        r.shift += r.step;
-    }
-}
-
-TE_SIMD_NOINLINE static void te_conv2d_1x1_pixel_any(const te_conv2d_params_t *p,
-                                                     const int8_t *x, const int8_t *filter,
-                                                     const int32_t *bias, int8_t *dst,
-                                                     const te_simd_act_t *a)
-{
-    te_conv2d_1x1_px_simd(p, x, filter, bias, dst, p->input.c, 0, a);
-}
-
-/* The common case on its own (input channels a multiple of 8, an activation SSAT clamps). On
- * Arm with per-channel requantisation and a bias, the loop over groups of four channels is one
- * block of assembly (see te_conv2d_1x1_rows2_x8): the pixel's input lanes are extended once per
- * 4 values and shared by four filter rows (w0, w0 + ic, w2, w2 + ic; 23 instructions per 16
- * MACs), then the four outputs are requantised two at a time. */
-TE_SIMD_NOINLINE static void te_conv2d_1x1_pixel_x8(const te_conv2d_params_t *p,
-                                                    const int8_t *x, const int8_t *filter,
-                                                    const int32_t *bias, int8_t *dst,
-                                                    const te_simd_act_t *a)
-{
-#if TE_SIMD_ASM
-    const int32_t ic = p->input.c, oc_n = p->output.c;
-    if (p->rq.per_channel && bias != NULL && oc_n >= 4 && ic >= 8) {
-        const int8_t *const x0 = x, *const x_end = x + ic;
-        const int32_t *mp = p->rq.multiplier, *shp = p->rq.shift, *bp = bias;
-        const int32_t zp2p1 = 2 * p->q.output_offset + 1;
-        const int32_t off2 = te_simd_dup16(p->q.input_offset);
-        int32_t quads = oc_n >> 2;
-        int8_t *out = dst;
-        const int8_t *w0 = filter, *w2 = filter + 2 * ic;
-        int32_t x_, off, end, s0, s1, s2, s3, t0, t1, xe, xo;
-        __asm__ volatile(
-            "0:\n\t"
-            "ldr %[t0], %[bp]\n\t"
-            "ldrd %[s0], %[s1], [%[t0]], #8\n\t"
-            "ldrd %[s2], %[s3], [%[t0]], #8\n\t"
-            "str %[t0], %[bp]\n\t"
-            "ldr %[x], %[x0]\n\t"
-            "ldr %[off], %[off2]\n\t"
-            "ldr %[end], %[xend]\n\t"
-            "tst %[ws], #8\n\t" /* 16 values per iteration; an odd 8 enters halfway */
-            "bne 2f\n\t"
-            "1:\n\t" TE_ASM_STEP_1X4 TE_ASM_STEP_1X4
-            "2:\n\t" TE_ASM_STEP_1X4 TE_ASM_STEP_1X4
-            "cmp %[x], %[end]\n\t"
-            "bne 1b\n\t"
-            "add %[w0], %[w2], %[ws]\n\t" /* rows 4 and 6: w2 has reached row 3 */
-            "add %[w2], %[w0], %[ws], lsl #1\n\t"
-            /* channels 0 and 1, then 2 and 3: multipliers, shifts sh < 0 (e = -sh, e - 1 = ~sh),
-             * round = (2 zp + 1) << (e - 1) */
-            "ldr %[x], %[mp]\n\t"
-            "ldrd %[t0], %[t1], [%[x]], #8\n\t"
-            "str %[x], %[mp]\n\t"
-            "ldr %[x], %[shp]\n\t"
-            "ldrd %[xe], %[xo], [%[x]], #8\n\t"
-            "str %[x], %[shp]\n\t"
-            "ldr %[x], %[zz]\n\t"
-            "mvn %[off], %[xe]\n\t"
-            "lsl %[off], %[x], %[off]\n\t"
-            "rsb %[xe], %[xe], #0\n\t"
-            TE_ASM_REQUANT("s0", "s0", "t0", "off", "xe", "end")
-            "mvn %[off], %[xo]\n\t"
-            "lsl %[off], %[x], %[off]\n\t"
-            "rsb %[xo], %[xo], #0\n\t"
-            TE_ASM_REQUANT("s1", "s1", "t1", "off", "xo", "end")
-            "ldr %[x], %[mp]\n\t"
-            "ldrd %[t0], %[t1], [%[x]], #8\n\t"
-            "str %[x], %[mp]\n\t"
-            "ldr %[x], %[shp]\n\t"
-            "ldrd %[xe], %[xo], [%[x]], #8\n\t"
-            "str %[x], %[shp]\n\t"
-            "ldr %[x], %[zz]\n\t"
-            "mvn %[off], %[xe]\n\t"
-            "lsl %[off], %[x], %[off]\n\t"
-            "rsb %[xe], %[xe], #0\n\t"
-            TE_ASM_REQUANT("s2", "s2", "t0", "off", "xe", "end")
-            "mvn %[off], %[xo]\n\t"
-            "lsl %[off], %[x], %[off]\n\t"
-            "rsb %[xo], %[xo], #0\n\t"
-            TE_ASM_REQUANT("s3", "s3", "t1", "off", "xo", "end")
-            "ldr %[x], %[out]\n\t"
-            "strb %[s0], [%[x]], #1\n\t"
-            "strb %[s1], [%[x]], #1\n\t"
-            "strb %[s2], [%[x]], #1\n\t"
-            "strb %[s3], [%[x]], #1\n\t"
-            "str %[x], %[out]\n\t"
-            "ldr %[t0], %[quads]\n\t"
-            "subs %[t0], %[t0], #1\n\t"
-            "str %[t0], %[quads]\n\t"
-            "bne 0b\n\t"
-            : [w0] "+r"(w0), [w2] "+r"(w2), [x] "=&r"(x_), [off] "=&r"(off), [end] "=&r"(end),
-              [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [t0] "=&r"(t0),
-              [t1] "=&r"(t1), [xe] "=&r"(xe), [xo] "=&r"(xo), [bp] "+m"(bp), [mp] "+m"(mp),
-              [shp] "+m"(shp), [out] "+m"(out), [quads] "+m"(quads)
-            : [ws] "r"(ic), [x0] "m"(x0), [xend] "m"(x_end), [off2] "m"(off2),
-              [zz] "m"(zp2p1)
-            : "cc", "memory");
-        if (oc_n & 3) { /* the last channels through the C path, on their own rows */
-            te_conv2d_params_t rest = *p;
-            te_requant_t rq = p->rq;
-            const int32_t done = oc_n & ~3;
-            rq.multiplier += done;
-            rq.shift += done;
-            rest.rq = rq;
-            rest.output.c = oc_n - done;
-            rest.filter.n = oc_n - done;
-            te_conv2d_1x1_pixel_any(&rest, x0, filter + done * ic, bias + done, dst + done, a);
-        }
-        return;
-    }
-    te_conv2d_1x1_pixel_any(p, x, filter, bias, dst, a);
-#else
-    te_conv2d_1x1_px_simd(p, x, filter, bias, dst, p->input.c & ~7, 1, a);
-#endif
-}
-
-/** All output channels of pixels x and x + input.c into d0 and d0 + output.c: 2x2 blocks with
- * the input offset in the loop (no row sums: the pixels come a pair at a time). */
-TE_SIMD_INLINE void te_conv2d_1x1_pair_simd(const te_conv2d_params_t *p, const int8_t *x,
-                                            const int8_t *filter, const int32_t *bias,
-                                            int8_t *d0, int32_t n, int full,
-                                            const te_simd_act_t *a)
-{
-    const int32_t ic = p->input.c, oc_n = p->output.c;
-    const int32_t off2 = te_simd_dup16(p->q.input_offset);
     te_conv_rq_iter_t r = te_conv_rq_iter(p);
     const int8_t *w = filter;
     int32_t oc;
@@ -431,50 +264,77 @@ TE_SIMD_INLINE void te_conv2d_1x1_pair_simd(const te_conv2d_params_t *p, const i
         } else {
             s[0] = s[1] = s[2] = s[3] = 0;
         }
-        te_simd_dot_2x2(x, ic, w, ic, n, 1, off2, s);
+        te_simd_dot_2x2_q15(q, w, ic, n, s);
         w += 2 * ic;
-        te_simd_store_2x2(d0 + oc, oc_n, s, te_conv_rq_at(&r, 0), te_conv_rq_at(&r, 1), full,
+        te_simd_store_2x2(dst + oc, stride, s, te_conv_rq_at(&r, 0), te_conv_rq_at(&r, 1), full,
                           a);
         r.mult += 2 * r.step;
         r.shift += 2 * r.step;
     }
     if (oc < oc_n) {
-        int32_t s[2];
-        s[0] = s[1] = bias != NULL ? bias[oc] : 0;
-        te_simd_dot_2x1(x, ic, w, ic, off2, s);
-        d0[oc] = te_simd_out1(s[0], te_conv_rq_at(&r, 0), a->lo, a->hi);
-        d0[oc_n + oc] = te_simd_out1(s[1], te_conv_rq_at(&r, 0), a->lo, a->hi);
+        int32_t s[4];
+        s[0] = s[1] = s[2] = s[3] = bias != NULL ? bias[oc] : 0;
+        te_simd_dot_2x2_q15(q, w, 0, n, s);
+        dst[oc] = te_simd_out1(s[0], te_conv_rq_at(&r, 0), a->lo, a->hi);
+        dst[stride + oc] = te_simd_out1(s[2], te_conv_rq_at(&r, 0), a->lo, a->hi);
     }
 }
 
-TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_any(const te_conv2d_params_t *p,
-                                                    const int8_t *x, const int8_t *filter,
-                                                    const int32_t *bias, int8_t *d0,
-                                                    const te_simd_act_t *a)
+TE_SIMD_NOINLINE static void te_conv2d_1x1_q15_any(const te_conv2d_params_t *p,
+                                                   const int8_t *q, const int8_t *filter,
+                                                   const int32_t *bias, int8_t *dst,
+                                                   int32_t stride, const te_simd_act_t *a)
 {
-    te_conv2d_1x1_pair_simd(p, x, filter, bias, d0, p->input.c, 0, a);
+    te_conv2d_1x1_q15_simd(p, q, filter, bias, dst, stride, p->input.c, 0, a);
 }
 
+#if TE_SIMD_ASM
+/* The 2x2 q15 step: 4 input values of both pixels (one LDM of their four words of widened
+ * lanes) times two filter rows (w + st loaded first, then w, which steps on): 15 instructions
+ * for 16 MACs. LDM fills its registers in ascending order, so xa-xd are pinned to r0-r3. */
+#define TE_ASM_STEP_2X2_Q15                                                                     \
+    "ldr %[t0], [%[w], %[st]]\n\t"                                                              \
+    "sxtb16 %[t1], %[t0]\n\t"                                                                   \
+    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                           \
+    "ldmia %[q]!, {%[xa], %[xb], %[xc], %[xd]}\n\t"                                             \
+    "smlad %[s01], %[xa], %[t1], %[s01]\n\t"                                                    \
+    "smlad %[s01], %[xb], %[t0], %[s01]\n\t"                                                    \
+    "smlad %[s11], %[xc], %[t1], %[s11]\n\t"                                                    \
+    "smlad %[s11], %[xd], %[t0], %[s11]\n\t"                                                    \
+    "ldr %[t0], [%[w]], #4\n\t"                                                                 \
+    "sxtb16 %[t1], %[t0]\n\t"                                                                   \
+    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                           \
+    "smlad %[s00], %[xa], %[t1], %[s00]\n\t"                                                    \
+    "smlad %[s00], %[xb], %[t0], %[s00]\n\t"                                                    \
+    "smlad %[s10], %[xc], %[t1], %[s10]\n\t"                                                    \
+    "smlad %[s10], %[xd], %[t0], %[s10]\n\t"
+#endif
+
 /* The common case on its own (input channels a multiple of 8, an activation SSAT clamps). On
- * Arm with per-channel requantisation and a bias, the loop over channel pairs is one block of
- * assembly, for the reasons given at te_conv2d_1x1_rows2_x8; the input offset takes the
- * fourteenth register, so the loop's end and the per-pair state live in memory operands. */
-TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_x8(const te_conv2d_params_t *p,
-                                                   const int8_t *x, const int8_t *filter,
-                                                   const int32_t *bias, int8_t *d0,
-                                                   const te_simd_act_t *a)
+ * Arm with per-channel requantisation, a bias and a word-aligned q, the loop over channel
+ * pairs is one block of assembly, for the reasons given at te_conv2d_1x1_rows2_x8: 15
+ * instructions per 16 MACs inside, about 50 per 2x2 block around it (bias, requantisation
+ * parameters, 4 requantisations, 4 stores). All 14 registers go to the inner loop; the
+ * per-pair state lives in memory operands and the loop's end register doubles as the
+ * requantisation's temporary. */
+TE_SIMD_NOINLINE static void te_conv2d_1x1_q15_x8(const te_conv2d_params_t *p,
+                                                  const int8_t *q, const int8_t *filter,
+                                                  const int32_t *bias, int8_t *dst,
+                                                  int32_t stride, const te_simd_act_t *a)
 {
 #if TE_SIMD_ASM
     const int32_t ic = p->input.c, oc_n = p->output.c;
-    if (p->rq.per_channel && bias != NULL && oc_n >= 2 && ic >= 8) {
-        const int8_t *const x0 = x, *const x_end = x + ic;
+    if (p->rq.per_channel && bias != NULL && oc_n >= 2 && ic >= 8 &&
+        ((uintptr_t)q & 3) == 0) {
+        const int8_t *const q0 = q;
         const int32_t *mp = p->rq.multiplier, *shp = p->rq.shift, *bp = bias;
         const int32_t zp2p1 = 2 * p->q.output_offset + 1;
-        const int32_t off2 = te_simd_dup16(p->q.input_offset);
-        int32_t pairs = oc_n >> 1;
-        int8_t *dst = d0;
-        const int8_t *w = filter;
-        int32_t x_, off, s00, s01, s10, s11, t0, t1, t2, t3, t4, t5;
+        int8_t *const d_end = dst + (oc_n & ~1);
+        const int8_t *w = filter, *end = q + 4 * ic;
+        int8_t *d = dst;
+        int32_t s00, s01, s10, s11, t0, t1;
+        register int32_t xa __asm__("r0"), xb __asm__("r1"), xc __asm__("r2"),
+            xd __asm__("r3");
         __asm__ volatile(
             "0:\n\t"
             "ldr %[t0], %[bp]\n\t"
@@ -482,95 +342,72 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_pair_x8(const te_conv2d_params_t *p,
             "str %[t0], %[bp]\n\t"
             "mov %[s10], %[s00]\n\t"
             "mov %[s11], %[s01]\n\t"
-            "ldr %[x], %[x0]\n\t"
-            "ldr %[off], %[off2]\n\t"
             "tst %[st], #8\n\t" /* 16 values per iteration; an odd 8 enters halfway */
             "bne 2f\n\t"
-            "1:\n\t" TE_ASM_STEP_2X2("st", "st", TE_ASM_X_OFF)
-                TE_ASM_STEP_2X2("st", "st", TE_ASM_X_OFF)
-            "2:\n\t" TE_ASM_STEP_2X2("st", "st", TE_ASM_X_OFF)
-                TE_ASM_STEP_2X2("st", "st", TE_ASM_X_OFF)
-            "ldr %[t0], %[xend]\n\t"
-            "cmp %[x], %[t0]\n\t"
+            "1:\n\t" TE_ASM_STEP_2X2_Q15 TE_ASM_STEP_2X2_Q15
+            "2:\n\t" TE_ASM_STEP_2X2_Q15 TE_ASM_STEP_2X2_Q15
+            "cmp %[q], %[end]\n\t"
             "bne 1b\n\t"
-            "add %[w], %[w], %[st]\n\t" /* the next pair's first row */
-            "ldr %[t4], %[mp]\n\t"
-            "ldrd %[t0], %[t1], [%[t4]], #8\n\t" /* multipliers */
-            "str %[t4], %[mp]\n\t"
-            "ldr %[t4], %[shp]\n\t"
-            "ldrd %[t2], %[t3], [%[t4]], #8\n\t" /* shifts sh < 0: e = -sh, e - 1 = ~sh */
-            "str %[t4], %[shp]\n\t"
-            "ldr %[x], %[zz]\n\t"
-            "mvn %[t4], %[t2]\n\t"
-            "lsl %[t4], %[x], %[t4]\n\t" /* round of channel 0 */
-            "mvn %[off], %[t3]\n\t"
-            "lsl %[off], %[x], %[off]\n\t" /* round of channel 1 */
-            "rsb %[t2], %[t2], #0\n\t"
-            "rsb %[t3], %[t3], #0\n\t"
-            TE_ASM_REQUANT("s00", "s00", "t0", "t4", "t2", "x")
-            TE_ASM_REQUANT("s10", "s10", "t0", "t4", "t2", "x")
-            TE_ASM_REQUANT("s01", "s01", "t1", "off", "t3", "x")
-            TE_ASM_REQUANT("s11", "s11", "t1", "off", "t3", "x")
-            "ldr %[t0], %[dst]\n\t"
+            "sub %[q], %[q], %[st], lsl #2\n\t" /* back to the pixels' first lanes */
+            "add %[w], %[w], %[st]\n\t"         /* the next pair's first row */
+            "ldr %[xa], %[mp]\n\t"
+            "ldrd %[t0], %[t1], [%[xa]], #8\n\t" /* multipliers */
+            "str %[xa], %[mp]\n\t"
+            "ldr %[xa], %[shp]\n\t"
+            "ldrd %[xb], %[xc], [%[xa]], #8\n\t" /* shifts sh < 0: e = -sh, e - 1 = ~sh */
+            "str %[xa], %[shp]\n\t"
+            "ldr %[xa], %[zz]\n\t"
+            "mvn %[xd], %[xb]\n\t"
+            "lsl %[xd], %[xa], %[xd]\n\t" /* round of channel 0 */
+            "rsb %[xb], %[xb], #0\n\t"
+            TE_ASM_REQUANT("s00", "s00", "t0", "xd", "xb", "end")
+            TE_ASM_REQUANT("s10", "s10", "t0", "xd", "xb", "end")
+            "mvn %[xd], %[xc]\n\t"
+            "lsl %[xd], %[xa], %[xd]\n\t" /* round of channel 1 */
+            "rsb %[xc], %[xc], #0\n\t"
+            TE_ASM_REQUANT("s01", "s01", "t1", "xd", "xc", "end")
+            TE_ASM_REQUANT("s11", "s11", "t1", "xd", "xc", "end")
+            "add %[end], %[q], %[st], lsl #2\n\t"
+            "ldr %[t0], %[d]\n\t"
             "ldr %[t1], %[stride]\n\t"
-            "strb %[s00], [%[t0]]\n\t"
-            "strb %[s01], [%[t0], #1]\n\t"
-            "add %[t1], %[t0], %[t1]\n\t"
-            "strb %[s10], [%[t1]]\n\t"
-            "strb %[s11], [%[t1], #1]\n\t"
-            "add %[t0], %[t0], #2\n\t"
-            "str %[t0], %[dst]\n\t"
-            "ldr %[t0], %[pairs]\n\t"
-            "subs %[t0], %[t0], #1\n\t"
-            "str %[t0], %[pairs]\n\t"
+            "strb %[s10], [%[t0], %[t1]]\n\t"
+            "strb %[s00], [%[t0]], #1\n\t"
+            "strb %[s11], [%[t0], %[t1]]\n\t"
+            "strb %[s01], [%[t0]], #1\n\t"
+            "str %[t0], %[d]\n\t"
+            "ldr %[t1], %[dend]\n\t"
+            "cmp %[t0], %[t1]\n\t"
             "bne 0b\n\t"
-            : [w] "+r"(w), [x] "=&r"(x_), [off] "=&r"(off), [s00] "=&r"(s00),
-              [s01] "=&r"(s01), [s10] "=&r"(s10), [s11] "=&r"(s11), [t0] "=&r"(t0),
-              [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5),
-              [bp] "+m"(bp), [mp] "+m"(mp), [shp] "+m"(shp), [dst] "+m"(dst),
-              [pairs] "+m"(pairs)
-            : [st] "r"(ic), [x0] "m"(x0), [xend] "m"(x_end), [off2] "m"(off2),
-              [zz] "m"(zp2p1), [stride] "m"(oc_n)
+            : [q] "+r"(q), [w] "+r"(w), [end] "+r"(end), [s00] "=&r"(s00), [s01] "=&r"(s01),
+              [s10] "=&r"(s10), [s11] "=&r"(s11), [t0] "=&r"(t0), [t1] "=&r"(t1),
+              [xa] "=&r"(xa), [xb] "=&r"(xb), [xc] "=&r"(xc), [xd] "=&r"(xd), [bp] "+m"(bp),
+              [mp] "+m"(mp), [shp] "+m"(shp), [d] "+m"(d)
+            : [st] "r"(ic), [zz] "m"(zp2p1), [stride] "m"(stride), [dend] "m"(d_end)
             : "cc", "memory");
-        if (oc_n & 1) { /* the last channel, through the portable-order C path */
+        if (oc_n & 1) { /* the last channel, its row twice */
             const int32_t oc = oc_n - 1;
-            int32_t s[2];
-            s[0] = s[1] = bias[oc];
-            te_simd_dot_2x1(x0, ic, filter + oc * ic, ic, off2, s);
-            d0[oc] = te_simd_out1(s[0], te_simd_rq_channel(&p->rq, oc, p->q.output_offset),
-                                  a->lo, a->hi);
-            d0[oc_n + oc] = te_simd_out1(s[1], te_simd_rq_channel(&p->rq, oc,
-                                                                  p->q.output_offset),
-                                         a->lo, a->hi);
+            const te_simd_rq_t rq = te_simd_rq_channel(&p->rq, oc, p->q.output_offset);
+            int32_t s[4];
+            s[0] = s[1] = s[2] = s[3] = bias[oc];
+            te_simd_dot_2x2_q15(q0, filter + oc * ic, 0, ic, s);
+            dst[oc] = te_simd_out1(s[0], rq, a->lo, a->hi);
+            dst[stride + oc] = te_simd_out1(s[2], rq, a->lo, a->hi);
         }
         return;
     }
-    te_conv2d_1x1_pair_any(p, x, filter, bias, d0, a);
+    te_conv2d_1x1_q15_any(p, q, filter, bias, dst, stride, a);
 #else
-    te_conv2d_1x1_pair_simd(p, x, filter, bias, d0, p->input.c & ~7, 1, a);
+    te_conv2d_1x1_q15_simd(p, q, filter, bias, dst, stride, p->input.c & ~7, 1, a);
 #endif
 }
 
-/** n bytes from src to dst (distinct), a word at a time. */
-TE_SIMD_INLINE void te_conv_copy(int8_t *dst, const int8_t *src, int32_t n)
-{
-    int32_t i;
-    for (i = n >> 2; i > 0; --i) {
-        te_simd_store4(dst, te_simd_load4(src));
-        dst += 4;
-        src += 4;
-    }
-    for (i = n & 3; i > 0; --i) {
-        *dst++ = *src++;
-    }
-}
-
 /**
- * In-place pointwise convolution, in the portable path's pixel order. Two pixels at a time share
- * their filter loads (2x2 blocks) wherever their outputs can be put down without overwriting an
- * input still to be read: straight to their places once outputs narrower than the inputs (going
- * forwards) or wider (going backwards) have left a gap of two pixels, or through the scratch
- * when it holds two pixels. Otherwise one pixel at a time (1x4 blocks) through the scratch.
+ * In-place pointwise convolution, in the portable path's pixel order, two pixels at a time:
+ * both are widened to int16 lanes with the input offset into the scratch (te_simd_widen2),
+ * which frees their bytes, and their outputs then go straight to their places. Going forwards
+ * (outputs no wider than inputs) pixel pair i writes below (i + 2) * ic, over inputs already
+ * read; going backwards it writes from i * oc >= i * ic on, over the same. An odd last pixel
+ * goes as a pair of itself, both outputs on the same bytes.
  */
 static void te_conv2d_1x1_inplace_simd(const te_conv2d_params_t *p, const int8_t *input,
                                        const int8_t *filter, const int32_t *bias,
@@ -578,38 +415,22 @@ static void te_conv2d_1x1_inplace_simd(const te_conv2d_params_t *p, const int8_t
 {
     const int32_t ic = p->input.c, oc_n = p->output.c;
     const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
     const te_simd_act_t a = te_simd_act(&p->q);
     const int fast = (ic & 7) == 0 && te_simd_act_full(&p->q);
-    const int pairs_in_scratch = TE_CONV_1X1_INPLACE_PIXELS >= 2;
     const int forward = oc_n <= ic;
     int32_t done;
-    for (done = 0; done < n_px;) {
-        /* Forward: pixels i, i + 1 with i = done; live inputs are pixels >= i, and the pair's
-         * outputs [i oc, (i + 2) oc) are clear of them when (i + 2) oc <= i ic. Backward:
-         * pixels i, i + 1 with i + 2 = n_px - done; live inputs [0, (i + 2) ic), outputs clear
-         * when i oc >= (i + 2) ic. */
-        const int32_t i = forward ? done : n_px - done - 2;
-        const int direct = forward ? (i + 2) * oc_n <= i * ic : i * oc_n >= (i + 2) * ic;
-        if (done + 2 <= n_px && (direct || pairs_in_scratch)) {
-            int8_t *dst = direct ? output + i * oc_n : scratch;
-            if (fast) {
-                te_conv2d_1x1_pair_x8(p, input + i * ic, filter, bias, dst, &a);
-            } else {
-                te_conv2d_1x1_pair_any(p, input + i * ic, filter, bias, dst, &a);
-            }
-            if (!direct) {
-                te_conv_copy(output + i * oc_n, scratch, 2 * oc_n);
-            }
-            done += 2;
+    for (done = 0; done < n_px; done += 2) {
+        const int two = done + 2 <= n_px;
+        const int32_t i = forward ? done : (two ? n_px - done - 2 : 0);
+        const int8_t *x = input + i * ic;
+        te_simd_widen2(scratch, x, two ? x + ic : x, ic, off2);
+        if (fast) {
+            te_conv2d_1x1_q15_x8(p, scratch, filter, bias, output + i * oc_n, two ? oc_n : 0,
+                                 &a);
         } else {
-            const int32_t j = forward ? done : n_px - 1 - done;
-            if (fast) {
-                te_conv2d_1x1_pixel_x8(p, input + j * ic, filter, bias, scratch, &a);
-            } else {
-                te_conv2d_1x1_pixel_any(p, input + j * ic, filter, bias, scratch, &a);
-            }
-            te_conv_copy(output + j * oc_n, scratch, oc_n);
-            done += 1;
+            te_conv2d_1x1_q15_any(p, scratch, filter, bias, output + i * oc_n, two ? oc_n : 0,
+                                  &a);
         }
     }
 }
@@ -815,9 +636,13 @@ static void te_conv2d_1x1_pixel(const te_conv2d_params_t *p, const int8_t *in_px
     }
 }
 
+/* Conv2D.scratch_bytes in tinyengine/ops/conv.py plans the same. The portable path computes
+ * one output pixel into the scratch; the SIMD path widens two input pixels to int16 there
+ * (te_simd_widen2), 4 bytes per input channel. One size for both keeps the plan one. */
 int32_t te_conv2d_1x1_inplace_get_buffer_size(const te_conv2d_params_t *p)
 {
-    return p->output.c * TE_CONV_1X1_INPLACE_PIXELS;
+    const int32_t widened = 4 * p->input.c;
+    return p->output.c > widened ? p->output.c : widened;
 }
 
 te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *input,

@@ -40,16 +40,18 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
 te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
                              const int8_t *filter, const int32_t *bias, int8_t *output);
 
-/** Scratch bytes te_conv2d_1x1_inplace_s8 needs: one output pixel (output.c). */
+/** Scratch bytes te_conv2d_1x1_inplace_s8 needs: the larger of one output pixel (output.c) and
+ * two input pixels widened to int16 (4 * input.c). */
 int32_t te_conv2d_1x1_inplace_get_buffer_size(const te_conv2d_params_t *p);
 
 /**
  * Pointwise convolution whose output may overwrite its input. Output pixel i depends on input
- * pixel i only; each is computed into `scratch` and then stored. When the output has no more
- * channels than the input, pixels go in order: pixel i's output lands on bytes of pixels <= i,
- * all consumed. Otherwise they go in reverse: pixel i's output starts at or after pixel i's
- * input, over pixels already consumed. The output buffer must start where the input starts.
- * Domain: as te_conv2d_1x1_s8. Returns TE_ERR_SCRATCH without scratch.
+ * pixel i only; each is computed into `scratch` and then stored (the SIMD path instead copies
+ * two input pixels into `scratch`, widened, and stores their outputs directly). When the
+ * output has no more channels than the input, pixels go in order: pixel i's output lands on
+ * bytes of pixels <= i, all consumed. Otherwise they go in reverse: pixel i's output starts at
+ * or after pixel i's input, over pixels already consumed. The output buffer must start where
+ * the input starts. Domain: as te_conv2d_1x1_s8. Returns TE_ERR_SCRATCH without scratch.
  */
 te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output,

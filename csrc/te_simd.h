@@ -586,80 +586,73 @@ TE_SIMD_INLINE void te_simd_dot_2x2(const int8_t *x, int32_t xs, const int8_t *w
     }
 }
 
-#if TE_SIMD_ASM
-#define TE_ASM_ROW_1X4(W, S)                                                                    \
-    "ldr %[t0], [%[" W "]], #4\n\t"                                                             \
-    "sxtb16 %[t1], %[t0]\n\t"                                                                   \
-    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                           \
-    "smlad %[" S "], %[xe], %[t1], %[" S "]\n\t"                                                \
-    "smlad %[" S "], %[xo], %[t0], %[" S "]\n\t"
-/* Rows w0, w0 + ws (loaded first, before w0 steps on), w2 and w2 + ws: 13 registers. */
-#define TE_ASM_ROW_1X4_AT(ADDR, S)                                                              \
-    "ldr %[t0], " ADDR "\n\t"                                                                   \
-    "sxtb16 %[t1], %[t0]\n\t"                                                                   \
-    "sxtb16 %[t0], %[t0], ror #8\n\t"                                                           \
-    "smlad %[" S "], %[xe], %[t1], %[" S "]\n\t"                                                \
-    "smlad %[" S "], %[xo], %[t0], %[" S "]\n\t"
-#define TE_ASM_STEP_1X4                                                                         \
-    "ldr %[t0], [%[x]], #4\n\t"                                                                 \
-    "sxtab16 %[xe], %[off], %[t0]\n\t"                                                          \
-    "sxtab16 %[xo], %[off], %[t0], ror #8\n\t"                                                  \
-    TE_ASM_ROW_1X4_AT("[%[w0], %[ws]]", "s1") TE_ASM_ROW_1X4_AT("[%[w0]], #4", "s0")          \
-    TE_ASM_ROW_1X4_AT("[%[w2], %[ws]]", "s3") TE_ASM_ROW_1X4_AT("[%[w2]], #4", "s2")
-#endif
+/**
+ * Pixels x0 and x1 (n int8 values each) plus the input offset, widened to int16 lanes into q
+ * in the order te_simd_dot_2x2_q15 reads them: per 4 values four words, x0's even lanes
+ * (SXTAB16), x0's odd lanes (ROR #8), then x1's; after them the n % 4 last values of x0 and
+ * then of x1 as int16. 4 * n bytes in all. Widened once, a pixel pair's lanes serve every
+ * filter row, so the product's inner loop extends only the filter.
+ */
+TE_SIMD_INLINE void te_simd_widen2(int8_t *q, const int8_t *x0, const int8_t *x1, int32_t n,
+                                   int32_t x_off2)
+{
+    const int32_t x_off = te_simd_lane0(x_off2), r = n & 3;
+    int32_t i;
+    for (i = n >> 2; i > 0; --i) {
+        const uint32_t a = TE_SIMD_NEXT4(x0), b = TE_SIMD_NEXT4(x1);
+        te_simd_store4(q, (uint32_t)te_sxtab16(x_off2, a));
+        te_simd_store4(q + 4, (uint32_t)te_sxtab16_r8(x_off2, a));
+        te_simd_store4(q + 8, (uint32_t)te_sxtab16(x_off2, b));
+        te_simd_store4(q + 12, (uint32_t)te_sxtab16_r8(x_off2, b));
+        q += 16;
+    }
+    for (i = 0; i < r; ++i) {
+        const int16_t u = (int16_t)(x0[i] + x_off), v = (int16_t)(x1[i] + x_off);
+        memcpy(q + 2 * i, &u, 2);
+        memcpy(q + 2 * (r + i), &v, 2);
+    }
+}
+
+/** The int16 lane k of q. */
+TE_SIMD_INLINE int32_t te_simd_q15_at(const int8_t *q, int32_t k)
+{
+    int16_t v;
+    memcpy(&v, q + 2 * k, 2);
+    return v;
+}
 
 /**
- * One pixel times filter rows w0 + r * ws, r < 4, input offset by SXTAB16; the input's lanes
- * are shared by the four rows: 23 instructions per 16 MACs.
+ * s[2c + r] += sum_i x_c[i] * w_r[i] over n values, the pixels x_0, x_1 widened in q (offset
+ * included) by te_simd_widen2, filter rows w_0 = w, w_1 = w + ws: per 4 values 4 loads of
+ * widened lanes, 2 of the filter, 4 extensions and 8 SMLADs for 16 MACs.
  */
-TE_SIMD_INLINE void te_simd_dot_1x4(const int8_t *x, const int8_t *w0, int32_t ws, int32_t n,
-                                    int32_t x_off2, int32_t s[4])
+TE_SIMD_INLINE void te_simd_dot_2x2_q15(const int8_t *q, const int8_t *w, int32_t ws, int32_t n,
+                                        int32_t s[4])
 {
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    const int32_t x_off = te_simd_lane0(x_off2);
-    const int8_t *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
-    const int8_t *end = x + (n & ~3);
+    const int32_t r = n & 3;
     int32_t i;
-#if TE_SIMD_ASM
-    if (n >= 8) {
-        const int8_t *const end8 = x + (n & ~7);
-        int32_t t0, t1, xe, xo;
-        __asm__("1:\n\t" TE_ASM_STEP_1X4 TE_ASM_STEP_1X4
-                "ldr %[t0], %[end]\n\t"
-                "cmp %[x], %[t0]\n\t"
-                "bne 1b\n\t"
-                : [x] "+r"(x), [w0] "+r"(w0), [w2] "+r"(w2), [s0] "+r"(s0), [s1] "+r"(s1),
-                  [s2] "+r"(s2), [s3] "+r"(s3), [t0] "=&r"(t0), [t1] "=&r"(t1), [xe] "=&r"(xe),
-                  [xo] "=&r"(xo)
-                : [off] "r"(x_off2), [ws] "r"(ws), [end] "m"(end8)
-                : "cc", "memory");
-        w1 = w0 + ws;
-        w3 = w2 + ws;
+    for (i = n >> 2; i > 0; --i) {
+        uint32_t t = te_simd_load4(w + ws);
+        const int32_t wb_e = te_sxtb16(t), wb_o = te_sxtb16_r8(t);
+        const int32_t xa = (int32_t)te_simd_load4(q), xb = (int32_t)te_simd_load4(q + 4);
+        const int32_t xc = (int32_t)te_simd_load4(q + 8), xd = (int32_t)te_simd_load4(q + 12);
+        int32_t wa_e, wa_o;
+        s[1] = te_smlad(xa, wb_e, te_smlad(xb, wb_o, s[1]));
+        s[3] = te_smlad(xc, wb_e, te_smlad(xd, wb_o, s[3]));
+        t = TE_SIMD_NEXT4(w);
+        wa_e = te_sxtb16(t);
+        wa_o = te_sxtb16_r8(t);
+        s[0] = te_smlad(xa, wa_e, te_smlad(xb, wa_o, s[0]));
+        s[2] = te_smlad(xc, wa_e, te_smlad(xd, wa_o, s[2]));
+        q += 16;
     }
-#endif
-    while (x != end) {
-        uint32_t t = TE_SIMD_NEXT4(x);
-        const int32_t x_e = te_sxtab16(x_off2, t), x_o = te_sxtab16_r8(x_off2, t);
-        t = TE_SIMD_NEXT4(w0);
-        s0 = te_smlad(x_e, te_sxtb16(t), te_smlad(x_o, te_sxtb16_r8(t), s0));
-        t = TE_SIMD_NEXT4(w1);
-        s1 = te_smlad(x_e, te_sxtb16(t), te_smlad(x_o, te_sxtb16_r8(t), s1));
-        t = TE_SIMD_NEXT4(w2);
-        s2 = te_smlad(x_e, te_sxtb16(t), te_smlad(x_o, te_sxtb16_r8(t), s2));
-        t = TE_SIMD_NEXT4(w3);
-        s3 = te_smlad(x_e, te_sxtb16(t), te_smlad(x_o, te_sxtb16_r8(t), s3));
+    for (i = 0; i < r; ++i) {
+        const int32_t a = te_simd_q15_at(q, i), b = te_simd_q15_at(q, r + i);
+        s[0] += a * w[i];
+        s[1] += a * w[ws + i];
+        s[2] += b * w[i];
+        s[3] += b * w[ws + i];
     }
-    for (i = n & 3; i > 0; --i) {
-        const int32_t v = *x++ + x_off;
-        s0 += v * *w0++;
-        s1 += v * *w1++;
-        s2 += v * *w2++;
-        s3 += v * *w3++;
-    }
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
 }
 
 /**

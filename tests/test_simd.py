@@ -131,8 +131,7 @@ def _graph(b: _Builder, x: str, y: str, name: str) -> Graph:
 def pointwise_graph(seed: int) -> Graph:
     """Pointwise convolutions: both fast paths (channels a multiple of 8, activation NONE) and the
     general one, odd channel counts, odd pixel counts, and in-place narrowing, equal-width and
-    widening layers (forward and backward orders, pairs written straight or one pixel at a
-    time)."""
+    widening layers (forward and backward orders, pixel pairs and an odd last pixel)."""
     b = _Builder(np.random.default_rng(seed))
     x = _input(b, (1, 5, 7, 16))
     y = _conv(b, x, 24)                                    # 16 -> 24, fast path
@@ -142,6 +141,8 @@ def pointwise_graph(seed: int) -> Graph:
     y = _conv(b, y, 40, inplace=True)                      # widening: backward
     y = _conv(b, y, 32, act="RELU", inplace=True)          # narrowing, multiple of 8
     y = _conv(b, y, 32, inplace=True)                      # equal width, fast path
+    y = _conv(b, y, 24, inplace=True)                      # narrowing, fast path
+    y = _conv(b, y, 17, inplace=True)                      # fast path: 8 + 16 inputs, odd outputs
     y = _conv(b, y, 7, stride=2, padding="VALID")          # strided 1x1: the generic kernel
     return _graph(b, x, y, f"pointwise{seed}")
 

@@ -18,9 +18,13 @@ from tinynas.space import PRESETS
 from tinynas.subnet import recalibrate_bn
 from tinynas.supernet import Supernet
 
-# 20 random subnets: 14 of the digits space (all its widths and resolutions), 6 at ImageNet /
-# VWW widths and small resolutions, so that compiling them stays quick.
-CASES = [("digits", w, None, seed) for seed, w in enumerate((0.1, 0.15, 0.2, 0.25, 0.3) * 3)][:14]
+# 20 random subnets: 14 of the digits space (all its widths and resolutions, 14 distinct
+# (w, r) pairs), 6 at ImageNet / VWW widths and small resolutions, so that compiling them stays
+# quick.
+_DIGITS = PRESETS["digits"]
+_NW, _NR = len(_DIGITS.width_mults), len(_DIGITS.resolutions)
+CASES = [("digits", _DIGITS.width_mults[i % _NW], _DIGITS.resolutions[(i + i // _NW) % _NR], i)
+         for i in range(14)]
 CASES += [("imagenet", 0.2, 48, 100), ("imagenet", 0.3, 48, 101), ("imagenet", 0.5, 64, 102),
           ("vww", 0.2, 64, 103), ("vww", 0.4, 48, 104), ("vww", 0.3, 80, 105)]
 
@@ -64,13 +68,21 @@ def test_prediction_equals_compiled_report(space, w, r, seed, tmp_path):
     assert [op["kind"] for op in report["ops"]] == [op.kind for op in build_graph(arch).ops]
 
 
-@pytest.mark.parametrize("space, w, r, seed", [("digits", 0.3, 12, 3), ("vww", 0.2, 48, 8)])
+def test_digits_cases_cover_the_whole_grid():
+    digits = [(w, r) for space, w, r, _ in CASES if space == "digits"]
+    assert len(set(digits)) == len(digits)
+    assert {w for w, _ in digits} == set(_DIGITS.width_mults)
+    assert {r for _, r in digits} == set(_DIGITS.resolutions)
+
+
+@pytest.mark.parametrize("space, w, r, seed", [("digits", 0.75, 12, 3), ("vww", 0.2, 48, 8)])
 def test_prediction_equals_compiled_report_with_patches(space, w, r, seed, tmp_path):
     arch, sub, calib = _subnet(space, w, r, seed)
     report = _compiled(sub, arch, calib, tmp_path / "p", "auto")
     cost = arch_cost(arch, "auto")
     assert (cost.peak_sram, cost.flash_bytes, cost.macs) == \
         (report["arena_bytes"], report["flash_bytes"], report["macs"])
+    assert cost.patches is not None  # both cases really run with patches
     assert (cost.patches is None) == (report["patches"] is None)
 
 
@@ -110,7 +122,7 @@ def test_fast_path_equals_estimate_on_random_subnets():
 def test_fast_path_with_patches_equals_estimate():
     # (test_prediction_equals_compiled_report_with_patches covers an ImageNet-sized case)
     rng = np.random.default_rng(1)
-    for arch in (PRESETS["digits"].sample(rng, 0.3, 12), PRESETS["digits"].sample(rng, 0.2, 16)):
+    for arch in (PRESETS["digits"].sample(rng, 0.75, 12), PRESETS["digits"].sample(rng, 0.5, 16)):
         ref, fast = estimate_arch(arch, "auto"), arch_cost(arch, "auto")
         assert (fast.peak_sram, fast.flash_bytes, fast.macs) == \
             (ref.peak_sram, ref.flash_bytes, ref.macs)
@@ -120,6 +132,7 @@ def test_check_budget_rejects_and_accepts_like_estimate():
     rng = np.random.default_rng(2)
     space = PRESETS["digits"]
     budget = Budget(1536, 6144, macs=40_000)
+    outcomes = set()
     for _ in range(40):
         arch = space.sample(rng)
         v, c = check_budget(arch, budget), estimate_arch(arch)
@@ -127,5 +140,38 @@ def test_check_budget_rejects_and_accepts_like_estimate():
             c.macs <= 40_000
         assert v.fits == fits
         assert v.flash == c.flash_bytes
+        assert not v.patched
         if v.peak_sram is not None:
             assert (v.peak_sram, v.macs) == (c.peak_sram, c.macs)
+        outcomes.add(v.reason)
+    assert {"", "flash", "sram"} <= outcomes  # the sample tests both answers
+
+
+def test_check_budget_with_auto_patches_tries_whole_tensors_first():
+    """patch="auto": whole tensors when they fit (no recomputed MACs), else patches; the figures
+    are those of the way it would be deployed, and `patched` says which."""
+    rng = np.random.default_rng(3)
+    space = PRESETS["digits"]
+    budget = Budget(1536, 8192)
+    archs = [space.sample(rng, min(space.width_mults), r) for r in (8, 10, 12) * 2]
+    archs.append(space.smallest())
+    archs.append(space.extreme(max(space.width_mults), min(space.resolutions), largest=True))
+    outcomes = set()
+    for arch in archs:
+        v, whole = check_budget(arch, budget, "auto"), estimate_arch(arch)
+        assert v.flash == whole.flash_bytes
+        if whole.flash_bytes > budget.flash:
+            assert (v.fits, v.reason, v.patched) == (False, "flash", False)
+            outcomes.add("flash")
+            continue
+        needs_patches = whole.peak_sram > budget.sram
+        assert v.patched == needs_patches
+        ref = estimate_arch(arch, "auto") if needs_patches else whole
+        assert (v.peak_sram, v.macs) == (ref.peak_sram, ref.macs)
+        assert v.fits == (ref.peak_sram <= budget.sram)
+        assert v.reason == ("" if v.fits else "sram")
+        if v.fits and v.patched:
+            assert ref.patches is not None and ref.macs >= whole.macs
+        outcomes.add((v.fits, v.patched))
+    # whole tensors fit; only patches fit; nothing fits; flash rejects before any planning
+    assert outcomes == {(True, False), (True, True), (False, True), "flash"}

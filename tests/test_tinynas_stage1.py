@@ -15,13 +15,19 @@ from tinynas.space import PRESETS
 from tinynas.stage1 import ConfigResult, StageOneResult, run_stage_one
 from tinynas.stage1_report import table, write
 
-# A smaller digits grid keeps these tests quick; the sweep code is the same.
-SPACE = replace(PRESETS["digits"], resolutions=(6, 8, 12), width_mults=(0.1, 0.2, 0.3))
+# A smaller digits grid (the lowest, next and middle resolutions; the lowest, middle and highest
+# widths) keeps these tests quick; the sweep code is the same.
+SPACE = replace(PRESETS["digits"], resolutions=(8, 10, 12), width_mults=(0.25, 0.5, 0.75))
 BUDGET = Budget(2048, 8192)
 
 
 def _key(r: StageOneResult) -> list:
     return [(c.width_mult, c.resolution, c.macs, c.rejected, c.ci, c.p_best) for c in r.configs]
+
+
+def test_the_test_grid_is_part_of_the_digits_preset():
+    assert set(SPACE.configs) < set(PRESETS["digits"].configs)
+    assert SPACE.smallest() == PRESETS["digits"].smallest()
 
 
 def test_stage_one_is_deterministic_for_a_seed():
@@ -68,10 +74,13 @@ def test_min_fraction_and_mac_budget():
 
 
 def test_impossible_budget_names_the_smallest_subnet_and_the_budget():
-    with pytest.raises(TinyNASError) as e:
-        run_stage_one(SPACE, Budget(300, 1000), samples=10, workers=1)
-    msg = str(e.value)
+    budget = Budget(300, 1000)
     small = arch_cost(SPACE.smallest())
+    # below the smallest subnet on both counts, whichever check_budget asks first
+    assert budget.sram < small.peak_sram and budget.flash < small.flash_bytes
+    with pytest.raises(TinyNASError) as e:
+        run_stage_one(SPACE, budget, samples=10, workers=1)
+    msg = str(e.value)
     for words in ("nothing in the digits space fits", "SRAM 300 B", "flash 1000 B",
                   f"SRAM {small.peak_sram} B", "smallest subnet"):
         assert words in msg, msg

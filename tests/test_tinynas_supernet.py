@@ -35,7 +35,7 @@ def _randomise(net: nn.Module, seed: int) -> nn.Module:
 @pytest.fixture(scope="module")
 def supernets() -> dict[str, Supernet]:
     torch.manual_seed(0)
-    nets = {"digits": Supernet(PRESETS["digits"], 0.25), "imagenet": Supernet(
+    nets = {"digits": Supernet(PRESETS["digits"], 0.625), "imagenet": Supernet(
         PRESETS["imagenet"], 0.3)}
     for i, net in enumerate(nets.values()):
         _randomise(net, i)
@@ -76,7 +76,7 @@ def test_largest_subnet_is_the_whole_supernet(supernets):
 
 
 def test_sort_channels_keeps_the_largest_subnet_and_reorders():
-    net = _randomise(Supernet(PRESETS["digits"], 0.25), 7).eval()
+    net = _randomise(Supernet(PRESETS["digits"], 0.625), 7).eval()
     arch = net.largest(8)
     x = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
@@ -102,7 +102,7 @@ def test_kernel_transform_changes_small_kernels_only(supernets):
 
 def test_bn_recalibration_gives_the_batches_statistics():
     torch.manual_seed(1)
-    arch = PRESETS["digits"].sample(np.random.default_rng(0), 0.2, 8)
+    arch = PRESETS["digits"].sample(np.random.default_rng(0), 0.5, 8)
     net = SubNet(arch)
     batches = [torch.randn(16, 1, 8, 8) * 3 + 1 for _ in range(3)]
     recalibrate_bn(net, batches)

@@ -57,18 +57,21 @@ def source_model_info(model: Any, graph: Graph) -> dict[str, Any]:
 
 def compile_onnx(path: str | Path, out_dir: str | Path, calib: Any, method: str = "minmax",
                  input_shape: tuple[int, ...] | None = None, qdq: bool = True,
-                 **compile_options: Any) -> dict[str, Any]:
+                 source: str | None = None, **compile_options: Any) -> dict[str, Any]:
     """Quantise an ONNX float model with `calib` and compile it into `out_dir`. With `qdq`, the
-    project also holds model_qdq.onnx: the deployed quantisation as an ONNX QDQ model."""
+    project also holds model_qdq.onnx: the deployed quantisation as an ONNX QDQ model.
+    source: how the generated files name the model (default: the ONNX path)."""
     from .quantize import export_qdq
 
     model, graph = quantize_onnx(path, calib, method, input_shape)
+    if source is not None:
+        model.source = source
     extra: dict[str, bytes] = {}
     if qdq:
         with tempfile.TemporaryDirectory() as tmp:
             export_qdq(graph, model, Path(tmp) / "q.onnx")
             extra["model_qdq.onnx"] = (Path(tmp) / "q.onnx").read_bytes()
-    return compile_graph(graph, out_dir, source=str(path),
+    return compile_graph(graph, out_dir, source=source or str(path),
                          source_model=source_model_info(model, graph), extra_files=extra,
                          **compile_options)
 
@@ -95,4 +98,7 @@ def compile_torch(module: Any, example_input: Any, calib: Any, out_dir: str | Pa
     """A PyTorch module and an example input -> a compiled engine, through ONNX."""
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_torch(module, example_input, Path(tmp) / "model.onnx")
-        return compile_onnx(onnx_path, out_dir, calib, method, **compile_options)
+        # Named after the module, not the temporary file: the same model gives the same C.
+        return compile_onnx(onnx_path, out_dir, calib, method,
+                            source=f"PyTorch {type(module).__name__} (via ONNX)",
+                            **compile_options)

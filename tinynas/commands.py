@@ -156,8 +156,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(finetune_epochs=args.finetune_epochs, seed=args.seed,
                          calib_images=args.calib_images, quant=args.quant)
     out = _out_dir(args.output)
-    d = finish(supernet, arch, parts, out / "project", cfg, args.patch, not args.quiet)
-    (out / "deploy.json").write_text(json.dumps(d.to_dict(), indent=1))
+    d, tuning = finish(supernet, arch, parts, out / "project", cfg, args.patch, not args.quiet)
+    (out / "deploy.json").write_text(json.dumps({**d.to_dict(), "finetune": tuning}, indent=1))
     print(f"wrote {out / 'project'} and {out / 'deploy.json'}")
     return 0
 

@@ -6,7 +6,8 @@ Sources (`load_dataset`):
 - a CIFAR-10 python directory (data_batch_1..5 and test_batch, as the official tarball
   unpacks): 32x32 RGB, 10 classes;
 - an ImageFolder directory (one sub-directory per class, images inside, as torchvision reads
-  it): every image converted to the mode and size of the first one.
+  it): every image converted to the first one's mode (greyscale or RGB) and resized to a square
+  of the first one's shorter side.
 
 `split` makes the three disjoint parts the pipeline needs: train (supernet and fine-tuning),
 val (held-out fitness and BN recalibration during the search) and test (only the final report:
@@ -180,10 +181,20 @@ def split(data: Dataset, test: float = 0.2, val: float = 0.15, seed: int = 0) ->
         raise TinyNASError(f"dataset {data.name}: class {data.classes[int(counts.argmin())]!r} "
                            f"has {counts.min()} image(s); every class needs at least 3 "
                            "(one each for train, val and test)")
-    index = np.arange(len(data))
-    rest, test_i = train_test_split(index, test_size=test, random_state=seed, stratify=data.y)
-    train_i, val_i = train_test_split(rest, test_size=val / (1 - test), random_state=seed,
-                                      stratify=data.y[rest])
+    n, k = len(data), data.num_classes
+    if min(round(test * n), round(val * n)) < k:
+        raise TinyNASError(f"dataset {data.name}: {n} images are too few for a stratified split "
+                           f"into {k} classes (test {test:g} and val {val:g} of them must each "
+                           f"hold at least one image per class); add images or raise the "
+                           "fractions")
+    index = np.arange(n)
+    try:
+        rest, test_i = train_test_split(index, test_size=test, random_state=seed,
+                                        stratify=data.y)
+        train_i, val_i = train_test_split(rest, test_size=val / (1 - test), random_state=seed,
+                                          stratify=data.y[rest])
+    except ValueError as e:  # scikit-learn's own check of a split too small to stratify
+        raise TinyNASError(f"dataset {data.name}: cannot split it stratified ({e})") from None
     return Splits(data.subset(np.sort(train_i), "train"), data.subset(np.sort(val_i), "val"),
                   data.subset(np.sort(test_i), "test"))
 
@@ -228,7 +239,8 @@ def batches(data: Dataset, batch: int, r: int, shuffle_gen: torch.Generator | No
     rank, world = shard
     out = []
     for idx in order.split(batch):
+        if len(idx) < world:  # a last global batch too small for every process to get a share:
+            continue          # every process must run the same number of steps
         idx = idx[rank::world]
-        if len(idx):
-            out.append((resize(x[idx], r), y[idx]))
+        out.append((resize(x[idx], r), y[idx]))
     return out

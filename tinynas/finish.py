@@ -1,7 +1,7 @@
 """After the search: fine-tune the winner, quantise it, compile it, and measure the C.
 
-`finetune` trains the extracted subnet alone for a few epochs (inherited weights, cross-entropy
-plus distillation from the supernet's largest subnet when a teacher is given). `deploy` runs
+`finetune` trains the extracted subnet alone for a few epochs (inherited weights, cross-entropy,
+optionally distillation from a teacher). `deploy` runs
 the engine's own path for a PyTorch model (ONNX export, post-training int8 quantisation with
 calibration images from the training split, code generation with patch-based inference), builds
 the generated C on the host, and runs it over the whole test split: the int8 accuracy reported is

@@ -14,7 +14,7 @@ use the train and val splits.
 
 from __future__ import annotations
 
-import functools
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -24,12 +24,13 @@ from typing import Any
 import torch
 
 from .budget import Budget, fmt_bytes, fmt_count
-from .data import Dataset, Splits, load_dataset, split
+from .data import Dataset, Splits, batches, load_dataset, split
 from .evolve import Evaluator, SearchResult, evolutionary_search, random_search
 from .finish import Deployment, deploy, finetune
 from .space import SearchSpace, get_space
+from .subnet import recalibrate_bn
 from .supernet import Supernet
-from .train import TrainConfig, train_supernet
+from .train import TrainConfig, accuracy, train_supernet
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ class PipelineConfig:
     population: int = 40
     generations: int = 15
     random_baseline: bool = True
-    finetune_epochs: int = 40
-    finetune_lr: float = 2e-3
+    finetune_epochs: int = 30
+    finetune_lr: float = 1e-3
     calib_images: int = 256
     quant: str = "minmax"
 
@@ -82,6 +83,17 @@ def dataset_space(data: Dataset, space: str | None) -> SearchSpace:
     return replace(base, in_channels=data.in_channels, num_classes=data.num_classes)
 
 
+def search_resolutions(space: SearchSpace, fitting: list[int]) -> tuple[int, ...]:
+    """The resolutions the supernet trains and the evolution searches: those where stage one
+    found whole-tensor subnets that fit, and the next one up, which patch-based inference may
+    admit (stage one prices whole tensors: planning patches is ~100x slower)."""
+    if not fitting:
+        return space.resolutions
+    top = max(fitting)
+    above = [r for r in space.resolutions if r > top]
+    return tuple(r for r in space.resolutions if r <= top) + tuple(above[:1])
+
+
 def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True,
                  resume: bool = True) -> PipelineResult:
     from .stage1 import run_stage_one
@@ -102,9 +114,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     choice = stage1.choice
     assert choice is not None  # run_stage_one raises when nothing fits
     width = cfg.width_mult if cfg.width_mult is not None else choice.width_mult
-    resolutions = tuple(c.resolution for c in stage1.configs
-                        if c.width_mult == width and c.fits) or \
-        space.resolutions
+    resolutions = search_resolutions(space, [c.resolution for c in stage1.configs
+                                             if c.width_mult == width and c.fits])
     timings["stage1"] = time.perf_counter() - t
     _say(progress, f"stage one: width {width:g}, resolutions {list(resolutions)} "
                    f"({choice.label} has the most MACs among subnets that fit)")
@@ -124,13 +135,14 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
 
     t = time.perf_counter()
     best = search.best
-    deployment = finish(trained.supernet, best.arch, parts, out / "project", cfg,
-                        "auto" if best.patched else "off", progress)
+    deployment, tuning = finish(trained.supernet, best.arch, parts, out / "project", cfg,
+                                "auto" if best.patched else "off", progress)
     timings["finish"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     summary = _summary(cfg, data, parts, space, budget, width, resolutions, search, baseline,
                        deployment, timings)
+    summary["finetune"] = tuning
     (out / "search.json").write_text(json.dumps(
         {"evolution": search.to_dict(),
          "random": baseline.to_dict() if baseline is not None else None}, indent=1))
@@ -173,18 +185,31 @@ def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
 
 
 def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
-           patch: str, progress: bool) -> Deployment:
+           patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
+    """Fine-tune the winner (BN recalibrated first), keep whichever of the inherited and the
+    fine-tuned weights is better on val, then deploy it. Distillation from the supernet's
+    largest subnet is not used here: its BatchNorm statistics are the sandwich's mixture, and
+    as a teacher it made the winner worse."""
     net: torch.nn.Module = supernet.extract(arch)
-    largest = supernet.largest(arch.resolution)
-    net = finetune(net, arch, parts.train, cfg.finetune_epochs, cfg.finetune_lr, cfg.seed,
-                   teacher=functools.partial(supernet, arch=largest), progress=progress)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    recalibrate_bn(net, (x for x, _ in batches(parts.train, 128, arch.resolution, gen)), 8)
+    before = accuracy(net, parts.val, arch.resolution)
+    kept, after = "inherited", before
+    if cfg.finetune_epochs > 0:
+        tuned = finetune(copy.deepcopy(net), arch, parts.train, cfg.finetune_epochs,
+                         cfg.finetune_lr, cfg.seed, progress=progress)
+        after = accuracy(tuned, parts.val, arch.resolution)
+        if after >= before:
+            net, kept = tuned, "fine-tuned"
     d = deploy(net, arch, parts.train, parts.test, project, calib_images=cfg.calib_images,
                method=cfg.quant, patch=patch)
-    _say(progress, f"deployed: float {d.float_accuracy:.4f}, int8 (generated C) "
+    _say(progress, f"deployed ({kept} weights; val {before:.4f} inherited, {after:.4f} "
+                   f"fine-tuned): float {d.float_accuracy:.4f}, int8 (generated C) "
                    f"{d.int8_accuracy:.4f} on {d.test_images} test images; SRAM "
                    f"{fmt_bytes(d.sram_bytes)}, flash {fmt_bytes(d.flash_bytes)}, "
                    f"{fmt_count(d.macs)} MACs")
-    return d
+    return d, {"val_inherited": before, "val_finetuned": after, "kept": kept,
+               "epochs": cfg.finetune_epochs}
 
 
 def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpace,

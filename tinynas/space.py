@@ -16,9 +16,9 @@ Presets:
 - "digits": scikit-learn's 8x8 greyscale digits, 10 classes, for budgets of 1-2 KB SRAM and
   4-8 KB flash: three stages, a narrow stride-1 stem (an 8x8 image has no pixels to spare, and
   the stem's full-resolution output is the largest tensor), channels rounded to multiples of 4,
-  width multipliers 0.25-0.75 (below 0.25 every layer has 4 channels; above 0.75 nothing fits
-  8 KB of flash), depths from 1, and resolutions from the native 8 up to 16 (inputs resized to
-  r x r).
+  width multipliers 0.25-0.75 (at 0.25 the narrowest layers already have 4 channels; 0.25-0.5
+  serve 4-8 KB of flash, 0.625 and 0.75 budgets above 8 KB), depths from 1, and resolutions
+  from the native 8 up to 16 (inputs resized to r x r).
 """
 
 from __future__ import annotations

@@ -96,12 +96,17 @@ class Conv2D(OpDef):
             raise UnsupportedError(f"op {op.name}: bias {b.name} must be constant int32")
 
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
-        # te_conv2d_1x1_inplace_s8: pixel by pixel through one output pixel of scratch.
+        # te_conv2d_1x1_inplace_s8: pixel by pixel (portable) or pixel pair by pixel pair
+        # (SIMD) through a small scratch.
         return [0] if is_pointwise(graph, op) else []
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
-        out = graph.tensor(op.outputs[0])
-        return out.shape[3] if op.attrs.get("inplace") is not None else 0
+        # te_conv2d_1x1_inplace_get_buffer_size: one output pixel (portable), or two input
+        # pixels widened to int16 (SIMD, 4 bytes per input channel), whichever is larger.
+        if op.attrs.get("inplace") is None:
+            return 0
+        x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        return max(out.shape[3], 4 * x.shape[3])
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
