@@ -10,6 +10,12 @@ The layout is the pipeline:
     stage1.py     search-space optimisation: choose width multiplier and resolution
     stage1_report.py, cli.py   tables, plots, the `tinynas` command
     zoo.py        MCUNet's released models as descriptions
+    data.py       datasets (digits, CIFAR-10, ImageFolder), splits, augmentation
+    train.py      supernet training: largest first, then the sandwich with distillation;
+                  checkpoints, exact resume, DDP
+    evolve.py     stage two: evolution under the budget, and random search with the same budget
+    finish.py     fine-tune, quantise, compile, run the C over the test split
+    pipeline.py, commands.py, search_report.py   the one-command pipeline, CLI, plots
 """
 
 __version__ = "0.1.0"
