@@ -20,12 +20,13 @@ import argparse
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from tinyengine.runtime import HostModel
     from tinynas.data import load_digits, resize_numpy, split
     from tinynas.pipeline import PipelineConfig, run_pipeline
@@ -33,13 +34,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", type=Path, default=Path("out/nas_digits"))
     ap.add_argument("--fast", action="store_true", help="fewer epochs and evaluations")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="a smoke test: a few seconds of each")
+    args = ap.parse_args(argv)
 
     cfg = PipelineConfig(sram=2048, flash=8192)
     if args.fast:
-        cfg = PipelineConfig(sram=2048, flash=8192, largest_epochs=10, epochs=15, population=16,
-                             generations=5, finetune_epochs=5)
-    result = run_pipeline(cfg, args.output)
+        cfg = replace(cfg, largest_epochs=10, epochs=15, population=16, generations=5,
+                      finetune_epochs=5)
+    if args.quick:
+        cfg = replace(cfg, largest_epochs=1, epochs=1, population=4, generations=2,
+                      finetune_epochs=1, stage1_samples=40, calib_images=32)
+    result = run_pipeline(cfg, args.output, progress=not args.quick)
     s = result.summary
     print(f"\n1. searched: {json.dumps(s['arch']['stages'])[:100]}...\n"
           f"   int8 accuracy of the C on {s['images']['test']} test images: "
