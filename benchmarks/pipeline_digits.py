@@ -12,7 +12,8 @@ Runs (every one with the README's pipeline defaults):
   * hand-scaled MobileNetV2: the MobileNetV2 block pattern (3x3 depthwise, every stage at its
     deepest) at each expand ratio of {2, 4, 6}, scaled by width multiplier and resolution to
     the largest MAC count that fits (how MobileNets are sized by hand), each trained from
-    scratch for as many epochs as the supernet; the best of the three on val is deployed.
+    scratch for as many epochs as the supernet; the best of the three on val is deployed
+    (calibration chosen on val, as the pipeline does).
 Prints one table (int8 accuracy = the generated C on the 360 test images) and writes
 DIR/results.json; each run's project, plots and summary.json are in DIR/<run>-s<seed>/.
 """
@@ -78,7 +79,8 @@ def hand_scaled_baseline(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     val, e, arch, net = max(trained, key=lambda t: (t[0], -t[1]))
     v = check_budget(arch, budget, "auto")
     d = deploy(net, arch, parts.train, parts.test, out / "mbv2_project",
-               calib_images=cfg.calib_images, patch="auto" if v.patched else "off")
+               calib_images=cfg.calib_images, method=cfg.quant,
+               patch="auto" if v.patched else "off", val=parts.val)
     return {"val_accuracy": val, "expand": e, "arch": arch.summary(),
             "candidates": {f"e{t[1]}": t[0] for t in trained}, **d.to_dict()}
 

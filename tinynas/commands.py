@@ -230,7 +230,8 @@ def add_commands(sub: Any) -> None:
     _data_args(dp)
     dp.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
     dp.add_argument("--calib-images", type=int, default=d.calib_images)
-    dp.add_argument("--quant", default=d.quant, help="minmax, percentile or mse")
+    dp.add_argument("--quant", default=d.quant, choices=["auto", "minmax", "percentile", "mse"],
+                    help="calibration: auto (default) keeps the most accurate C on val")
     dp.add_argument("--patch", choices=["off", "auto"], default="auto")
     dp.add_argument("-o", "--output", required=True)
     dp.set_defaults(func=_cmd_deploy)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .arch import Arch
 from .budget import Budget, Verdict, check_budget, fmt_bytes, fmt_count
@@ -31,13 +32,13 @@ from .data import Dataset, batches
 from .errors import TinyNASError
 from .subnet import recalibrate_bn
 from .supernet import Supernet
-from .train import accuracy
 
 
 @dataclass(frozen=True)
 class Candidate:
     arch: Arch
     accuracy: float  # val top-1 with inherited weights after BN recalibration
+    loss: float  # val cross-entropy: breaks ties of accuracy (a few hundred images tie often)
     sram: int
     flash: int
     macs: int
@@ -45,9 +46,9 @@ class Candidate:
     patched: bool = False  # fits the SRAM budget only with patch-based inference
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accuracy": self.accuracy, "sram_bytes": self.sram, "flash_bytes": self.flash,
-                "macs": self.macs, "patched": self.patched, "evaluation": self.index,
-                "arch": self.arch.to_dict()}
+        return {"accuracy": self.accuracy, "loss": self.loss, "sram_bytes": self.sram,
+                "flash_bytes": self.flash, "macs": self.macs, "patched": self.patched,
+                "evaluation": self.index, "arch": self.arch.to_dict()}
 
 
 @dataclass
@@ -81,7 +82,8 @@ class Evaluator:
         may reuse (evolution and its random baseline); evaluations are counted per Evaluator."""
         self.supernet, self.val, self.budget, self.patch = supernet, val, budget, patch
         self.calib, self.calib_batches, self.batch = calib, calib_batches, batch
-        self.fitness: dict[Arch, float] = shared.fitness if shared is not None else {}
+        self.fitness: dict[Arch, tuple[float, float]] = \
+            shared.fitness if shared is not None else {}
         self.cache: dict[Arch, Candidate] = {}
         self.order: list[Candidate] = []
 
@@ -98,19 +100,29 @@ class Evaluator:
         assert verdict.fits and verdict.peak_sram is not None and verdict.macs is not None
         if arch not in self.fitness:
             self.fitness[arch] = self.measure(arch)
-        cand = Candidate(arch, self.fitness[arch], verdict.peak_sram, verdict.flash,
+        acc, loss = self.fitness[arch]
+        cand = Candidate(arch, acc, loss, verdict.peak_sram, verdict.flash,
                          verdict.macs, len(self.order), verdict.patched)
         self.cache[arch] = cand
         self.order.append(cand)
         return cand
 
-    def measure(self, arch: Arch) -> float:
+    def measure(self, arch: Arch) -> tuple[float, float]:
+        """(val accuracy, val cross-entropy) of the subnet with inherited weights."""
         net = self.supernet.extract(arch)
         r = arch.resolution
         gen = torch.Generator().manual_seed(0)  # the same calibration images for everyone
         recalibrate_bn(net, (x for x, _ in batches(self.calib, self.batch, r, gen)),
                        self.calib_batches)
-        return accuracy(net, self.val, r)
+        with torch.no_grad():
+            x, y = batches(self.val, len(self.val), r)[0]
+            logits = net(x)
+        return float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
+
+
+def rank(c: Candidate) -> tuple[float, float, int]:
+    """Sort key, best first: accuracy, then lower loss, then the earlier evaluation."""
+    return (-c.accuracy, c.loss, c.index)
 
 
 def _plain(arch: Arch) -> Arch:
@@ -185,7 +197,7 @@ def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[in
     n_parents = max(2, int(round(parents * population)))
     n_mutants = int(round(mutation * population))
     for g in range(generations):
-        pop.sort(key=lambda c: (-c.accuracy, c.index))
+        pop.sort(key=rank)
         history.append({"generation": g, "best": pop[0].accuracy,
                         "mean": float(np.mean([c.accuracy for c in pop])),
                         "evaluations": len(ev.order)})
@@ -209,9 +221,9 @@ def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[in
             children.append(ev(child))
         pop = elite + children
         if note:
-            pop.sort(key=lambda c: (-c.accuracy, c.index))
+            pop.sort(key=rank)
             break
-    best = max(ev.order, key=lambda c: (c.accuracy, -c.index))
+    best = min(ev.order, key=rank)
     return SearchResult("evolution", best, list(ev.order), history, rejected,
                         time.perf_counter() - start, note)
 
@@ -254,6 +266,6 @@ def random_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[int, ...
     if not ev.order:
         raise TinyNASError(f"no admitted subnet in {tries} random samples under "
                            f"{ev.budget.describe()}; raise the budget")
-    best = max(ev.order, key=lambda c: (c.accuracy, -c.index))
+    best = min(ev.order, key=rank)
     return SearchResult("random", best, list(ev.order), [], rejected,
                         time.perf_counter() - start, note)

@@ -78,37 +78,71 @@ class Deployment:
     patches: dict[str, Any] | None  # the patch schedule, None for whole tensors
     project: str
     seconds: float
+    calibration: str = "minmax"  # the calibration method the deployed ranges come from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+METHODS = ("minmax", "percentile", "mse")
+
+
 def deploy(net: nn.Module, arch: Arch, calib: Dataset, test: Dataset, out_dir: str | Path,
            prefix: str = "model", calib_images: int = 256, method: str = "minmax",
-           patch: str = "auto") -> Deployment:
-    """Quantise, compile to out_dir, build on the host and measure the C over `test`."""
-    from tinyengine.convert import compile_torch
-    from tinyengine.runtime import HostModel
-    from tinyengine.source_forms import source_input_batches, source_outputs
+           patch: str = "auto", val: Dataset | None = None) -> Deployment:
+    """Quantise, compile to out_dir, build on the host and measure the C over `test`.
+
+    method "auto" (needs `val`): compile once per calibration method (min/max, percentile,
+    MSE-optimal ranges), run each C over the val images, and keep the most accurate; tiny
+    networks lose a few test images to int8 rounding, and which ranges lose fewest varies.
+    """
+    import tempfile
 
     start = time.perf_counter()
-    r = arch.resolution
-    net = net.eval()
-    x_test = resize_numpy(test.x, r)
+    chosen = method
+    if method == "auto":
+        if val is None:
+            raise TinyNASError("calibration method 'auto' needs val images to choose with")
+        scores = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for m in METHODS:
+                _compile(net, arch, calib, Path(tmp) / m, prefix, calib_images, m, patch)
+                scores.append(np.mean(_run_c(Path(tmp) / m, arch, val) == val.y))
+        chosen = METHODS[int(np.argmax(scores))]  # ties: the first, plain min/max
+    report = _compile(net, arch, calib, out_dir, prefix, calib_images, chosen, patch)
+    c_pred = _run_c(out_dir, arch, test)
     with torch.no_grad():
-        float_pred = net(torch.from_numpy(x_test)).argmax(1).numpy()
-    x_calib = resize_numpy(calib.x[:calib_images], r)
-    report = compile_torch(net, torch.from_numpy(x_test[:1]), x_calib, out_dir, method=method,
-                           prefix=prefix, patch=patch)
-    host = HostModel(out_dir)
-    (engine_x,), _ = source_input_batches(report, [x_test], ["test images"])
-    logits = np.stack([host.invoke([x])[0] for x in engine_x])
-    (logits,) = source_outputs(report, [logits], raw=False)
-    c_pred = logits.reshape(len(x_test), -1).argmax(1)
+        float_pred = net.eval()(torch.from_numpy(resize_numpy(test.x, arch.resolution)))
+    float_pred = float_pred.argmax(1).numpy()
     return Deployment(float(np.mean(float_pred == test.y)), float(np.mean(c_pred == test.y)),
                       float(np.mean(c_pred == float_pred)), len(test), int(report["arena_bytes"]),
                       int(report["flash_bytes"]), int(report["macs"]), report.get("patches"),
-                      str(out_dir), time.perf_counter() - start)
+                      str(out_dir), time.perf_counter() - start, chosen)
+
+
+def _compile(net: nn.Module, arch: Arch, calib: Dataset, out_dir: str | Path, prefix: str,
+             calib_images: int, method: str, patch: str) -> dict[str, Any]:
+    from tinyengine.convert import compile_torch
+
+    r = arch.resolution
+    x_calib = resize_numpy(calib.x[:calib_images], r)
+    return compile_torch(net.eval(), torch.from_numpy(x_calib[:1]), x_calib, out_dir,
+                         method=method, prefix=prefix, patch=patch)
+
+
+def _run_c(project: str | Path, arch: Arch, data: Dataset) -> np.ndarray:
+    """Top-1 predictions of the generated C (built on the host) over `data`."""
+    from tinyengine.runtime import HostModel
+    from tinyengine.runtime.host import load_project_report
+    from tinyengine.source_forms import source_input_batches, source_outputs
+
+    report = load_project_report(project)
+    x = resize_numpy(data.x, arch.resolution)
+    host = HostModel(project)
+    (engine_x,), _ = source_input_batches(report, [x], ["images"])
+    logits = np.stack([host.invoke([xi])[0] for xi in engine_x])
+    (logits,) = source_outputs(report, [logits], raw=False)
+    return logits.reshape(len(x), -1).argmax(1)
 
 
 def float_accuracy(net: nn.Module, arch: Arch, data: Dataset) -> float:

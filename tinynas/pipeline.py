@@ -46,8 +46,8 @@ class PipelineConfig:
     space: str | None = None  # a SearchSpace JSON; default: the dataset's preset
     width_mult: float | None = None  # default: stage one's choice
     stage1_samples: int = 300
-    largest_epochs: int = 40
-    epochs: int = 100
+    largest_epochs: int = 50
+    epochs: int = 120
     lr: float = 1e-2
     subnets: int = 2
     kd: float = 0.7
@@ -57,7 +57,7 @@ class PipelineConfig:
     finetune_epochs: int = 30
     finetune_lr: float = 1e-3
     calib_images: int = 256
-    quant: str = "minmax"
+    quant: str = "auto"  # or minmax, percentile, mse; auto keeps the best C on val
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,10 +202,11 @@ def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: Pip
         if after >= before:
             net, kept = tuned, "fine-tuned"
     d = deploy(net, arch, parts.train, parts.test, project, calib_images=cfg.calib_images,
-               method=cfg.quant, patch=patch)
+               method=cfg.quant, patch=patch, val=parts.val)
     _say(progress, f"deployed ({kept} weights; val {before:.4f} inherited, {after:.4f} "
                    f"fine-tuned): float {d.float_accuracy:.4f}, int8 (generated C) "
-                   f"{d.int8_accuracy:.4f} on {d.test_images} test images; SRAM "
+                   f"{d.int8_accuracy:.4f} on {d.test_images} test images ({d.calibration} "
+                   f"calibration); SRAM "
                    f"{fmt_bytes(d.sram_bytes)}, flash {fmt_bytes(d.flash_bytes)}, "
                    f"{fmt_count(d.macs)} MACs")
     return d, {"val_inherited": before, "val_finetuned": after, "kept": kept,
