@@ -168,3 +168,26 @@ def test_train_on_an_image_folder(tmp_path):
                  "8", "-o", str(out)]) == 0
     net, _, space = supernet_from_checkpoint(out / "supernet.pt")
     assert space.in_channels == 3 and space.num_classes == 3
+
+
+def test_search_and_deploy_commands(quick_runs, tmp_path, capsys):
+    """The pipeline's steps one at a time, from the quick run's supernet."""
+    supernet = str(quick_runs[0] / "supernet.pt")
+    assert main(["search", "-q", "--supernet", supernet, "--sram", "2KB", "--flash", "8KB",
+                 "--population", "4", "--generations", "2", "-o", str(tmp_path / "s")]) == 0
+    found = json.loads((tmp_path / "s" / "search.json").read_text())
+    assert found["evolution"]["best"]["sram_bytes"] <= 2048
+    assert main(["deploy", "-q", "--supernet", supernet, "--arch", str(tmp_path / "s" /
+                 "arch.json"), "--finetune-epochs", "1", "--quant", "minmax", "-o",
+                 str(tmp_path / "d")]) == 0
+    deployed = json.loads((tmp_path / "d" / "deploy.json").read_text())
+    assert deployed["calibration"] == "minmax" and 0 <= deployed["int8_accuracy"] <= 1
+    assert (tmp_path / "d" / "project" / "report.json").exists()
+    capsys.readouterr()
+    err = _error(capsys, ["deploy", "-q", "--supernet", supernet, "--arch",
+                          str(Path(__file__).parent.parent / "examples" / "mcunet" /
+                              "mcunet-in3.json"), "-o", str(tmp_path / "bad")])
+    assert "not a subnet" in err
+    err = _error(capsys, ["search", "-q", "--supernet", str(tmp_path / "none.pt"), "--sram",
+                          "2KB", "--flash", "8KB", "-o", str(tmp_path / "bad")])
+    assert "no such checkpoint" in err
