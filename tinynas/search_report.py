@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from .budget import Budget  # noqa: E402
 from .evolve import Candidate, SearchResult  # noqa: E402
@@ -28,9 +30,13 @@ def plot_evolution(search: SearchResult, baseline: SearchResult | None, path: st
         m = np.arange(1, len(baseline.evaluated) + 1)
         ax.plot(m, 100 * np.asarray(baseline.best_so_far()), color="C1",
                 label="random search, best so far")
-    ax.set_xlabel("subnets evaluated")
+    _save(fig, ax, "subnets evaluated", "Stage two: evolution under the budget", path)
+
+
+def _save(fig: Figure, ax: Axes, xlabel: str, title: str, path: str | Path) -> None:
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("val accuracy (%), inherited weights")
-    ax.set_title("Stage two: evolution under the budget")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -62,11 +68,5 @@ def plot_pareto(search: SearchResult, budget: Budget, path: str | Path,
     ax.scatter([best.sram], [100 * best.accuracy], marker="*", s=160, color="C3", zorder=5,
                label=f"chosen: {best.sram} B, {100 * best.accuracy:.2f}%")
     ax.axvline(budget.sram, color="C3", ls=":", lw=1, label=f"SRAM budget {budget.sram} B")
-    ax.set_xlabel("peak SRAM (bytes, engine plan: input, output and scratch counted)")
-    ax.set_ylabel("val accuracy (%), inherited weights")
-    ax.set_title("Accuracy vs SRAM of every evaluated subnet")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, "peak SRAM (bytes, engine plan: input, output and scratch counted)",
+          "Accuracy vs SRAM of every evaluated subnet", path)
