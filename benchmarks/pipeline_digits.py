@@ -24,7 +24,6 @@ import argparse
 import json
 import multiprocessing as mp
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -161,5 +160,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["mobilenet_v2", "replace"]

@@ -23,9 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arch import Arch
-from .data import Dataset, augment, batches, resize, resize_numpy
+from .data import Dataset, augment, batches, resize_numpy
 from .errors import TinyNASError
-from .train import accuracy
 
 
 def finetune(net: nn.Module, arch: Arch, train: Dataset, epochs: int, lr: float = 3e-3,
@@ -145,15 +144,9 @@ def _run_c(project: str | Path, arch: Arch, data: Dataset) -> np.ndarray:
     return logits.reshape(len(x), -1).argmax(1)
 
 
-def float_accuracy(net: nn.Module, arch: Arch, data: Dataset) -> float:
-    return accuracy(net.eval(), data, arch.resolution)
-
-
 def check_input(data: Dataset, arch: Arch) -> None:
     if data.in_channels != arch.in_channels or data.num_classes != arch.num_classes:
         raise TinyNASError(f"dataset {data.name} has {data.in_channels}-channel images and "
                            f"{data.num_classes} classes; the architecture expects "
                            f"{arch.in_channels} and {arch.num_classes}")
 
-
-__all__ = ["Deployment", "check_input", "deploy", "finetune", "float_accuracy", "resize"]
