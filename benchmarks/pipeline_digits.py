@@ -159,4 +159,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -149,4 +149,3 @@ def check_input(data: Dataset, arch: Arch) -> None:
         raise TinyNASError(f"dataset {data.name} has {data.in_channels}-channel images and "
                            f"{data.num_classes} classes; the architecture expects "
                            f"{arch.in_channels} and {arch.num_classes}")
-
