@@ -114,10 +114,13 @@ class Evaluator:
         gen = torch.Generator().manual_seed(0)  # the same calibration images for everyone
         recalibrate_bn(net, (x for x, _ in batches(self.calib, self.batch, r, gen)),
                        self.calib_batches)
+        correct, loss = 0, 0.0
         with torch.no_grad():
-            x, y = batches(self.val, len(self.val), r)[0]
-            logits = net(x)
-        return float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
+            for x, y in batches(self.val, 512, r):
+                logits = net(x)
+                correct += int((logits.argmax(1) == y).sum())
+                loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        return correct / len(self.val), loss / len(self.val)
 
 
 def rank(c: Candidate) -> tuple[float, float, int]:
