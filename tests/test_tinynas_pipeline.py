@@ -19,7 +19,7 @@ import torch
 from tinynas.arch import Arch
 from tinynas.cli import main
 from tinynas.data import load_digits, resize_numpy, split
-from tinynas.subnet import recalibrate_bn
+from tinynas.evolve import inherited
 from tinynas.train import accuracy, supernet_from_checkpoint
 
 torch.set_num_threads(1)
@@ -123,12 +123,7 @@ def _largest_val_accuracy(checkpoint: Path) -> float:
     net, cfg, _ = supernet_from_checkpoint(checkpoint)
     parts = split(load_digits(), seed=0)
     r = cfg.resolutions[0]
-    sub = net.extract(net.largest(r))
-    gen = torch.Generator().manual_seed(0)
-    from tinynas.data import batches
-
-    recalibrate_bn(sub, (x for x, _ in batches(parts.train, 128, r, gen)), 8)
-    return accuracy(sub, parts.val, r)
+    return accuracy(inherited(net, net.largest(r), parts.train, 8), parts.val, r)
 
 
 def test_two_process_ddp_matches_one_process(tmp_path):

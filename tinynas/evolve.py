@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .arch import Arch
 from .budget import Budget, Verdict, check_budget, fmt_bytes, fmt_count
 from .data import Dataset, batches
 from .errors import TinyNASError
-from .subnet import recalibrate_bn
+from .subnet import SubNet, recalibrate_bn
 from .supernet import Supernet
+from .train import evaluate
 
 
 @dataclass(frozen=True)
@@ -109,18 +109,20 @@ class Evaluator:
 
     def measure(self, arch: Arch) -> tuple[float, float]:
         """(val accuracy, val cross-entropy) of the subnet with inherited weights."""
-        net = self.supernet.extract(arch)
-        r = arch.resolution
-        gen = torch.Generator().manual_seed(0)  # the same calibration images for everyone
-        recalibrate_bn(net, (x for x, _ in batches(self.calib, self.batch, r, gen)),
-                       self.calib_batches)
-        correct, loss = 0, 0.0
+        net = inherited(self.supernet, arch, self.calib, self.calib_batches, self.batch)
         with torch.no_grad():
-            for x, y in batches(self.val, 512, r):
-                logits = net(x)
-                correct += int((logits.argmax(1) == y).sum())
-                loss += float(F.cross_entropy(logits, y, reduction="sum"))
-        return correct / len(self.val), loss / len(self.val)
+            return evaluate(net, self.val, arch.resolution)
+
+
+def inherited(supernet: Supernet, arch: Arch, calib: Dataset, calib_batches: int,
+              batch: int = 128, seed: int = 0) -> SubNet:
+    """The subnet with the supernet's weights and its own BatchNorm statistics, recalibrated on
+    `calib_batches` batches of `calib` (shuffled by `seed`: the same images for everyone)."""
+    net = supernet.extract(arch)
+    gen = torch.Generator().manual_seed(seed)
+    recalibrate_bn(net, (x for x, _ in batches(calib, batch, arch.resolution, gen)),
+                   calib_batches)
+    return net
 
 
 def rank(c: Candidate) -> tuple[float, float, int]:

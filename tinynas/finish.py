@@ -25,6 +25,7 @@ from torch import nn
 from .arch import Arch
 from .data import Dataset, augment, batches, resize_numpy
 from .errors import TinyNASError
+from .train import progress_bar
 
 
 def finetune(net: nn.Module, arch: Arch, train: Dataset, epochs: int, lr: float = 3e-3,
@@ -37,10 +38,7 @@ def finetune(net: nn.Module, arch: Arch, train: Dataset, epochs: int, lr: float 
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     shuffle = torch.Generator().manual_seed(seed)
     aug = torch.Generator().manual_seed(seed + 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs, desc="fine-tune", unit="epoch", leave=False)
+    bar = progress_bar(progress, epochs, "fine-tune", "epoch")
     for epoch in range(epochs):
         net.train()
         parts = batches(train, batch, train.native_resolution, shuffle)

@@ -24,13 +24,12 @@ from typing import Any
 import torch
 
 from .budget import Budget, fmt_bytes, fmt_count
-from .data import Dataset, Splits, batches, load_dataset, split
-from .evolve import Evaluator, SearchResult, evolutionary_search, random_search
+from .data import Dataset, Splits, load_dataset, split
+from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
 from .finish import Deployment, deploy, finetune
 from .space import SearchSpace, get_space
-from .subnet import recalibrate_bn
 from .supernet import Supernet
-from .train import TrainConfig, accuracy, train_supernet
+from .train import TrainConfig, accuracy, progress_bar, train_supernet
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
                     resolutions: tuple[int, ...], cfg: PipelineConfig,
                     progress: bool) -> tuple[SearchResult, SearchResult | None]:
     ev = Evaluator(supernet, parts.train, parts.val, budget)
-    bar = _bar(progress, cfg.generations, "evolution", "generation")
+    bar = progress_bar(progress, cfg.generations, "evolution", "generation")
 
     def tick(generation: int, best: float) -> None:
         if bar is not None:
@@ -190,9 +189,7 @@ def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: Pip
     fine-tuned weights is better on val, then deploy it. Distillation from the supernet's
     largest subnet is not used here: its BatchNorm statistics are the sandwich's mixture, and
     as a teacher it made the winner worse."""
-    net: torch.nn.Module = supernet.extract(arch)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    recalibrate_bn(net, (x for x, _ in batches(parts.train, 128, arch.resolution, gen)), 8)
+    net: torch.nn.Module = inherited(supernet, arch, parts.train, 8, seed=cfg.seed)
     before = accuracy(net, parts.val, arch.resolution)
     kept, after = "inherited", before
     if cfg.finetune_epochs > 0:
@@ -236,11 +233,3 @@ def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpa
 def _say(enabled: bool, text: str) -> None:
     if enabled:
         print(text, flush=True)
-
-
-def _bar(enabled: bool, total: int, desc: str, unit: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)

@@ -132,12 +132,29 @@ def init_distributed() -> bool:
 
 
 @torch.no_grad()
+def evaluate(model: Callable[[torch.Tensor], torch.Tensor], data: Dataset, r: int,
+             batch: int = 512) -> tuple[float, float]:
+    """(top-1 accuracy, mean cross-entropy) over `data` at resolution r."""
+    correct, loss = 0, 0.0
+    for x, y in batches(data, batch, r):
+        logits = model(x)
+        correct += int((logits.argmax(1) == y).sum())
+        loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    return correct / len(data), loss / len(data)
+
+
 def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Dataset, r: int,
              batch: int = 512) -> float:
-    correct = 0
-    for x, y in batches(data, batch, r):
-        correct += int((model(x).argmax(1) == y).sum())
-    return correct / len(data)
+    return evaluate(model, data, r, batch)[0]
+
+
+def progress_bar(enabled: bool, total: int, desc: str, unit: str, initial: int = 0) -> Any:
+    """A tqdm bar, or None when progress output is off."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False)
 
 
 def _lr(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
@@ -226,7 +243,7 @@ def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainCo
     if size > 1:
         step_net = nn.parallel.DistributedDataParallel(step_net, find_unused_parameters=True)
     end = cfg.total_epochs if stop_after is None else min(cfg.total_epochs, stop_after)
-    bar = _progress(progress and rank == 0, start, cfg.total_epochs)
+    bar = progress_bar(progress and rank == 0, cfg.total_epochs, "supernet", "epoch", start)
     for epoch in range(start, end):
         if epoch == cfg.largest_epochs and epoch > 0:
             net.sort_channels()
@@ -264,14 +281,6 @@ def _replicas_identical(net: nn.Module) -> bool:
     dist.all_reduce(hi, dist.ReduceOp.MAX)
     dist.all_reduce(lo, dist.ReduceOp.MIN)
     return bool(torch.equal(hi, lo))
-
-
-def _progress(enabled: bool, start: int, total: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, desc="supernet", unit="epoch", leave=False)
 
 
 def _epoch(step_net: nn.Module, net: Supernet, opt: torch.optim.Optimizer, data: Dataset,
