@@ -120,7 +120,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     supernet, tcfg, _ = supernet_from_checkpoint(args.supernet)
     _, parts = _data(args)
     cfg = PipelineConfig(population=args.population, generations=args.generations,
-                         seed=args.seed, random_baseline=not args.no_random)
+                         fitness_views=args.fitness_views, seed=args.seed,
+                         random_baseline=not args.no_random)
     search, baseline = search_supernet(supernet, parts, budget, tcfg.resolutions, cfg,
                                        not args.quiet)
     out = _out_dir(args.output)
@@ -132,7 +133,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     plot_evolution(search, baseline, out / "evolution.png")
     plot_pareto(search, budget, out / "pareto.png", baseline)
     b = search.best
-    print(f"best: val accuracy {b.accuracy:.4f}, SRAM {b.sram} B, flash {b.flash} B, "
+    print(f"best: val fitness {b.accuracy:.4f}, SRAM {b.sram} B, flash {b.flash} B, "
           f"{b.macs:,} MACs{' (patched)' if b.patched else ''}; {len(search.evaluated)} "
           f"evaluations" + (f"; random search {baseline.best.accuracy:.4f}" if baseline else "")
           + f"; wrote {out / 'arch.json'}")
@@ -191,6 +192,8 @@ def add_commands(sub: Any) -> None:
     pp.add_argument("--epochs", type=int, help=f"supernet epochs ({d.epochs})")
     pp.add_argument("--population", type=int, help=f"evolution population ({d.population})")
     pp.add_argument("--generations", type=int, help=f"generations ({d.generations})")
+    pp.add_argument("--fitness-views", type=int, help="distorted copies of each val image the "
+                    f"fitness measures, 0 for the clean images ({d.fitness_views})")
     pp.add_argument("--finetune-epochs", type=int, help=f"({d.finetune_epochs})")
     pp.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
     pp.add_argument("--no-resume", action="store_true",
@@ -220,6 +223,8 @@ def add_commands(sub: Any) -> None:
     _data_args(sp)
     sp.add_argument("--population", type=int, default=d.population)
     sp.add_argument("--generations", type=int, default=d.generations)
+    sp.add_argument("--fitness-views", type=int, default=d.fitness_views,
+                    help="distorted copies of each val image the fitness measures (0: clean)")
     sp.add_argument("--no-random", action="store_true", help="skip the random-search baseline")
     sp.add_argument("-o", "--output", required=True)
     sp.set_defaults(func=_cmd_search)

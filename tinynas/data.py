@@ -228,6 +228,26 @@ def augment(x: torch.Tensor, r: int, gen: torch.Generator, shift: float = 0.12,
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def distorted(data: Dataset, r: int, views: int, seed: int = 0) -> Dataset:
+    """`views` copies of every image under the training distortions (augment) at r x r, the
+    same distortions for every caller with the same seed; views=0: the clean images.
+
+    The search's fitness set. On a few hundred clean digits the admitted subnets of a tight
+    budget make a handful of errors each, so their val accuracies tie or differ by noise (in a
+    split-half check, accuracy on one half of val did not predict accuracy on the other half);
+    the distorted views are harder and separate them (benchmarks/RESULTS.md)."""
+    if views < 0:
+        raise TinyNASError(f"{views} fitness views: give 0 (the clean images) or more")
+    if views == 0:
+        return data
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(data.x)
+    with torch.no_grad():
+        xs = [augment(x, r, gen).numpy() for _ in range(views)]
+    return Dataset(np.concatenate(xs), np.tile(data.y, views), data.classes,
+                   f"{data.name}:{views}-views")
+
+
 def batches(data: Dataset, batch: int, r: int, shuffle_gen: torch.Generator | None = None,
             shard: tuple[int, int] = (0, 1)) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(images at r x r, labels) batches, in order or shuffled by `shuffle_gen`; `shard`

@@ -3,7 +3,10 @@
 A candidate is admitted only if the engine says it fits: peak SRAM with the best patch schedule
 (input, output and scratch counted), flash, and optionally MACs (budget.check_budget). Its
 fitness is the top-1 accuracy of the subnet with the supernet's weights, after recalibrating its
-BatchNorm statistics on a sample of the training data, measured on the held-out val split.
+BatchNorm statistics on a sample of the training data, measured on the held-out val split
+under the training distortions (`views` distorted copies of every val image, the same copies
+for every subnet; views=0: the clean images). On a few hundred clean images the subnets of a
+tight budget tie or differ by noise; the distorted views separate them (data.distorted).
 
 Evolution (MCUNet / once-for-all): an initial population of admitted random subnets; each
 generation keeps the best `parents` fraction, and refills the population with mutations
@@ -27,7 +30,7 @@ import torch
 
 from .arch import Arch
 from .budget import Budget, Verdict, check_budget, fmt_bytes, fmt_count
-from .data import Dataset, batches
+from .data import Dataset, batches, distorted
 from .errors import TinyNASError
 from .subnet import SubNet, recalibrate_bn
 from .supernet import Supernet
@@ -37,8 +40,8 @@ from .train import evaluate
 @dataclass(frozen=True)
 class Candidate:
     arch: Arch
-    accuracy: float  # val top-1 with inherited weights after BN recalibration
-    loss: float  # val cross-entropy: breaks ties of accuracy (a few hundred images tie often)
+    accuracy: float  # val top-1 (over the distorted views) with inherited weights
+    loss: float  # val cross-entropy (the same views): breaks ties of accuracy
     sram: int
     flash: int
     macs: int
@@ -60,6 +63,7 @@ class SearchResult:
     rejected: int = 0  # admitted-by-nothing samples (over budget)
     seconds: float = 0.0
     note: str = ""  # why it ended early, if it did
+    views: int = 0  # distorted copies of each val image the fitness measured (0: clean)
 
     def best_so_far(self) -> list[float]:
         """Best fitness after each evaluation: the curve two searches are compared by."""
@@ -68,6 +72,7 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "evaluations": len(self.evaluated),
                 "rejected": self.rejected, "seconds": round(self.seconds, 2), "note": self.note,
+                "fitness_views": self.views,
                 "best": self.best.to_dict(), "generations": self.generations,
                 "evaluated": [c.to_dict() for c in self.evaluated]}
 
@@ -77,10 +82,17 @@ class Evaluator:
 
     def __init__(self, supernet: Supernet, calib: Dataset, val: Dataset, budget: Budget,
                  patch: str = "auto", calib_batches: int = 4, batch: int = 128,
-                 shared: Evaluator | None = None):
-        """shared: another Evaluator of the same supernet and data whose fitness values this one
-        may reuse (evolution and its random baseline); evaluations are counted per Evaluator."""
-        self.supernet, self.val, self.budget, self.patch = supernet, val, budget, patch
+                 views: int = 8, shared: Evaluator | None = None):
+        """shared: another Evaluator of the same supernet, data and views whose fitness values
+        this one may reuse (evolution and its random baseline); evaluations are counted per
+        Evaluator."""
+        self.supernet, self.budget, self.patch = supernet, budget, patch
+        self.val: Dataset = val
+        self.views: int = views
+        if shared is not None and (shared.val is not val or shared.views != views):
+            raise ValueError("a shared Evaluator must measure the same val images and views")
+        self.fitness_sets: dict[int, Dataset] = \
+            shared.fitness_sets if shared is not None else {}  # per resolution
         self.calib, self.calib_batches, self.batch = calib, calib_batches, batch
         self.fitness: dict[Arch, tuple[float, float]] = \
             shared.fitness if shared is not None else {}
@@ -110,8 +122,11 @@ class Evaluator:
     def measure(self, arch: Arch) -> tuple[float, float]:
         """(val accuracy, val cross-entropy) of the subnet with inherited weights."""
         net = inherited(self.supernet, arch, self.calib, self.calib_batches, self.batch)
+        r = arch.resolution
+        if r not in self.fitness_sets:
+            self.fitness_sets[r] = distorted(self.val, r, self.views)
         with torch.no_grad():
-            return evaluate(net, self.val, arch.resolution)
+            return evaluate(net, self.fitness_sets[r], r)
 
 
 def inherited(supernet: Supernet, arch: Arch, calib: Dataset, calib_batches: int,
@@ -230,7 +245,7 @@ def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[in
             break
     best = min(ev.order, key=rank)
     return SearchResult("evolution", best, list(ev.order), history, rejected,
-                        time.perf_counter() - start, note)
+                        time.perf_counter() - start, note, ev.views)
 
 
 def _child(space: Any, elite: list[Candidate], ev: Evaluator, rng: np.random.Generator,
@@ -273,4 +288,4 @@ def random_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[int, ...
                            f"{ev.budget.describe()}; raise the budget")
     best = min(ev.order, key=rank)
     return SearchResult("random", best, list(ev.order), [], rejected,
-                        time.perf_counter() - start, note)
+                        time.perf_counter() - start, note, ev.views)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .budget import Budget, fmt_bytes, fmt_count
-from .data import Dataset, Splits, load_dataset, split
+from .data import Dataset, Splits, distorted, load_dataset, split
 from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
 from .finish import Deployment, deploy, finetune
 from .space import SearchSpace, get_space
@@ -52,6 +52,7 @@ class PipelineConfig:
     kd: float = 0.7
     population: int = 40
     generations: int = 15
+    fitness_views: int = 8  # distorted copies of each val image the fitness measures; 0: clean
     random_baseline: bool = True
     finetune_epochs: int = 30
     finetune_lr: float = 1e-3
@@ -158,7 +159,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
 def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
                     resolutions: tuple[int, ...], cfg: PipelineConfig,
                     progress: bool) -> tuple[SearchResult, SearchResult | None]:
-    ev = Evaluator(supernet, parts.train, parts.val, budget)
+    ev = Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views)
     bar = progress_bar(progress, cfg.generations, "evolution", "generation")
 
     def tick(generation: int, best: float) -> None:
@@ -170,32 +171,35 @@ def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
                                  generations=cfg.generations, seed=cfg.seed, progress=tick)
     if bar is not None:
         bar.close()
-    _say(progress, f"evolution: best val accuracy {search.best.accuracy:.4f} after "
+    _say(progress, f"evolution: best val fitness {search.best.accuracy:.4f} after "
                    f"{len(search.evaluated)} evaluations" + (f" ({search.note})"
                                                              if search.note else ""))
     baseline = None
     if cfg.random_baseline:
-        rev = Evaluator(supernet, parts.train, parts.val, budget, shared=ev)
+        rev = Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views,
+                        shared=ev)
         baseline = random_search(supernet, rev, resolutions, len(search.evaluated),
                                  seed=cfg.seed + 1)
         _say(progress, f"random search, same {len(baseline.evaluated)} evaluations: best val "
-                       f"accuracy {baseline.best.accuracy:.4f}")
+                       f"fitness {baseline.best.accuracy:.4f}")
     return search, baseline
 
 
 def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
            patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
     """Fine-tune the winner (BN recalibrated first), keep whichever of the inherited and the
-    fine-tuned weights is better on val, then deploy it. Distillation from the supernet's
+    fine-tuned weights is better on val (the search's fitness: the distorted views), then
+    deploy it. Distillation from the supernet's
     largest subnet is not used here: its BatchNorm statistics are the sandwich's mixture, and
     as a teacher it made the winner worse."""
     net: torch.nn.Module = inherited(supernet, arch, parts.train, 8, seed=cfg.seed)
-    before = accuracy(net, parts.val, arch.resolution)
+    fit = distorted(parts.val, arch.resolution, cfg.fitness_views)
+    before = accuracy(net, fit, arch.resolution)
     kept, after = "inherited", before
     if cfg.finetune_epochs > 0:
         tuned = finetune(copy.deepcopy(net), arch, parts.train, cfg.finetune_epochs,
                          cfg.finetune_lr, cfg.seed, progress=progress)
-        after = accuracy(tuned, parts.val, arch.resolution)
+        after = accuracy(tuned, fit, arch.resolution)
         if after >= before:
             net, kept = tuned, "fine-tuned"
     d = deploy(net, arch, parts.train, parts.test, project, calib_images=cfg.calib_images,
@@ -207,7 +211,7 @@ def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: Pip
                    f"{fmt_bytes(d.sram_bytes)}, flash {fmt_bytes(d.flash_bytes)}, "
                    f"{fmt_count(d.macs)} MACs")
     return d, {"val_inherited": before, "val_finetuned": after, "kept": kept,
-               "epochs": cfg.finetune_epochs}
+               "epochs": cfg.finetune_epochs, "val_views": cfg.fitness_views}
 
 
 def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpace,

@@ -30,12 +30,15 @@ def plot_evolution(search: SearchResult, baseline: SearchResult | None, path: st
         m = np.arange(1, len(baseline.evaluated) + 1)
         ax.plot(m, 100 * np.asarray(baseline.best_so_far()), color="C1",
                 label="random search, best so far")
-    _save(fig, ax, "subnets evaluated", "Stage two: evolution under the budget", path)
+    _save(fig, ax, "subnets evaluated", "Stage two: evolution under the budget", path,
+          search.views)
 
 
-def _save(fig: Figure, ax: Axes, xlabel: str, title: str, path: str | Path) -> None:
+def _save(fig: Figure, ax: Axes, xlabel: str, title: str, path: str | Path,
+          views: int) -> None:
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("val accuracy (%), inherited weights")
+    ax.set_ylabel(f"val accuracy (%){f', {views} distorted views' if views else ''}, "
+                  "inherited weights")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -69,4 +72,4 @@ def plot_pareto(search: SearchResult, budget: Budget, path: str | Path,
                label=f"chosen: {best.sram} B, {100 * best.accuracy:.2f}%")
     ax.axvline(budget.sram, color="C3", ls=":", lw=1, label=f"SRAM budget {budget.sram} B")
     _save(fig, ax, "peak SRAM (bytes, engine plan: input, output and scratch counted)",
-          "Accuracy vs SRAM of every evaluated subnet", path)
+          "Accuracy vs SRAM of every evaluated subnet", path, search.views)
