@@ -13,7 +13,8 @@ Runs (every one with the README's pipeline defaults):
     deepest) at each expand ratio of {2, 4, 6}, scaled by width multiplier and resolution to
     the largest MAC count that fits (how MobileNets are sized by hand), each trained from
     scratch for as many epochs as the supernet; the best of the three on val is deployed
-    (calibration chosen on val, as the pipeline does).
+    (calibration chosen on val, as the pipeline does); "best on val" is the search's fitness,
+    the distorted val views.
 Prints one table (int8 accuracy = the generated C on the 360 test images) and writes
 DIR/results.json; each run's project, plots and summary.json are in DIR/<run>-s<seed>/.
 """
@@ -32,7 +33,7 @@ import torch
 
 from tinynas.arch import Arch
 from tinynas.budget import Budget, check_budget
-from tinynas.data import load_dataset, split
+from tinynas.data import distorted, load_dataset, split
 from tinynas.finish import deploy, finetune
 from tinynas.pipeline import PipelineConfig, dataset_space, finish, run_pipeline
 from tinynas.space import SearchSpace
@@ -74,7 +75,8 @@ def hand_scaled_baseline(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         net = finetune(SubNet(arch), arch, parts.train, cfg.largest_epochs + cfg.epochs, cfg.lr,
                        cfg.seed)
-        trained.append((accuracy(net, parts.val, arch.resolution), e, arch, net))
+        fit = distorted(parts.val, arch.resolution, cfg.fitness_views)  # the search's measure
+        trained.append((accuracy(net, fit, arch.resolution), e, arch, net))
     val, e, arch, net = max(trained, key=lambda t: (t[0], -t[1]))
     v = check_budget(arch, budget, "auto")
     d = deploy(net, arch, parts.train, parts.test, out / "mbv2_project",
