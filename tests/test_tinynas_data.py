@@ -16,6 +16,7 @@ from tinynas.data import (
     Dataset,
     augment,
     batches,
+    distorted,
     load_cifar10,
     load_dataset,
     load_digits,
@@ -381,6 +382,23 @@ def test_augment(digits):
     # no distortion at the native size: the image itself
     same = augment(x, 8, torch.Generator().manual_seed(0), shift=0, rotate=0, scale=0)
     torch.testing.assert_close(same, x, rtol=0, atol=1e-5)
+
+
+def test_distorted_views(digits):
+    data = digits.subset(np.arange(40), "part")
+    assert distorted(data, 10, 0) is data  # 0 views: the clean images
+    a, b = distorted(data, 10, 3), distorted(data, 10, 3)
+    assert a.x.shape == (120, 1, 10, 10) and a.x.dtype == np.float32
+    assert np.array_equal(a.y, np.tile(data.y, 3)) and a.classes == data.classes
+    assert np.array_equal(a.x, b.x)  # the same views for every subnet measured
+    assert not np.array_equal(a.x[:40], a.x[40:80])  # each view distorts anew
+    assert not np.array_equal(a.x, distorted(data, 10, 3, seed=1).x)
+    # the same distortion at every resolution: a view at r is the view at 16, resized
+    big, small = distorted(data, 16, 1).x, distorted(data, 8, 1).x
+    assert np.corrcoef(resize_numpy(big, 8).ravel(), small.ravel())[0, 1] > 0.9
+    assert 0 <= a.x.min() and a.x.max() <= 1 + 1e-6
+    with pytest.raises(TinyNASError, match="fitness views"):
+        distorted(data, 10, -1)
 
 
 # -- batches ------------------------------------------------------------------------------------

@@ -149,6 +149,14 @@ def test_evolution_beats_random_search_with_the_same_evaluations():
     assert wins >= 2
 
 
+def test_a_shared_fitness_cache_needs_the_same_views():
+    net = Supernet(SPACE, 0.375)
+    ev = Evaluator(net, None, None, BUDGET, "off", views=8)  # type: ignore[arg-type]
+    Evaluator(net, None, None, BUDGET, "off", views=8, shared=ev)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="same val images and views"):
+        Evaluator(net, None, None, BUDGET, "off", views=0, shared=ev)  # type: ignore[arg-type]
+
+
 def test_budget_below_the_smallest_subnet_is_a_clear_error():
     smallest = SPACE.extreme(0.375, RES[0], largest=False)
     flash = arch_cost(smallest).flash_bytes
