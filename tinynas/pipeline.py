@@ -189,9 +189,8 @@ def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: Pip
            patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
     """Fine-tune the winner (BN recalibrated first), keep whichever of the inherited and the
     fine-tuned weights is better on val (the search's fitness: the distorted views), then
-    deploy it. Distillation from the supernet's
-    largest subnet is not used here: its BatchNorm statistics are the sandwich's mixture, and
-    as a teacher it made the winner worse."""
+    deploy it. Distillation from the supernet's largest subnet is not used here: its BatchNorm
+    statistics are the sandwich's mixture, and as a teacher it made the winner worse."""
     net: torch.nn.Module = inherited(supernet, arch, parts.train, 8, seed=cfg.seed)
     fit = distorted(parts.val, arch.resolution, cfg.fitness_views)
     before = accuracy(net, fit, arch.resolution)
