@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from tinynas.arch import Arch
-from tinynas.data import Dataset, distorted, load_dataset, split
+from tinynas.data import Dataset, distorted, load_dataset, resize, split
 from tinynas.evolve import inherited
 from tinynas.train import supernet_from_checkpoint
 
@@ -32,9 +32,10 @@ VIEWS, HALVINGS = 8, 400
 
 
 @torch.no_grad()
-def per_image(net: torch.nn.Module, data: Dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+def per_image(net: torch.nn.Module, data: Dataset, r: int,
+              n: int) -> tuple[np.ndarray, np.ndarray]:
     """(correct, cross-entropy) per val image, averaged over its views (data: views x n)."""
-    logits = net(torch.from_numpy(data.x))
+    logits = net(resize(torch.from_numpy(data.x), r))  # the clean images are at native size
     y = torch.from_numpy(data.y)
     correct = (logits.argmax(1) == y).double().reshape(-1, n).mean(0)
     loss = F.cross_entropy(logits, y, reduction="none").double().reshape(-1, n).mean(0)
@@ -54,7 +55,7 @@ def measure(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for arch in archs:
         net = inherited(supernet, arch, parts.train, 4)
         for name, by_r in sets.items():
-            out[name].append(per_image(net, by_r[arch.resolution], n))
+            out[name].append(per_image(net, by_r[arch.resolution], arch.resolution, n))
     return {name: (np.array([c for c, _ in v]), np.array([ls for _, ls in v]))
             for name, v in out.items()}
 

@@ -15,14 +15,18 @@ Runs (every one with the README's pipeline defaults):
     scratch for as many epochs as the supernet; the best of the three on val is deployed
     (calibration chosen on val, as the pipeline does); "best on val" is the search's fitness,
     the distorted val views.
-Prints one table (int8 accuracy = the generated C on the 360 test images) and writes
-DIR/results.json; each run's project, plots and summary.json are in DIR/<run>-s<seed>/.
+Prints one table (int8 accuracy = the generated C on the 360 test images) and, for the tight
+runs, the paired count of test images only evolution's C or only random search's C gets right
+with an exact two-sided sign test (McNemar) over the seeds pooled; writes DIR/results.json.
+Each run's project, plots and summary.json are in DIR/<run>-s<seed>/. `--report` prints the
+tables again from DIR without running anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -115,6 +119,37 @@ def one_run(task: tuple[str, int, str]) -> dict[str, Any]:
     return row
 
 
+def paired(root: Path, rows: list[dict[str, Any]]) -> str:
+    """Evolution's C against random search's C, image by image on the test split."""
+    from tinynas.finish import _run_c
+
+    only_evo = only_rnd = 0
+    lines = []
+    for r in rows:
+        if r["run"] != "tight":
+            continue
+        cfg = r["pipeline"]["config"]
+        test = split(load_dataset(cfg["dataset"]), cfg["test"], cfg["val"],
+                     cfg["split_seed"]).test
+        run = root / f"tight-s{r['seed']}"
+        search = json.loads((run / "search.json").read_text())
+        right = {}
+        for name, project in (("evolution", "project"), ("random", "random_project")):
+            arch = Arch.from_dict(search[name]["best"]["arch"])
+            right[name] = _run_c(run / project, arch, test) == test.y
+        e = int(np.sum(right["evolution"] & ~right["random"]))
+        n = int(np.sum(right["random"] & ~right["evolution"]))
+        only_evo, only_rnd = only_evo + e, only_rnd + n
+        lines.append(f"seed {r['seed']}: {e} test images only evolution's C gets right, {n} only "
+                     "random search's")
+    if not lines:
+        return ""
+    n = only_evo + only_rnd  # exact two-sided sign test: under no difference, each side 1/2
+    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(only_evo, only_rnd) + 1)) / 2 ** n)
+    lines.append(f"pooled: {only_evo} vs {only_rnd}, two-sided sign test p = {p:.2f}")
+    return "\n".join(lines)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
@@ -148,7 +183,13 @@ def main() -> None:
                     help="seeds of the tight runs (the default run uses seed 0)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
     ap.add_argument("-o", "--output", type=Path, default=Path("out/bench_pipeline"))
+    ap.add_argument("--report", action="store_true",
+                    help="print the tables from DIR/results.json; run nothing")
     args = ap.parse_args()
+    if args.report:
+        rows = json.loads((args.output / "results.json").read_text())
+        print(table(rows) + "\n\n" + paired(args.output, rows))
+        return
     tasks = [(name, seed, str(args.output)) for name in args.runs
              for seed in (args.seeds if name == "tight" else [0])]
     args.output.mkdir(parents=True, exist_ok=True)
@@ -156,7 +197,7 @@ def main() -> None:
     with ctx.Pool(args.jobs) as pool:
         rows = pool.map(one_run, tasks, chunksize=1)
     (args.output / "results.json").write_text(json.dumps(rows, indent=1, default=str))
-    print(table(rows))
+    print(table(rows) + "\n\n" + paired(args.output, rows))
 
 
 if __name__ == "__main__":
