@@ -144,10 +144,31 @@ def paired(root: Path, rows: list[dict[str, Any]]) -> str:
                      "random search's")
     if not lines:
         return ""
+    lines += coverage(root, [r for r in rows if r["run"] == "tight"])
     n = only_evo + only_rnd  # exact two-sided sign test: under no difference, each side 1/2
     p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(only_evo, only_rnd) + 1)) / 2 ** n)
     lines.append(f"pooled: {only_evo} vs {only_rnd}, two-sided sign test p = {p:.2f}")
     return "\n".join(lines)
+
+
+def coverage(root: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """How much of what fits the random search saw: its admission rate times the subnets at
+    the searched (w, resolutions) estimates the admitted subnets."""
+    lines = []
+    for r in rows:
+        s = r["pipeline"]
+        space = SearchSpace.from_dict(json.loads((root / f"tight-s{r['seed']}" / "stage1.json")
+                                                 .read_text())["space"])
+        per_stage = [sum((len(space.kernels) * len(space.expands)) ** d
+                         for d in space.depth_choices(i)) for i in range(len(space.stage_bases))]
+        total = int(np.prod(per_stage)) * len(s["resolutions"])
+        rnd = json.loads((root / f"tight-s{r['seed']}" / "search.json").read_text())["random"]
+        rate = rnd["evaluations"] / (rnd["evaluations"] + rnd["rejected"])
+        lines.append(f"seed {r['seed']}: {total:,} subnets at w{s['width_mult']:g}, r "
+                     f"{s['resolutions']}; random sampling admitted {100 * rate:.1f}%, about "
+                     f"{rate * total:,.0f} subnets, of which {rnd['evaluations']} evaluations "
+                     f"are {100 * rnd['evaluations'] / (rate * total):.0f}%")
+    return lines
 
 
 def _pct(x: float | None) -> str:
