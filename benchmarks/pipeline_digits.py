@@ -144,10 +144,10 @@ def paired(root: Path, rows: list[dict[str, Any]]) -> str:
                      "random search's")
     if not lines:
         return ""
-    lines += coverage(root, [r for r in rows if r["run"] == "tight"])
     n = only_evo + only_rnd  # exact two-sided sign test: under no difference, each side 1/2
     p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(only_evo, only_rnd) + 1)) / 2 ** n)
     lines.append(f"pooled: {only_evo} vs {only_rnd}, two-sided sign test p = {p:.2f}")
+    lines += coverage(root, [r for r in rows if r["run"] == "tight"])
     return "\n".join(lines)
 
 
