@@ -104,6 +104,13 @@ def test_budget_below_the_smallest_subnet_is_a_clear_error(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_negative_fitness_views_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    err = _error(capsys, ["pipeline", "--quick", "-q", "--fitness-views", "-1", "-o", str(out)])
+    assert "fitness views -1" in err
+    assert not out.exists()
+
+
 def test_resuming_with_other_settings_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "sn"
     base = ["train", "-q", "--width", "0.25", "--resolutions", "8", "--largest-epochs", "1",

@@ -25,6 +25,7 @@ import torch
 
 from .budget import Budget, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
+from .errors import TinyNASError
 from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
 from .finish import Deployment, deploy, finetune
 from .space import SearchSpace, get_space
@@ -99,6 +100,9 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     from .stage1 import run_stage_one
 
     torch.set_num_threads(1)  # these networks are tiny: threads only contend
+    if cfg.fitness_views < 0:  # before any work or output
+        raise TinyNASError(f"fitness views {cfg.fitness_views}: give 0 (the clean val images) "
+                           "or more")
     out = Path(out_dir)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
