@@ -121,7 +121,7 @@ def one_run(task: tuple[str, int, str]) -> dict[str, Any]:
 
 def paired(root: Path, rows: list[dict[str, Any]]) -> str:
     """Evolution's C against random search's C, image by image on the test split."""
-    from tinynas.finish import _run_c
+    from tinynas.finish import c_predictions
 
     only_evo = only_rnd = 0
     lines = []
@@ -136,11 +136,11 @@ def paired(root: Path, rows: list[dict[str, Any]]) -> str:
         right = {}
         for name, project in (("evolution", "project"), ("random", "random_project")):
             arch = Arch.from_dict(search[name]["best"]["arch"])
-            right[name] = _run_c(run / project, arch, test) == test.y
+            right[name] = c_predictions(run / project, arch, test) == test.y
         e = int(np.sum(right["evolution"] & ~right["random"]))
         n = int(np.sum(right["random"] & ~right["evolution"]))
         only_evo, only_rnd = only_evo + e, only_rnd + n
-        lines.append(f"seed {r['seed']}: {e} test images only evolution's C gets right, {n} only "
+        lines.append(f"seed {r['seed']}: {e} test image(s) only evolution's C gets right, {n} only "
                      "random search's")
     if not lines:
         return ""

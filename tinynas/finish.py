@@ -104,10 +104,10 @@ def deploy(net: nn.Module, arch: Arch, calib: Dataset, test: Dataset, out_dir: s
         with tempfile.TemporaryDirectory() as tmp:
             for m in METHODS:
                 _compile(net, arch, calib, Path(tmp) / m, prefix, calib_images, m, patch)
-                scores.append(np.mean(_run_c(Path(tmp) / m, arch, val) == val.y))
+                scores.append(np.mean(c_predictions(Path(tmp) / m, arch, val) == val.y))
         chosen = METHODS[int(np.argmax(scores))]  # ties: the first, plain min/max
     report = _compile(net, arch, calib, out_dir, prefix, calib_images, chosen, patch)
-    c_pred = _run_c(out_dir, arch, test)
+    c_pred = c_predictions(out_dir, arch, test)
     with torch.no_grad():
         float_pred = net.eval()(torch.from_numpy(resize_numpy(test.x, arch.resolution)))
     float_pred = float_pred.argmax(1).numpy()
@@ -127,7 +127,7 @@ def _compile(net: nn.Module, arch: Arch, calib: Dataset, out_dir: str | Path, pr
                          method=method, prefix=prefix, patch=patch)
 
 
-def _run_c(project: str | Path, arch: Arch, data: Dataset) -> np.ndarray:
+def c_predictions(project: str | Path, arch: Arch, data: Dataset) -> np.ndarray:
     """Top-1 predictions of the generated C (built on the host) over `data`."""
     from tinyengine.runtime import HostModel
     from tinyengine.runtime.host import load_project_report
