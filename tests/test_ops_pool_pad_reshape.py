@@ -22,7 +22,7 @@ from tinyengine import quant
 from tinyengine.errors import UnsupportedError
 from tinyengine.ir import Graph, Op, QuantParams, Tensor
 from tinyengine.ops import get_op
-from tinyengine.ops import pool as pool_mod
+from tinyengine.ops import reduce as reduce_mod
 
 from . import ckernels
 
@@ -256,10 +256,10 @@ def test_mean_rounding_pinned(values: list[int], expected: int) -> None:
 
 
 def test_mean_multiplier_pinned() -> None:
-    assert pool_mod.mean_multiplier(1.0, 1.0, 4) == (1 << 30, -1)
-    assert pool_mod.mean_multiplier(1.0, 1.0, 3) == (715827882, 0)
+    assert reduce_mod.mean_multiplier(1.0, 1.0, 4) == (1 << 30, -1)
+    assert reduce_mod.mean_multiplier(1.0, 1.0, 3) == (715827882, 0)
     # 49 elements: k = floor(log2 49) = 5; M' = (2^30 << 5) // 49.
-    assert pool_mod.mean_multiplier(1.0, 1.0, 49) == ((1 << 35) // 49, -4)
+    assert reduce_mod.mean_multiplier(1.0, 1.0, 49) == ((1 << 35) // 49, -4)
 
 
 def test_pad_reference_matches_naive() -> None:

@@ -74,6 +74,9 @@ def _patch_note(report: dict) -> str:
 
 
 def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ops", type=Path, action="append", default=[], metavar="FILE.py",
+                   help="register user-defined ops from a Python file (repeatable); see the "
+                        "README, 'User-defined ops'")
     p.add_argument("--planner", default="auto", help="arena planner (default: auto)")
     p.add_argument("--patch", default="auto",
                    help="patch-based inference: off, auto (default), or RxC@N: an RxC grid "
@@ -242,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "ops", None):
+            from .ops import load_op_library
+
+            for path in args.ops:
+                load_op_library(path)
         return int(args.func(args))
     except TinyEngineError as e:
         print(f"tinyengine: error: {(str(e).splitlines() or [''])[0]}", file=sys.stderr)

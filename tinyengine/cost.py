@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import DTYPES, Graph, QuantParams, Tensor, verify
+from .ir import DTYPES, Graph, Op, QuantParams, Tensor, verify
 from .memory.patch import PatchSchedule, total_macs
 from .memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, schedule
 from .ops import get_op
@@ -27,9 +27,13 @@ class Cost:
     patches: PatchSchedule | None = None
 
 
-# Output-channel axis of each op's weights, quantised per channel as TFLite converters do;
-# FULLY_CONNECTED weights are per tensor, TFLite's default.
-_WEIGHT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
+
+def _weight_axis(graph: Graph, op: Op) -> int | None:
+    """Output-channel axis of the op's weights (input 1), quantised per channel as TFLite
+    converters do; FULLY_CONNECTED weights are per tensor, TFLite's default."""
+    if op.kind == "FULLY_CONNECTED":
+        return None
+    return get_op(op.kind).quant_rule(graph, op).weights.get(1)
 
 
 def _placeholder(t: Tensor, axis: int | None) -> Tensor:
@@ -46,7 +50,7 @@ def with_placeholders(graph: Graph) -> Graph:
     missing = {n for n, t in graph.tensors.items() if t.const and t.data is None}
     if not missing:
         return graph
-    axes = {op.inputs[1]: _WEIGHT_AXIS.get(op.kind) for op in graph.ops if len(op.inputs) > 1}
+    axes = {op.inputs[1]: _weight_axis(graph, op) for op in graph.ops if len(op.inputs) > 1}
     tensors = {n: _placeholder(t, axes.get(n)) if n in missing else t
                for n, t in graph.tensors.items()}
     return Graph(tensors, graph.ops, graph.inputs, graph.outputs, graph.name)

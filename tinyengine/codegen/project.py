@@ -140,7 +140,8 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     symbols, consts = _const_symbols(graph, prefix, emissions)
     ops = [_op_context(graph, i, em, plan, symbols[i], prefix) for i, em in enumerate(emissions)]
     flash = sum(c["bytes"] for c in consts)
-    kernel_files = sorted({f for em in emissions for f in em.sources})
+    kernel_paths = _kernel_paths(emissions)
+    kernel_files = sorted(kernel_paths)
     io = {"inputs": _io_info(graph, graph.inputs, plan),
           "outputs": _io_info(graph, graph.outputs, plan)}
     ctx = {"prefix": prefix, "PREFIX": prefix.upper(), "version": __version__,
@@ -160,8 +161,25 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
         report["target"] = {"board": board.name, "core": board.core,
                             **check_fits(report, board).to_json()}
         files.update(target_files(report, board, [f for f in kernel_files if f.endswith(".c")]))
-    _write_project(Path(out_dir), prefix, ctx, kernel_files, report, files)
+    _write_project(Path(out_dir), prefix, ctx, kernel_paths, report, files)
     return report
+
+
+def _kernel_paths(emissions: list[OpEmission]) -> dict[str, Path]:
+    """Project file name (under kernels/) -> where it comes from: csrc/ for a bare name, the
+    given path for a user-defined op's own C file (an absolute path in its emission)."""
+    paths: dict[str, Path] = {}
+    for em in emissions:
+        for f in em.sources:
+            src = Path(f) if Path(f).is_absolute() else CSRC / f
+            if paths.get(src.name, src) != src:
+                raise TinyEngineError(f"two kernel files are both named {src.name} "
+                                      f"({paths[src.name]} and {src}); rename the user-defined "
+                                      "op's C file")
+            if not src.is_file():
+                raise TinyEngineError(f"kernel source {src} does not exist")
+            paths[src.name] = src
+    return paths
 
 
 _FILES = {"model.h.j2": "{p}_model.h", "model.c.j2": "{p}_model.c",
@@ -187,7 +205,7 @@ def plan_scratch(graph: Graph, op: Op) -> int:
     return get_op(op.kind).scratch_bytes(graph, op)
 
 
-def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: list[str],
+def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: dict[str, Path],
                    report: dict[str, Any], extra_files: dict[str, bytes]) -> None:
     out = out.resolve()
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
@@ -204,8 +222,8 @@ def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: li
         for template, name in _FILES.items():
             (tmp / name.format(p=prefix)).write_text(env.get_template(template).render(**ctx))
         (tmp / "kernels").mkdir()
-        for f in kernel_files:
-            shutil.copyfile(CSRC / f, tmp / "kernels" / f)
+        for name, src in sorted(kernel_files.items()):
+            shutil.copyfile(src, tmp / "kernels" / name)
         for name, data in extra_files.items():
             (tmp / name).write_bytes(data)
         (tmp / PROJECT_MARKER).write_text(json.dumps(report, indent=1, default=_json_default))

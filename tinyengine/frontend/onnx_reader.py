@@ -30,7 +30,7 @@ from onnx import numpy_helper
 
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import Graph, Tensor
-from .onnx_ops import _CONVERTERS, _nhwc, _opset, _prepare, _static_shapes, _Unsupported
+from .onnx_ops import Unsupported, _opset, _prepare, _static_shapes, nhwc, onnx_converters
 
 
 @dataclass
@@ -206,22 +206,25 @@ def load_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> F
     b = _prepare(model, source)
     inputs = [v.name for v in _graph_inputs(model)]
     for n in inputs:
-        b.tensors[n] = Tensor(n, _nhwc(b.shape(n)), "float32")
+        b.tensors[n] = Tensor(n, nhwc(b.shape(n)), "float32")
     unsupported: list[str] = []
+    converters = onnx_converters()
     for i, node in enumerate(b.nodes):
         if i in b.fused:
             continue
-        convert = _CONVERTERS.get(node.op_type)
+        convert = converters.get(node.op_type)
         label = f"{node.op_type} ({node.name or node.output[0]})"
         if convert is None or node.domain not in ("", "ai.onnx"):
             unsupported.append(label)
             continue
         try:
             convert(b, i, node)
-        except _Unsupported as e:
+        except Unsupported as e:
             unsupported.append(f"{label}: {e}")
     if unsupported:
-        raise UnsupportedError(f"{source}: unsupported ops: {'; '.join(unsupported)}")
+        raise UnsupportedError(f"{source}: unsupported ops: {'; '.join(unsupported)}; a missing "
+                               "op can be registered from your own file with `--ops FILE.py` "
+                               "(README: user-defined ops)")
     outputs = [b.name(o.name) for o in model.graph.output]
     for n in outputs:
         if n not in b.tensors or b.tensors[n].is_const:

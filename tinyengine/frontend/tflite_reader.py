@@ -1,13 +1,14 @@
 """TFLite frontend: a .tflite flatbuffer -> the engine's IR.
 
 Reads with the `tflite` package (flatc-generated accessors for TFLite's schema), so no byte is
-parsed by hand. Each supported builtin has one small option parser in `_OPTIONS`; everything the
-engine cannot run is collected and reported in one error, not one at a time.
+parsed by hand. Each op kind parses its own builtin options in its `from_tflite` hook
+(tinyengine/ops/); CUSTOM operators are looked up by custom code among the registered ops, a
+user's included. Everything the engine cannot run is collected and reported in one error, not one
+at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,100 +17,13 @@ import tflite
 
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import DTYPES, Graph, Op, QuantParams, Tensor, verify
+from ..ops import CUSTOM_CODES, REGISTRY, implements
 
 _BUILTIN_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
 _DTYPE = {"INT8": "int8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
-_ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
-_PADDING = {0: "SAME", 1: "VALID"}
 
 
-def _options(op: Any, cls: type) -> Any:
-    table = op.BuiltinOptions()
-    if table is None:
-        return None
-    opts = cls()
-    opts.Init(table.Bytes, table.Pos)
-    return opts
-
-
-def _conv(op: Any, _: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.Conv2DOptions)
-    return {"stride": (o.StrideH(), o.StrideW()), "padding": _PADDING[o.Padding()],
-            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-            "activation": _ACTIVATION[o.FusedActivationFunction()]}
-
-
-def _depthwise(op: Any, ins: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.DepthwiseConv2DOptions)
-    # The option is unreliable in old converters; the filter's channel count is the truth.
-    x, w = ins[0], ins[1]
-    return {"stride": (o.StrideH(), o.StrideW()), "padding": _PADDING[o.Padding()],
-            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-            "activation": _ACTIVATION[o.FusedActivationFunction()],
-            "depth_multiplier": max(1, w.shape[-1] // max(1, x.shape[-1]))}
-
-
-def _fully_connected(op: Any, _: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.FullyConnectedOptions)
-    if o is None:
-        return {"activation": "NONE", "keep_num_dims": False}
-    if o.WeightsFormat() != 0:
-        raise UnsupportedError("FULLY_CONNECTED with shuffled weights is not supported")
-    return {"activation": _ACTIVATION[o.FusedActivationFunction()],
-            "keep_num_dims": bool(o.KeepNumDims())}
-
-
-def _add(op: Any, _: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.AddOptions)
-    return {"activation": _ACTIVATION[o.FusedActivationFunction()] if o else "NONE"}
-
-
-def _pool(op: Any, _: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.Pool2DOptions)
-    return {"stride": (o.StrideH(), o.StrideW()), "padding": _PADDING[o.Padding()],
-            "filter": (o.FilterHeight(), o.FilterWidth()),
-            "activation": _ACTIVATION[o.FusedActivationFunction()]}
-
-
-def _const_operand(ins: list[Tensor], i: int, what: str) -> np.ndarray:
-    if len(ins) <= i or ins[i].data is None:
-        raise UnsupportedError(f"{what} must be a constant tensor")
-    data = ins[i].data
-    assert data is not None
-    return data
-
-
-def _mean(op: Any, ins: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.ReducerOptions)
-    rank = len(ins[0].shape)
-    axes = sorted({int(a) % rank for a in _const_operand(ins, 1, "MEAN axes").ravel()})
-    return {"axes": tuple(axes), "keep_dims": bool(o.KeepDims()) if o else False}
-
-
-def _pad(op: Any, ins: list[Tensor]) -> dict[str, Any]:
-    pads = _const_operand(ins, 1, "PAD paddings").reshape(-1, 2)
-    return {"paddings": [(int(a), int(b)) for a, b in pads]}
-
-
-def _softmax(op: Any, _: list[Tensor]) -> dict[str, Any]:
-    o = _options(op, tflite.SoftmaxOptions)
-    return {"beta": float(o.Beta()) if o else 1.0}
-
-
-def _none(op: Any, _: list[Tensor]) -> dict[str, Any]:
-    return {}
-
-
-# builtin name -> (option parser, how many leading inputs are data/weights the IR keeps).
-# Inputs past that count are constant parameters folded into attrs (shape, axes, paddings).
-_OPTIONS: dict[str, tuple[Callable[[Any, list[Tensor]], dict[str, Any]], int]] = {
-    "CONV_2D": (_conv, 3), "DEPTHWISE_CONV_2D": (_depthwise, 3),
-    "FULLY_CONNECTED": (_fully_connected, 3), "ADD": (_add, 2),
-    "AVERAGE_POOL_2D": (_pool, 1), "MAX_POOL_2D": (_pool, 1), "MEAN": (_mean, 1),
-    "RESHAPE": (_none, 1), "SOFTMAX": (_softmax, 1), "PAD": (_pad, 1),
-    "QUANTIZE": (_none, 1), "DEQUANTIZE": (_none, 1),
-}
 # Ops whose activations may be float: the boundary converters.
 _FLOAT_OK = {"QUANTIZE", "DEQUANTIZE"}
 
@@ -177,32 +91,35 @@ def _parse(buf: bytes, source: str) -> Graph:
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         kind = _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
         if kind == "CUSTOM":
-            kind = f"CUSTOM({(code.CustomCode() or b'').decode()})"
+            custom = (code.CustomCode() or b"").decode("utf-8", "replace")
+            kind = CUSTOM_CODES.get(custom, f"CUSTOM({custom})")
         in_idx = [int(j) for j in raw_op.InputsAsNumpy()] if raw_op.InputsLength() else []
         out_idx = [int(j) for j in raw_op.OutputsAsNumpy()]
-        if kind not in _OPTIONS:
+        opdef = REGISTRY.get(kind)
+        if opdef is None or not implements(opdef, "from_tflite"):
             unsupported.append(f"{kind} (op {i})")
             continue
-        ins = [tensors[j] for j in in_idx if j >= 0]
-        parse, keep = _OPTIONS[kind]
+        ins: list[Tensor | None] = [tensors[j] if j >= 0 else None for j in in_idx]
         try:
-            attrs = parse(raw_op, ins)
+            imported = opdef.from_tflite(raw_op, ins)
         except UnsupportedError as e:
             unsupported.append(f"{kind} (op {i}): {e}")
             continue
+        kept = [in_idx[k] if k is not None else -1 for k in imported.inputs]
         if kind not in _FLOAT_OK:
-            floats = [t.name for t in ins[:keep] + [tensors[j] for j in out_idx]
-                      if t.dtype == "float32"]
+            floats = [tensors[j].name for j in kept + out_idx
+                      if j >= 0 and tensors[j].dtype == "float32"]
             if floats:
                 raise UnsupportedError(
                     f"{source}: op {i} ({kind}) computes in float32 (tensor {floats[0]}); this "
                     "is a float model. Quantise it to int8 first (full-integer post-training "
                     "quantisation), or use `tinyengine compile model.onnx --calib DATA`")
-        ops.append(Op(f"{kind.lower()}_{i}", kind,
-                      [names[j] if j >= 0 else "" for j in in_idx[:keep]],
-                      [names[j] for j in out_idx], attrs))
+        ops.append(Op(f"{kind.lower()}_{i}", kind, [names[j] if j >= 0 else "" for j in kept],
+                      [names[j] for j in out_idx], imported.attrs))
     if unsupported:
-        raise UnsupportedError(f"{source}: unsupported ops: {', '.join(unsupported)}")
+        raise UnsupportedError(f"{source}: unsupported ops: {', '.join(unsupported)}; a missing "
+                               "op can be registered from your own file with `--ops FILE.py` "
+                               "(README: user-defined ops)")
     used = {n for op in ops for n in op.inputs + op.outputs if n}
     inputs = [names[int(j)] for j in sub.InputsAsNumpy()]
     outputs = [names[int(j)] for j in sub.OutputsAsNumpy()]

@@ -5,14 +5,12 @@ turns them into models TFLM loads. It uses the flatbuffer object API of the sche
 `tflite-micro`, so the files follow exactly the schema the oracle reads.
 
 Constant parameters that the IR keeps in `Op.attrs` (reshape target, reduction axes, pad amounts)
-become the int32 constant input tensors TFLite expects; every op kind maps its attrs to builtin
-options in one small function of `_LOWERINGS`.
+become the int32 constant input tensors TFLite expects; each op kind maps its attrs to builtin
+options in its own `to_tflite` hook (tinyengine/ops/).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor
+from ..ops import get_op, implements
 
 _INSTALL_HINT = ("writing .tflite files needs the flatbuffer schema of TensorFlow Lite Micro: "
                  "install the tflm extra: pip install tflite-micro")
@@ -30,123 +29,12 @@ _TENSOR_TYPES = {"float32": "FLOAT32", "int32": "INT32", "int16": "INT16", "int8
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 
 
-@dataclass
-class _Lowered:
-    """What one IR op becomes: builtin options plus int32 constants appended to its inputs."""
-
-    options_type: str  # a BuiltinOptions member name, "NONE" for none
-    options: Any = None
-    extra_inputs: list[np.ndarray] = field(default_factory=list)
-    # Leave absent trailing inputs out instead of writing index -1 for them.
-    omit_absent_tail: bool = False
-
-
 def _schema() -> ModuleType:
     try:
         from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
     except ImportError as e:
         raise TinyEngineError(_INSTALL_HINT) from e
     return schema_py_generated
-
-
-def _activation(fb: ModuleType, op: Op) -> int:
-    return int(getattr(fb.ActivationFunctionType, op.attrs.get("activation", "NONE")))
-
-
-def _padding(fb: ModuleType, op: Op) -> int:
-    return int(getattr(fb.Padding, op.attrs["padding"]))
-
-
-def _conv_2d(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.Conv2DOptionsT()
-    o.padding = _padding(fb, op)
-    o.strideH, o.strideW = op.attrs["stride"]
-    o.dilationHFactor, o.dilationWFactor = op.attrs.get("dilation", (1, 1))
-    o.fusedActivationFunction = _activation(fb, op)
-    return _Lowered("Conv2DOptions", o)
-
-
-def _depthwise_conv_2d(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.DepthwiseConv2DOptionsT()
-    o.padding = _padding(fb, op)
-    o.strideH, o.strideW = op.attrs["stride"]
-    o.dilationHFactor, o.dilationWFactor = op.attrs.get("dilation", (1, 1))
-    o.depthMultiplier = int(op.attrs["depth_multiplier"])
-    o.fusedActivationFunction = _activation(fb, op)
-    # TFLM's depthwise Prepare segfaults on a bias index of -1 but reads a 2-input node as
-    # "no bias"; CONV_2D and FULLY_CONNECTED take either form.
-    return _Lowered("DepthwiseConv2DOptions", o, omit_absent_tail=True)
-
-
-def _fully_connected(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.FullyConnectedOptionsT()
-    o.fusedActivationFunction = _activation(fb, op)
-    o.keepNumDims = bool(op.attrs.get("keep_num_dims", False))
-    return _Lowered("FullyConnectedOptions", o)
-
-
-def _add(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.AddOptionsT()
-    o.fusedActivationFunction = _activation(fb, op)
-    return _Lowered("AddOptions", o)
-
-
-def _pool_2d(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.Pool2DOptionsT()
-    o.padding = _padding(fb, op)
-    o.strideH, o.strideW = op.attrs["stride"]
-    o.filterHeight, o.filterWidth = op.attrs["filter"]
-    o.fusedActivationFunction = _activation(fb, op)
-    return _Lowered("Pool2DOptions", o)
-
-
-def _mean(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.ReducerOptionsT()
-    o.keepDims = bool(op.attrs.get("keep_dims", False))
-    return _Lowered("ReducerOptions", o, [np.array(op.attrs["axes"], np.int32)])
-
-
-def _reshape(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    # The target is the output's shape; TFLite carries it twice (options and a shape tensor).
-    shape = [int(d) for d in graph.tensor(op.outputs[0]).shape]
-    o = fb.ReshapeOptionsT()
-    o.newShape = shape
-    return _Lowered("ReshapeOptions", o, [np.array(shape, np.int32)])
-
-
-def _softmax(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    o = fb.SoftmaxOptionsT()
-    o.beta = float(op.attrs.get("beta", 1.0))
-    return _Lowered("SoftmaxOptions", o)
-
-
-def _pad(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    paddings = np.array(op.attrs["paddings"], np.int32).reshape(-1, 2)
-    return _Lowered("PadOptions", fb.PadOptionsT(), [paddings])
-
-
-def _quantize(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    return _Lowered("QuantizeOptions", fb.QuantizeOptionsT())
-
-
-def _dequantize(fb: ModuleType, graph: Graph, op: Op) -> _Lowered:
-    return _Lowered("DequantizeOptions", fb.DequantizeOptionsT())
-
-
-_LOWERINGS: dict[str, Callable[[ModuleType, Graph, Op], _Lowered]] = {
-    "CONV_2D": _conv_2d,
-    "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
-    "FULLY_CONNECTED": _fully_connected,
-    "ADD": _add,
-    "AVERAGE_POOL_2D": _pool_2d,
-    "MAX_POOL_2D": _pool_2d,
-    "MEAN": _mean,
-    "RESHAPE": _reshape,
-    "SOFTMAX": _softmax,
-    "PAD": _pad,
-    "QUANTIZE": _quantize,
-    "DEQUANTIZE": _dequantize,
-}
 
 
 class _ModelBuilder:
@@ -198,32 +86,46 @@ class _ModelBuilder:
     def add_ir_tensor(self, t: Tensor) -> int:
         return self.add_tensor(t.name, t.shape, t.dtype, t.quant, t.data)
 
-    def opcode(self, kind: str) -> int:
-        if kind not in self.code_index:
-            code = int(getattr(self.fb.BuiltinOperator, kind))
+    def opcode(self, kind: str, custom_code: str = "") -> int:
+        key = f"CUSTOM:{custom_code}" if custom_code else kind
+        if key not in self.code_index:
             oc = self.fb.OperatorCodeT()
+            if custom_code:
+                code = int(self.fb.BuiltinOperator.CUSTOM)
+                oc.customCode = custom_code
+            else:
+                code = int(getattr(self.fb.BuiltinOperator, kind))
             oc.builtinCode = code
             oc.deprecatedBuiltinCode = min(code, _PLACEHOLDER_FOR_GREATER_OP_CODES)
             oc.version = 1
-            self.code_index[kind] = len(self.codes)
+            self.code_index[key] = len(self.codes)
             self.codes.append(oc)
-        return self.code_index[kind]
+        return self.code_index[key]
 
     def add_op(self, graph: Graph, op: Op) -> Any:
         fb = self.fb
-        if op.kind not in _LOWERINGS:
-            raise UnsupportedError(f"op {op.name}: cannot write {op.kind} to TFLite "
-                                   f"(the writer knows {', '.join(sorted(_LOWERINGS))})")
-        lowered = _LOWERINGS[op.kind](fb, graph, op)
-        extra = [self.add_tensor(self.fresh_name(f"{op.name}/param{i}"), a.shape, "int32", None, a)
-                 for i, a in enumerate(lowered.extra_inputs)]
+        opdef = get_op(op.kind)
+        if not implements(opdef, "to_tflite"):
+            raise UnsupportedError(f"op {op.name}: {op.kind} has no TFLite form (it is internal "
+                                   "to the engine or user-defined without a to_tflite hook)")
+        lowered = opdef.to_tflite(fb, graph, op)
+
+        def params(arrays: list[Any], tag: str) -> list[int]:
+            return [self.add_tensor(self.fresh_name(f"{op.name}/{tag}{i}"), a.shape,
+                                    "int32", None, np.asarray(a, np.int32))
+                    for i, a in enumerate(arrays)]
+
+        leading = params(lowered.leading_inputs, "lead")
+        extra = params(lowered.extra_inputs, "param")
         o = fb.OperatorT()
-        o.opcodeIndex = self.opcode(op.kind)
+        o.opcodeIndex = self.opcode(op.kind, lowered.custom_code)
         names = list(op.inputs)
+        if lowered.input_order is not None:
+            names = [names[i] for i in lowered.input_order]
         while lowered.omit_absent_tail and names and not names[-1]:
             names.pop()
         # TFLite marks an absent optional input (e.g. no bias) with index -1.
-        o.inputs = [self.index[n] if n else -1 for n in names] + extra
+        o.inputs = leading + [self.index[n] if n else -1 for n in names] + extra
         o.outputs = [self.index[n] for n in op.outputs]
         o.builtinOptionsType = int(getattr(fb.BuiltinOptions, lowered.options_type))
         o.builtinOptions = lowered.options

@@ -27,8 +27,11 @@ from ..ops import get_op
 
 Region = tuple[int, int, int, int]  # rows [y0, y1) x columns [x0, x1), half-open
 
-WINDOWED = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
-ELEMENTWISE = {"ADD", "QUANTIZE"}
+
+
+def _windowed(op: Op) -> bool:
+    """A windowed op (its `patch` hook): an output region reads an input window."""
+    return get_op(op.kind).patch == "windowed"
 
 
 @dataclass
@@ -66,12 +69,17 @@ def _patchable(graph: Graph, op: Op) -> bool:
     out = graph.tensor(op.outputs[0])
     if len(out.shape) != 4 or len(op.outputs) != 1:
         return False
-    if op.kind in WINDOWED:
+    mode = get_op(op.kind).patch
+    if mode == "windowed":
         return True
-    if op.kind == "ADD":
-        ins = [graph.tensor(n) for n in op.inputs]
-        return all(not t.is_const and t.shape == out.shape for t in ins)
-    return op.kind == "QUANTIZE"
+    if mode == "elementwise":
+        # Activation inputs have the output's shape; a constant may only broadcast along H and
+        # W (a per-channel or scalar operand), so every patch reads the same constant.
+        ins = [graph.tensor(n) for n in op.inputs if n]
+        return all(t.shape == out.shape for t in ins if not t.is_const) and \
+            all(len(t.shape) <= 4 and ((1,) * 4 + t.shape)[-3:-1] == (1, 1)
+                for t in ins if t.is_const)
+    return False
 
 
 def stage_candidates(graph: Graph) -> list[int]:
@@ -99,27 +107,12 @@ def stage_candidates(graph: Graph) -> list[int]:
     return out
 
 
-def _geometry(graph: Graph, op: Op) -> tuple[int, int, int, int, int, int, int, int]:
-    """(fh, fw, sh, sw, dh, dw, pad_h, pad_w) of a windowed op in whole-tensor execution."""
-    from ..ops.common import window_padding
-
-    x = graph.tensor(op.inputs[0])
-    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        fh, fw = graph.tensor(op.inputs[1]).shape[1:3]
-    else:
-        fh, fw = op.attrs["filter"]
-    sh, sw = op.attrs["stride"]
-    dh, dw = op.attrs.get("dilation", (1, 1))
-    _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
-    return fh, fw, sh, sw, dh, dw, ph, pw
-
-
 def _input_region(graph: Graph, op: Op, r: Region) -> Region:
     """The window of the op's activation input that output region r reads."""
-    if op.kind not in WINDOWED:
+    if not _windowed(op):
         return r
     x = graph.tensor(op.inputs[0])
-    fh, fw, sh, sw, dh, dw, ph, pw = _geometry(graph, op)
+    fh, fw, sh, sw, dh, dw, ph, pw = get_op(op.kind).window(graph, op)
     y0, y1, x0, x1 = r
     return (max(0, y0 * sh - ph), min(x.shape[1], (y1 - 1) * sh - ph + (fh - 1) * dh + 1),
             max(0, x0 * sw - pw), min(x.shape[2], (x1 - 1) * sw - pw + (fw - 1) * dw + 1))
@@ -200,8 +193,8 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
             r = need[out]
             local[out] = add_tensor(_window_tensor(graph.tensor(out), f"{out}@p{k}", r))
             attrs = dict(op.attrs, origin=op.name)
-            if op.kind in WINDOWED:
-                _, _, sh, sw, _, _, ph, pw = _geometry(graph, op)
+            if _windowed(op):
+                _, _, sh, sw, _, _, ph, pw = get_op(op.kind).window(graph, op)
                 attrs["window"] = (r[1] - r[0], r[3] - r[2], max(0, ph - r[0] * sh),
                                    max(0, pw - r[2] * sw))
             ops.append(Op(f"{op.name}@p{k}", op.kind, inputs, [local[out]], attrs))

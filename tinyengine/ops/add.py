@@ -10,14 +10,42 @@ RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m), -shift).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import Arg, ConstArray, CValue, OpDef, OpEmission, register
-from .common import act_limits, check_activation, check_int8_io, clamp_int8
+from .base import (
+    Arg,
+    ConstArray,
+    CValue,
+    OpDef,
+    OpEmission,
+    QuantRule,
+    TfliteImport,
+    TfliteLowering,
+    register,
+)
+from .common import (
+    TFLITE_ACTIVATION,
+    act_limits,
+    check_activation,
+    check_int8_io,
+    clamp_int8,
+    fb_activation,
+    tflite_import,
+    tflite_options,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 LEFT_SHIFT = 20  # TFLM's headroom for int8 inputs (15 for int16)
 
@@ -58,6 +86,36 @@ def c_shapes(a: Tensor, b: Tensor,
 @register
 class Add(OpDef):
     kind = "ADD"
+    dtypes = ("int8",)
+    patch = "elementwise"
+    onnx_types = ("Add",)
+    not_applicable = frozenset({"window", "scratch_bytes", "macs"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "AddOptions")
+        act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
+        return tflite_import({"activation": act}, 2, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.AddOptionsT()
+        o.fusedActivationFunction = fb_activation(fb, op)
+        return TfliteLowering("AddOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        _add_from_onnx(b, i, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return _add_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        # TFLite needs 2 * max(input scales) < 2^20 * output scale; an output whose range nearly
+        # cancels out (x + (-x)) gets the smallest scale that satisfies it.
+        return QuantRule(const_operands=True,
+                         output_scale_floor=lambda s: 2.0 * max(s) / (1 << LEFT_SHIFT) * 1.01)
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_add_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         where = f"op {op.name} ({op.kind})"
@@ -129,7 +187,7 @@ class Add(OpDef):
                 args.append(Arg("tensor", t.name, "const int8_t"))
         args.append(Arg("tensor", op.outputs[0], "int8_t"))
         return OpEmission(
-            kernel="te_add_s8",
+            kernel=self.kernel(graph, op),
             params_type="te_add_params_t",
             params={
                 "input1": [d1, -at.zero_point, r.input1[0], r.input1[1]],
@@ -144,3 +202,32 @@ class Add(OpDef):
             consts=consts,
             sources=["te_common.h", "te_add.h", "te_add.c"],
         )
+
+
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _add_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    if any(b.name(n) in b.consts for n in node.input):
+        raise ox.Unsupported("it adds a constant that is not a per-channel bias after a "
+                           "Conv/Gemm/MatMul, so it cannot be folded")
+    x, y = (b.activation(n) for n in node.input)
+    if len(b.shape(x)) != len(b.shape(y)):
+        raise ox.Unsupported(f"inputs of rank {len(b.shape(x))} and {len(b.shape(y))}")
+    tail = ox.fold_tail(b, node.output[0], 0, affine=False)
+    b.emit("ADD", node, [x, y], tail.output, {"activation": tail.activation})
+
+
+def _add_to_qdq(b: QdqBuilder, op: Op) -> str:
+    from ..quantize import qdq as qx
+    out_rank = len(b.graph.tensor(op.outputs[0]).shape)
+    operands = []
+    for n in op.inputs:
+        t = b.graph.tensor(n)
+        v = b.dequantized(n)
+        if out_rank == 4 and len(t.shape) < 4:  # qx.NHWC broadcasting, made explicit in qx.NCHW
+            padded = (1,) * (4 - len(t.shape)) + tuple(t.shape)
+            v = b.node("Reshape", [v, b.shape_const(padded)], op.name)
+            v = b.node("Transpose", [v], op.name, perm=list(qx.NCHW))
+        operands.append(v)
+    return b.node("Add", operands, op.name)

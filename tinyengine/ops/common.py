@@ -1,13 +1,19 @@
-"""Helpers shared by the op definitions: TFLite's padding rule, requantisation, activations."""
+"""Helpers shared by the op definitions: TFLite's padding rule, requantisation, activations, and
+the small pieces of TFLite's schema (options tables, enums) that the ops' TFLite hooks read and
+write."""
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any
+
 import numpy as np
+import tflite
 
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import ConstArray
+from .base import ConstArray, TfliteImport
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -100,3 +106,47 @@ def dims4(shape: tuple[int, ...]) -> list[int]:
     """NHWC dims of a 4-D tensor as a C initialiser {n, h, w, c}."""
     assert len(shape) == 4, shape
     return [int(s) for s in shape]
+
+
+# -- TFLite schema helpers for the ops' from_tflite / to_tflite hooks --------------------------
+
+TFLITE_ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
+                     5: "SIGN_BIT"}
+TFLITE_PADDING = {0: "SAME", 1: "VALID"}
+
+
+def tflite_options(operator: Any, name: str) -> Any:
+    """The operator's builtin options table read as `tflite.<name>` (e.g. "Conv2DOptions"), or
+    None when the operator has none."""
+    table = operator.BuiltinOptions()
+    if table is None:
+        return None
+    opts = getattr(tflite, name)()
+    opts.Init(table.Bytes, table.Pos)
+    return opts
+
+
+def tflite_const(inputs: list[Any], i: int, what: str) -> np.ndarray:
+    """The values of constant input `i` (a parameter such as axes or paddings)."""
+    if len(inputs) <= i or inputs[i] is None or inputs[i].data is None:
+        raise UnsupportedError(f"{what} must be a constant tensor")
+    data = inputs[i].data
+    assert data is not None
+    return data
+
+
+def keep_inputs(n: int, inputs: list[Any]) -> list[int | None]:
+    """The first n input positions (None where the operator has no such input)."""
+    return [i if i < len(inputs) and inputs[i] is not None else None for i in range(n)]
+
+
+def tflite_import(attrs: dict[str, Any], n: int, inputs: list[Any]) -> TfliteImport:
+    return TfliteImport(attrs, keep_inputs(n, inputs))
+
+
+def fb_activation(fb: ModuleType, op: Op) -> int:
+    return int(getattr(fb.ActivationFunctionType, op.attrs.get("activation", "NONE")))
+
+
+def fb_padding(fb: ModuleType, op: Op) -> int:
+    return int(getattr(fb.Padding, op.attrs["padding"]))

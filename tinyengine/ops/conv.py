@@ -10,22 +10,38 @@ g*C/G ... (g+1)*C/G - 1. With G == 1 this is exactly TFLite's CONV_2D.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, OpDef, OpEmission, register
+from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
 from .common import (
+    TFLITE_ACTIVATION,
+    TFLITE_PADDING,
     act_limits,
     check_activation,
     check_int8_io,
     clamp_int8,
     conv_requant,
     dims4,
+    fb_activation,
+    fb_padding,
+    tflite_import,
+    tflite_options,
     weight_consts,
     window_padding,
 )
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 
 def padded_windows(x: np.ndarray, zero_point: int, oh: int, ow: int, fh: int, fw: int,
@@ -70,9 +86,57 @@ def is_pointwise(graph: Graph, op: Op) -> bool:
             and (oh, ow) == tuple(x.shape[1:3]) and conv_groups(op) == 1)
 
 
+def conv_window(graph: Graph, op: Op) -> Window:
+    """(fh, fw, sh, sw, dh, dw, pad_h, pad_w) of a convolution in whole-tensor execution."""
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    fh, fw = w.shape[1:3]
+    sh, sw = op.attrs["stride"]
+    dh, dw = op.attrs.get("dilation", (1, 1))
+    _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+    return fh, fw, sh, sw, dh, dw, ph, pw
+
+
 @register
 class Conv2D(OpDef):
     kind = "CONV_2D"
+    dtypes = ("int8",)
+    patch = "windowed"
+    onnx_types = ("Conv",)
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "Conv2DOptions")
+        return tflite_import({"stride": (o.StrideH(), o.StrideW()),
+                              "padding": TFLITE_PADDING[o.Padding()],
+                              "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+                              "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()]},
+                             3, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.Conv2DOptionsT()
+        o.padding = fb_padding(fb, op)
+        o.strideH, o.strideW = op.attrs["stride"]
+        o.dilationHFactor, o.dilationWFactor = op.attrs.get("dilation", (1, 1))
+        o.fusedActivationFunction = fb_activation(fb, op)
+        return TfliteLowering("Conv2DOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        _conv_from_onnx(b, i, node)  # Conv with groups == channels becomes DEPTHWISE_CONV_2D
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return conv_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        return QuantRule(weights={1: 0})
+
+    def window(self, graph: Graph, op: Op) -> Window:
+        return conv_window(graph, op)
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        # The rule te_conv2d_wrapper_s8 applies: 1x1 kernels where their domain holds.
+        if op.attrs.get("inplace") is not None:
+            return "te_conv2d_1x1_inplace_s8"
+        return "te_conv2d_1x1_s8" if is_pointwise(graph, op) else "te_conv2d_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         check_int8_io(graph, op)
@@ -150,13 +214,11 @@ class Conv2D(OpDef):
         dh, dw = op.attrs.get("dilation", (1, 1))
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
-        pointwise = is_pointwise(graph, op)
         inplace = op.attrs.get("inplace") is not None
         assert wt.data is not None
         consts = weight_consts(wt, b, mult, shift)
-        kernel = "te_conv2d_1x1_s8" if pointwise else "te_conv2d_s8"
         return OpEmission(
-            kernel="te_conv2d_1x1_inplace_s8" if inplace else kernel,
+            kernel=self.kernel(graph, op),
             params_type="te_conv2d_params_t",
             params={
                 "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
@@ -175,3 +237,57 @@ class Conv2D(OpDef):
             sources=["te_common.h", "te_simd.h", "te_conv.h", "te_conv.c"],
             scratch_bytes=self.scratch_bytes(graph, op),
         )
+
+
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _conv_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    a = ox.node_attrs(node)
+    x = b.activation(node.input[0], rank=(4,))
+    w = b.const(node.input[1], "weight")
+    if w.ndim != 4:
+        raise ox.Unsupported(f"weight shape {w.shape}: only 2-D convolution is supported")
+    bias = b.const(node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
+    _, cin, ih, iw = b.shape(x)
+    groups, cout = int(a.get("group", 1)), w.shape[0]
+    k = (w.shape[2], w.shape[3])
+    stride, dil = ox.pairs(a, "strides", 1), ox.pairs(a, "dilations", 1)
+    same = ox.same_pads((ih, iw), k, stride, dil)
+    padding, pads = ox.pad_mode(ox.onnx_pads(a, same), same)
+    tail = ox.fold_tail(b, node.output[0], cout, affine=True)
+    w, bias = ox.apply_tail(tail, w, bias)
+    if pads is not None:
+        x = ox.insert_pad(b, node, x, pads)
+    attrs: dict[str, Any] = {"stride": stride, "dilation": dil, "padding": padding,
+                             "activation": tail.activation}
+    depthwise = groups > 1 and groups == cin
+    if depthwise:
+        kind, filt = "DEPTHWISE_CONV_2D", w.transpose(1, 2, 3, 0)  # (C*m,1,kh,kw) -> 1HW(C*m)
+        attrs["depth_multiplier"] = cout // cin
+    else:
+        kind, filt = "CONV_2D", w.transpose(0, 2, 3, 1)  # OIHW -> OHWI, I = Cin/groups
+        attrs["groups"] = groups
+    op_name = node.name or f"conv_{i}"
+    wname = b.add_const(f"{op_name}.filter", filt)
+    bname = b.add_const(f"{op_name}.bias", bias) if bias is not None else ""
+    b.emit(kind, node, [x, wname, bname], tail.output, attrs)
+
+
+def conv_to_qdq(b: QdqBuilder, op: Op) -> str:
+    from ..quantize import qdq as qx
+    from .depthwise import depth_multiplier
+
+    w = b.graph.tensor(op.inputs[1])
+    assert w.data is not None
+    _, fh, fw, _ = w.shape
+    if op.kind == "CONV_2D":
+        weights, group = w.data.transpose(0, 3, 1, 2), int(op.attrs.get("groups", 1))
+    else:  # depthwise 1HW(C*m) -> (C*m, 1, H, W), one group per input channel
+        weights = w.data[0].transpose(2, 0, 1)[:, None]
+        group = w.shape[3] // depth_multiplier(b.graph, op)
+    wname = b.const_dq(w, weights, 0, np.int8)
+    return b.node("Conv", [b.dequantized(op.inputs[0]), wname, *qx.bias_inputs(b, op)], op.name,
+                  kernel_shape=[fh, fw], strides=list(op.attrs["stride"]),
+                  dilations=list(op.attrs.get("dilation", (1, 1))),
+                  pads=qx.window_pads(op, b.graph, fh, fw), group=group)

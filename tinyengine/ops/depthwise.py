@@ -9,21 +9,34 @@ double(output_scale), the same rule as CONV_2D.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, OpDef, OpEmission, register
+from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
 from .common import (
+    TFLITE_ACTIVATION,
+    TFLITE_PADDING,
     act_limits,
     check_activation,
     check_int8_io,
     conv_requant,
     dims4,
+    fb_activation,
+    fb_padding,
+    tflite_import,
+    tflite_options,
     weight_consts,
     window_padding,
 )
-from .conv import padded_windows, requantize_acc
+from .conv import conv_to_qdq, conv_window, padded_windows, requantize_acc
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ..quantize.qdq import QdqBuilder
 
 
 def depth_multiplier(graph: Graph, op: Op) -> int:
@@ -42,6 +55,52 @@ def use_3x3_kernel(multiplier: int, fh: int, fw: int, dilation: tuple[int, int],
 @register
 class DepthwiseConv2D(OpDef):
     kind = "DEPTHWISE_CONV_2D"
+    dtypes = ("int8",)
+    patch = "windowed"
+    # ONNX's Conv with groups == input channels imports as this op (CONV_2D's from_onnx).
+    not_applicable = frozenset({"from_onnx"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "DepthwiseConv2DOptions")
+        # The option is unreliable in old converters; the filter's channel count is the truth.
+        x, w = inputs[0], inputs[1]
+        return tflite_import({"stride": (o.StrideH(), o.StrideW()),
+                              "padding": TFLITE_PADDING[o.Padding()],
+                              "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+                              "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()],
+                              "depth_multiplier": max(1, w.shape[-1] // max(1, x.shape[-1]))},
+                             3, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.DepthwiseConv2DOptionsT()
+        o.padding = fb_padding(fb, op)
+        o.strideH, o.strideW = op.attrs["stride"]
+        o.dilationHFactor, o.dilationWFactor = op.attrs.get("dilation", (1, 1))
+        o.depthMultiplier = int(op.attrs["depth_multiplier"])
+        o.fusedActivationFunction = fb_activation(fb, op)
+        # TFLM's depthwise Prepare segfaults on a bias index of -1 but reads a 2-input node as
+        # "no bias"; CONV_2D and FULLY_CONNECTED take either form.
+        return TfliteLowering("DepthwiseConv2DOptions", o, omit_absent_tail=True)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return conv_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        return QuantRule(weights={1: 3})
+
+    def window(self, graph: Graph, op: Op) -> Window:
+        return conv_window(graph, op)
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        if op.attrs.get("inplace") is not None:
+            return "te_depthwise_conv_inplace_s8"
+        x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+        _, fh, fw, _ = w.shape
+        _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+        fast = use_3x3_kernel(depth_multiplier(graph, op), fh, fw,
+                              op.attrs.get("dilation", (1, 1)), (ph, pw))
+        return "te_depthwise_conv_3x3_s8" if fast else "te_depthwise_conv_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         check_int8_io(graph, op)
@@ -127,11 +186,9 @@ class DepthwiseConv2D(OpDef):
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
         consts = weight_consts(wt, b, mult, shift)
-        fast = use_3x3_kernel(m, fh, fw, (dh, dw), (ph, pw))
         inplace = op.attrs.get("inplace") is not None
-        kernel = "te_depthwise_conv_3x3_s8" if fast else "te_depthwise_conv_s8"
         return OpEmission(
-            kernel="te_depthwise_conv_inplace_s8" if inplace else kernel,
+            kernel=self.kernel(graph, op),
             params_type="te_depthwise_conv_params_t",
             params={
                 "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),

@@ -15,13 +15,42 @@ two readings give different outputs. So every FC multiplier is CONV_2D's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import Arg, OpDef, OpEmission, register
-from .common import act_limits, check_activation, check_int8_io, conv_requant, weight_consts
+from .base import (
+    Arg,
+    OpDef,
+    OpEmission,
+    QuantRule,
+    TfliteImport,
+    TfliteLowering,
+    get_op,
+    register,
+)
+from .common import (
+    TFLITE_ACTIVATION,
+    act_limits,
+    check_activation,
+    check_int8_io,
+    conv_requant,
+    fb_activation,
+    tflite_import,
+    tflite_options,
+    weight_consts,
+)
 from .conv import requantize_acc
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 
 def fc_requant(inp: Tensor, weights: Tensor, out: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +73,43 @@ def fc_geometry(graph: Graph, op: Op) -> tuple[int, int, int]:
 @register
 class FullyConnected(OpDef):
     kind = "FULLY_CONNECTED"
+    dtypes = ("int8",)
+    patch = "none"
+    onnx_types = ("Gemm", "MatMul")
+    not_applicable = frozenset({"window", "scratch_bytes"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "FullyConnectedOptions")
+        if o is None:
+            return tflite_import({"activation": "NONE", "keep_num_dims": False}, 3, inputs)
+        if o.WeightsFormat() != 0:
+            raise UnsupportedError("FULLY_CONNECTED with shuffled weights is not supported")
+        return tflite_import({"activation": TFLITE_ACTIVATION[o.FusedActivationFunction()],
+                              "keep_num_dims": bool(o.KeepNumDims())}, 3, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.FullyConnectedOptionsT()
+        o.fusedActivationFunction = fb_activation(fb, op)
+        o.keepNumDims = bool(op.attrs.get("keep_num_dims", False))
+        return TfliteLowering("FullyConnectedOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        if node.op_type == "Gemm":
+            _gemm_from_onnx(b, i, node)
+        elif b.name(node.input[1]) in b.consts:
+            _matmul_from_onnx(b, i, node)
+        else:  # a product of two activations
+            get_op("BATCH_MATMUL").from_onnx(b, i, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return _fc_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        return QuantRule(weights={1: 0})
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_fully_connected_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         check_int8_io(graph, op)
@@ -108,7 +174,7 @@ class FullyConnected(OpDef):
         assert wt.data is not None and wt.quant is not None
         consts = weight_consts(wt, b, mult, shift, "weights")
         return OpEmission(
-            kernel="te_fully_connected_s8",
+            kernel=self.kernel(graph, op),
             params_type="te_fully_connected_params_t",
             params={
                 "batches": batches, "in_features": n_in, "out_features": n_out,
@@ -123,3 +189,71 @@ class FullyConnected(OpDef):
             consts=consts,
             sources=["te_common.h", "te_simd.h", "te_fc.h", "te_fc.c"],
         )
+
+
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _fc_from_onnx(b: OnnxBuilder, node: NodeProto, x_onnx: str, w: np.ndarray,
+                     bias: np.ndarray | None) -> None:
+    """FULLY_CONNECTED from weights [out, in]; undoes a CHW flatten of the input."""
+    from ..frontend import onnx_ops as ox
+    x = b.name(x_onnx)
+    if x in b.consts:
+        raise ox.Unsupported(f"its input {x} is a constant")
+    if len(b.shape(x)) != 2 or b.shape(x)[1] != w.shape[1]:
+        raise ox.Unsupported(f"input shape {b.shape(x)}: only [batch, {w.shape[1]}] is supported")
+    if x in b.chw_flattened:  # ONNX flattened in CHW order; the IR holds HWC order
+        c, h, wd = b.chw_flattened[x]
+        w = w.reshape(-1, c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    tail = ox.fold_tail(b, node.output[0], w.shape[0], affine=True)
+    w, bias = ox.apply_tail(tail, w, bias)
+    op_name = node.name or node.output[0]
+    wname = b.add_const(f"{op_name}.weights", w)
+    bname = b.add_const(f"{op_name}.bias", bias) if bias is not None else ""
+    b.emit("FULLY_CONNECTED", node, [x, wname, bname], tail.output,
+           {"activation": tail.activation, "keep_num_dims": False})
+
+
+def _gemm_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    a = ox.node_attrs(node)
+    if a.get("transA", 0) or float(a.get("alpha", 1.0)) != 1.0 \
+            or float(a.get("beta", 1.0)) != 1.0:
+        raise ox.Unsupported("only transA=0, alpha=1, beta=1 are supported")
+    w = b.const(node.input[1], "weight")
+    w = w if a.get("transB", 0) else w.T
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        c = b.const(node.input[2], "bias")
+        if c.size not in (1, w.shape[0]) or (c.ndim == 2 and c.shape[0] != 1):
+            raise ox.Unsupported(f"bias shape {c.shape} is not one value per output")
+        bias = np.broadcast_to(c.reshape(-1), (w.shape[0],)).copy()
+    _fc_from_onnx(b, node, node.input[0], w, bias)
+
+
+def _matmul_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    w = b.const(node.input[1], "weight [in, out]")
+    if w.ndim != 2:
+        raise ox.Unsupported(f"weight shape {w.shape}: only a 2-D [in, out] weight is supported")
+    _fc_from_onnx(b, node, node.input[0], w.T, None)
+
+
+def _fc_to_qdq(b: QdqBuilder, op: Op) -> str:
+    from ..quantize import qdq as qx
+    x, w, out = (b.graph.tensor(op.inputs[0]), b.graph.tensor(op.inputs[1]),
+                 b.graph.tensor(op.outputs[0]))
+    assert w.data is not None
+    _, n_in, _ = fc_geometry(b.graph, op)
+    rows = b.dequantized(x.name)
+    if len(x.shape) == 4:  # the IR flattens qx.NHWC rows
+        rows = b.node("Transpose", [rows], op.name, perm=list(qx.NHWC))
+    if len(x.shape) != 2:
+        rows = b.node("Reshape", [rows, b.shape_const([-1, n_in])], op.name)
+    y = b.node("Gemm", [rows, b.const_dq(w, w.data, 0, np.int8), *qx.bias_inputs(b, op)], op.name,
+               transB=1)
+    if len(out.shape) != 2:
+        y = b.node("Reshape", [y, b.shape_const(out.shape)], op.name)
+        if len(out.shape) == 4:
+            y = b.node("Transpose", [y], op.name, perm=list(qx.NCHW))
+    return y

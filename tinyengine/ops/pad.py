@@ -8,12 +8,26 @@ rank are extended to 4-D with leading unpadded dimensions of 1, as TFLite's refe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, OpDef, OpEmission, register
-from .common import check_int8_io
+from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
+from .common import (
+    check_int8_io,
+    tflite_const,
+    tflite_import,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 
 def _paddings(op: Op) -> list[tuple[int, int]]:
@@ -29,6 +43,32 @@ def _extend4(shape: tuple[int, ...], pads: list[tuple[int, int]]
 @register
 class Pad(OpDef):
     kind = "PAD"
+    dtypes = ("int8",)
+    # Not yet patchable: a patch of a PAD needs the window geometry of the op it feeds.
+    patch = "none"
+    onnx_types = ("Pad",)
+    not_applicable = frozenset({"window", "scratch_bytes", "macs"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        pads = tflite_const(inputs, 1, "PAD paddings").reshape(-1, 2)
+        return tflite_import({"paddings": [(int(a), int(b)) for a, b in pads]}, 1, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        paddings = np.array(op.attrs["paddings"], np.int32).reshape(-1, 2)
+        return TfliteLowering("PadOptions", fb.PadOptionsT(), [paddings])
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        _pad_from_onnx(b, i, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return _pad_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        return QuantRule(share=[(op.inputs[0], op.outputs[0])])
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_pad_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         check_int8_io(graph, op)
@@ -57,7 +97,7 @@ class Pad(OpDef):
         in4, pads4 = _extend4(x.shape, _paddings(op))
         out4 = [d + b + a for d, (b, a) in zip(in4, pads4, strict=True)]
         return OpEmission(
-            kernel="te_pad_s8",
+            kernel=self.kernel(graph, op),
             params_type="te_pad_params_t",
             params={
                 "input": in4, "output": out4,
@@ -68,3 +108,34 @@ class Pad(OpDef):
                   Arg("tensor", op.outputs[0], "int8_t")],
             sources=["te_common.h", "te_pad.h", "te_pad.c"],
         )
+
+
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _pad_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    a = ox.node_attrs(node)
+    x = b.activation(node.input[0])
+    if a.get("mode", "constant") != "constant":
+        raise ox.Unsupported(f"mode {a['mode']}: only constant padding is supported")
+    if len(node.input) > 3 and node.input[3]:
+        raise ox.Unsupported("the axes input is not supported")
+    if len(node.input) > 2 and node.input[2] and np.any(b.const(node.input[2], "value") != 0):
+        raise ox.Unsupported("only padding with 0 is supported")
+    pads = a.get("pads") if len(node.input) < 2 or not node.input[1] else \
+        b.const(node.input[1], "pads").astype(np.int64).tolist()
+    rank = len(b.shape(x))
+    if pads is None or len(pads) != 2 * rank or min(pads) < 0:
+        raise ox.Unsupported(f"pads {pads}: need {2 * rank} non-negative values")
+    order = (0, 2, 3, 1) if rank == 4 else tuple(range(rank))
+    b.emit("PAD", node, [x], node.output[0],
+           {"paddings": [(int(pads[d]), int(pads[d + rank])) for d in order]})
+
+
+def _pad_to_qdq(b: QdqBuilder, op: Op) -> str:
+    from ..quantize import qdq as qx
+    pads = [(int(p), int(q)) for p, q in op.attrs["paddings"]]
+    if len(pads) == 4:
+        pads = [pads[i] for i in qx.NCHW]
+    amounts = b.const("pads", np.array([p for p, _ in pads] + [q for _, q in pads], np.int64))
+    return b.node("Pad", [b.dequantized(op.inputs[0]), amounts], op.name)

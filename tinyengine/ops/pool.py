@@ -1,29 +1,43 @@
-"""AVERAGE_POOL_2D, MAX_POOL_2D and MEAN (global average pooling) on int8 NHWC activations.
+"""AVERAGE_POOL_2D and MAX_POOL_2D on int8 NHWC activations.
 
 Pooling semantics: TFLite's reference_integer_ops::AveragePool and ::MaxPool. The window is
 clipped to the image, so padding pixels are neither summed nor counted; the average rounds half
 away from zero with C's truncating division; input and output share one quantisation (TFLM's
 PoolingPrepare insists on it), so nothing is requantised.
-
-MEAN semantics: TFLM's reduce.cc, int8 path (EvalMeanHelper -> reference_ops::QuantizedMeanOrSum,
-the only path TFLM takes for int8 since it aligned with TFLite in 2023, whether or not the input
-and output quantisations are equal). With n elements per output:
-  (M, s) = QuantizeMultiplier(double(in_scale) / double(out_scale))
-  k = min(floor(log2 n), 32, 31 + s);  M' = (int64(M) << k) / n  (truncating);  s' = s - k
-  out = clamp(MultiplyByQuantizedMultiplier(int32(sum(q) - in_zp * n), M', s') + out_zp)
-We support the reduction over axes 1 and 2 of a 4-D tensor (global pooling), keep_dims or not.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import Arg, OpDef, OpEmission, register
-from .common import act_limits, check_activation, check_int8_io, clamp_int8, dims4, window_padding
+from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
+from .common import (
+    TFLITE_ACTIVATION,
+    TFLITE_PADDING,
+    act_limits,
+    check_activation,
+    check_int8_io,
+    clamp_int8,
+    dims4,
+    fb_activation,
+    fb_padding,
+    tflite_import,
+    tflite_options,
+    window_padding,
+)
 from .conv import padded_windows
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 POOL_SOURCES = ["te_common.h", "te_pool.h", "te_pool.c"]
 
@@ -63,7 +77,49 @@ def _pool_geometry(graph: Graph, op: Op) -> tuple[Tensor, int, int, int, int, in
 
 
 class _Pool2D(OpDef):
-    kernel = ""
+    dtypes = ("int8",)
+    patch = "windowed"
+    not_applicable = frozenset({"scratch_bytes", "macs"})
+    c_kernel = ""
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return self.c_kernel
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "Pool2DOptions")
+        return tflite_import({"stride": (o.StrideH(), o.StrideW()),
+                              "padding": TFLITE_PADDING[o.Padding()],
+                              "filter": (o.FilterHeight(), o.FilterWidth()),
+                              "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()]},
+                             1, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.Pool2DOptionsT()
+        o.padding = fb_padding(fb, op)
+        o.strideH, o.strideW = op.attrs["stride"]
+        o.filterHeight, o.filterWidth = op.attrs["filter"]
+        o.fusedActivationFunction = fb_activation(fb, op)
+        return TfliteLowering("Pool2DOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        if node.op_type == "GlobalAveragePool":
+            _global_pool_from_onnx(b, i, node)
+        else:
+            _pool_from_onnx(b, i, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return _pool_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        # TFLM's PoolingPrepare: input and output share one quantisation.
+        return QuantRule(share=[(op.inputs[0], op.outputs[0])])
+
+    def window(self, graph: Graph, op: Op) -> Window:
+        x = graph.tensor(op.inputs[0])
+        fh, fw = op.attrs["filter"]
+        sh, sw = op.attrs["stride"]
+        _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+        return fh, fw, sh, sw, 1, 1, ph, pw
 
     def check(self, graph: Graph, op: Op) -> None:
         _check_pool(graph, op)
@@ -72,16 +128,13 @@ class _Pool2D(OpDef):
         x, _, _, oh, ow, _, _ = _pool_geometry(graph, op)
         return [(x.shape[0], oh, ow, x.shape[3])]
 
-    def macs(self, graph: Graph, op: Op) -> int:
-        return 0  # comparisons and additions only, no multiply-accumulates
-
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         x, fh, fw, _, _, ph, pw = _pool_geometry(graph, op)
         out = graph.tensor(op.outputs[0])
         sh, sw = op.attrs["stride"]
         lo, hi = act_limits(op, out)
         return OpEmission(
-            kernel=self.kernel,
+            kernel=self.kernel(graph, op),
             params_type="te_pool_params_t",
             params={
                 "input": dims4(x.shape), "output": dims4(out.shape),
@@ -97,7 +150,8 @@ class _Pool2D(OpDef):
 @register
 class AveragePool2D(_Pool2D):
     kind = "AVERAGE_POOL_2D"
-    kernel = "te_avgpool_s8"
+    c_kernel = "te_avgpool_s8"
+    onnx_types = ("AveragePool", "GlobalAveragePool")
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, fh, fw, oh, ow, ph, pw = _pool_geometry(graph, op)
@@ -122,7 +176,8 @@ class AveragePool2D(_Pool2D):
 @register
 class MaxPool2D(_Pool2D):
     kind = "MAX_POOL_2D"
-    kernel = "te_maxpool_s8"
+    c_kernel = "te_maxpool_s8"
+    onnx_types = ("MaxPool",)
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, fh, fw, oh, ow, ph, pw = _pool_geometry(graph, op)
@@ -137,58 +192,58 @@ class MaxPool2D(_Pool2D):
         return [clamp_int8(best - 128, lo, hi)]
 
 
-def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
-    """TFLM QuantizedMeanOrSum's multiplier and shift, with the 1/count division folded in."""
-    mult, shift = quant.quantize_multiplier(float(np.float64(in_scale) / np.float64(out_scale)))
-    k = min(count.bit_length() - 1, 32, 31 + shift)
-    return int((mult << k) // count), shift - k
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _pool_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    a = ox.node_attrs(node)
+    x = b.activation(node.input[0], rank=(4,))
+    if len(node.output) > 1 and node.output[1]:
+        raise ox.Unsupported("MaxPool indices are not supported")
+    if ox.pairs(a, "dilations", 1) != (1, 1):
+        raise ox.Unsupported("dilated pooling is not supported")
+    _, _, ih, iw = b.shape(x)
+    k, stride = ox.pairs(a, "kernel_shape", 1), ox.pairs(a, "strides", 1)
+    same = ox.same_pads((ih, iw), k, stride, (1, 1))
+    explicit = ox.onnx_pads(a, same)
+    padding, pads = ox.pad_mode(explicit, same)
+    average = node.op_type == "AveragePool"
+    counts_pad = average and bool(a.get("count_include_pad", 0))
+    if a.get("ceil_mode", 0) and padding == "VALID" and pads is None and not counts_pad \
+            and ox.ceil_is_same(b, node.output[0], ih, iw, k, stride, same):
+        padding = "SAME"  # the extra window sees the input's end and nothing after it
+    if counts_pad and padding == "SAME":
+        # TFLite's average leaves padding out of the count; counting it as zeros is an explicit
+        # zero PAD followed by a VALID window.
+        padding, pads = "VALID", explicit
+    elif pads is not None and not counts_pad and (average or not ox.nonnegative(b, x)):
+        raise ox.Unsupported(
+            f"pads (before, after) per axis {pads} are neither TFLite SAME nor VALID, and "
+            + ("count_include_pad=0 cannot become an explicit PAD" if average else
+               "max pooling over an explicit zero PAD differs unless the input follows a ReLU"))
+    tail = ox.fold_tail(b, node.output[0], 0, affine=False)
+    if pads is not None:
+        x = ox.insert_pad(b, node, x, pads)
+    b.emit("AVERAGE_POOL_2D" if average else "MAX_POOL_2D", node, [x], tail.output,
+           {"stride": stride, "filter": k, "padding": padding, "activation": tail.activation})
 
 
-@register
-class Mean(OpDef):
-    kind = "MEAN"
+def _global_pool_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    x = b.activation(node.input[0], rank=(4,))
+    _, _, h, w = b.shape(x)
+    tail = ox.fold_tail(b, node.output[0], 0, affine=False)
+    b.emit("AVERAGE_POOL_2D", node, [x], tail.output,
+           {"stride": (1, 1), "filter": (h, w), "padding": "VALID",
+            "activation": tail.activation})
 
-    def check(self, graph: Graph, op: Op) -> None:
-        check_int8_io(graph, op)
-        x = graph.tensor(op.inputs[0])
-        axes = tuple(op.attrs.get("axes", ()))
-        if len(x.shape) != 4 or set(axes) != {1, 2}:
-            raise UnsupportedError(
-                f"op {op.name} (MEAN): only the mean over axes (1, 2) of a 4-D NHWC tensor "
-                f"(global average pooling) is supported, got axes {axes} of shape {x.shape}")
 
-    def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
-        n, _, _, c = graph.tensor(op.inputs[0]).shape
-        return [(n, 1, 1, c) if op.attrs.get("keep_dims", False) else (n, c)]
-
-    def macs(self, graph: Graph, op: Op) -> int:
-        return 0  # additions only, no multiply-accumulates
-
-    def _requant(self, graph: Graph, op: Op) -> tuple[Tensor, Tensor, int, int, int]:
-        x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-        count = x.shape[1] * x.shape[2]
-        mult, shift = mean_multiplier(x.scale, out.scale, count)
-        return x, out, count, mult, shift
-
-    def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        x, out, count, mult, shift = self._requant(graph, op)
-        total = inputs[0].astype(np.int64).sum(axis=(1, 2))
-        shifted = quant._wrap32(total - x.zero_point * count)  # TFLM sums in wrapping int32
-        y = quant.multiply_by_quantized_multiplier(shifted, mult, shift) + out.zero_point
-        return [clamp_int8(y, -128, 127).reshape(out.shape)]
-
-    def emit(self, graph: Graph, op: Op) -> OpEmission:
-        x, out, _, mult, shift = self._requant(graph, op)
-        n, _, _, c = x.shape
-        return OpEmission(
-            kernel="te_mean_s8",
-            params_type="te_mean_params_t",
-            params={
-                "input": dims4(x.shape), "output": [n, 1, 1, c],
-                "q": [-x.zero_point, out.zero_point, -128, 127],
-                "multiplier": mult, "shift": shift,
-            },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
-            sources=list(POOL_SOURCES),
-        )
+def _pool_to_qdq(b: QdqBuilder, op: Op) -> str:
+    from ..quantize import qdq as qx
+    fh, fw = op.attrs["filter"]
+    attrs: dict[str, Any] = {"kernel_shape": [fh, fw], "strides": list(op.attrs["stride"]),
+                             "pads": qx.window_pads(op, b.graph, fh, fw)}
+    if op.kind == "AVERAGE_POOL_2D":
+        attrs["count_include_pad"] = 0  # TFLite averages over the pixels inside the image
+    kind = "AveragePool" if op.kind == "AVERAGE_POOL_2D" else "MaxPool"
+    return b.node(kind, [b.dequantized(op.inputs[0])], op.name, **attrs)

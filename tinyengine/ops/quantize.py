@@ -13,12 +13,22 @@ IEEE, as the C kernels assume.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import Arg, OpDef, OpEmission, register
+from .base import Arg, OpDef, OpEmission, TfliteImport, TfliteLowering, register
+from .common import (
+    tflite_import,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ..quantize.qdq import QdqBuilder
 
 SOURCES = ["te_common.h", "te_quantize.h", "te_quantize.c"]
 
@@ -78,6 +88,27 @@ def dequantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 @register
 class Quantize(OpDef):
     kind = "QUANTIZE"
+    dtypes = ("int8", "float32")
+    patch = "elementwise"
+    # The ONNX import and PTQ insert QUANTIZE at the graph inputs themselves.
+    not_applicable = frozenset({"window", "scratch_bytes", "macs", "from_onnx", "quant_rule"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        return tflite_import({}, 1, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        return TfliteLowering("QuantizeOptions", fb.QuantizeOptionsT())
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        from ..quantize import qdq as qx
+
+        qx.boundary(b, op)
+        return ""
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        from_float = graph.tensor(op.inputs[0]).dtype == "float32"
+        return "te_quantize_f32_s8" if from_float else "te_requantize_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
@@ -106,7 +137,7 @@ class Quantize(OpDef):
         from_float = xt.dtype == "float32"
         m, s = (0, 0) if from_float else requantize_params(op, xt, out)
         return OpEmission(
-            kernel="te_quantize_f32_s8" if from_float else "te_requantize_s8",
+            kernel=self.kernel(graph, op),
             params_type="te_quantize_params_t",
             params={"size": xt.size, "scale": float(np.float32(out.scale)) if from_float else 0.0,
                     "input_zero_point": 0 if from_float else xt.zero_point,
@@ -120,6 +151,25 @@ class Quantize(OpDef):
 @register
 class Dequantize(OpDef):
     kind = "DEQUANTIZE"
+    dtypes = ("int8", "float32")
+    patch = "none"
+    not_applicable = frozenset({"window", "scratch_bytes", "macs", "from_onnx", "quant_rule"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        return tflite_import({}, 1, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        return TfliteLowering("DequantizeOptions", fb.DequantizeOptionsT())
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        from ..quantize import qdq as qx
+
+        qx.boundary(b, op)
+        return ""
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_dequantize_s8_f32"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
@@ -140,7 +190,7 @@ class Dequantize(OpDef):
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         xt = graph.tensor(op.inputs[0])
         return OpEmission(
-            kernel="te_dequantize_s8_f32",
+            kernel=self.kernel(graph, op),
             params_type="te_dequantize_params_t",
             params={"size": xt.size, "scale": float(np.float32(xt.scale)),
                     "zero_point": xt.zero_point},

@@ -6,17 +6,57 @@ kernel is a memmove-safe byte copy that does nothing when the planner aliases th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, OpDef, OpEmission, register
-from .common import check_int8_io
+from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
+from .common import (
+    check_int8_io,
+    tflite_import,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 
 @register
 class Reshape(OpDef):
     kind = "RESHAPE"
+    dtypes = ("int8",)
+    patch = "none"
+    onnx_types = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
+    not_applicable = frozenset({"window", "scratch_bytes", "macs"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        return tflite_import({}, 1, inputs)  # the target is the output tensor's shape
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        # The target is the output's shape; TFLite carries it twice (options and a shape tensor).
+        shape = [int(d) for d in graph.tensor(op.outputs[0]).shape]
+        o = fb.ReshapeOptionsT()
+        o.newShape = shape
+        return TfliteLowering("ReshapeOptions", o, [np.array(shape, np.int32)])
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        _reshape_from_onnx(b, i, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return _reshape_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        return QuantRule(share=[(op.inputs[0], op.outputs[0])])
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_reshape_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         check_int8_io(graph, op)
@@ -42,10 +82,47 @@ class Reshape(OpDef):
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         return OpEmission(
-            kernel="te_reshape_s8",
+            kernel=self.kernel(graph, op),
             params_type="te_reshape_params_t",
             params={"size": graph.tensor(op.outputs[0]).nbytes},
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("tensor", op.outputs[0], "int8_t")],
             sources=["te_common.h", "te_reshape.h", "te_reshape.c"],
         )
+
+
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _reshape_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    """Flatten/Reshape/Squeeze/Unsqueeze: a RESHAPE when NCHW and NHWC element orders agree on
+    both sides, or a flatten of NCHW to [N, C*H*W] that only Gemm/MatMul readers may follow."""
+    from ..frontend import onnx_ops as ox
+    x = b.activation(node.input[0])
+    src, dst = b.shape(x), b.shape(node.output[0])
+    out = node.output[0]
+    if not ox.order_agrees(src):
+        if len(dst) != 2 or dst[0] != src[0]:
+            raise ox.Unsupported(f"reshaping NCHW {src} to {dst} depends on the memory order")
+        readers = [b.nodes[j] for j in b.consumers.get(b.name(out), [])]
+        others = [f"{n.op_type} ({n.name})" for n in readers if n.op_type not in ("Gemm",
+                                                                                   "MatMul")]
+        if others or b.name(out) in b.graph_outputs:
+            where = ", ".join(others) or "the graph output"
+            raise ox.Unsupported(f"flattening NCHW {src} gives CHW order where the engine holds "
+                               f"HWC, which only a Gemm/MatMul can absorb, but it feeds {where}")
+        b.chw_flattened[out] = (src[1], src[2], src[3])
+    elif not ox.order_agrees(dst):
+        raise ox.Unsupported(f"reshaping {src} to NCHW {dst} depends on the memory order")
+    b.emit("RESHAPE", node, [x], out, {})
+
+
+def _reshape_to_qdq(b: QdqBuilder, op: Op) -> str:
+    from ..quantize import qdq as qx
+    x, out = b.graph.tensor(op.inputs[0]), b.graph.tensor(op.outputs[0])
+    v = b.dequantized(x.name)
+    if len(x.shape) == 4:
+        v = b.node("Transpose", [v], op.name, perm=list(qx.NHWC))
+    v = b.node("Reshape", [v, b.shape_const(out.shape)], op.name)
+    if len(out.shape) == 4:
+        v = b.node("Transpose", [v], op.name, perm=list(qx.NCHW))
+    return v

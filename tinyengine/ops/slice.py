@@ -38,6 +38,14 @@ def _elem_bytes(t: Tensor) -> int:
 @register
 class Slice(OpDef):
     kind = "SLICE"
+    dtypes = ("int8", "float32")
+    patch = "none"
+    # The patch pass's window cut; TFLite's SLICE is not this op yet.
+    not_applicable = frozenset({"macs", "scratch_bytes", "from_tflite", "to_tflite", "from_onnx",
+                                "to_qdq", "quant_rule", "window"})
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_slice"
 
     def check(self, graph: Graph, op: Op) -> None:
         _check_window(op, graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0]))
@@ -55,7 +63,7 @@ class Slice(OpDef):
         bh, bw = op.attrs["begin"]
         ctype = _CTYPE[x.dtype]
         return OpEmission(
-            kernel="te_slice", params_type="te_slice_params_t",
+            kernel=self.kernel(graph, op), params_type="te_slice_params_t",
             params={"input": dims4(x.shape), "output": dims4(y.shape), "begin_h": bh,
                     "begin_w": bw, "elem_bytes": _elem_bytes(x)},
             args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
@@ -66,6 +74,14 @@ class Slice(OpDef):
 @register
 class UpdateSlice(OpDef):
     kind = "UPDATE_SLICE"
+    dtypes = ("int8", "float32")
+    patch = "none"
+    # Internal to the patch pass: no file format has it.
+    not_applicable = frozenset({"macs", "scratch_bytes", "from_tflite", "to_tflite", "from_onnx",
+                                "to_qdq", "quant_rule", "window"})
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_update_slice"
 
     def check(self, graph: Graph, op: Op) -> None:
         out, update = graph.tensor(op.outputs[0]), graph.tensor(op.inputs[1])
@@ -95,7 +111,7 @@ class UpdateSlice(OpDef):
         canvas = Arg("tensor", op.inputs[0], f"const {ctype}") if op.inputs[0] else \
             Arg("const", "", f"const {ctype}")
         return OpEmission(
-            kernel="te_update_slice", params_type="te_update_slice_params_t",
+            kernel=self.kernel(graph, op), params_type="te_update_slice_params_t",
             params={"output": dims4(out.shape), "update": dims4(update.shape), "begin_h": bh,
                     "begin_w": bw, "elem_bytes": _elem_bytes(out)},
             args=[canvas, Arg("tensor", op.inputs[1], f"const {ctype}"),

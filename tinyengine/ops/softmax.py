@@ -14,14 +14,28 @@ the 8-bit output, offset by -128.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import fixedpoint as fp
 from .. import quant
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, OpDef, OpEmission, register
-from .common import check_int8_io
+from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
+from .common import (
+    check_int8_io,
+    tflite_import,
+    tflite_options,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
 
 SCALED_DIFF_INTEGER_BITS = 5  # kScaledDiffIntegerBits: the exp() argument is Q5.26
 ACCUMULATION_INTEGER_BITS = 12  # kAccumulationIntegerBits: the sum of exps is Q12.19
@@ -77,6 +91,32 @@ def softmax_int8(x: np.ndarray, multiplier: int, left_shift: int, diff_min: int)
 @register
 class Softmax(OpDef):
     kind = "SOFTMAX"
+    dtypes = ("int8",)
+    patch = "none"
+    onnx_types = ("Softmax",)
+    not_applicable = frozenset({"window", "scratch_bytes", "macs"})
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "SoftmaxOptions")
+        return tflite_import({"beta": float(o.Beta()) if o else 1.0}, 1, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.SoftmaxOptionsT()
+        o.beta = float(op.attrs.get("beta", 1.0))
+        return TfliteLowering("SoftmaxOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        _softmax_from_onnx(b, i, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return _softmax_to_qdq(b, op)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        return QuantRule(fixed={op.outputs[0]: (OUTPUT_SCALE, OUTPUT_ZERO_POINT)})
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_softmax_s8"
+
 
     def check(self, graph: Graph, op: Op) -> None:
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
@@ -117,7 +157,7 @@ class Softmax(OpDef):
         multiplier, shift, diff_min = softmax_params(op, xt.scale, float(op.attrs["beta"]))
         depth = int(xt.shape[-1])
         return OpEmission(
-            kernel="te_softmax_s8",
+            kernel=self.kernel(graph, op),
             params_type="te_softmax_params_t",
             params={"outer": xt.size // depth, "depth": depth, "input_multiplier": multiplier,
                     "input_left_shift": shift, "diff_min": diff_min},
@@ -125,3 +165,31 @@ class Softmax(OpDef):
                   Arg("tensor", op.outputs[0], "int8_t")],
             sources=["te_common.h", "te_fixedpoint.h", "te_softmax.h", "te_softmax.c"],
         )
+
+
+# -- interop: ONNX import and QDQ export ----------------------------------------------------
+
+def _softmax_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
+    from ..frontend import onnx_ops as ox
+    x = b.activation(node.input[0])
+    shape = b.shape(x)
+    rank = len(shape)
+    # Before opset 13 Softmax flattened everything from `axis` on, and axis defaulted to 1.
+    axis = int(ox.node_attrs(node).get("axis", -1 if b.opset >= 13 else 1)) % rank
+    # NCHW's channel axis is the IR's last axis; any other tensor keeps its axes.
+    channel = 1 if rank == 4 else rank - 1
+    if axis != channel or (b.opset < 13 and int(np.prod(shape[axis + 1:])) != 1):
+        raise ox.Unsupported(f"axis {axis} (opset {b.opset}): only a softmax over channels (the "
+                           "engine's last axis) is supported")
+    b.emit("SOFTMAX", node, [x], node.output[0], {"beta": 1.0})
+
+
+
+
+def _softmax_to_qdq(b: QdqBuilder, op: Op) -> str:
+    x = b.graph.tensor(op.inputs[0])
+    v = b.dequantized(x.name)
+    beta = float(op.attrs.get("beta", 1.0))
+    if beta != 1.0:
+        v = b.node("Mul", [v, b.const("beta", np.array(beta, np.float32))], op.name)
+    return b.node("Softmax", [v], op.name, axis=1 if len(x.shape) == 4 else -1)

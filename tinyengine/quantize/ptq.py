@@ -14,9 +14,10 @@ produce:
   floor and PAD's fill, is exact): scale = (hi - lo) / 255, zero point = round(-128 - lo / scale)
   clamped to int8, both in float64 as the MLIR quantiser's fakeQuantAttrsToType, the scale then
   stored as float32. An all-zero range gets scale 1.0 and zero point -128 (MLIR's special case).
-- Tensors that TFLite's kernels require to share parameters share them, with the union of their
-  ranges: pooling and PAD and RESHAPE input/output, and the frontend's `shares_quant` pairs.
-  SOFTMAX outputs are fixed at scale 1/256, zero point -128.
+- Each op's `quant_rule` hook says what TFLite's kernels require: tensors that share parameters
+  (pooling, PAD, RESHAPE input/output, ...; with the union of their ranges; also the frontend's
+  `shares_quant` pairs), outputs fixed by the op (SOFTMAX's scale 1/256, zero point -128), which
+  inputs are weights and along which axis, whether float constant operands are allowed.
 
 Rounding: every float -> int conversion here is std::round (half away from zero), which the
 converter uses, never numpy's half-to-even `np.round`. `round_half_away` is its exact vectorised
@@ -37,8 +38,7 @@ import numpy as np
 
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor, verify
-from ..ops.add import LEFT_SHIFT
-from ..ops.softmax import OUTPUT_SCALE, OUTPUT_ZERO_POINT
+from ..ops import QuantRule, get_op
 from .calibrate import DEFAULT_PERCENTILE, calibration_ranges, check_method, observe
 
 if TYPE_CHECKING:
@@ -46,8 +46,10 @@ if TYPE_CHECKING:
 
 WEIGHT_QMAX = 127  # symmetric int8 weights use [-127, 127], as TFLite's narrow range
 BIAS_LIMIT = 1 << 30
-SHARE_KINDS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "PAD")
-WEIGHTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}  # kind -> channel axis
+
+
+def quant_rule(graph: Graph, op: Op) -> QuantRule:
+    return get_op(op.kind).quant_rule(graph, op)
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -134,8 +136,8 @@ class _Groups:
 def share_groups(graph: Graph, shares_quant: Mapping[str, str]) -> _Groups:
     groups = _Groups()
     for op in graph.ops:
-        if op.kind in SHARE_KINDS:
-            groups.union(op.inputs[0], op.outputs[0])
+        for a, b in quant_rule(graph, op).share:
+            groups.union(a, b)
     for a, b in shares_quant.items():
         groups.union(a, b)
     return groups
@@ -149,12 +151,13 @@ def activation_params(graph: Graph, ranges: Mapping[str, tuple[float, float]],
     members: dict[str, list[str]] = {}
     for t in graph.activations():
         members.setdefault(groups.find(t.name), []).append(t.name)
-    fixed = {groups.find(op.outputs[0]) for op in graph.ops if op.kind == "SOFTMAX"}
+    fixed = {groups.find(name): value for op in graph.ops
+             for name, value in quant_rule(graph, op).fixed.items()}
     params: dict[str, QuantParams] = {}
     for root, names in sorted(members.items()):
         if root in fixed:
-            q = QuantParams(np.array([OUTPUT_SCALE], np.float32),
-                            np.array([OUTPUT_ZERO_POINT], np.int64))
+            scale, zero_point = fixed[root]
+            q = QuantParams(np.array([scale], np.float32), np.array([zero_point], np.int64))
         else:
             seen = [ranges[n] for n in names if n in ranges]
             if not seen:
@@ -163,19 +166,19 @@ def activation_params(graph: Graph, ranges: Mapping[str, tuple[float, float]],
             q = activation_qparams(min(r[0] for r in seen), max(r[1] for r in seen))
         for n in names:
             params[n] = q
-    _respect_add_limits(graph, params, groups, members)
+    _respect_scale_floors(graph, params, groups, members)
     return params
 
 
-def _respect_add_limits(graph: Graph, params: dict[str, QuantParams], groups: _Groups,
-                        members: dict[str, list[str]]) -> None:
-    """TFLite's ADD needs 2 * max(input scales) < 2^20 * output scale; an output whose range
-    nearly cancels out (x + (-x)) gets the smallest scale that satisfies it."""
+def _respect_scale_floors(graph: Graph, params: dict[str, QuantParams], groups: _Groups,
+                          members: dict[str, list[str]]) -> None:
+    """Raise output scales below the floor an op's kernel needs (its quant_rule)."""
     for op in graph.ops:
-        if op.kind != "ADD":
+        rule = quant_rule(graph, op)
+        if rule.output_scale_floor is None:
             continue
-        in_scale = max(float(params[n].scale[0]) if n in params else 0.0 for n in op.inputs)
-        floor = 2.0 * in_scale / (1 << LEFT_SHIFT) * 1.01
+        floor = rule.output_scale_floor([float(params[n].scale[0]) if n in params else 0.0
+                                         for n in op.inputs])
         out = params[op.outputs[0]]
         if float(out.scale[0]) < floor:
             q = QuantParams(np.array([floor], np.float32), out.zero_point.copy())
@@ -243,7 +246,7 @@ def quantize_graph(graph: Graph, ranges: Mapping[str, tuple[float, float]],
         b.tensors[n] = Tensor(n, t.shape, "float32")
         b.ops.append(Op(f"{n}:quantize", "QUANTIZE", [n], [act(n)]))
     for op in graph.ops:
-        if op.kind in WEIGHTED:
+        if quant_rule(graph, op).weights:
             inputs = _quantize_weighted(b, op, params, per_channel, fc_per_channel)
             inputs[0] = act(op.inputs[0])
         else:
@@ -264,7 +267,7 @@ def _operand(b: _Builder, op: Op, name: str, act: Callable[[str], str]) -> str:
         return ""
     t = b.src.tensor(name)
     if t.is_const:
-        if t.data is None or op.kind != "ADD":
+        if t.data is None or not quant_rule(b.src, op).const_operands:
             raise UnsupportedError(f"op {op.name} ({op.kind}): constant input {name} cannot be "
                                    "quantised here; fold it into the model")
         return b.add_const(_const_activation(t), op)
@@ -273,15 +276,18 @@ def _operand(b: _Builder, op: Op, name: str, act: Callable[[str], str]) -> str:
 
 def _quantize_weighted(b: _Builder, op: Op, params: Mapping[str, QuantParams],
                        per_channel: bool, fc_per_channel: bool) -> list[str]:
-    """Weights and bias of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED -> int8 / int32."""
+    """Weights (input 1, along the axis of the op's quant_rule) and bias (input 2) of a weighted
+    op (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ...) -> int8 / int32; other inputs are
+    activations."""
     src = b.src
     w = src.tensor(op.inputs[1])
     bias = src.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
     if w.data is None or (bias is not None and bias.data is None):
         raise UnsupportedError(f"op {op.name} ({op.kind}): weights {w.name} have no values; "
                                "only a model with constant weights can be quantised")
+    # TFLite's converter quantises FULLY_CONNECTED weights per tensor by default.
     channel = per_channel if op.kind != "FULLY_CONNECTED" else fc_per_channel
-    axis = WEIGHTED[op.kind]
+    axis = quant_rule(src, op).weights[1]
     input_scale = float(params[op.inputs[0]].scale[0])
     scales = weight_scales(w.data, axis if channel else None)
     scales = fit_bias(scales, None if bias is None else bias.data, input_scale)

@@ -28,9 +28,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor
+from ..ops import get_op, implements
 from ..ops.common import window_padding
-from ..ops.depthwise import depth_multiplier
-from ..ops.fully_connected import fc_geometry
 
 OPSET = 17
 IR_VERSION = 8  # opset 17's minimum; old enough for every onnxruntime that runs opset 17
@@ -57,7 +56,9 @@ def _to_onnx_layout(data: np.ndarray) -> np.ndarray:
     return data.transpose(NCHW) if data.ndim == 4 else data
 
 
-class _Builder:
+class QdqBuilder:
+    """The QDQ model under construction; ops' `to_qdq` hooks add their float nodes through it."""
+
     def __init__(self, graph: Graph, layouts: LayoutInfo):
         self.graph = graph
         self.layouts = layouts
@@ -128,7 +129,7 @@ class _Builder:
         return self.const("shape", np.array(list(shape), np.int64))
 
 
-def _pads(op: Op, graph: Graph, fh: int, fw: int) -> list[int]:
+def window_pads(op: Op, graph: Graph, fh: int, fw: int) -> list[int]:
     """ONNX pads [top, left, bottom, right] of TFLite's SAME/VALID geometry."""
     x = graph.tensor(op.inputs[0])
     ih, iw = x.shape[1], x.shape[2]
@@ -140,7 +141,7 @@ def _pads(op: Op, graph: Graph, fh: int, fw: int) -> list[int]:
     return [ph, pw, pb, pr]
 
 
-def _bias(b: _Builder, op: Op) -> list[str]:
+def bias_inputs(b: QdqBuilder, op: Op) -> list[str]:
     if len(op.inputs) < 3 or not op.inputs[2]:
         return []
     t = b.graph.tensor(op.inputs[2])
@@ -148,105 +149,10 @@ def _bias(b: _Builder, op: Op) -> list[str]:
     return [b.const_dq(t, t.data, 0, np.int32)]
 
 
-def _conv(b: _Builder, op: Op) -> str:
-    w = b.graph.tensor(op.inputs[1])
-    assert w.data is not None
-    _, fh, fw, _ = w.shape
-    if op.kind == "CONV_2D":
-        weights, group = w.data.transpose(0, 3, 1, 2), int(op.attrs.get("groups", 1))
-    else:  # depthwise 1HW(C*m) -> (C*m, 1, H, W), one group per input channel
-        weights = w.data[0].transpose(2, 0, 1)[:, None]
-        group = w.shape[3] // depth_multiplier(b.graph, op)
-    wname = b.const_dq(w, weights, 0, np.int8)
-    return b.node("Conv", [b.dequantized(op.inputs[0]), wname, *_bias(b, op)], op.name,
-                  kernel_shape=[fh, fw], strides=list(op.attrs["stride"]),
-                  dilations=list(op.attrs.get("dilation", (1, 1))),
-                  pads=_pads(op, b.graph, fh, fw), group=group)
-
-
-def _fully_connected(b: _Builder, op: Op) -> str:
-    x, w, out = (b.graph.tensor(op.inputs[0]), b.graph.tensor(op.inputs[1]),
-                 b.graph.tensor(op.outputs[0]))
-    assert w.data is not None
-    _, n_in, _ = fc_geometry(b.graph, op)
-    rows = b.dequantized(x.name)
-    if len(x.shape) == 4:  # the IR flattens NHWC rows
-        rows = b.node("Transpose", [rows], op.name, perm=list(NHWC))
-    if len(x.shape) != 2:
-        rows = b.node("Reshape", [rows, b.shape_const([-1, n_in])], op.name)
-    y = b.node("Gemm", [rows, b.const_dq(w, w.data, 0, np.int8), *_bias(b, op)], op.name,
-               transB=1)
-    if len(out.shape) != 2:
-        y = b.node("Reshape", [y, b.shape_const(out.shape)], op.name)
-        if len(out.shape) == 4:
-            y = b.node("Transpose", [y], op.name, perm=list(NCHW))
-    return y
-
-
-def _add(b: _Builder, op: Op) -> str:
-    out_rank = len(b.graph.tensor(op.outputs[0]).shape)
-    operands = []
-    for n in op.inputs:
-        t = b.graph.tensor(n)
-        v = b.dequantized(n)
-        if out_rank == 4 and len(t.shape) < 4:  # NHWC broadcasting, made explicit in NCHW
-            padded = (1,) * (4 - len(t.shape)) + tuple(t.shape)
-            v = b.node("Reshape", [v, b.shape_const(padded)], op.name)
-            v = b.node("Transpose", [v], op.name, perm=list(NCHW))
-        operands.append(v)
-    return b.node("Add", operands, op.name)
-
-
-def _pool(b: _Builder, op: Op) -> str:
-    fh, fw = op.attrs["filter"]
-    attrs: dict[str, Any] = {"kernel_shape": [fh, fw], "strides": list(op.attrs["stride"]),
-                             "pads": _pads(op, b.graph, fh, fw)}
-    if op.kind == "AVERAGE_POOL_2D":
-        attrs["count_include_pad"] = 0  # TFLite averages over the pixels inside the image
-    kind = "AveragePool" if op.kind == "AVERAGE_POOL_2D" else "MaxPool"
-    return b.node(kind, [b.dequantized(op.inputs[0])], op.name, **attrs)
-
-
-def _mean(b: _Builder, op: Op) -> str:
-    return b.node("ReduceMean", [b.dequantized(op.inputs[0])], op.name, axes=[2, 3],
-                  keepdims=int(bool(op.attrs.get("keep_dims", False))))
-
-
-def _reshape(b: _Builder, op: Op) -> str:
-    x, out = b.graph.tensor(op.inputs[0]), b.graph.tensor(op.outputs[0])
-    v = b.dequantized(x.name)
-    if len(x.shape) == 4:
-        v = b.node("Transpose", [v], op.name, perm=list(NHWC))
-    v = b.node("Reshape", [v, b.shape_const(out.shape)], op.name)
-    if len(out.shape) == 4:
-        v = b.node("Transpose", [v], op.name, perm=list(NCHW))
-    return v
-
-
-def _pad(b: _Builder, op: Op) -> str:
-    pads = [(int(p), int(q)) for p, q in op.attrs["paddings"]]
-    if len(pads) == 4:
-        pads = [pads[i] for i in NCHW]
-    amounts = b.const("pads", np.array([p for p, _ in pads] + [q for _, q in pads], np.int64))
-    return b.node("Pad", [b.dequantized(op.inputs[0]), amounts], op.name)
-
-
-def _softmax(b: _Builder, op: Op) -> str:
-    x = b.graph.tensor(op.inputs[0])
-    v = b.dequantized(x.name)
-    beta = float(op.attrs.get("beta", 1.0))
-    if beta != 1.0:
-        v = b.node("Mul", [v, b.const("beta", np.array(beta, np.float32))], op.name)
-    return b.node("Softmax", [v], op.name, axis=1 if len(x.shape) == 4 else -1)
-
-
-_EMITTERS = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
-             "ADD": _add, "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _mean,
-             "RESHAPE": _reshape, "PAD": _pad, "SOFTMAX": _softmax}
 _CLIPS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
-def _activation(b: _Builder, op: Op, v: str) -> str:
+def _activation(b: QdqBuilder, op: Op, v: str) -> str:
     act = op.attrs.get("activation", "NONE")
     if act == "RELU":
         return b.node("Relu", [v], op.name)
@@ -257,7 +163,7 @@ def _activation(b: _Builder, op: Op, v: str) -> str:
     return v
 
 
-def _boundary(b: _Builder, op: Op) -> None:
+def boundary(b: QdqBuilder, op: Op) -> None:
     """QUANTIZE of a graph input (float, in the source model's layout) and DEQUANTIZE to a
     graph output; int8 -> int8 QUANTIZE is a DQ/Q pair."""
     x, out = b.graph.tensor(op.inputs[0]), b.graph.tensor(op.outputs[0])
@@ -276,7 +182,7 @@ def _boundary(b: _Builder, op: Op) -> None:
         b.node("Identity", [v], op.name, output=out.name)
 
 
-def _io_info(b: _Builder, name: str, is_input: bool) -> onnx.ValueInfoProto:
+def _io_info(b: QdqBuilder, name: str, is_input: bool) -> onnx.ValueInfoProto:
     t = b.graph.tensor(name)
     layouts = b.layouts.input_layouts if is_input else b.layouts.output_layouts
     shape = _onnx_shape(t.shape) if layouts.get(name) == "NCHW" else t.shape
@@ -285,10 +191,9 @@ def _io_info(b: _Builder, name: str, is_input: bool) -> onnx.ValueInfoProto:
 
 def qdq_model(int8_graph: Graph, model: LayoutInfo) -> onnx.ModelProto:
     """The ONNX QDQ model of `int8_graph` (from quantize_model), checked by onnx.checker."""
-    b = _Builder(int8_graph, model)
+    b = QdqBuilder(int8_graph, model)
     unsupported = sorted({op.kind for op in int8_graph.ops
-                          if op.kind not in _EMITTERS and op.kind not in ("QUANTIZE",
-                                                                          "DEQUANTIZE")})
+                          if not implements(get_op(op.kind), "to_qdq")})
     if unsupported:
         raise UnsupportedError(f"QDQ export does not cover op kinds {', '.join(unsupported)}")
     for n in (*int8_graph.inputs, *int8_graph.outputs):
@@ -297,10 +202,11 @@ def qdq_model(int8_graph: Graph, model: LayoutInfo) -> onnx.ModelProto:
                                    f"{int8_graph.tensor(n).dtype}")
     for op in int8_graph.ops:
         if op.kind in ("QUANTIZE", "DEQUANTIZE"):
-            _boundary(b, op)
+            boundary(b, op)
             continue
-        v = _activation(b, op, _EMITTERS[op.kind](b, op))
-        b.quantize(v, op.outputs[0])
+        values = get_op(op.kind).to_qdq(b, op)
+        for v, out in zip([values] if isinstance(values, str) else values, op.outputs):
+            b.quantize(_activation(b, op, v), out)
     graph = helper.make_graph(
         b.nodes, int8_graph.name or "model",
         [_io_info(b, n, True) for n in int8_graph.inputs],
