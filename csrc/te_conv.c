@@ -702,3 +702,36 @@ te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
     }
     return TE_OK;
 }
+
+te_conv2d_variant_t te_conv2d_variant(const te_conv2d_params_t *p, int32_t in_place)
+{
+    if (in_place && te_conv2d_is_pointwise(p)) {
+        return TE_CONV2D_1X1_INPLACE;
+    }
+    return te_conv2d_is_pointwise(p) ? TE_CONV2D_1X1 : TE_CONV2D_GENERIC;
+}
+
+int32_t te_conv2d_get_buffer_size_s8(const te_conv2d_params_t *p, int32_t in_place)
+{
+    if (p == NULL || te_conv2d_variant(p, in_place) != TE_CONV2D_1X1_INPLACE) {
+        return 0;
+    }
+    return te_conv2d_1x1_inplace_get_buffer_size(p);
+}
+
+te_status_t te_conv2d_wrapper_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                 const int8_t *filter, const int32_t *bias, int8_t *output,
+                                 int8_t *scratch)
+{
+    if (p == NULL) {
+        return TE_ERR_ARG;
+    }
+    switch (te_conv2d_variant(p, (const int8_t *)output == input)) {
+    case TE_CONV2D_1X1_INPLACE:
+        return te_conv2d_1x1_inplace_s8(p, input, filter, bias, output, scratch);
+    case TE_CONV2D_1X1:
+        return te_conv2d_1x1_s8(p, input, filter, bias, output);
+    default:
+        return te_conv2d_s8(p, input, filter, bias, output);
+    }
+}

@@ -57,4 +57,32 @@ te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *
                                      const int8_t *filter, const int32_t *bias, int8_t *output,
                                      int8_t *scratch);
 
+/** The kernel variants of CONV_2D. */
+typedef enum {
+    TE_CONV2D_GENERIC = 0,     /**< te_conv2d_s8 */
+    TE_CONV2D_1X1 = 1,         /**< te_conv2d_1x1_s8 */
+    TE_CONV2D_1X1_INPLACE = 2  /**< te_conv2d_1x1_inplace_s8 */
+} te_conv2d_variant_t;
+
+/**
+ * The variant te_conv2d_wrapper_s8 runs, by the rule CONV_2D's `kernel` hook applies in
+ * tinyengine/ops/conv.py (tests hold the two equal): in place when the output buffer is the
+ * input's (`in_place`, which the memory planner decides), else the 1x1 kernel inside its domain,
+ * else the generic kernel.
+ */
+te_conv2d_variant_t te_conv2d_variant(const te_conv2d_params_t *p, int32_t in_place);
+
+/** Scratch bytes te_conv2d_wrapper_s8 needs for this layer: the in-place kernel's, else 0. The
+ * twin of CONV_2D's `scratch_bytes` hook. */
+int32_t te_conv2d_get_buffer_size_s8(const te_conv2d_params_t *p, int32_t in_place);
+
+/**
+ * Convolution through the variant te_conv2d_variant chooses (in place when output == input).
+ * @param scratch int8 [te_conv2d_get_buffer_size_s8(p, output == input)], or NULL when that is 0
+ * @return as the chosen kernel.
+ */
+te_status_t te_conv2d_wrapper_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                 const int8_t *filter, const int32_t *bias, int8_t *output,
+                                 int8_t *scratch);
+
 #endif /* TE_CONV_H */

@@ -614,3 +614,46 @@ te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, co
     }
     return TE_OK;
 }
+
+/* The 3x3 kernel's domain (its own check refuses anything else). */
+static int te_dw_is_3x3(const te_depthwise_conv_params_t *p)
+{
+    return p->depth_multiplier == 1 && p->filter.h == 3 && p->filter.w == 3 &&
+           p->dilation_h == 1 && p->dilation_w == 1 && p->pad_h >= 0 && p->pad_h <= 1 &&
+           p->pad_w >= 0 && p->pad_w <= 1;
+}
+
+te_depthwise_variant_t te_depthwise_conv_variant(const te_depthwise_conv_params_t *p,
+                                                 int32_t in_place)
+{
+    if (in_place) {
+        return TE_DEPTHWISE_INPLACE;
+    }
+    return te_dw_is_3x3(p) ? TE_DEPTHWISE_3X3 : TE_DEPTHWISE_GENERIC;
+}
+
+int32_t te_depthwise_conv_get_buffer_size_s8(const te_depthwise_conv_params_t *p,
+                                             int32_t in_place)
+{
+    if (p == NULL || te_depthwise_conv_variant(p, in_place) != TE_DEPTHWISE_INPLACE) {
+        return 0;
+    }
+    return te_depthwise_conv_inplace_get_buffer_size(p);
+}
+
+te_status_t te_depthwise_conv_wrapper_s8(const te_depthwise_conv_params_t *p,
+                                         const int8_t *input, const int8_t *filter,
+                                         const int32_t *bias, int8_t *output, int8_t *scratch)
+{
+    if (p == NULL) {
+        return TE_ERR_ARG;
+    }
+    switch (te_depthwise_conv_variant(p, (const int8_t *)output == input)) {
+    case TE_DEPTHWISE_INPLACE:
+        return te_depthwise_conv_inplace_s8(p, input, filter, bias, output, scratch);
+    case TE_DEPTHWISE_3X3:
+        return te_depthwise_conv_3x3_s8(p, input, filter, bias, output);
+    default:
+        return te_depthwise_conv_s8(p, input, filter, bias, output);
+    }
+}

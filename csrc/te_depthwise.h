@@ -62,4 +62,31 @@ te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, co
                                          const int8_t *filter, const int32_t *bias,
                                          int8_t *output, int8_t *scratch);
 
+/** The kernel variants of DEPTHWISE_CONV_2D. */
+typedef enum {
+    TE_DEPTHWISE_GENERIC = 0,  /**< te_depthwise_conv_s8 */
+    TE_DEPTHWISE_3X3 = 1,      /**< te_depthwise_conv_3x3_s8 */
+    TE_DEPTHWISE_INPLACE = 2   /**< te_depthwise_conv_inplace_s8 */
+} te_depthwise_variant_t;
+
+/**
+ * The variant te_depthwise_conv_wrapper_s8 runs, by the rule DEPTHWISE_CONV_2D's `kernel` hook
+ * applies in tinyengine/ops/depthwise.py (tests hold the two equal): in place when the output
+ * buffer is the input's (`in_place`, decided by the memory planner inside the in-place kernel's
+ * domain), else the 3x3 kernel inside its domain, else the generic kernel.
+ */
+te_depthwise_variant_t te_depthwise_conv_variant(const te_depthwise_conv_params_t *p,
+                                                 int32_t in_place);
+
+/** Scratch bytes te_depthwise_conv_wrapper_s8 needs: the in-place kernel's, else 0. The twin of
+ * DEPTHWISE_CONV_2D's `scratch_bytes` hook. */
+int32_t te_depthwise_conv_get_buffer_size_s8(const te_depthwise_conv_params_t *p,
+                                             int32_t in_place);
+
+/** Depthwise convolution through the variant te_depthwise_conv_variant chooses (in place when
+ * output == input). @return as the chosen kernel. */
+te_status_t te_depthwise_conv_wrapper_s8(const te_depthwise_conv_params_t *p,
+                                         const int8_t *input, const int8_t *filter,
+                                         const int32_t *bias, int8_t *output, int8_t *scratch);
+
 #endif /* TE_DEPTHWISE_H */

@@ -100,17 +100,17 @@ def test_float_model(tmp_path):
 
 
 def test_unsupported_ops_listed_at_once(shared_models, tmp_path):
-    def edit(fb, model):  # turn every FULLY_CONNECTED into TANH and LOGISTIC alternately
+    def edit(fb, model):  # turn every FULLY_CONNECTED into EXP and LOG alternately (no kernels)
         for code in model.operatorCodes:
-            code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.TANH
+            code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.EXP
         model.operatorCodes.append(fb.OperatorCodeT())
-        model.operatorCodes[-1].builtinCode = fb.BuiltinOperator.LOGISTIC
-        model.operatorCodes[-1].deprecatedBuiltinCode = fb.BuiltinOperator.LOGISTIC
+        model.operatorCodes[-1].builtinCode = fb.BuiltinOperator.LOG
+        model.operatorCodes[-1].deprecatedBuiltinCode = fb.BuiltinOperator.LOG
         model.subgraphs[0].operators[1].opcodeIndex = len(model.operatorCodes) - 1
 
     bad = _edited_model(tmp_path, edit)
     run = cli("compile", str(bad), "-o", str(tmp_path / "out"))
-    assert_user_error(run, "unsupported ops", "TANH (op 0)", "LOGISTIC (op 1)", "TANH (op 2)")
+    assert_user_error(run, "unsupported ops", "EXP (op 0)", "LOG (op 1)", "EXP (op 2)", "--ops")
     assert not (tmp_path / "out").exists()
 
 

@@ -116,11 +116,11 @@ def test_cli_onnx_bad_input(tmp_path):
     (tmp_path / "junk.onnx").write_text("not a model")
     _error_line(cli("compile", str(tmp_path / "junk.onnx"), "--calib",
                     str(tmp_path / "wrong.npy"), "-o", out), "junk.onnx")
-    unsupported = export_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sigmoid(),
-                                                   torch.nn.Conv2d(4, 4, 1), torch.nn.Tanh()),
+    unsupported = export_torch(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ELU(),
+                                                   torch.nn.Conv2d(4, 4, 1), torch.nn.Softplus()),
                                torch.zeros(1, 3, 16, 16), tmp_path / "sig.onnx")
     _error_line(cli("compile", str(unsupported), "--calib", str(tmp_path / "wrong.npy"), "-o",
-                    out), "Sigmoid", "Tanh")
+                    out), "Elu", "Softplus")
     dynamic = tmp_path / "dyn.onnx"
     torch.onnx.export(torch.nn.Conv2d(3, 4, 3).eval(), (torch.zeros(1, 3, 16, 16),), str(dynamic),
                       dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})

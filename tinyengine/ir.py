@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .errors import TinyEngineError
+from .errors import TinyEngineError, UnsupportedError
 
 DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
 
@@ -157,8 +157,15 @@ def verify(graph: Graph) -> None:
             if n in available:
                 raise TinyEngineError(f"tensor {n} is produced twice (op {op.name})")
             available.add(n)
-        get_op(op.kind).check(graph, op)
-        expected = get_op(op.kind).infer_shapes(graph, op)
+        opdef = get_op(op.kind)
+        for n in op.inputs + op.outputs:
+            io = graph.tensors[n] if n else None
+            if io is not None and not io.is_const and io.dtype not in opdef.dtypes:
+                raise UnsupportedError(
+                    f"op {op.name} ({op.kind}): tensor {n} is {io.dtype}; the engine runs this op "
+                    f"on {' or '.join(opdef.dtypes)} activations")
+        opdef.check(graph, op)
+        expected = opdef.infer_shapes(graph, op)
         for n, shape in zip(op.outputs, expected):
             if tuple(graph.tensors[n].shape) != tuple(shape):
                 raise TinyEngineError(

@@ -176,7 +176,7 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
         local = {x_name: add_tensor(_window_tensor(graph.tensor(x_name), f"{x_name}@p{k}",
                                                    need[x_name]))}
         ops.append(Op(f"slice_input@p{k}", "SLICE", [x_name], [local[x_name]],
-                      {"begin": (need[x_name][0], need[x_name][2])}))
+                      {"begin": (0, need[x_name][0], need[x_name][2], 0)}))
         for op in stage:
             out = op.outputs[0]
             if out not in need:
@@ -188,7 +188,7 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
                 if r != need[t]:  # this consumer reads a smaller window: crop it
                     crop = add_tensor(_window_tensor(graph.tensor(t), f"{t}@p{k}>{op.name}", r))
                     ops.append(Op(f"crop_{t}@p{k}>{op.name}", "SLICE", [local[t]], [crop],
-                                  {"begin": (r[0] - need[t][0], r[2] - need[t][2])}))
+                                  {"begin": (0, r[0] - need[t][0], r[2] - need[t][2], 0)}))
                     inputs[i] = crop
             r = need[out]
             local[out] = add_tensor(_window_tensor(graph.tensor(out), f"{out}@p{k}", r))
@@ -202,7 +202,7 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
         nxt = s_name if last else add_tensor(Tensor(f"{s_name}@canvas{k}", s.shape, s.dtype,
                                                     s.quant))
         ops.append(Op(f"assemble@p{k}", "UPDATE_SLICE", [canvas, local[s_name]], [nxt],
-                      {"begin": (region[0], region[2]), "shape": s.shape}))
+                      {"begin": (0, region[0], region[2], 0), "shape": s.shape}))
         canvas = nxt
     ops.extend(graph.ops[n_stage:])
     patched = Graph(tensors, ops, list(graph.inputs), list(graph.outputs), graph.name)

@@ -1,0 +1,34 @@
+/**
+ * @file te_leaky_relu.h
+ * @brief int8 LEAKY_RELU (TFLite LEAKY_RELU), element by element.
+ *
+ * As TFLite's reference_ops::QuantizeLeakyRelu (double rounding), with v = x - input_zero_point:
+ *   v >= 0: y = output_zero_point + MultiplyByQuantizedMultiplier(v, m_identity, s_identity)
+ *   v <  0: y = output_zero_point +- MultiplyByQuantizedMultiplier(v, |m_alpha|, s_alpha),
+ *           negated when m_alpha < 0 (a negative alpha),
+ * clamped to [-128, 127].
+ */
+#ifndef TE_LEAKY_RELU_H
+#define TE_LEAKY_RELU_H
+
+#include "te_common.h"
+
+typedef struct {
+    int32_t size;                /**< elements, >= 1 */
+    int32_t input_zero_point;    /**< in [-128, 127] */
+    int32_t output_zero_point;   /**< in [-128, 127] */
+    int32_t multiplier_identity; /**< Q31 multiplier of s_in / s_out, >= 0 */
+    int32_t shift_identity;      /**< in [-31, 30]; > 0 is a left shift */
+    int32_t multiplier_alpha;    /**< Q31 multiplier of alpha * s_in / s_out, > INT32_MIN */
+    int32_t shift_alpha;         /**< in [-31, 30] */
+} te_leaky_relu_params_t;
+
+/**
+ * @param input  int8 [size]
+ * @param output int8 [size]; may be the input buffer (each element is read before it is written)
+ * @return TE_OK, or TE_ERR_ARG for null pointers or parameters outside the ranges above.
+ */
+te_status_t te_leaky_relu_s8(const te_leaky_relu_params_t *p, const int8_t *input,
+                             int8_t *output);
+
+#endif /* TE_LEAKY_RELU_H */

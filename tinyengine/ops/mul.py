@@ -1,0 +1,121 @@
+"""MUL: int8 element-wise multiplication with numpy-style broadcasting (4-D; any rank if equal).
+
+Reference semantics: TFLM's mul.cc / mul_common.cc with reference_integer_ops::MulElementwise
+and BroadcastMul6DSlow:
+  (M, s) = QuantizeMultiplier(double(s_1) * double(s_2) / double(s_out))
+  y = clamp(MultiplyByQuantizedMultiplier((x_1 - zp_1) * (x_2 - zp_2), M, s) + zp_out)
+The product of two offset int8 values is at most 255 * 255 < 2^16, so we accept s <= 15
+(a real multiplier below 2^15), where the left shift cannot overflow int32.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import quant
+from ..errors import UnsupportedError
+from ..ir import Graph, Op, Tensor
+from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
+from .common import (
+    TFLITE_ACTIVATION,
+    act_limits,
+    clamp_int8,
+    fb_activation,
+    tflite_import,
+    tflite_options,
+)
+from .elementwise import (
+    SOURCES,
+    BinaryElementwise,
+    binary_from_onnx,
+    broadcast_dims,
+    broadcast_inputs,
+    operand_args,
+    qdq_operands,
+    where,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
+
+MAX_SHIFT = 15  # 255 * 255 << 15 < 2^31
+
+
+def mul_multiplier(a: Tensor, b: Tensor, out: Tensor) -> tuple[int, int]:
+    """CalculateOpDataMul's multiplier: the three float32 scales multiplied in double."""
+    return quant.quantize_multiplier(float(np.float64(a.scale) * np.float64(b.scale)
+                                           / np.float64(out.scale)))
+
+
+@register
+class Mul(BinaryElementwise):
+    kind = "MUL"
+    fused_activation = True
+    onnx_types = ("Mul",)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        # s1 * s2 / s_out < 2^15 (only an output range far below the product's breaks it).
+        return QuantRule(const_operands=True,
+                         output_scale_floor=lambda s: s[0] * s[1] / (1 << MAX_SHIFT) * 1.01)
+
+    def check_quant(self, graph: Graph, op: Op) -> None:
+        a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
+        if mul_multiplier(a, b, o)[1] > MAX_SHIFT:
+            raise UnsupportedError(
+                f"{where(op)}: output {o.name} scale {o.scale:g} is too small for input scales "
+                f"{a.scale:g} and {b.scale:g} (s1 * s2 / s_out must be below 2^{MAX_SHIFT})")
+
+    def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
+        x1, x2 = broadcast_inputs(graph, op, inputs)
+        mult, shift = mul_multiplier(a, b, o)
+        prod = (x1 - a.zero_point) * (x2 - b.zero_point)
+        y = quant.multiply_by_quantized_multiplier(prod, mult, shift) + o.zero_point
+        lo, hi = act_limits(op, o)
+        return [clamp_int8(y, lo, hi).reshape(o.shape)]
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_mul_s8"
+
+    def emit(self, graph: Graph, op: Op) -> OpEmission:
+        a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
+        mult, shift = mul_multiplier(a, b, o)
+        lo, hi = act_limits(op, o)
+        args, consts = operand_args(graph, op)
+        return OpEmission(
+            kernel=self.kernel(graph, op),
+            params_type="te_mul_params_t",
+            params={
+                "dims": broadcast_dims(graph, op),
+                "input1_offset": -a.zero_point, "input2_offset": -b.zero_point,
+                "output_multiplier": mult, "output_shift": shift,
+                "output_offset": o.zero_point,
+                "act_min": lo, "act_max": hi,
+            },
+            args=args,
+            consts=consts,
+            sources=list(SOURCES),
+        )
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "MulOptions")
+        act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
+        return tflite_import({"activation": act}, 2, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.MulOptionsT()
+        o.fusedActivationFunction = fb_activation(fb, op)
+        return TfliteLowering("MulOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        binary_from_onnx(self, b, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return b.node("Mul", qdq_operands(b, op), op.name)

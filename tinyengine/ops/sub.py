@@ -1,0 +1,137 @@
+"""SUB: int8 element-wise subtraction with numpy-style broadcasting (4-D; any rank if equal).
+
+Reference semantics: TFLM's sub.cc / sub_common.cc with reference_ops::SubElementwise and
+BroadcastQuantSubSlow. It is ADD's arithmetic with the scaled second input subtracted: both
+inputs go to a common scale of twice the larger input scale with 20 bits of headroom, are
+subtracted, and the difference is rescaled to the output (double rounding, as TFLM builds).
+The multipliers are ADD's (`add.add_rescale`), computed in double. TFLM's sub_common.cc source
+(as of its Aug 2026 tree) divides in float32 before widening, but the installed tflite-micro
+(0.dev20261023) gives the double results: tests/test_ops_elementwise.py pins a case where the
+two differ, against TFLM itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import quant
+from ..errors import UnsupportedError
+from ..ir import Graph, Op, Tensor
+from .add import AddRescale, add_rescale
+from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
+from .common import (
+    TFLITE_ACTIVATION,
+    act_limits,
+    clamp_int8,
+    fb_activation,
+    tflite_import,
+    tflite_options,
+)
+from .elementwise import (
+    SOURCES,
+    BinaryElementwise,
+    binary_from_onnx,
+    broadcast_dims,
+    broadcast_inputs,
+    operand_args,
+    qdq_operands,
+    where,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from onnx import NodeProto
+
+    from ..frontend.onnx_ops import OnnxBuilder
+    from ..quantize.qdq import QdqBuilder
+
+LEFT_SHIFT = 20  # TFLM's headroom for int8 inputs (15 for int16)
+
+
+def sub_rescale(a: Tensor, b: Tensor, out: Tensor) -> AddRescale:
+    """CalculateOpDataSub's multipliers: ADD's, QuantizeMultiplierSmallerThanOneExp in double."""
+    return add_rescale(a, b, out)
+
+
+def real_output_multiplier(a: Tensor, b: Tensor, out: Tensor) -> float:
+    return 2.0 * max(a.scale, b.scale) / ((1 << LEFT_SHIFT) * out.scale)
+
+
+def scale_input(x: np.ndarray, zero_point: int, mult_shift: tuple[int, int],
+                left_shift: int) -> np.ndarray:
+    """((x - zp) << left_shift) rescaled by a multiplier below one (TFLite's int8 ADD/SUB)."""
+    shifted = (x.astype(np.int64) - zero_point) << left_shift  # |x - zp| <= 255: inside int32
+    return quant.multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, *mult_shift)
+
+
+@register
+class Sub(BinaryElementwise):
+    kind = "SUB"
+    fused_activation = True
+    onnx_types = ("Sub",)
+
+    def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
+        # As ADD: 2 * max(input scales) < 2^20 * output scale.
+        return QuantRule(const_operands=True,
+                         output_scale_floor=lambda s: 2.0 * max(s) / (1 << LEFT_SHIFT) * 1.01)
+
+    def check_quant(self, graph: Graph, op: Op) -> None:
+        a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
+        if real_output_multiplier(a, b, o) >= 1.0:
+            raise UnsupportedError(f"{where(op)}: output {o.name} scale {o.scale:g} is too small "
+                                   f"for input scales {a.scale:g} and {b.scale:g} (TFLite needs "
+                                   "2 * max input scale < 2^20 * output scale)")
+
+    def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
+        x1, x2 = broadcast_inputs(graph, op, inputs)
+        r = sub_rescale(a, b, o)
+        diff = (scale_input(x1, a.zero_point, r.input1, LEFT_SHIFT)
+                - scale_input(x2, b.zero_point, r.input2, LEFT_SHIFT))
+        y = quant.multiply_by_quantized_multiplier_smaller_than_one_exp(diff, *r.output)
+        lo, hi = act_limits(op, o)
+        return [clamp_int8(y + o.zero_point, lo, hi).reshape(o.shape)]
+
+    def kernel(self, graph: Graph, op: Op) -> str:
+        return "te_sub_s8"
+
+    def emit(self, graph: Graph, op: Op) -> OpEmission:
+        a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
+        r = sub_rescale(a, b, o)
+        lo, hi = act_limits(op, o)
+        args, consts = operand_args(graph, op)
+        return OpEmission(
+            kernel=self.kernel(graph, op),
+            params_type="te_sub_params_t",
+            params={
+                "dims": broadcast_dims(graph, op),
+                "input1": [-a.zero_point, r.input1[0], r.input1[1]],
+                "input2": [-b.zero_point, r.input2[0], r.input2[1]],
+                "left_shift": LEFT_SHIFT,
+                "output_multiplier": r.output[0], "output_shift": r.output[1],
+                "output_offset": o.zero_point,
+                "act_min": lo, "act_max": hi,
+            },
+            args=args,
+            consts=consts,
+            sources=list(SOURCES),
+        )
+
+    def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
+        o = tflite_options(operator, "SubOptions")
+        act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
+        return tflite_import({"activation": act}, 2, inputs)
+
+    def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
+        o = fb.SubOptionsT()
+        o.fusedActivationFunction = fb_activation(fb, op)
+        return TfliteLowering("SubOptions", o)
+
+    def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
+        binary_from_onnx(self, b, node)
+
+    def to_qdq(self, b: QdqBuilder, op: Op) -> str:
+        return b.node("Sub", qdq_operands(b, op), op.name)
