@@ -7,30 +7,93 @@ regardless, since it changes no byte. A group's buffer lives from its first memb
 its largest member's size, so a merge can also cost bytes; mark_inplace takes a merge only when
 it does not raise the peak. The decision is recorded as `op.attrs["inplace"] = k`, which the
 planner turns into one shared buffer and the op's emitter into its in-place kernel.
+
+Views at an offset (mark_views): a CONCATENATION whose inputs are contiguous byte ranges of its
+output (every output dimension before the axis is 1) lets each input's group live inside the
+output's buffer at that input's offset, so the producers write straight into their slice and
+the concatenation copies nothing (its kernel skips an input already in place). TFLM allocates
+the output separately and copies.
 """
 
 from __future__ import annotations
 
 import copy
 
-from ..ir import Graph
+from ..ir import Graph, Op
 from ..ops import get_op
 
 
-def alias_groups(graph: Graph) -> dict[str, str]:
-    """Tensor -> the name of its alias group's root, from the ops' `inplace` marks."""
-    parent: dict[str, str] = {}
+def alias_layout(graph: Graph) -> dict[str, tuple[str, int]]:
+    """Tensor -> (its alias group's root, its byte offset in the root's buffer), from the ops'
+    `inplace` marks (offset 0) and CONCATENATION `views` (each input at its slice)."""
+    parent: dict[str, tuple[str, int]] = {}
 
-    def find(t: str) -> str:
-        while parent.get(t, t) != t:
-            t = parent[t]
-        return t
+    def find(t: str) -> tuple[str, int]:
+        offset = 0
+        while t in parent:
+            t, step = parent[t]
+            offset += step
+        return t, offset
 
     for op in graph.ops:
         k = op.attrs.get("inplace")
         if k is not None:
-            parent[find(op.outputs[0])] = find(op.inputs[k])
+            out_root, out_off = find(op.outputs[0])
+            in_root, in_off = find(op.inputs[k])
+            if out_root != in_root:
+                parent[out_root] = (in_root, in_off - out_off)
+        for n, view in zip(op.inputs, op.attrs.get("views") or ()):
+            in_root, in_off = find(n)
+            out_root, out_off = find(op.outputs[0])
+            if in_root != out_root:
+                parent[in_root] = (out_root, out_off + view - in_off)
     return {t.name: find(t.name) for t in graph.activations()}
+
+
+def alias_groups(graph: Graph) -> dict[str, str]:
+    """Tensor -> the name of its alias group's root."""
+    return {t: root for t, (root, _) in alias_layout(graph).items()}
+
+
+def mark_views(graph: Graph) -> Graph:
+    """A copy of `graph` whose CONCATENATIONs carry `views` (each input's byte offset in the
+    output) wherever the inputs can live inside the output's buffer: the concatenation is along
+    an outer axis, every offset is aligned, and each input is produced by an op of this graph,
+    read by this concatenation once, no graph output, and alone in its alias group (or with
+    members no larger than its slice). Returns `graph` itself when nothing qualifies."""
+    from .plan import ALIGN, _aligned
+
+    groups = alias_groups(graph)
+    members: dict[str, list[str]] = {}
+    for name, g in groups.items():
+        members.setdefault(g, []).append(name)
+    produced = {n for op in graph.ops for n in op.outputs}
+    ops: list[Op] = []
+    changed, viewed = False, set[str]()
+    for op in graph.ops:
+        offsets = getattr(get_op(op.kind), "concat_axis_offsets", None)
+        views = offsets(graph, op) if offsets is not None else None
+        ok = views is not None and len(set(op.inputs)) == len(op.inputs)
+        if ok:
+            assert views is not None
+            for n, off in zip(op.inputs, views):
+                tensor = graph.tensor(n)
+                g = groups.get(n, n)
+                slot = tensor.nbytes
+                if (off % ALIGN or tensor.is_const or n not in produced or n in graph.outputs
+                        or g in viewed or g == groups.get(op.outputs[0])
+                        or any(m in graph.outputs or graph.tensor(m).nbytes > slot
+                               or m in graph.inputs for m in members[g])
+                        or _aligned(slot) != slot and n != op.inputs[-1]):
+                    ok = False
+                    break
+        if ok:
+            op = copy.copy(op)
+            op.attrs = dict(op.attrs, views=list(views or ()))
+            viewed.update(groups.get(n, n) for n in op.inputs)
+            changed = True
+        ops.append(op)
+    return Graph(graph.tensors, ops, graph.inputs, graph.outputs, graph.name) if changed else graph
 
 
 def tensor_lifetimes(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:

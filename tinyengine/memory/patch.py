@@ -71,7 +71,7 @@ def _patchable(graph: Graph, op: Op) -> bool:
         return False
     mode = get_op(op.kind).patch
     if mode == "windowed":
-        return True
+        return get_op(op.kind).window(graph, op) is not None
     if mode == "elementwise":
         # Activation inputs have the output's shape; a constant may only broadcast along H and
         # W (a per-channel or scalar operand), so every patch reads the same constant.
@@ -80,6 +80,19 @@ def _patchable(graph: Graph, op: Op) -> bool:
             all(len(t.shape) <= 4 and ((1,) * 4 + t.shape)[-3:-1] == (1, 1)
                 for t in ins if t.is_const)
     return False
+
+
+def stage_blocker(graph: Graph, n_stage: int) -> str:
+    """Why ops[:n_stage] is no patch stage, naming the op that stops it."""
+    if len(graph.inputs) != 1 or len(graph.tensor(graph.inputs[0]).shape) != 4:
+        return "patches need one 4-D graph input"
+    for op in graph.ops[:n_stage]:
+        if not _patchable(graph, op):
+            return (f"op {op.name} ({op.kind}) cannot run patch by patch"
+                    if op.kind in ("PAD",) or get_op(op.kind).patch != "none" else
+                    f"op {op.name} ({op.kind}) does not run patch by patch "
+                    "(only windowed and element-wise ops do)")
+    return f"more than one tensor of the first {n_stage} ops is read after them"
 
 
 def stage_candidates(graph: Graph) -> list[int]:
@@ -112,7 +125,9 @@ def _input_region(graph: Graph, op: Op, r: Region) -> Region:
     if not _windowed(op):
         return r
     x = graph.tensor(op.inputs[0])
-    fh, fw, sh, sw, dh, dw, ph, pw = get_op(op.kind).window(graph, op)
+    geometry = get_op(op.kind).window(graph, op)
+    assert geometry is not None  # _patchable admitted the op
+    fh, fw, sh, sw, dh, dw, ph, pw = geometry
     y0, y1, x0, x1 = r
     return (max(0, y0 * sh - ph), min(x.shape[1], (y1 - 1) * sh - ph + (fh - 1) * dh + 1),
             max(0, x0 * sw - pw), min(x.shape[2], (x1 - 1) * sw - pw + (fw - 1) * dw + 1))
@@ -139,8 +154,9 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
     output. Raises TinyEngineError if that stage cannot be patched or the grid does not fit
     (`checked`: the caller took n_stage from stage_candidates)."""
     if not checked and n_stage not in stage_candidates(graph):
-        raise TinyEngineError(f"the first {n_stage} ops cannot run as a patch stage; possible "
-                              f"splits: {stage_candidates(graph)}")
+        raise TinyEngineError(f"the first {n_stage} ops cannot run as a patch stage "
+                              f"({stage_blocker(graph, n_stage)}); possible splits: "
+                              f"{stage_candidates(graph)}")
     stage = graph.ops[:n_stage]
     produced = {op.outputs[0] for op in stage}
     later = {n for op in graph.ops[n_stage:] for n in op.inputs} | set(graph.outputs)
@@ -194,9 +210,13 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
             local[out] = add_tensor(_window_tensor(graph.tensor(out), f"{out}@p{k}", r))
             attrs = dict(op.attrs, origin=op.name)
             if _windowed(op):
-                _, _, sh, sw, _, _, ph, pw = get_op(op.kind).window(graph, op)
-                attrs["window"] = (r[1] - r[0], r[3] - r[2], max(0, ph - r[0] * sh),
-                                   max(0, pw - r[2] * sw))
+                opdef = get_op(op.kind)
+                geometry = opdef.window(graph, op)
+                assert geometry is not None
+                _, _, sh, sw, _, _, ph, pw = geometry
+                window = (r[1] - r[0], r[3] - r[2], max(0, ph - r[0] * sh),
+                          max(0, pw - r[2] * sw))
+                attrs.update(opdef.patch_attrs(op, window, tensors[inputs[0]].shape))
             ops.append(Op(f"{op.name}@p{k}", op.kind, inputs, [local[out]], attrs))
         last = k == len(patches) - 1
         nxt = s_name if last else add_tensor(Tensor(f"{s_name}@canvas{k}", s.shape, s.dtype,

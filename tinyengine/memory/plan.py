@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import TinyEngineError
 from ..ir import Graph
-from .inplace import alias_groups, tensor_lifetimes
+from .inplace import alias_layout, tensor_lifetimes
 
 ALIGN = 4  # every buffer starts on a 4-byte boundary: float32 I/O and int32 loads stay aligned
 
@@ -63,14 +63,14 @@ def buffer_infos(graph: Graph, scratch: dict[str, int] | None = None,
     """
     scratch = scratch or {}
     first, last = tensor_lifetimes(graph)
-    groups = alias_groups(graph)
+    layout = alias_layout(graph)
     span: dict[str, tuple[int, int, int]] = {}
     for n in first:
         if n in external:
             continue
-        g = groups.get(n, n)
+        g, off = layout.get(n, (n, 0))
         f, la, size = span.get(g, (first[n], last[n], 0))
-        span[g] = (min(f, first[n]), max(la, last[n]), max(size, graph.tensor(n).nbytes))
+        span[g] = (min(f, first[n]), max(la, last[n]), max(size, off + graph.tensor(n).nbytes))
     infos = [BufferInfo(g, size, f, la) for g, (f, la, size) in span.items()]
     for i, op in enumerate(graph.ops):
         if scratch.get(op.name, 0) > 0:
@@ -161,11 +161,12 @@ def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
                               f"{', '.join(PLANNERS)}")
     buffers = buffer_infos(graph, scratch, external)
     names = list(PLANNERS) if algorithm == "auto" else [algorithm]
-    groups = alias_groups(graph)
+    layout = alias_layout(graph)
     best: MemoryPlan | None = None
     for name in names:
         offsets = PLANNERS[name](buffers)
-        offsets.update({t: offsets[g] for t, g in groups.items() if t != g and g in offsets})
+        offsets.update({t: offsets[g] + off for t, (g, off) in layout.items()
+                        if t != g and g in offsets})
         plan = MemoryPlan(name, arena_size(buffers, offsets), offsets, buffers,
                           [op.name for op in graph.ops], sorted(external))
         if best is None or plan.arena_bytes < best.arena_bytes:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import TinyEngineError
 from ..ir import Graph
 from ..ops import get_op
-from .inplace import mark_inplace
+from .inplace import mark_inplace, mark_views
 from .order import best_order, reorder
 from .patch import PatchSchedule, parse_patch_spec, patch_graph, search_patches
 from .plan import MemoryPlan, buffer_infos, live_lower_bound, plan_memory
@@ -34,10 +34,18 @@ def scratch_sizes(graph: Graph) -> dict[str, int]:
 
 def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto",
                external: frozenset[str] = frozenset()) -> tuple[Graph, MemoryPlan]:
-    """In-place marks then arena placement, for a graph in its final op order."""
+    """In-place marks, concatenation views, then arena placement, for a graph in its final op
+    order. Views are kept unless they make the arena larger (they also save the copies)."""
     if inplace:
         graph = mark_inplace(graph)
-    return graph, plan_memory(graph, scratch_sizes(graph), planner, external)
+    plan = plan_memory(graph, scratch_sizes(graph), planner, external)
+    if inplace:
+        viewed = mark_views(graph)
+        if viewed is not graph:
+            with_views = plan_memory(viewed, scratch_sizes(viewed), planner, external)
+            if with_views.arena_bytes <= plan.arena_bytes:
+                return viewed, with_views
+    return graph, plan
 
 
 def lower_bound(graph: Graph, inplace: bool = True) -> int:

@@ -206,9 +206,17 @@ class OpDef:
     def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
         return QuantRule()
 
-    def window(self, graph: Graph, op: Op) -> Window:
-        """Whole-tensor window geometry of a `patch = "windowed"` op."""
+    def window(self, graph: Graph, op: Op) -> Window | None:
+        """Whole-tensor window geometry of a `patch = "windowed"` op (None: this configuration
+        cannot run patch by patch)."""
         raise NotImplementedError
+
+    def patch_attrs(self, op: Op, window: tuple[int, int, int, int],
+                    input_shape: tuple[int, ...]) -> dict[str, Any]:
+        """Attrs of one patch of a windowed op: its output size and the padding that falls
+        inside the real image border, (out_h, out_w, pad_h, pad_w), for an input window of
+        `input_shape`. Convolution and pooling kernels read attrs["window"]."""
+        return {"window": window}
 
 
 REGISTRY: dict[str, OpDef] = {}

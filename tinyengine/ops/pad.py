@@ -14,7 +14,16 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
+from .base import (
+    Arg,
+    OpDef,
+    OpEmission,
+    QuantRule,
+    TfliteImport,
+    TfliteLowering,
+    Window,
+    register,
+)
 from .common import (
     check_int8_io,
     tflite_const,
@@ -44,10 +53,24 @@ def _extend4(shape: tuple[int, ...], pads: list[tuple[int, int]]
 class Pad(OpDef):
     kind = "PAD"
     dtypes = ("int8",)
-    # Not yet patchable: a patch of a PAD needs the window geometry of the op it feeds.
-    patch = "none"
+    # Spatial padding of an NHWC tensor is a 1x1 window with padding (torch exports a stride-2
+    # convolution as PAD + VALID conv): it runs patch by patch, each patch padded only where its
+    # window meets the image border.
+    patch = "windowed"
     onnx_types = ("Pad",)
-    not_applicable = frozenset({"window", "scratch_bytes", "macs"})
+    not_applicable = frozenset({"scratch_bytes", "macs"})
+
+    def window(self, graph: Graph, op: Op) -> Window | None:
+        pads = _paddings(op)
+        if len(pads) != 4 or pads[0] != (0, 0) or pads[3] != (0, 0):
+            return None  # batch or channel padding: not a spatial window
+        return 1, 1, 1, 1, 1, 1, pads[1][0], pads[2][0]
+
+    def patch_attrs(self, op: Op, window: tuple[int, int, int, int],
+                    input_shape: tuple[int, ...]) -> dict[str, Any]:
+        oh, ow, top, left = window
+        _, ih, iw, _ = input_shape
+        return {"paddings": [(0, 0), (top, oh - ih - top), (left, ow - iw - left), (0, 0)]}
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
         pads = tflite_const(inputs, 1, "PAD paddings").reshape(-1, 2)

@@ -151,6 +151,14 @@ def activation_params(graph: Graph, ranges: Mapping[str, tuple[float, float]],
     members: dict[str, list[str]] = {}
     for t in graph.activations():
         members.setdefault(groups.find(t.name), []).append(t.name)
+    # A constant operand that must share an activation's parameters (MAXIMUM's) joins its group,
+    # its values widening the group's range.
+    ranges = dict(ranges)
+    for name in shared_constants(graph):
+        data = graph.tensor(name).data
+        assert data is not None
+        ranges[name] = (float(data.min()), float(data.max()))
+        members.setdefault(groups.find(name), []).append(name)
     fixed = {groups.find(name): value for op in graph.ops
              for name, value in quant_rule(graph, op).fixed.items()}
     params: dict[str, QuantParams] = {}
@@ -186,10 +194,18 @@ def _respect_scale_floors(graph: Graph, params: dict[str, QuantParams], groups: 
                 params[n] = q
 
 
-def _const_activation(t: Tensor) -> Tensor:
-    """A float constant read as an activation (an ADD operand): per-tensor asymmetric int8."""
+def shared_constants(graph: Graph) -> list[str]:
+    """Float constants named in a quant_rule share pair (operands quantised with their group)."""
+    return sorted({n for op in graph.ops for pair in quant_rule(graph, op).share for n in pair
+                   if graph.tensor(n).data is not None})
+
+
+def _const_activation(t: Tensor, q: QuantParams | None = None) -> Tensor:
+    """A float constant read as an activation (an ADD operand): per-tensor asymmetric int8, with
+    its own range or with the parameters of the group it must share (`q`)."""
     assert t.data is not None
-    q = activation_qparams(float(t.data.min()), float(t.data.max()))
+    if q is None:
+        q = activation_qparams(float(t.data.min()), float(t.data.max()))
     data = round_half_away(t.data.astype(np.float64) / np.float64(q.scale[0])) + q.zero_point[0]
     return Tensor(t.name, t.shape, "int8", q, np.clip(data, -128, 127).astype(np.int8))
 
@@ -208,6 +224,7 @@ class _Builder:
         self.src = float_graph
         self.tensors: dict[str, Tensor] = {}
         self.ops: list[Op] = []
+        self.params: Mapping[str, QuantParams] = {}
 
     def add_const(self, t: Tensor, owner: Op) -> str:
         """Add a quantised constant under its float name (or a per-op name where two ops share
@@ -232,6 +249,7 @@ def quantize_graph(graph: Graph, ranges: Mapping[str, tuple[float, float]],
                                    "float32 model inputs")
     params = activation_params(graph, ranges, shares_quant or {})
     b = _Builder(graph)
+    b.params = params
     rename = {n: f"{n}:q" for n in (*graph.inputs, *graph.outputs)}
 
     def act(name: str) -> str:
@@ -270,7 +288,7 @@ def _operand(b: _Builder, op: Op, name: str, act: Callable[[str], str]) -> str:
         if t.data is None or not quant_rule(b.src, op).const_operands:
             raise UnsupportedError(f"op {op.name} ({op.kind}): constant input {name} cannot be "
                                    "quantised here; fold it into the model")
-        return b.add_const(_const_activation(t), op)
+        return b.add_const(_const_activation(t, b.params.get(name)), op)
     return act(name)
 
 

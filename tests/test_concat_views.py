@@ -1,0 +1,91 @@
+"""CONCATENATION along an outer axis costs no copy and no extra arena: each producer writes
+straight into its slice of the joined buffer (a planner feature TFLM does not have)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyengine.frontend.tflite_writer import write_tflite
+from tinyengine.ir import Graph, Op, QuantParams, Tensor, verify
+from tinyengine.memory.inplace import alias_layout
+from tinyengine.memory.schedule import schedule
+from tinyengine.verify import verify_graph
+
+
+def _qp(scale, zp, axis=0):
+    return QuantParams(np.atleast_1d(np.asarray(scale, np.float32)),
+                       np.atleast_1d(np.asarray(zp, np.int64)), axis)
+
+
+def two_branches(rng: np.random.Generator) -> Graph:
+    """x -> conv a, x -> conv b, concat(a, b) along rows (axis 1), then a 1x1 conv."""
+    q = _qp(0.05, 0)
+    t: dict[str, Tensor] = {"x": Tensor("x", (1, 8, 8, 4), "int8", _qp(0.05, 2))}
+    ops = []
+    for name, ci, co, src in (("a", 4, 8, "x"), ("b", 4, 8, "x")):
+        w = rng.integers(-127, 128, (co, 3, 3, ci), dtype=np.int8)
+        t[f"w{name}"] = Tensor(f"w{name}", w.shape, "int8", _qp(np.full(co, 0.01), np.zeros(co)),
+                               w)
+        t[name] = Tensor(name, (1, 8, 8, co), "int8", q)
+        ops.append(Op(f"conv_{name}", "CONV_2D", [src, f"w{name}", ""], [name],
+                      {"stride": (1, 1), "padding": "SAME", "dilation": (1, 1),
+                       "activation": "RELU"}))
+    t["cat"] = Tensor("cat", (1, 16, 8, 8), "int8", q)
+    ops.append(Op("concat", "CONCATENATION", ["a", "b"], ["cat"], {"axis": 1,
+                                                                  "activation": "NONE"}))
+    w = rng.integers(-127, 128, (4, 1, 1, 8), dtype=np.int8)
+    t["wo"] = Tensor("wo", w.shape, "int8", _qp(np.full(4, 0.01), np.zeros(4)), w)
+    t["y"] = Tensor("y", (1, 16, 8, 4), "int8", _qp(0.1, -3))
+    ops.append(Op("conv_out", "CONV_2D", ["cat", "wo", ""], ["y"],
+                  {"stride": (1, 1), "padding": "VALID", "dilation": (1, 1),
+                   "activation": "NONE"}))
+    g = Graph(t, ops, ["x"], ["y"], name="branches")
+    verify(g)
+    return g
+
+
+def test_concat_inputs_live_in_their_slices():
+    g = two_branches(np.random.default_rng(0))
+    sched = schedule(g, patch="off")
+    concat = next(op for op in sched.graph.ops if op.kind == "CONCATENATION")
+    assert concat.attrs.get("views") == [0, 512]
+    plan = sched.plan
+    # The producers write straight into the joined buffer: no copy is left to make.
+    assert plan.offsets["a"] == plan.offsets["cat"]
+    assert plan.offsets["b"] == plan.offsets["cat"] + 512
+    layout = alias_layout(sched.graph)
+    assert layout["a"][0] == layout["b"][0] == layout["cat"][0]
+    # No extra arena: the joined buffer is the only home of a, b and cat, and the pointwise conv
+    # after it runs in place, so the busiest step holds x (256 B) and the 1024 B joined buffer.
+    assert plan.arena_bytes == 1024 + 256
+    assert not any(b.name in ("a", "b") for b in plan.buffers)
+
+
+def test_views_beat_separate_buffers():
+    g = two_branches(np.random.default_rng(1))
+    viewed = schedule(g, patch="off").plan.arena_bytes
+    separate = schedule(g, patch="off", inplace=False).plan.arena_bytes
+    # Without in-place and views: a and b (512 B each) and cat (1024 B) are live at once.
+    assert separate == 2048 and viewed < separate
+
+
+def test_views_are_bit_exact_with_tflm(tflm):
+    g = two_branches(np.random.default_rng(2))
+    verdicts, report = verify_graph(g, write_tflite(g), n_random=6, seed=3)
+    assert all(v.exact for v in verdicts), [v.line(report["arena_bytes"]) for v in verdicts]
+    assert report["arena_bytes"] == 1280
+
+
+def test_channel_concat_is_not_a_view():
+    """Concatenating channels interleaves the inputs (NHWC): no input is one byte range."""
+    g = two_branches(np.random.default_rng(3))
+    cat = next(op for op in g.ops if op.kind == "CONCATENATION")
+    cat.attrs["axis"] = 3
+    g.tensors["cat"] = Tensor("cat", (1, 8, 8, 16), "int8", g.tensor("cat").quant)
+    g.tensors["y"] = Tensor("y", (1, 8, 8, 4), "int8", g.tensor("y").quant)
+    g.tensors["wo"] = Tensor("wo", (4, 1, 1, 16), "int8", g.tensor("wo").quant,
+                             np.ones((4, 1, 1, 16), np.int8))
+    verify(g)
+    sched = schedule(g, patch="off")
+    concat = next(op for op in sched.graph.ops if op.kind == "CONCATENATION")
+    assert "views" not in concat.attrs
