@@ -89,3 +89,56 @@ def test_channel_concat_is_not_a_view():
     sched = schedule(g, patch="off")
     concat = next(op for op in sched.graph.ops if op.kind == "CONCATENATION")
     assert "views" not in concat.attrs
+
+
+def split_then_branches(rng: np.random.Generator) -> Graph:
+    """x -> conv -> SPLIT along rows into two halves -> a 3x3 conv on each -> ADD."""
+    q = _qp(0.05, 0)
+    t: dict[str, Tensor] = {"x": Tensor("x", (1, 16, 8, 4), "int8", _qp(0.05, 2))}
+
+    def conv(name: str, src: str, ci: int, co: int, k: int, shape: tuple[int, ...]) -> Op:
+        w = rng.integers(-127, 128, (co, k, k, ci), dtype=np.int8)
+        t[f"w{name}"] = Tensor(f"w{name}", w.shape, "int8",
+                               _qp(np.full(co, 0.01), np.zeros(co)), w)
+        t[name] = Tensor(name, shape, "int8", q)
+        return Op(f"conv_{name}", "CONV_2D", [src, f"w{name}", ""], [name],
+                  {"stride": (1, 1), "padding": "SAME", "dilation": (1, 1),
+                   "activation": "RELU"})
+
+    ops = [conv("c", "x", 4, 8, 3, (1, 16, 8, 8))]
+    t["h0"] = Tensor("h0", (1, 8, 8, 8), "int8", q)
+    t["h1"] = Tensor("h1", (1, 8, 8, 8), "int8", q)
+    ops.append(Op("split", "SPLIT", ["c"], ["h0", "h1"], {"axis": 1}))
+    ops.append(conv("u", "h0", 8, 8, 3, (1, 8, 8, 8)))
+    ops.append(conv("v", "h1", 8, 8, 3, (1, 8, 8, 8)))
+    t["y"] = Tensor("y", (1, 8, 8, 8), "int8", _qp(0.1, -3))
+    ops.append(Op("add", "ADD", ["u", "v"], ["y"], {"activation": "NONE"}))
+    g = Graph(t, ops, ["x"], ["y"], name="split_branches")
+    verify(g)
+    return g
+
+
+def test_split_outputs_are_views_of_the_input(tflm):
+    g = split_then_branches(np.random.default_rng(5))
+    sched = schedule(g, patch="off")
+    split = next(op for op in sched.graph.ops if op.kind == "SPLIT")
+    assert split.attrs.get("output_views") == [0, 512]
+    plan = sched.plan
+    assert plan.offsets["h0"] == plan.offsets["c"]
+    assert plan.offsets["h1"] == plan.offsets["c"] + 512
+    assert not any(b.name in ("h0", "h1") for b in plan.buffers)
+    verdicts, report = verify_graph(g, write_tflite(g), n_random=6, seed=4)
+    assert all(v.exact for v in verdicts)
+    assert report["arena_bytes"] == plan.arena_bytes
+
+
+def test_split_input_read_later_is_no_view():
+    """An output written in place later would overwrite the input, which another op still
+    reads: no views then."""
+    g = split_then_branches(np.random.default_rng(6))
+    g.tensors["y"] = Tensor("y", (1, 16, 8, 8), "int8", g.tensor("y").quant)
+    g.ops[-1] = Op("add", "ADD", ["c", "c"], ["y"], {"activation": "NONE"})  # c read after SPLIT
+    verify(g)
+    sched = schedule(g, patch="off")
+    split = next(op for op in sched.graph.ops if op.kind == "SPLIT")
+    assert "output_views" not in split.attrs

@@ -12,7 +12,8 @@ Views at an offset (mark_views): a CONCATENATION whose inputs are contiguous byt
 output (every output dimension before the axis is 1) lets each input's group live inside the
 output's buffer at that input's offset, so the producers write straight into their slice and
 the concatenation copies nothing (its kernel skips an input already in place). TFLM allocates
-the output separately and copies.
+the output separately and copies. A SPLIT along an outer axis is the mirror image: each output
+is its slice of the input's buffer.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def alias_layout(graph: Graph) -> dict[str, tuple[str, int]]:
             out_root, out_off = find(op.outputs[0])
             if in_root != out_root:
                 parent[in_root] = (out_root, out_off + view - in_off)
+        for n, view in zip(op.outputs, op.attrs.get("output_views") or ()):
+            in_root, in_off = find(op.inputs[0])
+            out_root, out_off = find(n)
+            if in_root != out_root:
+                parent[out_root] = (in_root, in_off + view - out_off)
     return {t.name: find(t.name) for t in graph.activations()}
 
 
@@ -55,22 +61,46 @@ def alias_groups(graph: Graph) -> dict[str, str]:
     return {t: root for t, (root, _) in alias_layout(graph).items()}
 
 
+def _outputs_can_be_views(graph: Graph, op: Op, step: int, last: dict[str, int],
+                          offsets: list[int], groups: dict[str, str],
+                          members: dict[str, list[str]], viewed: set[str]) -> bool:
+    """Each output may be its slice of the input's buffer: aligned, alone in its group or with
+    members no larger than the slice (an in-place op after it must not spill into the next
+    slice), no graph output; the input dies here (an in-place op over an output writes into
+    it) and is no graph input (the caller owns that buffer)."""
+    from .plan import ALIGN
+
+    x = op.inputs[0]
+    if x in graph.inputs or x in graph.outputs or last[x] != step \
+            or groups.get(x, x) in viewed:
+        return False
+    for n, off in zip(op.outputs, offsets):
+        g = groups.get(n, n)
+        slot = graph.tensor(n).nbytes
+        if off % ALIGN or g in viewed or g == groups.get(x, x) or any(
+                m in graph.outputs or graph.tensor(m).nbytes > slot for m in members[g]):
+            return False
+    return True
+
+
 def mark_views(graph: Graph) -> Graph:
     """A copy of `graph` whose CONCATENATIONs carry `views` (each input's byte offset in the
     output) wherever the inputs can live inside the output's buffer: the concatenation is along
     an outer axis, every offset is aligned, and each input is produced by an op of this graph,
     read by this concatenation once, no graph output, and alone in its alias group (or with
-    members no larger than its slice). Returns `graph` itself when nothing qualifies."""
+    members no larger than its slice); and whose SPLITs along an outer axis carry
+    `output_views` likewise. Returns `graph` itself when nothing qualifies."""
     from .plan import ALIGN, _aligned
 
     groups = alias_groups(graph)
+    _, last = tensor_lifetimes(graph)
     members: dict[str, list[str]] = {}
     for name, g in groups.items():
         members.setdefault(g, []).append(name)
     produced = {n for op in graph.ops for n in op.outputs}
     ops: list[Op] = []
     changed, viewed = False, set[str]()
-    for op in graph.ops:
+    for step, op in enumerate(graph.ops):
         offsets = getattr(get_op(op.kind), "concat_axis_offsets", None)
         views = offsets(graph, op) if offsets is not None else None
         ok = views is not None and len(set(op.inputs)) == len(op.inputs)
@@ -80,7 +110,10 @@ def mark_views(graph: Graph) -> Graph:
                 tensor = graph.tensor(n)
                 g = groups.get(n, n)
                 slot = tensor.nbytes
+                # Every member dies here: an in-place op over the joined buffer later writes
+                # over the whole of it.
                 if (off % ALIGN or tensor.is_const or n not in produced or n in graph.outputs
+                        or any(last[m] > step for m in members[g])
                         or g in viewed or g == groups.get(op.outputs[0])
                         or any(m in graph.outputs or graph.tensor(m).nbytes > slot
                                or m in graph.inputs for m in members[g])
@@ -91,6 +124,14 @@ def mark_views(graph: Graph) -> Graph:
             op = copy.copy(op)
             op.attrs = dict(op.attrs, views=list(views or ()))
             viewed.update(groups.get(n, n) for n in op.inputs)
+            changed = True
+        splits = getattr(get_op(op.kind), "split_axis_offsets", None)
+        out_views = splits(graph, op) if splits is not None else None
+        if out_views is not None and _outputs_can_be_views(graph, op, step, last, out_views,
+                                                           groups, members, viewed):
+            op = copy.copy(op)
+            op.attrs = dict(op.attrs, output_views=out_views)
+            viewed.update(groups.get(n, n) for n in op.outputs)
             changed = True
         ops.append(op)
     return Graph(graph.tensors, ops, graph.inputs, graph.outputs, graph.name) if changed else graph

@@ -78,6 +78,18 @@ class _Split(OpDef):
     def sizes(self, graph: Graph, op: Op) -> list[int]:
         raise NotImplementedError
 
+    def split_axis_offsets(self, graph: Graph, op: Op) -> list[int] | None:
+        """Byte offset of each output in the input when each output is one contiguous range of
+        it (every input dim before the axis is 1), so the planner may place the outputs there
+        as views; None otherwise."""
+        x = graph.tensor(op.inputs[0])
+        k = split_axis(graph, op)
+        if any(d != 1 for d in x.shape[:k]):
+            return None
+        inner = int(np.prod(x.shape[k + 1:], dtype=np.int64)) * x.nbytes // x.size
+        starts = np.cumsum([0, *self.sizes(graph, op)])[:-1]
+        return [int(s) * inner for s in starts]
+
     def check(self, graph: Graph, op: Op) -> None:
         check_moves_bytes(graph, op)
         x = graph.tensor(op.inputs[0])
