@@ -102,3 +102,41 @@ def test_channel_pad_blocks_and_is_named():
     assert stage_candidates(g) == []
     with pytest.raises(TinyEngineError, match=r"op pad0 \(PAD\) cannot run patch by patch"):
         patch_graph(g, 3, (2, 2))
+
+
+def nchw_input(rng: np.random.Generator) -> Graph:
+    """PyTorch's exported TFLite: an NCHW input, TRANSPOSE to NHWC, PAD, stride-2 conv, ..."""
+    g = torch_style(rng)
+    x = g.tensors.pop("x")
+    g.tensors["x_nchw"] = Tensor("x_nchw", (1, 3, 32, 32), "int8", x.quant)
+    g.tensors["x"] = x
+    g.ops.insert(0, Op("to_nhwc", "TRANSPOSE", ["x_nchw"], ["x"], {"perm": (0, 2, 3, 1)}))
+    g.inputs = ["x_nchw"]
+    verify(g)
+    return g
+
+
+def test_patch_stage_reads_an_nchw_input_through_its_transpose(tmp_path):
+    g = nchw_input(np.random.default_rng(5))
+    assert max(stage_candidates(g)) >= 7
+    whole = schedule(g, patch="off")
+    patched = schedule(g, patch="auto")
+    assert patched.patches is not None and patched.patches.stage_ops[0] == "to_nhwc"
+    assert patched.plan.arena_bytes < whole.plan.arena_bytes
+    slices = [op for op in patched.graph.ops if op.name.startswith("slice_input@")]
+    assert slices and all(op.attrs["begin"][1] == 0 for op in slices)  # channels whole
+    compile_graph(g, tmp_path / "p", prefix="nc", patch="auto")
+    host = HostModel(tmp_path / "p")
+    rng = np.random.default_rng(6)
+    for _ in range(4):
+        x = rng.integers(-128, 128, (1, 3, 32, 32), dtype=np.int8)
+        np.testing.assert_array_equal(host.invoke([x])[0], run_reference(g, [x])[0])
+
+
+@pytest.mark.parametrize("grid", [(2, 2), (4, 3)])
+def test_forced_grids_through_transpose_are_exact(grid):
+    g = nchw_input(np.random.default_rng(7))
+    pg, _ = patch_graph(g, max(stage_candidates(g)), grid)
+    verify(pg)
+    x = np.random.default_rng(8).integers(-128, 128, (1, 3, 32, 32), dtype=np.int8)
+    np.testing.assert_array_equal(run_reference(pg, [x])[0], run_reference(g, [x])[0])

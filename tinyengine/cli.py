@@ -44,6 +44,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from .codegen import compile_graph
     from .frontend import is_onnx, load_model
 
+    io = args.io or "float"
     if is_onnx(args.model):
         from .convert import compile_onnx
 
@@ -51,9 +52,18 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             raise TinyEngineError(f"{args.model} is a float ONNX model: pass calibration data "
                                   "with --calib (a directory of images, or an .npy/.npz)")
         report = compile_onnx(args.model, args.output, args.calib, method=args.calib_method,
-                              input_shape=_input_shape(args.input_shape), prefix=args.prefix,
-                              target=_target(args), **_schedule_options(args))
+                              input_shape=_input_shape(args.input_shape), io=io,
+                              prefix=args.prefix, target=_target(args), **_schedule_options(args))
+    elif args.calib is not None:  # a float TFLite model, quantised as ONNX models are
+        from .convert import compile_tflite
+
+        report = compile_tflite(args.model, args.output, args.calib, method=args.calib_method,
+                                io=io, prefix=args.prefix, target=_target(args),
+                                **_schedule_options(args))
     else:
+        if args.io is not None:
+            raise TinyEngineError(f"{args.model}: --io applies to float models compiled with "
+                                  "--calib; an int8 model keeps its own inputs and outputs")
         graph = load_model(args.model)
         report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
                                source_model={"format": "tflite"}, target=_target(args),
@@ -89,17 +99,21 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .inputs import load_npy
+    from .inputs import check_input_count, check_input_order, load_npy, split_records
     from .runtime import HostModel, load_project_report
     from .source_forms import source_input_batches, source_outputs
 
     report = load_project_report(args.project)
-    specs = report["inputs"]
-    if len(args.input) != len(specs):
-        raise TinyEngineError(f"the model takes {len(specs)} input(s); pass --input once each")
-    batches, batched = source_input_batches(report, [load_npy(p) for p in args.input],
-                                            [str(p) for p in args.input])
-    records = [[b[k] for b in batches] for k in range(len(batches[0]))]
+    # The shapes the user gives: the source model's (e.g. NCHW for ONNX) where it has its own.
+    src = {s["name"]: s for s in report.get("source_model", {}).get("inputs", [])}
+    specs = [{**s, "shape": src.get(s["name"], s)["shape"]} for s in report["inputs"]]
+    check_input_count(len(args.input), specs)
+    _check_output_paths(args.output, len(report["outputs"]))
+    arrays = [load_npy(p) for p in args.input]
+    names = [str(p) for p in args.input]
+    check_input_order(arrays, specs, names)
+    batches, batched = source_input_batches(report, arrays, names)
+    records = split_records(batches, names)
     target = _target(args)
     if target not in (None, "host"):
         from .target import run_records
@@ -112,31 +126,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outs = source_outputs(report, outs, args.raw)
     if not batched:
         outs = [o[0] for o in outs]
-    if len(args.output) not in (1, len(outs)):
-        raise TinyEngineError(f"the model has {len(outs)} outputs; pass --output once or once each")
-    if len(args.output) == 1 and len(outs) > 1:
-        np.savez(args.output[0], *outs)
-    else:
-        for path, o in zip(args.output, outs):
-            np.save(path, o)
+    # Written through a file object: np.save and np.savez would add a suffix the user did not ask
+    # for, and the line below would then name a file that is not there.
+    try:
+        if len(args.output) == 1 and args.output[0].suffix == ".npz":
+            with open(args.output[0], "wb") as f:
+                np.savez(f, *outs)
+        else:
+            for path, o in zip(args.output, outs):
+                with open(path, "wb") as f:
+                    np.save(f, o)
+    except OSError as e:
+        raise TinyEngineError(f"cannot write {e.filename}: {e.strerror}") from None
     print(f"wrote {', '.join(map(str, args.output))}")
     return 0
 
 
+def _check_output_paths(paths: list[Path], n_outputs: int) -> None:
+    """--output once per output (an .npy each), or once as an .npz holding every output."""
+    if len(paths) == n_outputs and (n_outputs > 1 or paths[0].suffix != ".npz"):
+        return
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        return
+    raise TinyEngineError(f"the model has {n_outputs} output(s); got {len(paths)} --output: "
+                          "pass --output once per output (.npy each), or once with an .npz "
+                          "path for all of them (arr_0, arr_1, ... in output order)")
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .frontend import load_model
-    from .inputs import as_batch, load_npy
+    from .inputs import (
+        as_batch,
+        check_input_count,
+        check_input_order,
+        input_specs,
+        load_npy,
+        split_records,
+    )
     from .verify import verify_model
 
-    given = []
+    given: list[list[np.ndarray]] = []
     if args.input:
-        graph = load_model(args.model)
-        specs = [{"shape": list(graph.tensor(n).shape), "size": graph.tensor(n).size,
-                  "dtype": graph.tensor(n).dtype} for n in graph.inputs]
-        if len(args.input) != len(specs):
-            raise TinyEngineError(f"the model takes {len(specs)} input(s); pass --input once each")
-        batches = [as_batch(load_npy(p), s, str(p))[0] for p, s in zip(args.input, specs)]
-        given = [[b[k] for b in batches] for k in range(len(batches[0]))]
+        specs = input_specs(load_model(args.model))
+        check_input_count(len(args.input), specs)
+        arrays = [load_npy(p) for p in args.input]
+        names = [str(p) for p in args.input]
+        check_input_order(arrays, specs, names)
+        batches = [as_batch(x, s, w)[0] for x, s, w in zip(arrays, specs, names)]
+        given = split_records(batches, names)
     verdicts, report = verify_model(args.model, given, n_random=args.random, seed=args.seed,
                                     use_tflm=not args.no_tflm, progress=True,
                                     compile_options=_schedule_options(args))
@@ -156,6 +193,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     sched = schedule(graph, args.patch, planner=args.planner,
                      max_mac_overhead=args.max_mac_overhead, stream_input=args.stream_input)
     print(live_table(sched.graph, sched.plan))
+    for kind, names in (("inputs", sched.graph.inputs), ("outputs", sched.graph.outputs)):
+        print(f"graph {kind}: " + ", ".join(
+            f"{i} {n} ({'x'.join(map(str, sched.graph.tensor(n).shape))})"
+            for i, n in enumerate(names)))
     if sched.patches:
         p = sched.patches
         print(f"patches: {p.grid[0]}x{p.grid[1]} grid over the output of the first "
@@ -194,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", type=Path, required=True, help="project directory")
     c.add_argument("--prefix", default="model", help="C symbol prefix (default: model)")
     c.add_argument("--calib", type=Path,
-                   help="ONNX float models: calibration data (image directory, .npy or .npz)")
+                   help="float models (ONNX, float32 TFLite): calibration data (image "
+                        "directory, .npy or .npz, in the model's own layout)")
+    c.add_argument("--io", choices=["float", "int8"],
+                   help="float models: float inputs/outputs converted inside the engine "
+                        "(default) or the int8 tensors themselves")
     c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "mse"],
                    help="activation range estimate (default: minmax)")
     c.add_argument("--input-shape", help="ONNX: fix a dynamic input shape, e.g. 1,1,8,8")
@@ -205,8 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a compiled project on the host")
     r.add_argument("project", type=Path)
     r.add_argument("--input", type=Path, action="append", required=True,
-                   help=".npy: one input in the model's shape, or a batch along a new axis")
-    r.add_argument("--output", type=Path, action="append", required=True, help=".npy to write")
+                   help=".npy: one input in the model's shape, or a batch along a new axis; "
+                        "once per model input, in the model's order")
+    r.add_argument("--output", type=Path, action="append", required=True,
+                   help=".npy to write, once per model output; or once, an .npz with every "
+                        "output (arr_0, arr_1, ...)")
     r.add_argument("--raw", action="store_true",
                    help="for a float source model: the int8 outputs before dequantisation")
     _add_target_options(r)
@@ -215,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="compile and check C == reference == TFLM")
     v.add_argument("model", type=Path)
-    v.add_argument("--input", type=Path, action="append", help="extra .npy inputs to check")
+    v.add_argument("--input", type=Path, action="append",
+                   help="extra .npy inputs to check (one sample or a batch), once per model "
+                        "input, in the model's order")
     v.add_argument("--random", type=int, default=20, help="random inputs (default: 20)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--no-tflm", action="store_true", help="skip the TFLM comparison")

@@ -1,4 +1,5 @@
-"""Model inputs from users: .npy files (one input or a batch), random inputs for verification."""
+"""Model inputs from users: .npy files (one input or a batch), checks that each of several inputs
+is in its place, random inputs for verification."""
 
 from __future__ import annotations
 
@@ -59,3 +60,63 @@ def random_inputs(graph: Graph, rng: np.random.Generator) -> list[np.ndarray]:
             info = np.iinfo(DTYPES[t.dtype])  # type: ignore[type-var]
             out.append(rng.integers(info.min, info.max + 1, t.shape).astype(DTYPES[t.dtype]))
     return out
+
+
+def input_specs(graph: Graph) -> list[dict[str, Any]]:
+    """Name, shape, size and dtype of each graph input, as report.json's "inputs" hold them."""
+    return [{"name": n, "shape": list(graph.tensor(n).shape), "size": graph.tensor(n).size,
+             "dtype": graph.tensor(n).dtype} for n in graph.inputs]
+
+
+def _shape_text(spec: dict[str, Any]) -> str:
+    return f"{spec['name']} {'x'.join(map(str, spec['shape'])) or 'scalar'} {spec['dtype']}"
+
+
+def check_input_count(given: int, specs: list[dict[str, Any]],
+                      how: str = "pass --input once per input") -> None:
+    """One array per model input, or an error that says how many and which."""
+    if given != len(specs):
+        raise TinyEngineError(f"the model takes {len(specs)} input(s) "
+                              f"({', '.join(map(_shape_text, specs))}); got {given}: {how}, in "
+                              "the model's order")
+
+
+def _fits(shape: tuple[int, ...], spec_shape: tuple[int, ...]) -> bool:
+    return shape == spec_shape or shape[1:] == spec_shape
+
+
+def check_input_order(arrays: list[np.ndarray], specs: list[dict[str, Any]],
+                      names: list[str]) -> None:
+    """Refuse an array given in another input's place. as_batch accepts an array of the right
+    size in any shape, so two inputs of equal size but different shapes, given in the wrong
+    order, would otherwise be reshaped and run without a word."""
+    shapes = [tuple(s["shape"]) for s in specs]
+    for i, (x, what) in enumerate(zip(arrays, names)):
+        if _fits(tuple(x.shape), shapes[i]):
+            continue
+        other = next((j for j, s in enumerate(shapes) if j != i and _fits(tuple(x.shape), s)),
+                     None)
+        if other is not None:
+            raise TinyEngineError(
+                f"{what}: shape {tuple(x.shape)} is input {other}'s ({_shape_text(specs[other])}),"
+                f" not input {i}'s ({_shape_text(specs[i])}); give the inputs in the model's "
+                "order")
+
+
+def as_input(x: Any, spec: dict[str, Any], what: str) -> np.ndarray:
+    """One sample for one inference, in the spec's exact shape and dtype."""
+    batch, _ = as_batch(np.asarray(x), spec, what)
+    if len(batch) != 1:
+        raise TinyEngineError(f"{what}: {len(batch)} samples where one inference takes one; "
+                              "invoke once per sample")
+    return np.ascontiguousarray(batch[0])
+
+
+def split_records(batches: list[np.ndarray], names: list[str]) -> list[list[np.ndarray]]:
+    """Per-input batches (N, *shape) -> N records, each a list with one array per input."""
+    lengths = [len(b) for b in batches]
+    if len(set(lengths)) > 1:
+        counts = ", ".join(f"{w} {n}" for w, n in zip(names, lengths))
+        raise TinyEngineError(f"the inputs hold different numbers of samples ({counts}); give "
+                              "every input the same batch size")
+    return [[b[k] for b in batches] for k in range(lengths[0] if lengths else 0)]

@@ -142,6 +142,17 @@ def verify(graph: Graph) -> None:
     for n in graph.inputs + graph.outputs:
         if n not in names:
             raise TinyEngineError(f"graph input/output {n} is not a tensor")
+    # Inputs and outputs are buffers the caller reads or fills: a constant has none in the arena,
+    # and one input listed twice would be two buffers for one tensor.
+    for kind, names_io in (("input", graph.inputs), ("output", graph.outputs)):
+        const = next((n for n in names_io if graph.tensors[n].is_const), None)
+        if const is not None:
+            raise UnsupportedError(f"graph {kind} {const} is a constant tensor; the engine's "
+                                   f"{kind}s must be activations (drop it from the model's "
+                                   f"{kind}s)")
+    if len(set(graph.inputs)) != len(graph.inputs):
+        twice = next(n for n in graph.inputs if graph.inputs.count(n) > 1)
+        raise TinyEngineError(f"graph input {twice} is listed twice; list each input once")
     available = {t.name for t in graph.tensors.values() if t.is_const} | set(graph.inputs)
     seen_ops: set[str] = set()
     for op in graph.ops:

@@ -4,7 +4,12 @@ An ONNX float model takes float NCHW tensors and gives float outputs; its compil
 float NHWC (the QUANTIZE op inside converts with the input's parameters) and gives float NHWC
 (DEQUANTIZE inside). report.json's "source_model" records the layouts and the output
 quantisation so that `tinyengine run` can speak the source model's language, and give the raw
-int8 outputs on request.
+int8 outputs on request. A float TFLite model is NHWC already (layout "AS_IS": nothing to move).
+
+Compiled with int8 I/O (`--io int8`, source_model "io": "int8"), the engine takes and gives the
+int8 tensors themselves: `run` then takes int8 inputs in the source layout (quantised by the
+caller with the "scale" and "zero_point" recorded for each input) and gives the int8 outputs,
+as `--raw` does for float I/O.
 """
 
 from __future__ import annotations

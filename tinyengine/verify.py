@@ -13,7 +13,7 @@ from tqdm import tqdm
 from . import tflm
 from .codegen import compile_graph
 from .frontend import load_model
-from .inputs import random_inputs
+from .inputs import as_input, check_input_count, check_input_order, input_specs, random_inputs
 from .ir import Graph
 from .reference import run_reference
 from .runtime import HostModel
@@ -44,6 +44,18 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
 
 
+def _given_case(graph: Graph, k: int, case: list[np.ndarray]) -> list[np.ndarray]:
+    """A given case in the exact shapes and dtypes of the graph's inputs, so that C, reference
+    and TFLM all run on the same arrays."""
+    specs = input_specs(graph)
+    arrays = [np.asarray(x) for x in case]
+    check_input_count(len(arrays), specs, f"given case {k} must be a list with one array per "
+                                          "input")
+    names = [f"given case {k}, input {i} ({s['name']})" for i, s in enumerate(specs)]
+    check_input_order(arrays, specs, names)
+    return [as_input(x, s, w) for x, s, w in zip(arrays, specs, names)]
+
+
 def verify_model(model: str | Path, given: list[list[np.ndarray]] | None = None,
                  n_random: int = 20, seed: int = 0, use_tflm: bool = True,
                  progress: bool = False, compile_options: dict[str, Any] | None = None
@@ -66,7 +78,8 @@ def verify_graph(graph: Graph, tflite_bytes: bytes | None = None,
     run_tflm = tflite_bytes is not None
     model_bytes = tflite_bytes or b""
     rng = np.random.default_rng(seed)
-    cases = list(given or []) + [random_inputs(graph, rng) for _ in range(n_random)]
+    cases = [_given_case(graph, k, case) for k, case in enumerate(given or [])]
+    cases += [random_inputs(graph, rng) for _ in range(n_random)]
     diffs_ref = [0.0] * len(graph.outputs)
     diffs_tflm = [0.0] * len(graph.outputs)
     with tempfile.TemporaryDirectory(prefix="tinyengine-verify-") as tmp:

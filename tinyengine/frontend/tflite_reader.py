@@ -5,6 +5,11 @@ parsed by hand. Each op kind parses its own builtin options in its `from_tflite`
 (tinyengine/ops/); CUSTOM operators are looked up by custom code among the registered ops, a
 user's included. Everything the engine cannot run is collected and reported in one error, not one
 at a time.
+
+An int8 model is read as it is and verified. A float32 model is refused unless the caller asks
+for it (`allow_float=True`): it is then read as a float graph (float32 activations, float weights
+and biases in TFLite's layouts, no quantisation) for post-training quantisation
+(frontend/tflite_float.py); such a graph is not verified, since the engine's ops run on int8.
 """
 
 from __future__ import annotations
@@ -75,7 +80,14 @@ def _unique_names(sub: Any) -> list[str]:
     return names
 
 
-def _parse(buf: bytes, source: str) -> Graph:
+def _float_refusal(source: str, i: int, kind: str, tensor: str) -> UnsupportedError:
+    return UnsupportedError(
+        f"{source}: op {i} ({kind}) computes in float32 (tensor {tensor}); this is a float "
+        "model: pass calibration data with --calib to quantise it to int8 (`tinyengine compile "
+        "MODEL.tflite --calib DATA -o DIR`), or quantise it to full-integer int8 first")
+
+
+def _parse(buf: bytes, source: str, allow_float: bool = False) -> Graph:
     model = tflite.Model.GetRootAsModel(buf, 0)
     if model.SubgraphsLength() != 1:
         raise UnsupportedError(f"{source}: {model.SubgraphsLength()} subgraphs; the engine runs "
@@ -84,6 +96,7 @@ def _parse(buf: bytes, source: str) -> Graph:
     names = _unique_names(sub)
     tensors = [_read_tensor(model, sub.Tensors(i), i, names[i]) for i in range(len(names))]
     ops: list[Op] = []
+    float_ops: list[int] = []  # operators computing in float32 (allow_float only)
     unsupported: list[str] = []
     for i in range(sub.OperatorsLength()):
         raw_op = sub.Operators(i)
@@ -106,20 +119,22 @@ def _parse(buf: bytes, source: str) -> Graph:
             unsupported.append(f"{kind} (op {i}): {e}")
             continue
         kept = [in_idx[k] if k is not None else -1 for k in imported.inputs]
-        if kind not in _FLOAT_OK:
-            floats = [tensors[j].name for j in kept + out_idx
-                      if j >= 0 and tensors[j].dtype == "float32"]
-            if floats:
-                raise UnsupportedError(
-                    f"{source}: op {i} ({kind}) computes in float32 (tensor {floats[0]}); this "
-                    "is a float model. Quantise it to int8 first (full-integer post-training "
-                    "quantisation), or use `tinyengine compile model.onnx --calib DATA`")
+        floats = [tensors[j].name for j in kept + out_idx
+                  if j >= 0 and tensors[j].dtype == "float32"]
+        if floats and kind not in _FLOAT_OK:
+            if not allow_float:
+                raise _float_refusal(source, i, kind, floats[0])
+            float_ops.append(i)
         ops.append(Op(f"{kind.lower()}_{i}", kind, [names[j] if j >= 0 else "" for j in kept],
                       [names[j] for j in out_idx], imported.attrs))
     if unsupported:
         raise UnsupportedError(f"{source}: unsupported ops: {', '.join(unsupported)}; a missing "
                                "op can be registered from your own file with `--ops FILE.py` "
                                "(README: user-defined ops)")
+    if float_ops:
+        by_name = dict(zip(names, tensors))
+        for op in ops:
+            _check_float_op(source, op, [by_name[n] for n in op.inputs + op.outputs if n])
     used = {n for op in ops for n in op.inputs + op.outputs if n}
     inputs = [names[int(j)] for j in sub.InputsAsNumpy()]
     outputs = [names[int(j)] for j in sub.OutputsAsNumpy()]
@@ -128,26 +143,48 @@ def _parse(buf: bytes, source: str) -> Graph:
                   name=Path(source).stem)
 
 
-def load_tflite(path: str | Path) -> Graph:
-    """Read a .tflite file into a verified IR graph; raise TinyEngineError on bad input."""
+def _check_float_op(source: str, op: Op, tensors: list[Tensor]) -> None:
+    """In a float model every op computes in float32: activations, weights and biases float32
+    and unquantised, no QUANTIZE / DEQUANTIZE. A model that mixes int8 and float ops, or keeps
+    int8 weights beside float activations (dynamic-range quantisation), is refused."""
+    for t in tensors:
+        if op.kind in _FLOAT_OK or t.dtype != "float32" or t.quant is not None:
+            raise UnsupportedError(
+                f"{source}: op {op.name} ({op.kind}) reads or writes the {t.dtype}"
+                f"{' quantised' if t.quant else ''} tensor {t.name}; a float model must compute "
+                "in float32 throughout (give a float32 model with --calib, or a full-integer "
+                "int8 model)")
+
+
+def is_float_graph(graph: Graph) -> bool:
+    """True for a graph read with allow_float whose ops compute in float32 (not an int8 model,
+    whose float32 tensors are only its inputs and outputs at a QUANTIZE / DEQUANTIZE)."""
+    return any(graph.tensor(n).dtype == "float32" for op in graph.ops
+               if op.kind not in _FLOAT_OK for n in op.outputs)
+
+
+def load_tflite(path: str | Path, allow_float: bool = False) -> Graph:
+    """Read a .tflite file into a verified IR graph; raise TinyEngineError on bad input.
+    allow_float: read a float32 model as an unverified float graph instead of refusing it."""
     path = Path(path)
     try:
         buf = path.read_bytes()
     except OSError as e:
         raise TinyEngineError(f"{path}: cannot read ({e.strerror})") from None
-    return parse_tflite(buf, str(path))
+    return parse_tflite(buf, str(path), allow_float)
 
 
-def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
+def parse_tflite(buf: bytes, source: str = "<bytes>", allow_float: bool = False) -> Graph:
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise TinyEngineError(f"{source}: not a TFLite flatbuffer (no 'TFL3' identifier); pass a "
                               ".tflite file")
     try:
-        graph = _parse(buf, source)
+        graph = _parse(buf, source, allow_float)
     except TinyEngineError:
         raise
     except Exception as e:  # the flatbuffer accessors fail in many ways on a damaged file
         raise TinyEngineError(f"{source}: the TFLite flatbuffer is truncated or corrupt "
                               f"({type(e).__name__}: {e})") from None
-    verify(graph)
+    if not allow_float or not is_float_graph(graph):
+        verify(graph)
     return graph

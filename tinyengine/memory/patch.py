@@ -73,10 +73,14 @@ def _patchable(graph: Graph, op: Op) -> bool:
     if mode == "windowed":
         return get_op(op.kind).window(graph, op) is not None
     if mode == "elementwise":
-        # Activation inputs have the output's shape; a constant may only broadcast along H and
-        # W (a per-channel or scalar operand), so every patch reads the same constant.
+        # Activation inputs have the output's shape (or, for a relayout such as TRANSPOSE, its
+        # rows and columns on other axes); a constant may only broadcast along H and W (a
+        # per-channel or scalar operand), so every patch reads the same constant.
         ins = [graph.tensor(n) for n in op.inputs if n]
-        return all(t.shape == out.shape for t in ins if not t.is_const) and \
+        acts = [t for t in ins if not t.is_const]
+        if acts and acts[0].shape != out.shape:
+            return len(acts) == 1 and get_op(op.kind).spatial_axes(graph, op) is not None
+        return all(t.shape == out.shape for t in acts) and \
             all(len(t.shape) <= 4 and ((1,) * 4 + t.shape)[-3:-1] == (1, 1)
                 for t in ins if t.is_const)
     return False
@@ -106,9 +110,19 @@ def stage_candidates(graph: Graph) -> list[int]:
             readers.setdefault(name, set()).add(i)
     out: list[int] = []
     produced: set[str] = set()
+    x_name = graph.inputs[0]
+    x_axes: set[tuple[int, int]] = set()
     for n, op in enumerate(graph.ops, start=1):
         if not _patchable(graph, op):
             break
+        relayout = graph.tensor(op.inputs[0]).shape != graph.tensor(op.outputs[0]).shape \
+            and get_op(op.kind).patch == "elementwise"
+        if relayout and op.inputs[0] != x_name:
+            break  # only the graph input may arrive in another layout
+        if x_name in op.inputs:
+            x_axes.add(_reads_as(graph, op, x_name))
+            if len(x_axes) > 1:
+                break  # the input read in two layouts
         if any(op.inputs[k] not in produced and op.inputs[k] not in graph.inputs
                for k in _act_inputs(graph, op)):
             break
@@ -144,8 +158,36 @@ def _split(size: int, parts: int) -> list[tuple[int, int]]:
     return [(cuts[i], cuts[i + 1]) for i in range(parts)]
 
 
-def _window_tensor(t: Tensor, name: str, r: Region) -> Tensor:
-    return Tensor(name, (t.shape[0], r[1] - r[0], r[3] - r[2], t.shape[3]), t.dtype, t.quant)
+def _window_tensor(t: Tensor, name: str, r: Region, axes: tuple[int, int] = (1, 2)) -> Tensor:
+    """The window r of t, whose rows and columns are axes `axes` (NHWC: 1, 2)."""
+    shape = list(t.shape)
+    shape[axes[0]], shape[axes[1]] = r[1] - r[0], r[3] - r[2]
+    return Tensor(name, tuple(shape), t.dtype, t.quant)
+
+
+def _window_begin(r: Region, axes: tuple[int, int] = (1, 2)) -> tuple[int, ...]:
+    begin = [0, 0, 0, 0]
+    begin[axes[0]], begin[axes[1]] = r[0], r[2]
+    return tuple(begin)
+
+
+def _reads_as(graph: Graph, op: Op, x_name: str) -> tuple[int, int]:
+    """The axes of x that `op` reads as rows and columns: (1, 2), or a relayout's own."""
+    if get_op(op.kind).patch == "elementwise" and \
+            graph.tensor(x_name).shape != graph.tensor(op.outputs[0]).shape:
+        axes = get_op(op.kind).spatial_axes(graph, op)
+        assert axes is not None
+        return axes
+    return 1, 2
+
+
+def _input_axes(graph: Graph, stage: list[Op], x_name: str) -> tuple[int, int]:
+    """Where the graph input holds its rows and columns: NHWC's (1, 2), unless the stage reads
+    it through a relayout (TRANSPOSE of an NCHW input)."""
+    for op in stage:
+        if x_name in op.inputs:
+            return _reads_as(graph, op, x_name)
+    return 1, 2
 
 
 def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool = False,
@@ -167,6 +209,7 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
         raise TinyEngineError(f"a {gh}x{gw} grid does not fit the {s.shape[1]}x{s.shape[2]} "
                               f"stage output {s_name}")
     x_name = graph.inputs[0]
+    x_axes = _input_axes(graph, stage, x_name)
     tensors = {n: t for n, t in graph.tensors.items() if n not in produced or n == s_name}
     ops: list[Op] = []
     patches = [(y0, y1, x0, x1) for y0, y1 in _split(s.shape[1], gh)
@@ -190,9 +233,9 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
                 need[op.inputs[i]] = _union(need.get(op.inputs[i]), r_in)
         # Forward: the input window, then the stage's ops on patch tensors.
         local = {x_name: add_tensor(_window_tensor(graph.tensor(x_name), f"{x_name}@p{k}",
-                                                   need[x_name]))}
+                                                   need[x_name], x_axes))}
         ops.append(Op(f"slice_input@p{k}", "SLICE", [x_name], [local[x_name]],
-                      {"begin": (0, need[x_name][0], need[x_name][2], 0)}))
+                      {"begin": _window_begin(need[x_name], x_axes)}))
         for op in stage:
             out = op.outputs[0]
             if out not in need:
@@ -202,9 +245,12 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
                 t, r = op.inputs[i], use[(op.name, i)]
                 inputs[i] = local[t]
                 if r != need[t]:  # this consumer reads a smaller window: crop it
-                    crop = add_tensor(_window_tensor(graph.tensor(t), f"{t}@p{k}>{op.name}", r))
+                    axes = x_axes if t == x_name else (1, 2)
+                    crop = add_tensor(_window_tensor(graph.tensor(t), f"{t}@p{k}>{op.name}", r,
+                                                     axes))
+                    rel = (r[0] - need[t][0], 0, r[2] - need[t][2], 0)
                     ops.append(Op(f"crop_{t}@p{k}>{op.name}", "SLICE", [local[t]], [crop],
-                                  {"begin": (0, r[0] - need[t][0], r[2] - need[t][2], 0)}))
+                                  {"begin": _window_begin(rel, axes)}))
                     inputs[i] = crop
             r = need[out]
             local[out] = add_tensor(_window_tensor(graph.tensor(out), f"{out}@p{k}", r))

@@ -211,6 +211,13 @@ class OpDef:
         cannot run patch by patch)."""
         raise NotImplementedError
 
+    def spatial_axes(self, graph: Graph, op: Op) -> tuple[int, int] | None:
+        """For an `elementwise` op whose input is laid out differently from its output
+        (TRANSPOSE from NCHW): the input axes that hold the output's rows and columns, or None
+        when they are not the output's own (1, 2) and the op cannot run patch by patch."""
+        x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        return (1, 2) if x.shape == out.shape else None
+
     def patch_attrs(self, op: Op, window: tuple[int, int, int, int],
                     input_shape: tuple[int, ...]) -> dict[str, Any]:
         """Attrs of one patch of a windowed op: its output size and the padding that falls

@@ -99,9 +99,17 @@ def transpose_perm(op: Op) -> tuple[int, ...]:
 class Transpose(OpDef):
     kind = "TRANSPOSE"
     dtypes = ("int8",)
-    patch = "none"
+    # A 4-D transpose that keeps the batch first (PyTorch's NCHW input -> NHWC) moves whole
+    # rows and columns: a patch of its output reads the same rows and columns of its input.
+    patch = "elementwise"
     onnx_types = ("Transpose",)
     not_applicable = frozenset({"window"})
+
+    def spatial_axes(self, graph: Graph, op: Op) -> tuple[int, int] | None:
+        perm = transpose_perm(op)
+        if len(perm) != 4 or perm[0] != 0:
+            return None
+        return perm[1], perm[2]
 
     def check(self, graph: Graph, op: Op) -> None:
         check_moves_bytes(graph, op)

@@ -13,6 +13,10 @@ onnxruntime executes such a model either as written (every op in float, rounding
 QuantizeLinear, half to even) or, with its graph optimisations, fused into integer kernels
 (QLinearConv and friends) that requantise with a float multiplier. Neither is bit-exact with
 TFLite's fixed-point requantisation; `compare_with_onnxruntime` measures how far apart they are.
+
+`float_onnx_model` runs the same hooks on a float graph (every "dequantized" value is the float
+tensor itself): a float ONNX model of a float TFLite model, which calibration executes to observe
+every tensor.
 """
 
 from __future__ import annotations
@@ -213,6 +217,73 @@ def qdq_model(int8_graph: Graph, model: LayoutInfo) -> onnx.ModelProto:
         [_io_info(b, n, False) for n in int8_graph.outputs], initializer=b.inits,
         doc_string=f"int8 quantisation of {model.source} by tinyengine (QDQ form of the "
                    "deployed graph; the C code requantises in TFLite's fixed point)")
+    m = helper.make_model(graph, producer_name="tinyengine", ir_version=IR_VERSION,
+                          opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# The float graph as a float ONNX model (for calibrating a float source without one, e.g. TFLite)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _NoLayouts:
+    """The float export reads and writes the IR's own layout: no source layouts to restore."""
+
+    input_layouts: dict[str, str]
+    output_layouts: dict[str, str]
+    source: str
+
+
+class FloatBuilder(QdqBuilder):
+    """The same ops' `to_qdq` hooks, on a float graph: every tensor is its own float value.
+
+    An activation T of the float graph is the ONNX tensor named T (4-D in NCHW, the hooks'
+    convention; a 4-D graph input, fed in the IR's NHWC, is transposed once); constants are float
+    initializers. So the float ONNX model computes exactly what the int8 QDQ export describes,
+    less the rounding: the ops' own float semantics, written once, in the hooks.
+    """
+
+    def dequantized(self, ir_name: str) -> str:
+        if ir_name in self.dq_cache:
+            return self.dq_cache[ir_name]
+        t = self.graph.tensor(ir_name)
+        if t.data is not None:  # a float constant operand (ADD, PRELU's slope)
+            return self.const_dq(t, _to_onnx_layout(t.data), 0, np.float32)
+        if ir_name in self.graph.inputs and len(t.shape) == 4:
+            self.dq_cache[ir_name] = self.node("Transpose", [ir_name], ir_name, perm=list(NCHW))
+            return self.dq_cache[ir_name]
+        return ir_name
+
+    def const_dq(self, t: Tensor, data: np.ndarray, axis: int, dtype: type) -> str:
+        if t.name not in self.dq_cache:
+            self.dq_cache[t.name] = self.const(t.name, np.asarray(data, np.float32))
+        return self.dq_cache[t.name]
+
+
+def float_onnx_model(float_graph: Graph) -> onnx.ModelProto:
+    """A float IR graph (NHWC activations, TFLite weight layouts, no quantisation) as a float
+    ONNX model whose outputs are every activation of the graph, named as in the graph (4-D ones
+    in NCHW), and whose inputs are the graph's inputs in the IR's layout. Calibration runs it
+    where the source model cannot give those values itself (a float TFLite model)."""
+    b = FloatBuilder(float_graph, _NoLayouts({}, {}, float_graph.name))
+    unsupported = sorted({op.kind for op in float_graph.ops
+                          if op.kind in ("QUANTIZE", "DEQUANTIZE")
+                          or not implements(get_op(op.kind), "to_qdq")})
+    if unsupported:
+        raise UnsupportedError(f"the float export does not cover op kinds {', '.join(unsupported)}")
+    for op in float_graph.ops:
+        values = get_op(op.kind).to_qdq(b, op)
+        for v, out in zip([values] if isinstance(values, str) else values, op.outputs):
+            b.node("Identity", [_activation(b, op, v)], op.name, output=out)
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(float_graph.tensor(n).shape))
+              for n in float_graph.inputs]
+    outputs = [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(_onnx_shape(t.shape)))
+               for t in float_graph.activations() if t.name not in float_graph.inputs]
+    graph = helper.make_graph(b.nodes, float_graph.name or "model", inputs, outputs,
+                              initializer=b.inits)
     m = helper.make_model(graph, producer_name="tinyengine", ir_version=IR_VERSION,
                           opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(m, full_check=True)

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import cffi
 import numpy as np
 
 from ..errors import TinyEngineError
+from ..inputs import as_input, check_input_count, check_input_order
 from ..ir import DTYPES
 
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
@@ -35,7 +37,8 @@ def load_project_report(project: str | Path) -> dict[str, Any]:
 
 
 class HostModel:
-    """A compiled project loaded into this process: `run(inputs) -> outputs`."""
+    """A compiled project loaded into this process: `invoke([x0, x1, ...]) -> [y0, y1, ...]`,
+    one array per model input and per model output, in the model's order."""
 
     def __init__(self, project: str | Path, extra_cflags: list[str] | None = None):
         self.project = Path(project).resolve()
@@ -95,16 +98,23 @@ class HostModel:
         sys.modules[name] = mod
         return mod.ffi, mod.lib
 
-    def invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """One inference: inputs in the model's input shapes and dtypes."""
+    def invoke(self, inputs: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+        """One inference. `inputs`: a list with one array per model input, in the model's order
+        (a bare array for a one-input model), each in its input's shape (or the same number of
+        elements) and dtype. Returns a list with one array per model output, in order."""
         lib, ffi, p = self._lib, self._ffi, self.prefix
         specs = self.report["inputs"]
-        if len(inputs) != len(specs):
-            raise TinyEngineError(f"model takes {len(specs)} inputs, got {len(inputs)}")
-        for i, (x, spec) in enumerate(zip(inputs, specs)):
-            x = np.ascontiguousarray(x, dtype=DTYPES[spec["dtype"]])
-            if x.size != spec["size"]:
-                raise TinyEngineError(f"input {i}: expected {spec['shape']}, got {x.shape}")
+        if isinstance(inputs, np.ndarray):
+            if len(specs) != 1:
+                raise TinyEngineError(f"the model takes {len(specs)} inputs: pass a list with "
+                                      "one array per input")
+            inputs = [inputs]
+        arrays = [np.asarray(x) for x in inputs]
+        check_input_count(len(arrays), specs, "pass a list with one array per input")
+        names = [f"input {i} ({s['name']})" for i, s in enumerate(specs)]
+        check_input_order(arrays, specs, names)
+        for i, (x, spec) in enumerate(zip(arrays, specs)):
+            x = as_input(x, spec, names[i])
             dest = self._streams[i] if i in self._streams else getattr(lib, f"{p}_input")(i)
             ffi.memmove(dest, x.tobytes(), spec["bytes"])
         status = getattr(lib, f"{p}_invoke")()
