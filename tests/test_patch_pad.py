@@ -140,3 +140,23 @@ def test_forced_grids_through_transpose_are_exact(grid):
     verify(pg)
     x = np.random.default_rng(8).integers(-128, 128, (1, 3, 32, 32), dtype=np.int8)
     np.testing.assert_array_equal(run_reference(pg, [x])[0], run_reference(g, [x])[0])
+
+
+def test_patch_wholly_in_padding_is_refused_and_skipped():
+    q = _qp(0.05, 0)
+    w = np.ones((1, 1, 1, 1), np.int8)
+    g = Graph({"x": Tensor("x", (1, 2, 2, 1), "int8", q),
+               "p": Tensor("p", (1, 6, 6, 1), "int8", q),
+               "w": Tensor("w", (1, 1, 1, 1), "int8", _qp(0.01, 0), w),
+               "y": Tensor("y", (1, 6, 6, 1), "int8", q),
+               "m": Tensor("m", (1, 1), "int8", q)},
+              [Op("pad", "PAD", ["x"], ["p"], {"paddings": [(0, 0), (2, 2), (2, 2), (0, 0)]}),
+               Op("conv", "CONV_2D", ["p", "w", ""], ["y"],
+                  {"stride": (1, 1), "padding": "VALID", "dilation": (1, 1),
+                   "activation": "NONE"}),
+               Op("mean", "MEAN", ["y"], ["m"], {"axes": (1, 2), "keep_dims": False})],
+              ["x"], ["m"])
+    verify(g)
+    with pytest.raises(TinyEngineError, match=r"wholly in the padding of op pad \(PAD\)"):
+        patch_graph(g, 2, (3, 3))
+    schedule(g, patch="auto")  # the search skips such grids instead of failing

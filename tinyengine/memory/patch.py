@@ -28,6 +28,11 @@ from ..ops import get_op
 Region = tuple[int, int, int, int]  # rows [y0, y1) x columns [x0, x1), half-open
 
 
+class EmptyPatchError(TinyEngineError):
+    """A patch of the grid reads no pixel of some stage tensor (it lies wholly in a PAD's
+    padding): that grid cannot run."""
+
+
 
 def _windowed(op: Op) -> bool:
     """A windowed op (its `patch` hook): an output region reads an input window."""
@@ -228,6 +233,9 @@ def patch_graph(graph: Graph, n_stage: int, grid: tuple[int, int], checked: bool
             if op.outputs[0] not in need:
                 continue
             r_in = _input_region(graph, op, need[op.outputs[0]])
+            if r_in[1] <= r_in[0] or r_in[3] <= r_in[2]:
+                raise EmptyPatchError(f"patch {k} of a {gh}x{gw} grid lies wholly in the padding "
+                                      f"of op {op.name} ({op.kind}); use a coarser grid")
             for i in _act_inputs(graph, op):
                 use[(op.name, i)] = r_in
                 need[op.inputs[i]] = _union(need.get(op.inputs[i]), r_in)
@@ -318,7 +326,11 @@ def search_patches(graph: Graph, lower_bound_of: Callable[[Graph], int],
     for n in stage_candidates(graph):
         s = graph.tensor(graph.ops[n - 1].outputs[0])
         for grid in grids_for(s.shape[1], s.shape[2]):
-            patched, sched = patch_graph(graph, n, grid, checked=True, macs_whole=macs_whole)
+            try:
+                patched, sched = patch_graph(graph, n, grid, checked=True,
+                                             macs_whole=macs_whole)
+            except EmptyPatchError:
+                continue
             if sched.mac_overhead > max_mac_overhead:
                 break
             key = (lower_bound_of(patched), sched.macs_patched, grid[0] * grid[1], n)
