@@ -2,12 +2,14 @@
  * @file te_transpose_conv.h
  * @brief int8 transposed convolution (TFLite TRANSPOSE_CONV), filter OHWI, per-channel weights.
  *
- * As TFLite's reference_integer_ops::TransposeConv: every input pixel scatters
+ * As TFLite's reference_integer_ops::TransposeConv: every input pixel contributes
  *   (input[n][y][x][ic] + input_offset) * filter[oc][ky][kx][ic]
- * into the int32 accumulator of output pixel (y * stride_h - pad_h + ky, x * stride_w - pad_w + kx)
+ * to the int32 accumulator of output pixel (y * stride_h - pad_h + ky, x * stride_w - pad_w + kx)
  * when that pixel lies inside the output; then bias, requantisation per output channel, the output
  * offset and the clamp. The accumulators wrap modulo 2^32 as TFLite's int32 sums do. The filter's
- * zero point is not applied (TFLite's symmetric weights).
+ * zero point is not applied (TFLite's symmetric weights). TFLite scatters into an int32 buffer of
+ * the whole output (4 bytes per output element of scratch); this kernel gathers each output
+ * pixel's taps instead and needs no scratch, with the same sums.
  */
 #ifndef TE_TRANSPOSE_CONV_H
 #define TE_TRANSPOSE_CONV_H
@@ -27,27 +29,16 @@ typedef struct {
 } te_transpose_conv_params_t;
 
 /**
- * Bytes of scratch te_transpose_conv_s8 needs: one int32 accumulator per output element.
- * @param output the output's NHWC dims
- * @return n * h * w * c * 4, or 0 for a NULL pointer, a non-positive dimension or a size
- *         over INT32_MAX.
- */
-int32_t te_transpose_conv_get_buffer_size_s8(const te_dims_t *output);
-
-/**
  * Transposed convolution.
  * @param input   int8 [input.n][input.h][input.w][input.c]
  * @param filter  int8 [filter.n][filter.h][filter.w][filter.c]
  * @param bias    int32 [output.c], or NULL
  * @param output  int8 [output.n][output.h][output.w][output.c]; must not alias the input
- * @param scratch int32 accumulators, te_transpose_conv_get_buffer_size_s8(&p->output) bytes,
- *                4-byte aligned
  * @return TE_OK; TE_ERR_ARG for a NULL pointer (bias excepted), a non-positive dimension or
  *         stride, negative padding, channel or batch counts that disagree, or an offset or
  *         limit outside the ranges above.
  */
 te_status_t te_transpose_conv_s8(const te_transpose_conv_params_t *p, const int8_t *input,
-                                 const int8_t *filter, const int32_t *bias, int8_t *output,
-                                 int32_t *scratch);
+                                 const int8_t *filter, const int32_t *bias, int8_t *output);
 
 #endif /* TE_TRANSPOSE_CONV_H */

@@ -4,8 +4,9 @@
    (reference_integer_ops::TransposeConv, reference_ops::BatchMatMul) written here, with the
    scalar integer arithmetic of tests/test_ops_dw_fc_add.py;
 2. generated C == reference == TFLM on random single-op graphs and on a graph chaining both;
-3. the C scratch size (te_transpose_conv_get_buffer_size_s8) == the op's scratch_bytes, and the
-   kernels' refusal of parameters outside their domain;
+3. the C kernels called directly (TRANSPOSE_CONV gathers each output pixel's taps and needs no
+   scratch, where TFLM keeps an int32 buffer of the whole output), and their refusal of
+   parameters outside their domain;
 4. invalid graphs refused by `verify` with the op and the tensor named;
 5. ASan/UBSan on a generated project;
 6. ONNX: ConvTranspose (+BatchNorm, ReLU) and MatMul of two activations from PyTorch, compiled
@@ -343,7 +344,7 @@ def test_tflite_round_trip_keeps_attrs_and_inputs() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Kernels: scratch size and parameter domains
+# Kernels: results and parameter domains
 # ---------------------------------------------------------------------------------------------
 
 TCONV_CDEF = """
@@ -358,9 +359,8 @@ typedef struct {
     int32_t stride_h; int32_t stride_w; int32_t pad_h; int32_t pad_w;
     te_quant_t q; te_requant_t rq;
 } te_transpose_conv_params_t;
-int32_t te_transpose_conv_get_buffer_size_s8(const te_dims_t *output);
 te_status_t te_transpose_conv_s8(const te_transpose_conv_params_t *p, const int8_t *input,
-    const int8_t *filter, const int32_t *bias, int8_t *output, int32_t *scratch);
+    const int8_t *filter, const int32_t *bias, int8_t *output);
 typedef struct {
     int32_t batch[3]; int32_t lhs_stride[3]; int32_t rhs_stride[3];
     int32_t rows; int32_t cols; int32_t depth; int32_t adj_x; int32_t adj_y;
@@ -402,15 +402,14 @@ class ArrayCCall(CCall):
             setattr(cdata, key, value)
 
 
-def tconv_call(ffi: Any, lib: Any, call: CCall, x: np.ndarray, out: np.ndarray,
-               scratch: np.ndarray) -> int:
-    """te_transpose_conv_s8 with the emission's params and consts (CCall passes no scratch)."""
+def tconv_call(ffi: Any, lib: Any, call: CCall, x: np.ndarray, out: np.ndarray) -> int:
+    """te_transpose_conv_s8 with the emission's params and consts."""
     bias = call.consts.get("bias")
     return int(lib.te_transpose_conv_s8(
         call.params, ffi.from_buffer("int8_t[]", x),
         ffi.from_buffer("int8_t[]", call.consts["filter"]),
         ffi.NULL if bias is None else ffi.from_buffer("int32_t[]", bias),
-        ffi.from_buffer("int8_t[]", out), ffi.from_buffer("int32_t[]", scratch)))
+        ffi.from_buffer("int8_t[]", out)))
 
 
 @pytest.fixture(scope="module")
@@ -419,21 +418,17 @@ def kernels() -> tuple[Any, Any]:
                           ["te_transpose_conv.c", "te_batch_matmul.c"], TCONV_CDEF)
 
 
-def test_scratch_bytes_equal_c_buffer_size_and_kernels_match_reference(kernels: Any) -> None:
+def test_kernels_match_reference_without_scratch(kernels: Any) -> None:
     ffi, lib = kernels
     rng = np.random.default_rng(301)
     opdef = get_op("TRANSPOSE_CONV")
     for _ in range(8):
         g, op = transpose_conv_case(rng)
         em = opdef.emit(g, op)
-        dims = ffi.new("te_dims_t *", em.params["output"])
-        assert lib.te_transpose_conv_get_buffer_size_s8(dims) == opdef.scratch_bytes(g, op) \
-            == em.scratch_bytes
+        assert em.scratch_bytes == 0 and "scratch" not in [a.kind for a in em.args]
         vals = op_values(rng, g, op)
-        out = np.zeros(g.tensor("y").shape, np.int8)
-        scratch = np.full(em.scratch_bytes // 4, 12345, np.int32)  # stale data must not leak
-        assert [a.kind for a in em.args][-1] == "scratch"
-        assert tconv_call(ffi, lib, CCall(ffi, em), vals[0], out, scratch) == TE_OK  # type: ignore[arg-type]
+        out = np.full(g.tensor("y").shape, 77, np.int8)  # every byte must be written
+        assert tconv_call(ffi, lib, CCall(ffi, em), vals[0], out) == TE_OK  # type: ignore[arg-type]
         np.testing.assert_array_equal(out, run_reference(g, op, vals))
     for _ in range(8):
         g, op = batch_matmul_case(rng)
@@ -451,27 +446,23 @@ def test_kernels_refuse_parameters_outside_their_domain(kernels: Any) -> None:
     em = get_op("TRANSPOSE_CONV").emit(g, op)
     vals = op_values(rng, g, op)
     out = np.zeros(g.tensor("y").shape, np.int8)
-    scratch = np.zeros(em.scratch_bytes // 4, np.int32)
     x = vals[0]
     assert x is not None
     call = CCall(ffi, em)
-    assert tconv_call(ffi, lib, call, x, out, scratch) == TE_OK
-    assert lib.te_transpose_conv_s8(call.params, ffi.from_buffer("int8_t[]", x),
+    assert tconv_call(ffi, lib, call, x, out) == TE_OK
+    assert lib.te_transpose_conv_s8(call.params, ffi.NULL,
                                     ffi.from_buffer("int8_t[]", call.consts["filter"]),
-                                    ffi.NULL, ffi.from_buffer("int8_t[]", out),
-                                    ffi.NULL) == TE_ERR_ARG  # no scratch
+                                    ffi.NULL, ffi.from_buffer("int8_t[]", out)) == TE_ERR_ARG
     for field, bad in (("stride_h", 0), ("pad_w", -1)):
         call = CCall(ffi, em)
         setattr(call.params, field, bad)
-        assert tconv_call(ffi, lib, call, x, out, scratch) == TE_ERR_ARG, field
+        assert tconv_call(ffi, lib, call, x, out) == TE_ERR_ARG, field
     call = CCall(ffi, em)
     call.params.filter.c += 1  # filter channels disagree with the input's
-    assert tconv_call(ffi, lib, call, x, out, scratch) == TE_ERR_ARG
+    assert tconv_call(ffi, lib, call, x, out) == TE_ERR_ARG
     call = CCall(ffi, em)
     call.params.q.act_min, call.params.q.act_max = 10, 5
-    assert tconv_call(ffi, lib, call, x, out, scratch) == TE_ERR_ARG
-    assert lib.te_transpose_conv_get_buffer_size_s8(ffi.NULL) == 0
-    assert lib.te_transpose_conv_get_buffer_size_s8(ffi.new("te_dims_t *", [1, 0, 2, 2])) == 0
+    assert tconv_call(ffi, lib, call, x, out) == TE_ERR_ARG
 
     g, op = batch_matmul_case(rng)
     em = get_op("BATCH_MATMUL").emit(g, op)

@@ -84,7 +84,9 @@ class TransposeConv(OpDef):
     dtypes = ("int8",)
     patch = "none"
     onnx_types = ("ConvTranspose",)
-    not_applicable = frozenset({"window"})
+    # The kernel gathers each output pixel's taps: no int32 buffer of the whole output (TFLM's
+    # scratch), so no scratch at all.
+    not_applicable = frozenset({"window", "scratch_bytes"})
 
     # -- semantics ----------------------------------------------------------------------------
 
@@ -179,10 +181,6 @@ class TransposeConv(OpDef):
     def kernel(self, graph: Graph, op: Op) -> str:
         return "te_transpose_conv_s8"
 
-    def scratch_bytes(self, graph: Graph, op: Op) -> int:
-        # te_transpose_conv_get_buffer_size_s8: one int32 accumulator per output element.
-        return 4 * graph.tensor(op.outputs[0]).size
-
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
                       graph.tensor(op.outputs[0]))
@@ -204,11 +202,9 @@ class TransposeConv(OpDef):
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("const", "filter", "const int8_t"),
                   Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t"),
-                  Arg("scratch", "", "int32_t")],
+                  Arg("tensor", op.outputs[0], "int8_t")],
             consts=weight_consts(wt, b, mult, shift),
             sources=list(SOURCES),
-            scratch_bytes=self.scratch_bytes(graph, op),
         )
 
     # -- frontends ----------------------------------------------------------------------------
