@@ -17,6 +17,7 @@ layer and its op in TensorFlow's naming, and makes the results unique within a p
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,7 @@ class Segment:
     first: int
     last: int
     size: int
+    offset: int = 0  # bytes from the buffer's start (a concatenation input in its slice)
 
 
 def tensor_lifetimes(graph: Graph, plan: MemoryPlan) -> dict[str, tuple[int, int]]:
@@ -142,21 +144,23 @@ def tensor_lifetimes(graph: Graph, plan: MemoryPlan) -> dict[str, tuple[int, int
 def buffer_segments(graph: Graph, plan: MemoryPlan) -> dict[str, list[Segment]]:
     """The tensors each buffer holds, in order of birth.
 
-    Read from the plan alone: a tensor placed at a buffer's offset and living within the
+    Read from the plan alone: a tensor placed inside a buffer's byte range and living within the
     buffer's lifetime must be in that buffer, since any other buffer there would overlap it in
-    both time and space. So in-place groups need no knowledge of how they were formed.
+    both time and space. So in-place groups and views at an offset (concatenation inputs in
+    their slices) need no knowledge of how they were formed.
     """
     spans = tensor_lifetimes(graph, plan)
-    by_offset: dict[int, list[str]] = {}
-    for t in spans:
-        if t in plan.offsets:
-            by_offset.setdefault(plan.offsets[t], []).append(t)
+    placed = sorted((plan.offsets[t], t) for t in spans if t in plan.offsets)
+    starts = [o for o, _ in placed]
     out: dict[str, list[Segment]] = {}
     for b in plan.buffers:
-        members = [Segment(t, *spans[t], graph.tensors[t].nbytes)
-                   for t in by_offset.get(plan.offsets[b.name], [])
-                   if b.first <= spans[t][0] and spans[t][1] <= b.last]
-        members.sort(key=lambda m: (m.first, m.last, m.tensor))
+        base = plan.offsets[b.name]
+        lo, hi = bisect_left(starts, base), bisect_left(starts, base + max(b.size, 1))
+        members = [Segment(t, *spans[t], graph.tensors[t].nbytes, off - base)
+                   for off, t in placed[lo:hi]
+                   if b.first <= spans[t][0] and spans[t][1] <= b.last
+                   and off - base + graph.tensors[t].nbytes <= max(b.size, 1)]
+        members.sort(key=lambda m: (m.first, m.offset, m.last, m.tensor))
         out[b.name] = members or [Segment(b.name, b.first, b.last, b.size)]
     return out
 
@@ -183,11 +187,19 @@ def live_table(graph: Graph, plan: MemoryPlan) -> str:
     names = short_names([m.tensor for ms in segments.values() for m in ms])
     sizes = {b.name: b.size for b in plan.buffers}
 
-    def held(buffer: str, step: int) -> str:  # "a -> b" where an op runs in place at `step`
+    def held(buffer: str, step: int) -> str:
+        """"a -> b" where an op runs in place at `step`; "[a | b]" for tensors side by side in
+        one buffer (a concatenation's inputs in their slices)."""
         if buffer == scratch_name(plan.order[step]):
             return "scratch"  # the row's own op's
-        live = [names[m.tensor] for m in segments[buffer] if m.first <= step <= m.last]
-        return " -> ".join(live or [_short(buffer, 2, NAME_LIMIT)])
+        lanes: dict[int, list[str]] = {}
+        for m in segments[buffer]:
+            if m.first <= step <= m.last:
+                lanes.setdefault(m.offset, []).append(names[m.tensor])
+        if not lanes:
+            return _short(buffer, 2, NAME_LIMIT)
+        parts = [" -> ".join(ts) for _, ts in sorted(lanes.items())]
+        return parts[0] if len(parts) == 1 else "[" + " | ".join(parts) + "]"
 
     header = ["step", "op", "kind", "live bytes", "high water", "", "live tensors (by offset)"]
     table = []
@@ -212,6 +224,8 @@ def live_table(graph: Graph, plan: MemoryPlan) -> str:
     legend = "* peak live bytes (the live lower bound)   ^ high water reaches the arena size"
     if any(len(ms) > 1 for ms in segments.values()):
         legend += "   a -> b: b overwrites a in place"
+    if any(m.offset for ms in segments.values() for m in ms):
+        legend += "   [a | b]: side by side in one buffer"
     lines.append(legend)
     return "\n".join(lines) + "\n"
 
@@ -272,16 +286,24 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
     for i, b in enumerate(plan.buffers):
         color = cmap(_PALETTE_ORDER[i % len(_PALETTE_ORDER)])
         scratch = b.name.endswith(SCRATCH_SUFFIX)
-        members = segments[b.name]
-        starts = [b.first] + [m.first for m in members[1:]] + [b.last + 1]
-        for m, x0, x1 in zip(members, starts, starts[1:]):
-            if x1 <= x0:
-                continue
-            ax.add_patch(Rectangle((x0, plan.offsets[b.name]), x1 - x0, m.size,
-                                   facecolor=color, edgecolor="#333333", linewidth=0.6,
-                                   hatch="///" if scratch else None,
-                                   alpha=0.75 if scratch else 1.0))
-            boxes.append((m, x0, x1, plan.offsets[b.name], color))
+        # Members at one offset follow each other (in place); members at other offsets are
+        # views into the buffer (a concatenation's inputs in their slices).
+        lanes: dict[int, list[Segment]] = {}
+        for m in segments[b.name]:
+            lanes.setdefault(m.offset, []).append(m)
+        for lane, members in sorted(lanes.items()):
+            first, stop = (b.first, b.last + 1) if lane == 0 else \
+                (members[0].first, members[-1].last + 1)
+            starts = [first] + [m.first for m in members[1:]] + [stop]
+            for m, x0, x1 in zip(members, starts, starts[1:]):
+                if x1 <= x0:
+                    continue
+                y = plan.offsets[b.name] + lane
+                ax.add_patch(Rectangle((x0, y), x1 - x0, m.size,
+                                       facecolor=color, edgecolor="#333333", linewidth=0.6,
+                                       hatch="///" if scratch else None,
+                                       alpha=0.75 if scratch else 1.0))
+                boxes.append((m, x0, x1, y, color))
     peak_live = max((r.live_bytes for r in rows), default=-1)
     peak_steps = {r.step for r in rows if r.live_bytes == peak_live}
     for step in sorted(peak_steps):  # a faint band behind the boxes marks the peak ops
