@@ -142,3 +142,16 @@ def test_split_input_read_later_is_no_view():
     sched = schedule(g, patch="off")
     split = next(op for op in sched.graph.ops if op.kind == "SPLIT")
     assert "output_views" not in split.attrs
+
+
+def test_report_shows_inputs_side_by_side():
+    from tinyengine.memory.report import buffer_segments, live_table
+
+    g = two_branches(np.random.default_rng(0))
+    sched = schedule(g, patch="off")
+    root = next(b.name for b in sched.plan.buffers
+                if any(m.tensor == "cat" for m in buffer_segments(sched.graph, sched.plan)[b.name]))
+    offsets = {m.tensor: m.offset for m in buffer_segments(sched.graph, sched.plan)[root]}
+    assert offsets["a"] == 0 and offsets["b"] == 512 and offsets["cat"] == 0
+    table = live_table(sched.graph, sched.plan)
+    assert "[a | b]" in table and "side by side in one buffer" in table
