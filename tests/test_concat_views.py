@@ -45,8 +45,11 @@ def two_branches(rng: np.random.Generator) -> Graph:
 
 
 def test_concat_inputs_live_in_their_slices():
+    from .test_schedule_invariants import check_schedule
+
     g = two_branches(np.random.default_rng(0))
     sched = schedule(g, patch="off")
+    check_schedule(sched)
     concat = next(op for op in sched.graph.ops if op.kind == "CONCATENATION")
     assert concat.attrs.get("views") == [0, 512]
     plan = sched.plan
@@ -119,8 +122,11 @@ def split_then_branches(rng: np.random.Generator) -> Graph:
 
 
 def test_split_outputs_are_views_of_the_input(tflm):
+    from .test_schedule_invariants import check_schedule
+
     g = split_then_branches(np.random.default_rng(5))
     sched = schedule(g, patch="off")
+    check_schedule(sched)
     split = next(op for op in sched.graph.ops if op.kind == "SPLIT")
     assert split.attrs.get("output_views") == [0, 512]
     plan = sched.plan
@@ -155,3 +161,63 @@ def test_report_shows_inputs_side_by_side():
     assert offsets["a"] == 0 and offsets["b"] == 512 and offsets["cat"] == 0
     table = live_table(sched.graph, sched.plan)
     assert "[a | b]" in table and "side by side in one buffer" in table
+
+
+def _conv_into(t: dict[str, Tensor], rng: np.random.Generator, x: str, out: str,
+               shape: tuple[int, ...]) -> Op:
+    w = rng.integers(-127, 128, (shape[3], 3, 3, t[x].shape[3]), dtype=np.int8)
+    t[f"w_{out}"] = Tensor(f"w_{out}", w.shape, "int8",
+                           _qp(np.full(shape[3], 0.01), np.zeros(shape[3])), w)
+    t[out] = Tensor(out, shape, "int8", _qp(0.05, 0))
+    return Op(f"conv_{out}", "CONV_2D", [x, f"w_{out}", ""], [out],
+              {"stride": (1, 1), "padding": "SAME", "dilation": (1, 1), "activation": "NONE"})
+
+
+def test_split_of_a_view_whose_source_is_read_later_is_no_view():
+    """c -> RESHAPE r -> SPLIT(r): r shares c's buffer, and c is read after the split, so an op
+    running in place over a split output must not be able to write into c (review finding)."""
+    from .test_schedule_invariants import check_schedule
+
+    rng = np.random.default_rng(0)
+    q = _qp(0.05, 0)
+    t = {"x": Tensor("x", (1, 16, 8, 4), "int8", _qp(0.05, 2))}
+    ops = [_conv_into(t, rng, "x", "c", (1, 16, 8, 8))]
+    for name, shape in (("r", (1, 16, 64, 1)), ("h0", (1, 8, 64, 1)), ("h1", (1, 8, 64, 1)),
+                        ("k0", (1, 8, 64, 1)), ("cat", (1, 16, 64, 1)), ("cr", (1, 16, 8, 8))):
+        t[name] = Tensor(name, shape, "int8", q)
+    t["y"] = Tensor("y", (1, 16, 8, 8), "int8", _qp(0.1, 0))
+    ops += [Op("reshape", "RESHAPE", ["c"], ["r"]),
+            Op("split", "SPLIT", ["r"], ["h0", "h1"], {"axis": 1}),
+            Op("relu", "RELU", ["h0"], ["k0"]),
+            Op("concat", "CONCATENATION", ["k0", "h1"], ["cat"], {"axis": 1,
+                                                                  "activation": "NONE"}),
+            Op("reshape2", "RESHAPE", ["cat"], ["cr"]),
+            Op("add", "ADD", ["cr", "c"], ["y"], {"activation": "NONE"})]
+    g = Graph(t, ops, ["x"], ["y"], name="split_alias")
+    verify(g)
+    sched = schedule(g, patch="off")
+    split = next(op for op in sched.graph.ops if op.kind == "SPLIT")
+    assert "output_views" not in split.attrs
+    check_schedule(sched)
+    verdicts, _ = verify_graph(g, None, n_random=3, seed=1)
+    assert all(v.exact for v in verdicts)
+
+
+def test_two_inputs_in_one_buffer_take_no_views():
+    """concat(a, reshape(a)): both inputs are one buffer, which cannot sit in two slices."""
+    rng = np.random.default_rng(0)
+    t = {"x": Tensor("x", (1, 8, 8, 4), "int8", _qp(0.05, 2))}
+    ops = [_conv_into(t, rng, "x", "a", (1, 8, 8, 8))]
+    t["b"] = Tensor("b", (1, 8, 8, 8), "int8", t["a"].quant)
+    t["cat"] = Tensor("cat", (1, 16, 8, 8), "int8", t["a"].quant)
+    t["y"] = Tensor("y", (1, 16, 8, 8), "int8", _qp(0.1, 0))
+    ops += [Op("reshape", "RESHAPE", ["a"], ["b"]),
+            Op("concat", "CONCATENATION", ["a", "b"], ["cat"], {"axis": 1,
+                                                                "activation": "NONE"}),
+            Op("relu", "RELU", ["cat"], ["y"])]
+    g = Graph(t, ops, ["x"], ["y"], name="dup")
+    verify(g)
+    sched = schedule(g, patch="off")
+    assert "views" not in next(op for op in sched.graph.ops if op.kind == "CONCATENATION").attrs
+    verdicts, _ = verify_graph(g, None, n_random=3, seed=1)
+    assert all(v.exact for v in verdicts)

@@ -160,3 +160,28 @@ def test_patch_wholly_in_padding_is_refused_and_skipped():
     with pytest.raises(TinyEngineError, match=r"wholly in the padding of op pad \(PAD\)"):
         patch_graph(g, 2, (3, 3))
     schedule(g, patch="auto")  # the search skips such grids instead of failing
+
+
+def test_constant_first_operand_does_not_block_the_stage():
+    """PyTorch's `1 - x` is SUB(constant, x): the constant comes first and broadcasts over H and
+    W; the op is element-wise on its one activation input (review finding)."""
+    g = torch_style(np.random.default_rng(9))
+    relu6 = next(op for op in g.ops if op.kind == "RELU6")
+    g.tensors["one"] = Tensor("one", (1, 1, 1, 8), "int8", g.tensor("c0").quant,
+                              np.full((1, 1, 1, 8), 20, np.int8))
+    g.tensors["s0"] = Tensor("s0", (1, 16, 16, 8), "int8", g.tensor("r0").quant)
+    i = g.ops.index(relu6)
+    g.ops.insert(i, Op("one_minus", "SUB", ["one", "c0"], ["s0"], {"activation": "NONE"}))
+    relu6.inputs = ["s0"]
+    verify(g)
+    assert max(stage_candidates(g)) >= 7
+    pg, _ = patch_graph(g, max(stage_candidates(g)), (2, 2))
+    x = np.random.default_rng(10).integers(-128, 128, (1, 32, 32, 3), dtype=np.int8)
+    np.testing.assert_array_equal(run_reference(pg, [x])[0], run_reference(g, [x])[0])
+
+
+def test_blocker_names_a_skip_connection():
+    g = torch_style(np.random.default_rng(11))
+    longest = max(stage_candidates(g))
+    with pytest.raises(TinyEngineError, match="cannot run as a patch stage .*op mean"):
+        patch_graph(g, longest + 1, (2, 2))

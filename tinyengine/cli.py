@@ -1,16 +1,21 @@
 """The `tinyengine` command: compile, run, verify, demo.
 
-User errors (TinyEngineError) print one line `tinyengine: error: ...` and exit 2.
+User errors (TinyEngineError) print one line `tinyengine: error: ...` and exit 2; Ctrl-C prints
+one line and exits 130 (cli_common.py: the conventions both commands share).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from . import __version__
+from .cli_common import Parser, add_conventions, parse, run_command
 from .errors import TinyEngineError
 
 
@@ -40,34 +45,31 @@ def _input_shape(text: str | None) -> tuple[int, ...] | None:
         raise TinyEngineError(f"--input-shape {text!r}: expected numbers like 1,1,8,8") from None
 
 
+def _print_json(obj: Any) -> None:
+    """--json: one object on stdout, nothing else there."""
+    print(json.dumps(obj, indent=1))
+
+
+def _patches_json(report: dict) -> dict | None:
+    p = report.get("patches")
+    return None if not p else {"grid": p["grid"], "stage_ops": len(p["stage_ops"]),
+                               "mac_overhead": p["mac_overhead"]}
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from .codegen import compile_graph
-    from .frontend import is_onnx, load_model
+    from .api import compile_model
 
-    io = args.io or "float"
-    if is_onnx(args.model):
-        from .convert import compile_onnx
-
-        if args.calib is None:
-            raise TinyEngineError(f"{args.model} is a float ONNX model: pass calibration data "
-                                  "with --calib (a directory of images, or an .npy/.npz)")
-        report = compile_onnx(args.model, args.output, args.calib, method=args.calib_method,
-                              input_shape=_input_shape(args.input_shape), io=io,
-                              prefix=args.prefix, target=_target(args), **_schedule_options(args))
-    elif args.calib is not None:  # a float TFLite model, quantised as ONNX models are
-        from .convert import compile_tflite
-
-        report = compile_tflite(args.model, args.output, args.calib, method=args.calib_method,
-                                io=io, prefix=args.prefix, target=_target(args),
-                                **_schedule_options(args))
-    else:
-        if args.io is not None:
-            raise TinyEngineError(f"{args.model}: --io applies to float models compiled with "
-                                  "--calib; an int8 model keeps its own inputs and outputs")
-        graph = load_model(args.model)
-        report = compile_graph(graph, args.output, prefix=args.prefix, source=str(args.model),
-                               source_model={"format": "tflite"}, target=_target(args),
-                               **_schedule_options(args))
+    report = compile_model(args.model, args.output, prefix=args.prefix, calib=args.calib,
+                           calib_method=args.calib_method, io=args.io,
+                           input_shape=_input_shape(args.input_shape), target=_target(args),
+                           **_schedule_options(args))
+    if args.json:
+        _print_json({"project": str(args.output), "report": str(args.output / "report.json"),
+                     "ops": len(report["ops"]), "arena_bytes": report["arena_bytes"],
+                     "arena_counts": report["arena_counts"],
+                     "flash_bytes": report["flash_bytes"], "macs": report["macs"],
+                     "patches": _patches_json(report)})
+        return 0
     streamed = report["arena_counts"]["streamed_inputs"]
     note = f" (input streamed from the caller: {streamed})" if streamed else ""
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
@@ -109,6 +111,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     specs = [{**s, "shape": src.get(s["name"], s)["shape"]} for s in report["inputs"]]
     check_input_count(len(args.input), specs)
     _check_output_paths(args.output, len(report["outputs"]))
+    for path in args.output:  # before the run, not after it
+        _check_writable(path)
     arrays = [load_npy(p) for p in args.input]
     names = [str(p) for p in args.input]
     check_input_order(arrays, specs, names)
@@ -126,20 +130,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outs = source_outputs(report, outs, args.raw)
     if not batched:
         outs = [o[0] for o in outs]
-    # Written through a file object: np.save and np.savez would add a suffix the user did not ask
-    # for, and the line below would then name a file that is not there.
-    try:
-        if len(args.output) == 1 and args.output[0].suffix == ".npz":
-            with open(args.output[0], "wb") as f:
-                np.savez(f, *outs)
-        else:
-            for path, o in zip(args.output, outs):
-                with open(path, "wb") as f:
-                    np.save(f, o)
-    except OSError as e:
-        raise TinyEngineError(f"cannot write {e.filename}: {e.strerror}") from None
+    if len(args.output) == 1 and args.output[0].suffix == ".npz":
+        _write_array(args.output[0], lambda f: np.savez(f, *outs))
+    else:
+        for path, o in zip(args.output, outs):
+            _write_array(path, lambda f, o=o: np.save(f, o))
     print(f"wrote {', '.join(map(str, args.output))}")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.exists()  # raises for a name the file system cannot hold
+    except OSError as e:
+        raise TinyEngineError(f"cannot write {path}: {e.strerror}") from None
+    if path.is_dir():
+        raise TinyEngineError(f"cannot write {path}: it is a directory; name a file")
+    if not path.parent.is_dir():
+        raise TinyEngineError(f"cannot write {path}: {path.parent} is not a directory")
+
+
+def _write_array(path: Path, save: Any) -> None:
+    """Through a file object: np.save and np.savez would add a suffix the user did not ask for,
+    and the line `wrote ...` would then name a file that is not there. A file left part-written
+    (a full disk) is removed."""
+    created = False
+    try:
+        created = not path.exists()
+        with open(path, "wb") as f:
+            save(f)
+    except OSError as e:
+        if created and path.is_file():
+            path.unlink()
+        raise TinyEngineError(f"cannot write {path}: {e.strerror}") from None
 
 
 def _check_output_paths(paths: list[Path], n_outputs: int) -> None:
@@ -175,11 +198,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         batches = [as_batch(x, s, w)[0] for x, s, w in zip(arrays, specs, names)]
         given = split_records(batches, names)
     verdicts, report = verify_model(args.model, given, n_random=args.random, seed=args.seed,
-                                    use_tflm=not args.no_tflm, progress=True,
+                                    use_tflm=not args.no_tflm, progress=not args.quiet,
                                     compile_options=_schedule_options(args))
+    exact = all(v.exact for v in verdicts)
+    if args.json:
+        _print_json({"model": str(args.model), "exact": exact,
+                     "arena_bytes": report["arena_bytes"], "flash_bytes": report["flash_bytes"],
+                     "macs": report["macs"], "patches": _patches_json(report),
+                     "outputs": [{"index": v.index, "name": v.name, "inputs": v.n_inputs,
+                                  "exact": v.exact, "max_diff_reference": v.max_diff_reference,
+                                  "max_diff_tflm": v.max_diff_tflm} for v in verdicts]})
+        return 0 if exact else 1
     for v in verdicts:
         print(f"{args.model}: {v.line(report['arena_bytes'])}{_patch_note(report)}")
-    return 0 if all(v.exact for v in verdicts) else 1
+    return 0 if exact else 1
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -209,14 +241,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import json
-
     from .target import bench, format_bench
 
     result = bench(args.project, _target(args) or "cortex-m4", simd=not args.portable)
+    if args.json == "-":
+        _print_json(result.to_json())
+        return 0
     print(format_bench(result, args.top))
     if args.json:
-        args.json.write_text(json.dumps(result.to_json(), indent=1))
+        try:
+            Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
+        except OSError as e:
+            raise TinyEngineError(f"cannot write {args.json}: {e.strerror}") from None
     return 0
 
 
@@ -227,7 +263,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinyengine", description=__doc__.splitlines()[0])
+    p = Parser(prog="tinyengine", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile an int8 .tflite model into a C project")
@@ -243,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "mse"],
                    help="activation range estimate (default: minmax)")
     c.add_argument("--input-shape", help="ONNX: fix a dynamic input shape, e.g. 1,1,8,8")
+    c.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object on stdout")
     _add_schedule_options(c)
     _add_target_options(c)
     c.set_defaults(func=_cmd_compile)
@@ -269,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--random", type=int, default=20, help="random inputs (default: 20)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--no-tflm", action="store_true", help="skip the TFLM comparison")
+    v.add_argument("--json", action="store_true",
+                   help="print the verdicts as one JSON object on stdout")
     _add_schedule_options(v)
     v.set_defaults(func=_cmd_verify)
 
@@ -283,27 +323,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(b)
     b.add_argument("--portable", action="store_true", help="portable kernels, no SIMD")
     b.add_argument("--top", type=int, help="show only the N most expensive ops")
-    b.add_argument("--json", type=Path, help="also write the counts as JSON")
+    b.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="the counts as one JSON object: on stdout instead of the table, or "
+                        "written to FILE as well as the table")
     b.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser("demo", help="end-to-end demo on a built-in int8 CNN (no download)")
     d.add_argument("-o", "--output", type=Path, default=Path("out/demo"))
     d.set_defaults(func=_cmd_demo)
+    add_conventions(p, __version__)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if getattr(args, "ops", None):
-            from .ops import load_op_library
+def _main(argv: list[str] | None) -> int:
+    args = parse(build_parser(), argv)
+    if getattr(args, "ops", None):
+        from .ops import load_op_library
 
-            for path in args.ops:
-                load_op_library(path)
-        return int(args.func(args))
-    except TinyEngineError as e:
-        print(f"tinyengine: error: {(str(e).splitlines() or [''])[0]}", file=sys.stderr)
-        return 2
+        for path in args.ops:
+            load_op_library(path)
+    return int(args.func(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command("tinyengine", lambda: _main(argv))
 
 
 if __name__ == "__main__":

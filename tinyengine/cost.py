@@ -31,9 +31,8 @@ class Cost:
 def _weight_axis(graph: Graph, op: Op) -> int | None:
     """Output-channel axis of the op's weights (input 1), quantised per channel as TFLite
     converters do; FULLY_CONNECTED weights are per tensor, TFLite's default."""
-    if op.kind == "FULLY_CONNECTED":
-        return None
-    return get_op(op.kind).quant_rule(graph, op).weights.get(1)
+    rule = get_op(op.kind).quant_rule(graph, op)
+    return None if rule.weights_per_tensor else rule.weights.get(1)
 
 
 def _placeholder(t: Tensor, axis: int | None) -> Tensor:

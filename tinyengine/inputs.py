@@ -13,27 +13,54 @@ from .ir import DTYPES, Graph
 
 
 def load_npy(path: str | Path) -> np.ndarray:
+    """One array from an .npy file; anything else (an .npz archive, a pickle, an empty or damaged
+    file) is refused with one line."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise TinyEngineError(f"{path}: cannot read as .npy ({e})") from None
+        x = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise TinyEngineError(f"{path}: cannot read ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 (numpy's format reader fails in many ways on bad bytes)
+        detail = "the file is empty" if isinstance(e, EOFError) else f"{type(e).__name__}: {e}"
+        raise TinyEngineError(f"{path}: not a readable .npy file ({detail}); save the input "
+                              "with numpy.save") from None
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "close"):
+            x.close()
+        raise TinyEngineError(f"{path}: is an .npz archive, not an .npy array; give one .npy "
+                              "file per model input (--input once per input)")
+    return x
+
+
+def _expected(shape: tuple[int, ...]) -> str:
+    dims = ", ".join(map(str, shape))
+    return f"the input shape ({dims}) or a batch of it (N, {dims})"
 
 
 def as_batch(x: np.ndarray, spec: dict[str, Any], what: str) -> tuple[np.ndarray, bool]:
-    """(batch, batched): x is one input of the spec's shape or a batch along a new first axis."""
+    """(batch, batched): x is one input of the spec's exact shape, or a batch of N >= 1 such
+    inputs along a new first axis (for a model with batch 1, also N samples in place of that 1).
+    Nothing else is reshaped: an array with the right number of elements in another layout (NCHW
+    for an NHWC model) would run and give a wrong answer without a word."""
     shape = tuple(spec["shape"])
-    if x.shape == shape or (x.size == spec["size"] and x.ndim != len(shape) + 1):
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TinyEngineError(f"{what}: dtype {x.dtype} is not numeric; this model takes "
+                              f"{spec['dtype']} input")
+    if x.shape == shape:
         batch, batched = x.reshape((1, *shape)), False
-    elif x.shape[1:] == shape:
+    elif x.shape[1:] == shape and x.ndim == len(shape) + 1:
         batch, batched = x, True
     elif shape and shape[0] == 1 and x.ndim == len(shape) and x.shape[1:] == shape[1:]:
         batch, batched = x[:, None], True  # a model with batch 1 given N samples along axis 0
     else:
-        raise TinyEngineError(f"{what}: shape {x.shape} is neither the input shape {shape} nor a "
-                              f"batch of it (N, {', '.join(map(str, shape))})")
+        raise TinyEngineError(f"{what}: shape {x.shape} is neither {_expected(shape)}; "
+                              "transpose or reshape it to the model's layout first")
+    if len(batch) == 0:
+        raise TinyEngineError(f"{what}: shape {x.shape} holds no samples; give at least one "
+                              f"({_expected(shape)})")
     dtype = np.dtype(DTYPES[spec["dtype"]])
     if batch.dtype != dtype:
-        if dtype.kind == "i" and batch.dtype.kind in "iu":
+        if dtype.kind == "i" and batch.dtype.kind in "biu":
             info = np.iinfo(dtype)  # type: ignore[type-var]
             if batch.size and (batch.min() < info.min or batch.max() > info.max):
                 raise TinyEngineError(f"{what}: values outside the {spec['dtype']} range")
@@ -87,9 +114,8 @@ def _fits(shape: tuple[int, ...], spec_shape: tuple[int, ...]) -> bool:
 
 def check_input_order(arrays: list[np.ndarray], specs: list[dict[str, Any]],
                       names: list[str]) -> None:
-    """Refuse an array given in another input's place. as_batch accepts an array of the right
-    size in any shape, so two inputs of equal size but different shapes, given in the wrong
-    order, would otherwise be reshaped and run without a word."""
+    """Refuse an array given in another input's place with a message that says so (as_batch
+    would only say that the shape is wrong)."""
     shapes = [tuple(s["shape"]) for s in specs]
     for i, (x, what) in enumerate(zip(arrays, names)):
         if _fits(tuple(x.shape), shapes[i]):

@@ -109,38 +109,104 @@ class Graph:
         return g
 
 
+# The generated C indexes tensors and the arena with int32 offsets.
+MAX_TENSOR_BYTES = (1 << 31) - 1
+# The smallest scale the engine takes: a normal float32. TFLite divides by the scale in float32
+# (activation limits, QUANTIZE), and 1 / scale overflows below this.
+MIN_SCALE = float(np.finfo(np.float32).tiny)
+
+
 def verify(graph: Graph) -> None:
     """Check shapes, dtypes, quantisation parameters and topology; raise on the first problem.
 
-    Shape rules and per-op constraints come from each op's registered definition, so this is the
-    single checker run after the frontend and after every pass.
+    One validation pass, run after the frontend and after every pass, and by the code generator
+    before anything is emitted: the generic rules (every tensor, the graph's inputs and outputs,
+    the topology) here, and each op's own rules from its registered definition: its `check` hook,
+    the per-channel axis its `quant_rule` gives its weights, its shape rule, and the
+    representability of every multiplier it computes (quant.MultiplierRangeError raised while its
+    check runs). Every message names the op or tensor and the rule it breaks.
     """
-    from .ops import get_op  # ops import ir; import late to avoid the cycle
-
-    names = set(graph.tensors)
     for t in graph.tensors.values():
-        if t.dtype not in DTYPES:
-            raise TinyEngineError(f"tensor {t.name}: unsupported dtype {t.dtype}")
-        if any(d <= 0 for d in t.shape):
-            raise TinyEngineError(f"tensor {t.name}: shape {t.shape} has a non-positive dimension")
-        if t.data is not None and tuple(t.data.shape) != t.shape:
-            raise TinyEngineError(f"tensor {t.name}: data shape {t.data.shape} != {t.shape}")
-        if t.data is not None and t.data.dtype != DTYPES[t.dtype]:
-            raise TinyEngineError(f"tensor {t.name}: data dtype {t.data.dtype} != {t.dtype}")
-        q = t.quant
-        if q is not None:
-            if q.scale.shape != q.zero_point.shape or q.scale.ndim != 1 or q.scale.size == 0:
-                raise TinyEngineError(f"tensor {t.name}: malformed quantisation parameters")
-            if not np.all(q.scale > 0):
-                raise TinyEngineError(f"tensor {t.name}: quantisation scale must be positive")
-            if q.per_channel and (q.axis >= len(t.shape) or t.shape[q.axis] != q.scale.size):
-                raise TinyEngineError(
-                    f"tensor {t.name}: {q.scale.size} channel scales do not match axis {q.axis} "
-                    f"of shape {t.shape}")
-        if t.dtype == "int8" and not t.is_const and q is None:
-            raise TinyEngineError(f"tensor {t.name}: int8 activation without quantisation")
+        _check_tensor(t)
+    _check_graph_io(graph)
+    available = {t.name for t in graph.tensors.values() if t.is_const} | set(graph.inputs)
+    seen_ops: set[str] = set()
+    for op in graph.ops:
+        if op.name in seen_ops:
+            raise TinyEngineError(f"op name {op.name} is used twice")
+        seen_ops.add(op.name)
+        for n in op.inputs:
+            if n and n not in graph.tensors:
+                raise TinyEngineError(f"op {op.name} ({op.kind}) reads unknown tensor {n}")
+            if n and n not in available:
+                raise TinyEngineError(f"op {op.name} reads {n} before it is produced")
+        if not op.outputs:
+            raise TinyEngineError(f"op {op.name} ({op.kind}) has no output")
+        for n in op.outputs:
+            if n not in graph.tensors:
+                raise TinyEngineError(f"op {op.name} writes unknown tensor {n}")
+            if n in available:
+                raise TinyEngineError(f"tensor {n} is produced twice (op {op.name})")
+            available.add(n)
+        _check_op(graph, op)
+    for n in graph.outputs:
+        if n not in available:
+            raise TinyEngineError(f"graph output {n} is never produced")
+    if not nx.is_directed_acyclic_graph(graph.dag()):
+        raise TinyEngineError("the op graph has a cycle")
+
+
+def _check_tensor(t: Tensor) -> None:
+    """The rules every tensor obeys, whatever reads it."""
+    if t.dtype not in DTYPES:
+        raise TinyEngineError(f"tensor {t.name}: unsupported dtype {t.dtype}")
+    if any(int(d) <= 0 for d in t.shape):
+        raise TinyEngineError(f"tensor {t.name}: shape {t.shape} has a non-positive dimension")
+    if t.nbytes > MAX_TENSOR_BYTES:
+        raise UnsupportedError(f"tensor {t.name}: shape {t.shape} {t.dtype} holds {t.nbytes} "
+                               f"bytes; the generated C indexes at most {MAX_TENSOR_BYTES}")
+    if t.data is not None and tuple(t.data.shape) != t.shape:
+        raise TinyEngineError(f"tensor {t.name}: data shape {t.data.shape} != {t.shape}")
+    if t.data is not None and t.data.dtype != DTYPES[t.dtype]:
+        raise TinyEngineError(f"tensor {t.name}: data dtype {t.data.dtype} != {t.dtype}")
+    q = t.quant
+    if q is not None:
+        _check_quant(t, q)
+    if t.dtype == "int8" and not t.is_const and q is None:
+        raise TinyEngineError(f"tensor {t.name}: int8 activation without quantisation")
+
+
+def _check_quant(t: Tensor, q: QuantParams) -> None:
+    if q.scale.shape != q.zero_point.shape or q.scale.ndim != 1 or q.scale.size == 0:
+        raise TinyEngineError(f"tensor {t.name}: malformed quantisation parameters (scales "
+                              f"{q.scale.shape}, zero points {q.zero_point.shape})")
+    scale = np.asarray(q.scale, np.float64)
+    bad = ~(np.isfinite(scale) & (scale >= MIN_SCALE))
+    if np.any(bad):
+        raise TinyEngineError(
+            f"tensor {t.name}: quantisation scale {scale[bad][0]:g} must be a finite positive "
+            f"number of at least {MIN_SCALE:.3g} (a normal float32; TFLite divides by it)")
+    if t.dtype in ("int8", "int16", "int32"):
+        info = np.iinfo(DTYPES[t.dtype])  # type: ignore[type-var]
+        zp = np.asarray(q.zero_point)
+        outside = (zp < info.min) | (zp > info.max)
+        if np.any(outside):
+            raise TinyEngineError(
+                f"tensor {t.name}: zero point {int(zp[outside][0])} is outside the {t.dtype} "
+                f"range [{info.min}, {info.max}]")
+    if q.per_channel:
+        if not 0 <= q.axis < len(t.shape):
+            raise TinyEngineError(f"tensor {t.name}: per-channel quantisation axis {q.axis} is "
+                                  f"not an axis of shape {t.shape}")
+        if t.shape[q.axis] != q.scale.size:
+            raise TinyEngineError(
+                f"tensor {t.name}: {q.scale.size} channel scales do not match axis {q.axis} "
+                f"of shape {t.shape}")
+
+
+def _check_graph_io(graph: Graph) -> None:
     for n in graph.inputs + graph.outputs:
-        if n not in names:
+        if n not in graph.tensors:
             raise TinyEngineError(f"graph input/output {n} is not a tensor")
     # Inputs and outputs are buffers the caller reads or fills: a constant has none in the arena,
     # and one input listed twice would be two buffers for one tensor.
@@ -153,37 +219,49 @@ def verify(graph: Graph) -> None:
     if len(set(graph.inputs)) != len(graph.inputs):
         twice = next(n for n in graph.inputs if graph.inputs.count(n) > 1)
         raise TinyEngineError(f"graph input {twice} is listed twice; list each input once")
-    available = {t.name for t in graph.tensors.values() if t.is_const} | set(graph.inputs)
-    seen_ops: set[str] = set()
-    for op in graph.ops:
-        if op.name in seen_ops:
-            raise TinyEngineError(f"op name {op.name} is used twice")
-        seen_ops.add(op.name)
-        for n in op.inputs:
-            if n and n not in available:
-                raise TinyEngineError(f"op {op.name} reads {n} before it is produced")
-        for n in op.outputs:
-            if n not in names:
-                raise TinyEngineError(f"op {op.name} writes unknown tensor {n}")
-            if n in available:
-                raise TinyEngineError(f"tensor {n} is produced twice (op {op.name})")
-            available.add(n)
-        opdef = get_op(op.kind)
-        for n in op.inputs + op.outputs:
-            io = graph.tensors[n] if n else None
-            if io is not None and not io.is_const and io.dtype not in opdef.dtypes:
-                raise UnsupportedError(
-                    f"op {op.name} ({op.kind}): tensor {n} is {io.dtype}; the engine runs this op "
-                    f"on {' or '.join(opdef.dtypes)} activations")
+
+
+def _scales_text(graph: Graph, op: Op) -> str:
+    parts = []
+    for role, names in (("input", op.inputs), ("output", op.outputs)):
+        for n in names:
+            t = graph.tensors[n] if n else None
+            if t is not None and t.quant is not None:
+                s = t.quant.scale
+                parts.append(f"{role} {n} scale {float(s[0]):g}" if s.size == 1 else
+                             f"{role} {n} scales {float(s.min()):g}..{float(s.max()):g}")
+    return "; ".join(parts)
+
+
+def _check_op(graph: Graph, op: Op) -> None:
+    """The op's own rules, from its definition."""
+    from .ops import get_op  # ops import ir; import late to avoid the cycle
+    from .quant import MultiplierRangeError
+
+    opdef = get_op(op.kind)
+    where = f"op {op.name} ({op.kind})"
+    for n in op.inputs + op.outputs:
+        io = graph.tensors[n] if n else None
+        if io is not None and not io.is_const and io.dtype not in opdef.dtypes:
+            raise UnsupportedError(
+                f"{where}: tensor {n} is {io.dtype}; the engine runs this op "
+                f"on {' or '.join(opdef.dtypes)} activations")
+    try:
         opdef.check(graph, op)
-        expected = opdef.infer_shapes(graph, op)
-        for n, shape in zip(op.outputs, expected):
-            if tuple(graph.tensors[n].shape) != tuple(shape):
-                raise TinyEngineError(
-                    f"op {op.name} ({op.kind}): output {n} has shape {graph.tensors[n].shape}, "
-                    f"the op computes {tuple(shape)}")
-    for n in graph.outputs:
-        if n not in available:
-            raise TinyEngineError(f"graph output {n} is never produced")
-    if not nx.is_directed_acyclic_graph(graph.dag()):
-        raise TinyEngineError("the op graph has a cycle")
+    except MultiplierRangeError as e:
+        raise UnsupportedError(f"{where}: {e} ({_scales_text(graph, op)}); the requantisation "
+                               "cannot be computed in Q31 fixed point: fix these scales") from None
+    # A weight quantised per channel must be so along the axis the kernels index by output
+    # channel (the op's quant_rule): another axis would make them read past the scale table.
+    for pos, axis in opdef.quant_rule(graph, op).weights.items():
+        w = graph.tensors[op.inputs[pos]] if pos < len(op.inputs) and op.inputs[pos] else None
+        if w is not None and w.quant is not None and w.quant.per_channel and w.quant.axis != axis:
+            raise UnsupportedError(
+                f"{where}: weights {w.name} {w.shape} are quantised per channel along axis "
+                f"{w.quant.axis}; this op's kernels read one scale per channel of axis {axis}")
+    expected = opdef.infer_shapes(graph, op)
+    for n, shape in zip(op.outputs, expected):
+        if tuple(graph.tensors[n].shape) != tuple(shape):
+            raise TinyEngineError(
+                f"{where}: output {n} has shape {graph.tensors[n].shape}, "
+                f"the op computes {tuple(shape)}")

@@ -17,6 +17,16 @@ from .errors import UnsupportedError
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
+# The largest shift a multiplier may carry. csrc/te_common.h shifts an int32 by it: left through
+# te_shift_left ((uint32_t)x << left) and right through te_rounding_divide_by_pot (x >> exponent),
+# both defined only for amounts 0..31; QuantizeMultiplier already flushes shifts below -31 to 0.
+MAX_MULTIPLIER_SHIFT = 31
+
+
+class MultiplierRangeError(UnsupportedError):
+    """A real multiplier (a ratio of scales) that the Q31 fixed-point kernels cannot represent.
+    Raised without the op's name; tinyengine.ir.verify adds the op and its tensors' scales."""
+
 
 def _wrap32(x: np.ndarray) -> np.ndarray:
     """Two's-complement wrap of int64 values to int32, as the C code's uint32 casts do."""
@@ -71,7 +81,14 @@ def tflite_round(x: float) -> int:
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: real ~= multiplier * 2^(shift - 31), multiplier in Q31."""
+    """TFLite's QuantizeMultiplier: real ~= multiplier * 2^(shift - 31), multiplier in Q31.
+
+    Raises MultiplierRangeError for a multiplier that is not finite or needs a shift above
+    MAX_MULTIPLIER_SHIFT (real >= 2^31): the C kernels would shift by more than 31 bits, which C
+    leaves undefined, and TFLM's own kernels do the same."""
+    if not math.isfinite(real):
+        raise MultiplierRangeError(f"the real multiplier {real} is not a finite number; the scales "
+                                   "it is computed from are out of range")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -81,6 +98,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
+    if shift > MAX_MULTIPLIER_SHIFT:
+        raise MultiplierRangeError(
+            f"the real multiplier {real:.6g} needs a left shift of {shift}; the fixed-point "
+            f"kernels shift by at most {MAX_MULTIPLIER_SHIFT} (multipliers below 2^31)")
     # TFLM's default (double-rounding) build keeps a shift of 31; only TFLITE_SINGLE_ROUNDING caps
     # it at 30. Softmax reaches it when beta * input_scale >= 32.
     return int(q_fixed), int(shift)
@@ -105,11 +126,13 @@ def activation_range(activation: str, scale: float, zero_point: int,
     The division is float32 (f / scale with float scale) and the rounding is std::round.
     """
     def quantize(f: float) -> int:
-        q = tflite_round(float(np.float32(f) / np.float32(scale)))
-        if not INT32_MIN <= q <= INT32_MAX:  # TFLM refuses such a model in Prepare
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            real = float(np.float32(f) / np.float32(scale))
+        if not math.isfinite(real) or not INT32_MIN <= tflite_round(real) <= INT32_MAX:
+            # TFLM refuses such a model in Prepare
             raise UnsupportedError(f"activation {activation}: output scale {scale:g} is too "
                                    "small to express the activation limits in int32")
-        return zero_point + q
+        return zero_point + tflite_round(real)
 
     if activation == "NONE":
         return qmin, qmax

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from . import tflm
 from .codegen import compile_graph
 from .frontend import load_model
 from .inputs import as_input, check_input_count, check_input_order, input_specs, random_inputs
 from .ir import Graph
+from .progress import progress_bar
 from .reference import run_reference
 from .runtime import HostModel
 
@@ -86,7 +86,7 @@ def verify_graph(graph: Graph, tflite_bytes: bytes | None = None,
         report = compile_graph(graph, Path(tmp) / "project", source=source or graph.name,
                                **(compile_options or {}))
         host = HostModel(Path(tmp) / "project")
-        for inputs in tqdm(cases, desc="verify", disable=not progress, leave=False):
+        for inputs in progress_bar(cases, desc="verify", enabled=progress):
             c_out = host.invoke(inputs)
             ref = run_reference(graph, inputs)
             tfl = tflm.run_tflm(model_bytes, inputs) if run_tflm else None

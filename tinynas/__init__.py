@@ -16,6 +16,60 @@ The layout is the pipeline:
     evolve.py     stage two: evolution under the budget, and random search with the same budget
     finish.py     fine-tune, quantise, compile, run the C over the test split
     pipeline.py, commands.py, search_report.py   the one-command pipeline, CLI, plots
+
+The Python API (tinynas/api.py; each name is imported on first use):
+
+    run_pipeline(PipelineConfig(...), out_dir)      the whole path, as `tinynas pipeline`
+    run_stage_one(space, budget)                    stage one: width multiplier and resolution
+    train_supernet(space, train, val, TrainConfig(...), out_dir)
+    search(supernet_path, budget, config)           stage two: evolution under the budget
+    deploy(supernet_path, arch, output, config)     fine-tune, quantise, compile, measure
+    estimate_arch(arch, patch="off")                SRAM, flash and MACs, from the engine
+    Arch, Budget, SearchSpace, get_space, PipelineConfig, TrainConfig, TinyNASError
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "search": ".api", "deploy": ".api",
+    "run_pipeline": ".pipeline", "PipelineConfig": ".pipeline", "PipelineResult": ".pipeline",
+    "run_stage_one": ".stage1",
+    "train_supernet": ".train", "TrainConfig": ".train",
+    "estimate_arch": ".resources",
+    "Arch": ".arch", "Budget": ".budget", "SearchSpace": ".space", "get_space": ".space",
+    "TinyNASError": ".errors",
+}
+
+__all__ = [
+    "__version__", "search", "deploy", "run_pipeline", "PipelineConfig", "PipelineResult",
+    "run_stage_one", "train_supernet", "TrainConfig", "estimate_arch", "Arch", "Budget",
+    "SearchSpace", "get_space", "TinyNASError",
+]
+
+if TYPE_CHECKING:
+    from .api import deploy, search
+    from .arch import Arch
+    from .budget import Budget
+    from .errors import TinyNASError
+    from .pipeline import PipelineConfig, PipelineResult, run_pipeline
+    from .resources import estimate_arch
+    from .space import SearchSpace, get_space
+    from .stage1 import run_stage_one
+    from .train import TrainConfig, train_supernet
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tinynas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

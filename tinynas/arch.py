@@ -153,24 +153,39 @@ class Arch:
 
     @staticmethod
     def from_json(text: str, source: str = "architecture") -> Arch:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise TinyNASError(f"{source}: not valid JSON ({e.msg} at line {e.lineno} column "
-                               f"{e.colno})") from None
-        return _from_dict(d, source)
+        return _from_dict(parse_json(text, source), source)
 
     @staticmethod
     def load(path: str | Path) -> Arch:
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise TinyNASError(f"{p}: cannot read the architecture file ({e.strerror})") from None
-        return Arch.from_json(text, str(p))
+        return Arch.from_json(read_text(p, "an architecture JSON"), str(p))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A JSON file's text, or one line saying why not (missing, unreadable, not text)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TinyNASError(f"{path}: not a text file; expected {what}") from None
+    except OSError as e:
+        raise TinyNASError(f"{path}: cannot read {what} ({e.strerror})") from None
+
+
+def parse_json(text: str, source: str) -> Any:
+    """json.loads with every failure as one line: syntax, nesting too deep for the parser,
+    and integers too long for Python to convert."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TinyNASError(f"{source}: not valid JSON ({e.msg} at line {e.lineno} column "
+                           f"{e.colno})") from None
+    except RecursionError:
+        raise TinyNASError(f"{source}: JSON nested too deeply to read") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise TinyNASError(f"{source}: not valid JSON ({str(e).split(';')[0]})") from None
 
 
 _TOP_KEYS = {"format", "resolution", "stem_channels", "first_block_channels", "stages",
@@ -235,19 +250,88 @@ def _from_dict(d: Any, source: str) -> Arch:
         raise TinyNASError(f"{source}: {e}") from None
 
 
+# Limits of what an architecture may describe. No microcontroller network comes near them
+# (MCUNet's largest has 0.74 M weights and a 176 x 176 input); they exist so that a malformed
+# or hostile file is refused in microseconds instead of asking the cost model and PyTorch for
+# terabytes.
+MAX_FIELD = 1 << 20  # any one integer: channels, classes, resolution, kernel, expand ratio
+MAX_WEIGHTS = 1 << 26  # weights and biases in all: 64 MiB as int8, beyond any MCU's flash
+MAX_TENSOR_BYTES = (1 << 31) - 1  # one activation: more than a 32-bit MCU can address
+MAX_BLOCKS = 1024  # blocks in all, the first included (MCUNet's deepest has 20)
+
+
 def _validate(a: Arch) -> None:
     """Structural checks a network must pass before anything builds it."""
     for k in ("resolution", "stem_channels", "first_block_channels", "in_channels",
               "num_classes", "stem_stride", "channel_divisor"):
-        _int(getattr(a, k), k)
-    _int(a.head_channels, "head_channels", lo=0)
+        _bounded(_int(getattr(a, k), k), k)
+    _bounded(_int(a.head_channels, "head_channels", lo=0), "head_channels")
     if not a.stages:
         raise TinyNASError("an architecture needs at least one stage")
+    blocks = 1 + sum(len(s.blocks) for s in a.stages)
+    if blocks > MAX_BLOCKS:
+        raise TinyNASError(f"{blocks:,} blocks: more than {MAX_BLOCKS:,}, far beyond any network "
+                           "a microcontroller runs")
+    kmax = emax = cmax = 0
     for i, s in enumerate(a.stages):
         if s.stride not in (1, 2):
             raise TinyNASError(f"stages[{i}].stride must be 1 or 2, got {s.stride}")
         if not s.blocks:
             raise TinyNASError(f"stages[{i}] has no blocks (depth must be >= 1)")
+        cmax = max(cmax, s.channels)
         for j, b in enumerate(s.blocks):
             if b.kernel % 2 == 0:
                 raise TinyNASError(f"stages[{i}].blocks[{j}].kernel must be odd, got {b.kernel}")
+            kmax, emax = max(kmax, b.kernel), max(emax, b.expand)
+    if max(kmax, emax, cmax) > MAX_FIELD:  # name the first field too large
+        for i, s in enumerate(a.stages):
+            _bounded(s.channels, f"stages[{i}].channels")
+            for j, b in enumerate(s.blocks):
+                _bounded(b.kernel, f"stages[{i}].blocks[{j}].kernel")
+                _bounded(b.expand, f"stages[{i}].blocks[{j}].expand")
+    # A bound from the largest values settles almost every network without the exact count.
+    c = max(cmax, a.stem_channels, a.first_block_channels, a.head_channels)
+    mid = c * emax + a.channel_divisor  # make_divisible never adds more than the divisor
+    bound_weights = (a.in_channels * 9 + 11 + c) * c + blocks * (
+        (c + kmax * kmax + 3) * mid + (mid + 1) * c) + (c + 1) * (c + a.num_classes)
+    bound_act = a.resolution * a.resolution * max(a.in_channels * 4, mid, c)
+    if bound_weights > MAX_WEIGHTS or bound_act > MAX_TENSOR_BYTES:
+        _check_size(a)
+
+
+def _bounded(v: int, where: str) -> int:
+    if v > MAX_FIELD:
+        raise TinyNASError(f"{where} is {v}: more than {MAX_FIELD:,}, far beyond any network a "
+                           "microcontroller runs")
+    return v
+
+
+def _check_size(a: Arch) -> None:
+    """Refuse a network whose weights or largest activation no microcontroller could hold,
+    counted from the description alone (nothing is allocated; the loop is layers() inlined,
+    since the search builds tens of thousands of architectures)."""
+    h = -(-a.resolution // a.stem_stride)  # SAME padding
+    stem, first = a.stem_channels, a.first_block_channels
+    weights = (a.in_channels * 9 + 1) * stem + (9 + 1) * stem + (stem + 1) * first
+    biggest, where = a.resolution * a.resolution * a.in_channels * 4, "the float32 input"
+    if h * h * stem > biggest:
+        biggest, where = h * h * stem, "the stem's output"
+    cin = first
+    for i, stage in enumerate(a.stages):
+        for j, b in enumerate(stage.blocks):
+            mid = a.mid_channels(cin, b.expand)
+            weights += ((cin + 1) * (b.expand != 1) + b.kernel * b.kernel + 1) * mid \
+                + mid * stage.channels + stage.channels
+            out = -(-h // 2) if j == 0 and stage.stride == 2 else h
+            size = max(h * h * mid, out * out * stage.channels)
+            h = out
+            if size > biggest:
+                biggest, where = size, f"an activation of stages[{i}].blocks[{j}]"
+            cin = stage.channels
+    weights += (cin + 1) * a.head_channels + (a.last_channels + 1) * a.num_classes
+    if biggest > MAX_TENSOR_BYTES:
+        raise TinyNASError(f"{where} would take {biggest:,} bytes, more than a 32-bit "
+                           f"microcontroller can address ({MAX_TENSOR_BYTES:,})")
+    if weights > MAX_WEIGHTS:
+        raise TinyNASError(f"{weights:,} weights: more than {MAX_WEIGHTS:,}, far beyond any "
+                           "microcontroller's flash")

@@ -23,7 +23,7 @@ from tinyengine.memory.patch import PatchSchedule, total_macs
 from tinyengine.memory.schedule import schedule
 
 from .arch import Arch
-from .resources import build_graph, quick_summary
+from .resources import build_graph, check_patch_search, quick_summary
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Verdict:
 
 @lru_cache(maxsize=1 << 15)
 def _plan(arch: Arch, patch: str, int8_input: bool) -> tuple[int, int, PatchSchedule | None]:
+    check_patch_search(arch, patch)
     sched = schedule(with_placeholders(build_graph(arch, int8_input)), patch)
     return sched.plan.arena_bytes, total_macs(sched.graph), sched.patches
 

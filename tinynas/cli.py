@@ -7,18 +7,22 @@
     tinynas pipeline | train | search | deploy
         stage two and the whole path to a C project (tinynas/commands.py)
 
-User errors print one line `tinynas: error: ...` and exit with status 2.
+User errors print one line `tinynas: error: ...` and exit with status 2; Ctrl-C prints one line
+and exits 130 (tinyengine/cli_common.py: the conventions both commands share).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
 import sys
 from pathlib import Path
 
-from tinyengine.errors import TinyEngineError
+from tinyengine.cli_common import Parser, add_conventions, parse, run_command
 
+from . import __version__
 from .errors import TinyNASError
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20,
@@ -31,10 +35,12 @@ def parse_bytes(text: str, what: str) -> int:
     unit = m.group(2).upper() if m else ""
     if m is None or unit not in _UNITS:
         raise TinyNASError(f"{what} {text!r}: expected a size like 64KB, 1MB or 65536")
-    value = int(float(m.group(1)) * _UNITS[unit])
-    if value <= 0:
+    value = float(m.group(1)) * _UNITS[unit]
+    if not math.isfinite(value):
+        raise TinyNASError(f"{what} {text!r} is too large to be a size")
+    if int(value) <= 0:
         raise TinyNASError(f"{what} {text!r} must be positive")
-    return value
+    return int(value)
 
 
 def parse_count(text: str, what: str) -> int:
@@ -43,11 +49,16 @@ def parse_count(text: str, what: str) -> int:
     if m is None:
         raise TinyNASError(f"{what} {text!r}: expected a count like 10M or 500K")
     scale = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}[m.group(2).upper()]
-    return int(float(m.group(1)) * scale)
+    value = float(m.group(1)) * scale
+    if not math.isfinite(value):
+        raise TinyNASError(f"{what} {text!r} is too large to be a count")
+    if int(value) <= 0:
+        raise TinyNASError(f"{what} {text!r} must be positive")
+    return int(value)
 
 
 def _cmd_space(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from tinyengine.progress import progress_bar
 
     from .budget import Budget
     from .space import SearchSpace, get_space
@@ -66,8 +77,8 @@ def _cmd_space(args: argparse.Namespace) -> int:
         raise TinyNASError(f"{out}: cannot create the output directory ({e.strerror})") from None
     check_feasible(space, budget, args.patch, args.int8_input)  # fail before the progress bar
     chunks = len(space.configs) * ((args.samples + CHUNK - 1) // CHUNK)
-    with tqdm(total=chunks, desc=f"stage one ({len(space.configs)} configs x {args.samples})",
-              unit="chunk", disable=args.quiet) as bar:
+    with progress_bar(total=chunks, unit="chunk", enabled=not args.quiet,
+                      desc=f"stage one ({len(space.configs)} configs x {args.samples})") as bar:
         result = run_stage_one(space, budget, args.samples, args.seed, args.workers, args.patch,
                                args.min_fraction, args.int8_input, progress=bar.update)
     js, png = write(result, out)
@@ -88,6 +99,14 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     arch = Arch.load(args.arch)
     cost = estimate_arch(arch, args.patch, args.int8_input)
     params = count_params(SubNet(arch))
+    if args.json:
+        p = cost.patches
+        print(json.dumps({
+            "arch": str(args.arch), "summary": arch.summary(), "peak_sram": cost.peak_sram,
+            "flash_bytes": cost.flash_bytes, "macs": cost.macs, "parameters": params,
+            "patches": None if p is None else {"grid": list(p.grid), "stage_ops": len(p.stage_ops),
+                                               "mac_overhead": p.mac_overhead}}, indent=1))
+        return 0
     patches = ""
     if cost.patches is not None:
         p = cost.patches
@@ -99,7 +118,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tinynas", description=__doc__.splitlines()[0])
+    ap = Parser(prog="tinynas", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("space", help="stage one: choose width multiplier and resolution")
     sp.add_argument("--sram", required=True, help="SRAM budget, e.g. 64KB")
@@ -124,20 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("arch", help="architecture JSON (e.g. examples/mcunet/mcunet-in3.json)")
     cp.add_argument("--patch", choices=["off", "auto"], default="off")
     cp.add_argument("--int8-input", action="store_true")
+    cp.add_argument("--json", action="store_true",
+                    help="print the cost as one JSON object on stdout")
     cp.set_defaults(func=_cmd_cost)
     from .commands import add_commands
 
     add_commands(sub)
+    add_conventions(ap, __version__)
     return ap
 
 
+def _main(argv: list[str] | None) -> int:
+    args = parse(build_parser(), argv)
+    return int(args.func(args))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except TinyEngineError as e:
-        print(f"tinynas: error: {e}", file=sys.stderr)
-        return 2
+    return run_command("tinynas", lambda: _main(argv))
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
              "replicas_identical": result.replicas_identical,
              "history": [vars(h) for h in result.history]}, indent=1))
         print(f"supernet: {len(result.history)} of {cfg.total_epochs} epochs on {size} "
-              f"process(es)" + (f", resumed after epoch {result.resumed_from}"
-                                if result.resumed_from else "") +
+              f"process(es)" + (f", resumed from {out / 'supernet.pt'} after epoch "
+                                f"{result.resumed_from}" if result.resumed_from else "") +
               (f"; val accuracy of the largest subnet {last.val_largest:.4f}" if last else "") +
               f"; wrote {out / 'supernet.pt'}")
     if distributed:

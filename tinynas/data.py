@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +96,29 @@ def load_digits() -> Dataset:
     return Dataset(x, d.target.astype(np.int64), [str(i) for i in range(10)], "digits")
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10's python batches that builds numpy arrays, bytes and plain
+    containers and nothing else. The batches are pickles, and a pickle may name any function
+    to call while it loads: a dataset directory a user downloaded must not run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+               ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused: the file asks for the Python object "
+                                         f"{module}.{name}, and a CIFAR-10 batch holds only "
+                                         "arrays, lists and bytes")
+        return super().find_class(module, name)
+
+
+def _load_batch(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        return _ArrayUnpickler(fh, encoding="bytes").load()
+
+
 def load_cifar10(path: str | Path) -> Dataset:
     """The CIFAR-10 python batches (train batches and test_batch, all of them: `split` makes
     its own seeded test split so that every source is handled alike)."""
@@ -104,8 +128,7 @@ def load_cifar10(path: str | Path) -> Dataset:
     xs, ys = [], []
     for f in files:
         try:
-            with open(f, "rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")
+            batch = _load_batch(f)
             data = np.asarray(batch[b"data"], np.uint8)
             labels = np.asarray(batch[b"labels"], np.int64)
         except (OSError, pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as e:
@@ -120,8 +143,7 @@ def load_cifar10(path: str | Path) -> Dataset:
     meta = path / "batches.meta"
     if meta.exists():
         try:
-            with open(meta, "rb") as fh:
-                classes = [n.decode() for n in pickle.load(fh, encoding="bytes")[b"label_names"]]
+            classes = [n.decode() for n in _load_batch(meta)[b"label_names"]]
         except Exception:  # names are cosmetic: fall back to indices
             pass
     y = np.concatenate(ys)

@@ -22,6 +22,7 @@ from tinyengine.cost import Cost, estimate, flash_bytes, with_placeholders
 from tinyengine.ir import Graph, Op, QuantParams, Tensor
 
 from .arch import Arch, LayerSpec
+from .errors import TinyNASError
 
 # Any valid per-tensor parameters: no figure depends on the values.
 _ACT_Q = QuantParams(np.array([0.05], np.float32), np.array([-128], np.int64))
@@ -119,8 +120,26 @@ def build_graph(arch: Arch, int8_input: bool = False) -> Graph:
     return Graph(g.tensors, g.ops, ["input"], [out], name=arch.name or "subnet")
 
 
+# The engine's patch search plans every split point and grid within its MAC budget, and each
+# plan walks the whole graph, so its time grows faster than the square of the depth (measured on
+# stride-1 blocks: 10-20 s at 64, 25-45 s at 200, tens of minutes at 1,000, with no progress
+# shown). The deepest network of any preset space has 22 blocks.
+MAX_PATCH_SEARCH_BLOCKS = 64
+
+
+def check_patch_search(arch: Arch, patch: str) -> None:
+    """Refuse patch="auto" on a network too deep to search in reasonable time."""
+    blocks = 1 + sum(s.depth for s in arch.stages)
+    if patch == "auto" and blocks > MAX_PATCH_SEARCH_BLOCKS:
+        raise TinyNASError(f"{arch.name or 'the architecture'} has {blocks:,} blocks: the "
+                           f"patch-based inference search (--patch auto) takes up to "
+                           f"{MAX_PATCH_SEARCH_BLOCKS} (its time grows faster than the square "
+                           "of the depth: minutes beyond); price it with --patch off")
+
+
 def estimate_arch(arch: Arch, patch: str = "off", int8_input: bool = False) -> Cost:
     """tinyengine.cost.estimate of the architecture's graph: the reference for every figure."""
+    check_patch_search(arch, patch)
     return estimate(build_graph(arch, int8_input), patch=patch)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch, Block, Stage, make_divisible
+from .arch import MAX_BLOCKS, MAX_FIELD, Arch, Block, Stage, make_divisible, parse_json, read_text
 from .errors import TinyNASError
 
 
@@ -54,14 +54,27 @@ class SearchSpace:
     channel_divisor: int = 8
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TinyNASError(f"a search space's name must be a string, got {self.name!r}")
+        for f in ("in_channels", "num_classes", "stem_base", "first_block_base", "stem_stride",
+                  "head_base", "channel_divisor"):
+            v = getattr(self, f)
+            lo = 0 if f == "head_base" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= MAX_FIELD:
+                raise TinyNASError(f"search space {self.name}: {f} must be an integer from {lo} "
+                                   f"to {MAX_FIELD:,}, got {v!r}")
         for f in ("resolutions", "width_mults", "kernels", "expands", "depths", "last_depths",
                   "stage_bases", "stage_strides"):
             v = getattr(self, f)
             if not isinstance(v, tuple) or not v or not all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
-                    for x in v):
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and
+                    0 < x <= MAX_FIELD for x in v):  # also refuses NaN and infinity
                 raise TinyNASError(f"search space {self.name}: {f} must be a non-empty list "
-                                   f"of positive numbers, got {v!r}")
+                                   f"of positive numbers up to {MAX_FIELD:,}, got {v!r}")
+        deepest = 1 + max(self.depths) * (len(self.stage_bases) - 1) + max(self.last_depths)
+        if deepest > MAX_BLOCKS:
+            raise TinyNASError(f"search space {self.name}: its deepest subnet has {deepest:,} "
+                               f"blocks, more than {MAX_BLOCKS:,}")
         if len(self.stage_bases) != len(self.stage_strides):
             raise TinyNASError(f"search space {self.name}: {len(self.stage_bases)} stage widths "
                                f"but {len(self.stage_strides)} stage strides")
@@ -212,13 +225,8 @@ class SearchSpace:
     @staticmethod
     def load(path: str | Path) -> SearchSpace:
         p = Path(path)
-        try:
-            d = json.loads(p.read_text())
-        except OSError as e:
-            raise TinyNASError(f"{p}: cannot read the search space ({e.strerror})") from None
-        except json.JSONDecodeError as e:
-            raise TinyNASError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        return SearchSpace.from_dict(d, str(p))
+        return SearchSpace.from_dict(parse_json(read_text(p, "a search space JSON"), str(p)),
+                                     str(p))
 
 
 _W = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -15,6 +15,7 @@ number of worker processes and however the chunks are scheduled.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -197,7 +198,10 @@ def _map(tasks: list[tuple], workers: int) -> Iterator[_Chunk]:
         return
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(workers) as pool:
+    # Ctrl-C reaches the whole process group: the parent stops the work (and says so in one
+    # line); the workers ignore it and end with the pool, without a traceback each.
+    with ctx.Pool(workers, initializer=signal.signal,
+                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         yield from pool.imap_unordered(_evaluate, tasks)
 
 

@@ -11,7 +11,9 @@ Checkpoint and resume: the state is written (atomically) after every epoch. Ever
 an epoch comes from generators seeded by (seed, epoch, rank) and the learning rate is a function
 of the step, so a run resumed from a checkpoint continues exactly as the uninterrupted run would
 have: an interruption costs at most the current epoch. A checkpoint made with other settings is
-refused rather than silently mixed.
+refused rather than silently mixed. A checkpoint holds plain data only (tensors, numbers,
+strings, lists and dicts) and is read with torch's weights_only unpickler, so a file from
+elsewhere cannot run code when it is loaded.
 
 Data-parallel training: under torchrun (or any initialised torch.distributed process group),
 each process takes its share of every global batch and DistributedDataParallel averages the
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,13 +38,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import Arch
+from .arch import MAX_FIELD, Arch
 from .data import Dataset, augment, batches, resize
 from .errors import TinyNASError
 from .space import SearchSpace
 from .supernet import Supernet
 
 CHECKPOINT = "supernet.pt"
+_KEYS = {"config", "space", "model"}  # and, to resume from, epoch, optimizer, history
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,14 @@ class TrainConfig:
             raise TinyNASError("training needs at least one epoch (largest_epochs + epochs)")
         if self.batch < 1 or self.subnets < 0 or not 0 <= self.kd <= 1 or self.lr <= 0:
             raise TinyNASError("batch >= 1, subnets >= 0, 0 <= kd <= 1 and lr > 0 are required")
-        if not self.resolutions:
-            raise TinyNASError("training needs at least one resolution")
+        if not self.resolutions or not all(
+                isinstance(r, int) and not isinstance(r, bool) and 0 < r <= MAX_FIELD
+                for r in self.resolutions):
+            raise TinyNASError(f"training needs resolutions from 1 to {MAX_FIELD:,}, got "
+                               f"{self.resolutions!r}")
+        w = self.width_mult
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= MAX_FIELD:
+            raise TinyNASError(f"width multiplier {w!r}: expected a positive number")
 
     @property
     def total_epochs(self) -> int:
@@ -152,9 +163,9 @@ def progress_bar(enabled: bool, total: int, desc: str, unit: str, initial: int =
     """A tqdm bar, or None when progress output is off."""
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tinyengine.progress import progress_bar as bar
 
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False)
+    return bar(total=total, initial=initial, desc=desc, unit=unit)
 
 
 def _lr(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
@@ -177,29 +188,60 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's state, unpickled as data only (torch's weights_only unpickler: tensors,
+    dicts, lists, tuples, numbers and strings). A checkpoint is a file a user may have been sent,
+    and a full unpickler runs whatever code the file names; one that needs more than data is
+    refused, naming what it asked for."""
     p = Path(path)
     try:
-        return torch.load(p, map_location="cpu", weights_only=False)
+        state = torch.load(p, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise TinyNASError(f"{p}: no such checkpoint") from None
+    except IsADirectoryError:
+        raise TinyNASError(f"{p}: a directory, not a checkpoint (give DIR/{CHECKPOINT})") \
+            from None
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        m = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"but got <class '([\w.]+)'>", text)
+        if m is None and "Can only" not in text:  # a corrupt file, not a refused object
+            raise TinyNASError(f"{p}: not a tinynas checkpoint (UnpicklingError)") from None
+        what = f"the Python object {m.group(1)}" if m else "objects other than plain data"
+        raise TinyNASError(f"{p}: refused: the checkpoint asks for {what}; tinynas loads only "
+                           "tensors and plain data, since unpickling anything else can run code "
+                           "(use a supernet.pt written by `tinynas train`)") from None
     except Exception as e:  # torch raises many kinds for a corrupt file
         raise TinyNASError(f"{p}: not a tinynas checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or not _KEYS <= set(state):
+        raise TinyNASError(f"{p}: not a tinynas checkpoint (expected the keys "
+                           f"{', '.join(sorted(_KEYS))})")
+    return state
 
 
 def supernet_from_checkpoint(path: str | Path) -> tuple[Supernet, TrainConfig, SearchSpace]:
     state = load_checkpoint(path)
-    if "space" not in state or "config" not in state:
-        raise TinyNASError(f"{path}: not a tinynas supernet checkpoint")
-    space = SearchSpace.from_dict(state["space"], f"{path}")
-    cfg = TrainConfig.from_dict(state["config"])
-    net = Supernet(space, cfg.width_mult)
-    net.load_state_dict(state["model"])
+    try:
+        space = SearchSpace.from_dict(state["space"], f"{path}")
+        cfg = TrainConfig.from_dict(state["config"])
+        with torch.device("meta"):  # shapes only: nothing is allocated for a crafted space
+            shapes = {k: v.shape for k, v in Supernet(space, cfg.width_mult).state_dict().items()}
+        model = state["model"]
+        if not isinstance(model, dict) or any(
+                not isinstance(model.get(k), torch.Tensor) or model[k].shape != shape
+                for k, shape in shapes.items()) or len(model) != len(shapes):
+            raise TinyNASError("its weights do not match the supernet its settings describe")
+        net = Supernet(space, cfg.width_mult)
+        net.load_state_dict(model)
+    except TinyNASError as e:
+        raise TinyNASError(f"{path}: a damaged tinynas checkpoint: {e}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise TinyNASError(f"{path}: a damaged tinynas checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
     return net.eval(), cfg, space
 
 
 def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace,
                   path: Path) -> None:
-    old = state.get("config", {})
+    old = state["config"] if isinstance(state["config"], dict) else {}
     diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in cfg.to_dict().items()
              if old.get(k) != v]
     if state.get("space") != space.to_dict():
@@ -208,6 +250,27 @@ def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace,
         raise TinyNASError(f"{path} was written by a run with other settings ({'; '.join(diffs)})"
                            ": resume with the same settings, or use a fresh directory (or "
                            "--no-resume) to start over")
+
+
+def _restore(state: dict[str, Any], net: Supernet, opt: torch.optim.Optimizer,
+             cfg: TrainConfig, result: TrainResult, path: Path) -> int:
+    """Load the weights, optimizer and history of a checkpoint that _check_resume accepted;
+    returns the epochs done. Whatever is malformed is named, never a traceback."""
+    try:
+        start = state["epoch"]
+        if isinstance(start, bool) or not isinstance(start, int) or \
+                not 1 <= start <= cfg.total_epochs:
+            raise ValueError(f"epoch {start!r} is not within 1..{cfg.total_epochs}")
+        net.load_state_dict(state["model"])
+        if start != cfg.largest_epochs:  # at the phase boundary the optimizer starts afresh
+            opt.load_state_dict(state["optimizer"])
+        history = [EpochLog(**h) for h in state["history"]]
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        raise TinyNASError(f"{path}: a damaged tinynas checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    result.history = history
+    result.resumed_from = start
+    return start
 
 
 def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainConfig,
@@ -233,12 +296,9 @@ def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainCo
             raise TinyNASError(f"{ckpt} exists: resume it, or choose a fresh directory")
         state = load_checkpoint(ckpt)
         _check_resume(state, cfg, space, ckpt)
-        net.load_state_dict(state["model"])
-        start = int(state["epoch"])
-        if start != cfg.largest_epochs:  # at the phase boundary the optimizer starts afresh
-            opt.load_state_dict(state["optimizer"])
-        result.history = [EpochLog(**h) for h in state["history"]]
-        result.resumed_from = start
+        start = _restore(state, net, opt, cfg, result, ckpt)
+        if progress and rank == 0:
+            print(f"resuming from {ckpt}: epoch {start} of {cfg.total_epochs} done", flush=True)
     step_net: nn.Module = _Step(net)
     if size > 1:
         step_net = nn.parallel.DistributedDataParallel(step_net, find_unused_parameters=True)

@@ -31,3 +31,27 @@ def array_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
     else:
         items = [str(int(v)) for v in flat]
     return [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+
+
+def c_comment(text: str) -> str:
+    """`text` made safe inside a C block comment, on one line, printable ASCII only.
+
+    Model paths and tensor names are free text: `*/` would end the comment (and what follows
+    would be compiled), `/*` and a trigraph-spliced line trip -Wcomment / -Wtrigraphs under
+    -Werror, and bidirectional controls trip -Wbidi-chars. So backslashes are doubled, every
+    character outside printable ASCII becomes a \\x / \\u escape, and a backslash is put between
+    the two characters of `*/`, `/*` and `??`. The original text stays in report.json."""
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    s = "".join(out)
+    # Each replacement only inserts a backslash, which can create none of the other pairs.
+    for pair in ("*/", "/*", "??"):
+        while pair in s:  # "???" needs two rounds
+            s = s.replace(pair, pair[0] + "\\" + pair[1])
+    return s

@@ -2,11 +2,15 @@
 
 All arithmetic (offsets, shapes, quantisation constants) happens here in Python; the jinja2
 templates in codegen_templates/ only lay the values out. The project is written to a temporary
-sibling directory and renamed into place at the end, so a failure never leaves half a project.
+sibling directory and renamed into place at the end, so a failure never leaves half a project;
+an existing directory is replaced only when it holds the marker file written here (see
+check_replaceable). Free text (paths, tensor and op names) reaches the C only through the
+templates' `comment` filter; the prefix and kernel file names are validated.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
@@ -26,16 +30,47 @@ from ..memory.report import plan_json
 from ..memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, schedule
 from ..ops import OpEmission, get_op
 from ..resources import CSRC, TEMPLATES
-from .cvalues import CTYPES, array_lines, c_literal
+from .cvalues import CTYPES, array_lines, c_comment, c_literal
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PROJECT_MARKER = "report.json"
+# The marker file: only this tool writes it, and -o replaces a directory only when it holds it
+# (report.json alone proves nothing: any tool may write one).
+PROJECT_MARKER = ".tinyengine-project"
+MARKER_SIGNATURE = "tinyengine project: written by `tinyengine compile`, which may replace it"
+
+MAX_PREFIX = 32
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# C99, C11 and C23 keywords (those not starting with an underscore, which are refused anyway).
+_C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto if "
+    "inline int long register restrict return short signed sizeof static struct switch typedef "
+    "union unsigned void volatile while alignas alignof bool constexpr false nullptr "
+    "static_assert thread_local true typeof typeof_unqual".split())
+# Kernel file names go into #include lines, the Makefile and CMakeLists.txt unquoted.
+_KERNEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\.[ch]")
+
+
+def check_prefix(prefix: str) -> str:
+    """The symbol prefix, or a TinyEngineError: it starts every C symbol and file name of the
+    project, so it must be a plain C identifier: a letter, then letters, digits and
+    underscores, at most MAX_PREFIX characters, no C keyword. A leading underscore is refused
+    too: the upper-case macros (_MODEL_ARENA_BYTES) would be reserved identifiers."""
+    if (not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix)
+            or len(prefix) > MAX_PREFIX or prefix in _C_KEYWORDS):
+        why = ("is a C keyword" if prefix in _C_KEYWORDS else
+               f"is longer than {MAX_PREFIX} characters" if isinstance(prefix, str)
+               and _PREFIX.fullmatch(prefix) else "is not a plain C identifier")
+        raise TinyEngineError(f"symbol prefix {prefix!r} {why}; use a letter followed by "
+                              f"letters, digits and underscores (at most {MAX_PREFIX}), e.g. "
+                              "--prefix kws")
+    return prefix
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["comment"] = c_comment  # every free text (path, tensor or op name) in a comment
+    return env
 
 
 def _io_info(graph: Graph, names: list[str], plan: MemoryPlan) -> list[dict[str, Any]]:
@@ -95,6 +130,75 @@ def _op_context(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan,
             "args": args}
 
 
+_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_C_TYPE = re.compile(r"(const )?(u?int(8|16|32|64)_t|float|void)")
+
+
+def _is_c_value(v: Any) -> bool:
+    """Strings among the parameters are pasted into C: "@const" names or enum constants only."""
+    if isinstance(v, str):
+        return _C_NAME.fullmatch(v[1:] if v.startswith("@") else v) is not None
+    if isinstance(v, (list, tuple)):
+        return all(_is_c_value(x) for x in v)
+    return True
+
+
+def check_emission(op: Op, em: OpEmission) -> None:
+    """What an op's emit hook returns goes into the C source as code, unquoted: the names must
+    be C identifiers and the types plain scalar types. Ours always are; a user-defined op's
+    emit hook that slips is named here instead of breaking the build (or adding code to it)."""
+    bad = [f"{what} {name!r}" for what, name in (("kernel", em.kernel),
+                                                  ("params_type", em.params_type))
+           if not _C_NAME.fullmatch(name)]
+    bad += [f"parameter {k!r}" for k, v in em.params.items()
+            if not _C_NAME.fullmatch(k) or not _is_c_value(v)]
+    bad += [f"constant {c.name!r} ({c.ctype!r})" for c in em.consts
+            if not _C_NAME.fullmatch(c.name) or not _C_TYPE.fullmatch(c.ctype)]
+    bad += [f"argument {a.ref!r} ({a.ctype!r})" for a in em.args if not _C_TYPE.fullmatch(a.ctype)]
+    if bad:
+        raise TinyEngineError(f"op {op.name!r} ({op.kind}): its emit hook returned C text that is "
+                              f"not a C identifier or scalar type: {', '.join(bad)}; fix the op's "
+                              "emit (names are letters, digits and underscores)")
+
+
+def _operand_ranges(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan
+                    ) -> list[tuple[int, int]]:
+    """The arena bytes op `index`'s kernel may touch, as sorted, merged (offset, bytes) ranges:
+    its tensor arguments (exact sizes, not the planner's aligned buffers) and its scratch.
+
+    For the debug build option TE_ARENA_POISON (model.c.j2): every other arena byte is
+    poisoned for AddressSanitizer while the kernel runs. That is stricter than "live at this
+    step": a buffer another op will still read is live, but this kernel has no business in it
+    either, and reading it is the bug the option exists to show."""
+    op = graph.ops[index]
+    ranges = []
+    for a in em.args:
+        if a.kind == "tensor" and a.ref not in plan.external:
+            ranges.append((plan.offsets[a.ref], graph.tensor(a.ref).nbytes))
+        elif a.kind == "scratch":
+            ranges.append((plan.offsets[scratch_name(op.name)], em.scratch_bytes))
+    merged: list[tuple[int, int]] = []
+    for start, size in sorted(r for r in ranges if r[1] > 0):
+        if merged and start <= merged[-1][0] + merged[-1][1]:
+            end = max(merged[-1][0] + merged[-1][1], start + size)
+            merged[-1] = (merged[-1][0], end - merged[-1][0])
+        else:
+            merged.append((start, size))
+    return merged
+
+
+def _poison_tables(graph: Graph, emissions: list[OpEmission], plan: MemoryPlan
+                   ) -> dict[str, Any]:
+    """Op i may touch ranges[first[i]:first[i + 1]] (see _operand_ranges)."""
+    ranges: list[dict[str, int]] = []
+    first = [0]
+    for i, em in enumerate(emissions):
+        ranges += [{"op": i, "offset": o, "bytes": n}
+                   for o, n in _operand_ranges(graph, i, em, plan)]
+        first.append(len(ranges))
+    return {"ranges": ranges, "first": first}
+
+
 def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
             plan: MemoryPlan, io: dict[str, Any], flash: int) -> dict[str, Any]:
     ops = []
@@ -126,9 +230,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     The passes: verify -> schedule (patches, in-place marks, arena plan) -> emit each op ->
     render the templates -> write the project atomically.
     """
-    if not _IDENT.match(prefix):
-        raise TinyEngineError(f"symbol prefix {prefix!r} is not a C identifier; use letters, "
-                              "digits and underscores, not starting with a digit")
+    check_prefix(prefix)
     verify(graph)
     sched = schedule(graph, patch, inplace, planner, max_mac_overhead, stream_input)
     graph, plan = sched.graph, sched.plan
@@ -136,6 +238,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     emissions = [get_op(op.kind).emit(graph, op) for op in graph.ops]
     for op, em in zip(graph.ops, emissions):
         assert em.scratch_bytes == plan_scratch(graph, op), op.name
+        check_emission(op, em)
 
     symbols, consts = _const_symbols(graph, prefix, emissions)
     ops = [_op_context(graph, i, em, plan, symbols[i], prefix) for i, em in enumerate(emissions)]
@@ -147,7 +250,8 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     ctx = {"prefix": prefix, "PREFIX": prefix.upper(), "version": __version__,
            "source": source or graph.name, "arena_bytes": plan.arena_bytes, "ops": ops,
            "consts": consts, "kernel_headers": [f for f in kernel_files if f.endswith(".h")],
-           "kernel_sources": [f for f in kernel_files if f.endswith(".c")], **io}
+           "kernel_sources": [f for f in kernel_files if f.endswith(".c")],
+           "poison": _poison_tables(graph, emissions, plan), **io}
     report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
     report["patches"] = sched.patches.to_json() if sched.patches else None
     report["source_model"] = source_model or {"format": "graph"}
@@ -172,6 +276,10 @@ def _kernel_paths(emissions: list[OpEmission]) -> dict[str, Path]:
     for em in emissions:
         for f in em.sources:
             src = Path(f) if Path(f).is_absolute() else CSRC / f
+            if not _KERNEL_FILE.fullmatch(src.name):
+                raise TinyEngineError(f"kernel file {str(src)!r} has a name the generated "
+                                      "Makefile and #include lines cannot hold; rename it to "
+                                      "letters, digits and _ . + - ending in .c or .h")
             if paths.get(src.name, src) != src:
                 raise TinyEngineError(f"two kernel files are both named {src.name} "
                                       f"({paths[src.name]} and {src}); rename the user-defined "
@@ -207,16 +315,15 @@ def plan_scratch(graph: Graph, op: Op) -> int:
 
 def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: dict[str, Path],
                    report: dict[str, Any], extra_files: dict[str, bytes]) -> None:
-    out = out.resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir())
-                                             and not (out / PROJECT_MARKER).is_file())):
-        raise TinyEngineError(f"{out} exists and is not a tinyengine project; choose an empty "
-                              "or new directory for -o")
+    """Render into a temporary sibling, then swap it in for `out` (see check_replaceable)."""
     try:
+        out = out.resolve()
+        check_replaceable(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        # The sibling's name is bounded: `out` may be near the file system's name limit.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:40]}.", dir=out.parent))
     except OSError as e:
-        raise TinyEngineError(f"cannot write the project to {out}: {e.strerror}") from None
+        raise TinyEngineError(f"cannot write the project to {out}: {e.strerror or e}") from None
     try:
         env = _env()
         for template, name in _FILES.items():
@@ -226,13 +333,91 @@ def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: di
             shutil.copyfile(src, tmp / "kernels" / name)
         for name, data in extra_files.items():
             (tmp / name).write_bytes(data)
-        (tmp / PROJECT_MARKER).write_text(json.dumps(report, indent=1, default=_json_default))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+        (tmp / PROJECT_MARKER).write_text(f"{MARKER_SIGNATURE}\nversion {__version__}\n")
+        _swap_in(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TinyEngineError(f"cannot write the project to {out}: {e.strerror or e}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def is_project_dir(path: Path) -> bool:
+    """Whether `path` holds the marker file `compile` writes (with its signature line)."""
+    marker = path / PROJECT_MARKER
+    try:
+        if marker.is_symlink() or not marker.is_file():
+            return False
+        with marker.open("rb") as f:
+            first = f.readline(len(MARKER_SIGNATURE) + 2)
+    except OSError:
+        return False
+    return first.rstrip(b"\r\n") == MARKER_SIGNATURE.encode()
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse (TinyEngineError) an output directory that is not ours to replace: one that holds
+    anything but has no project marker, and always the file system root, the working directory,
+    the home directory and any directory containing one of them, marker or not. Projects from
+    before the marker (report.json only) are refused too: report.json is no proof of ownership,
+    and guessing wrong would delete a user's files. `out` is resolved."""
+    protected = [(Path(out.anchor or "/"), "the file system root")]
+    for where, what in ((Path.cwd, "the working directory"), (Path.home, "the home directory")):
+        try:
+            protected.append((where().resolve(), what))
+        except (OSError, RuntimeError):  # a deleted working directory, no home
+            pass
+    for path, what in protected:
+        if out == path or out in path.parents:
+            raise TinyEngineError(f"{out} {'is' if out == path else 'contains'} {what}; -o "
+                                  "never replaces it, choose a new directory for the project, "
+                                  "e.g. -o ./project")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise TinyEngineError(f"{out} exists and is not a tinyengine project; choose an empty or "
+                              "new directory for -o")
+    if not any(out.iterdir()) or is_project_dir(out):
+        return
+    if (out / "report.json").is_file():
+        raise TinyEngineError(f"{out} holds a report.json but no {PROJECT_MARKER} marker: it is "
+                              "not a tinyengine project (or one from an older tinyengine); "
+                              "delete it yourself if it is an old project, or choose a new "
+                              "directory for -o")
+    raise TinyEngineError(f"{out} exists and is not a tinyengine project; choose an empty or new "
+                          "directory for -o")
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` (checked by check_replaceable) is first renamed
+    aside and deleted only once the new project is in place. A concurrent compile into the same
+    directory may swap its own project in between: then try again (its project is ours too)."""
+    for _ in range(5):
+        old = None
+        if out.exists():
+            if any(out.iterdir()) and not is_project_dir(out):
+                check_replaceable(out)  # someone put something else there meanwhile: refuse
+            old = out.parent / f"{tmp.name}.old"
+            try:
+                out.rename(old)
+            except FileNotFoundError:
+                old = None
+        try:
+            tmp.rename(out)
+        except OSError as e:
+            if old is not None and not out.exists():
+                old.rename(out)  # the previous project goes back where it was
+                old = None
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            continue  # another compile's project landed first: replace that one
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        return
+    raise TinyEngineError(f"cannot write the project to {out}: other processes keep writing it")
 
 
 def _json_default(v: Any) -> Any:

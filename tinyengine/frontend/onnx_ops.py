@@ -265,8 +265,10 @@ def fold_tail(b: OnnxBuilder, output: str, channels: int, affine: bool) -> _Tail
 
 
 # Who can absorb what: BN folds into weights, activations into any op with a fused activation.
-_AFFINE_HOSTS = {"Conv", "Gemm", "MatMul"}
-_ACTIVATION_HOSTS = _AFFINE_HOSTS | {"Add", "AveragePool", "MaxPool", "GlobalAveragePool"}
+# Only used to explain a refusal: the converters that call fold_tail (affine: BatchNorm too).
+_AFFINE_HOSTS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+_ACTIVATION_HOSTS = _AFFINE_HOSTS | {"Add", "Sub", "Mul", "AveragePool", "MaxPool",
+                                     "GlobalAveragePool"}
 
 
 def apply_tail(tail: _Tail, w: np.ndarray, bias: np.ndarray | None
@@ -308,10 +310,24 @@ def _unfusable(b: OnnxBuilder, i: int, node: onnx.NodeProto) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def pairs(a: dict[str, Any], key: str, default: int) -> tuple[int, int]:
+    """A 2-D window attribute (strides, dilations, kernel_shape): two values >= 1."""
     v = a.get(key, [default, default])
     if len(v) != 2:
         raise Unsupported(f"{key} {list(v)}: only 2-D windows are supported")
+    if min(int(v[0]), int(v[1])) < 1:
+        raise Unsupported(f"{key} {list(v)}: every value must be at least 1")
     return int(v[0]), int(v[1])
+
+
+def bias_of(b: OnnxBuilder, node: onnx.NodeProto, channels: int) -> np.ndarray | None:
+    """The node's optional bias input (input 2): a constant with one value per output channel."""
+    if len(node.input) <= 2 or not node.input[2]:
+        return None
+    bias = b.const(node.input[2], "bias")
+    if bias.shape != (channels,):
+        raise Unsupported(f"bias {b.name(node.input[2])} has shape {bias.shape}; it needs one "
+                          f"value per output channel ({channels},)")
+    return bias
 
 
 def same_pads(in_hw: tuple[int, ...], k: tuple[int, int], stride: tuple[int, int],
@@ -378,24 +394,12 @@ def nonnegative(b: OnnxBuilder, x: str) -> bool:
     return producer is not None and producer.attrs.get("activation") in ("RELU", "RELU6")
 
 
-def _reduce_mean(b: OnnxBuilder, i: int, node: onnx.NodeProto) -> None:
-    a = node_attrs(node)
-    x = b.activation(node.input[0], rank=(4,))
-    axes = a.get("axes")
-    if len(node.input) > 1 and node.input[1]:
-        axes = b.const(node.input[1], "axes").astype(np.int64).ravel().tolist()
-    if axes is None or sorted(int(v) % 4 for v in axes) != [2, 3]:
-        raise Unsupported(f"axes {axes}: only the mean over H and W (2, 3) is supported")
-    b.emit("MEAN", node, [x], node.output[0],
-           {"axes": (1, 2), "keep_dims": bool(a.get("keepdims", 1))})
-
-
 _Converter = Callable[[OnnxBuilder, int, onnx.NodeProto], None]
 
-# Node types no registered op converts: what the fusion after a Conv/Gemm/Add/pool did not
-# absorb (refused with the reason), and MEAN's converter until its op file carries it.
+# Node types no registered op converts: what the fusion after a Conv/Gemm/Add/pool did not absorb
+# (refused with the reason). Relu and Clip have their own ops now (RELU, RELU6), which take
+# precedence; the entries stay for a build whose registry lacks them.
 _FALLBACK: dict[str, _Converter] = {
-    "ReduceMean": _reduce_mean,
     "BatchNormalization": _unfusable, "Relu": _unfusable, "Clip": _unfusable,
 }
 

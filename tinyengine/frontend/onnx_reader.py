@@ -72,6 +72,13 @@ def _read(path: Path) -> onnx.ModelProto:
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TinyEngineError(f"{path}: the ONNX checker rejects the model: {first}") from None
+    for init in model.graph.initializer:  # the checker does not compare data with dims
+        try:
+            numpy_helper.to_array(init)
+        except Exception as e:
+            raise TinyEngineError(f"{path}: initializer {init.name}: its data does not match "
+                                  f"its dims {list(init.dims)} ({type(e).__name__}); the file "
+                                  "is corrupt") from None
     return model
 
 
@@ -262,7 +269,8 @@ class _Runner:
         g.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
                         for n in fetch if n not in present)
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # its own log lines would reach the user's stderr
+        self.source = model.source
         try:
             self.session = ort.InferenceSession(m.SerializeToString(), opts,
                                                 providers=["CPUExecutionProvider"])
@@ -273,7 +281,12 @@ class _Runner:
         self.batched: bool | None = None
 
     def _once(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.fetch, self.session.run(self.fetch, feeds)))
+        try:
+            return dict(zip(self.fetch, self.session.run(self.fetch, feeds)))
+        except Exception as e:  # onnxruntime rejects what the checker let through
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TinyEngineError(f"{self.source}: onnxruntime cannot run the model on the "
+                                  f"calibration data: {first}") from None
 
     def run(self, feeds: dict[str, np.ndarray], expect: dict[str, tuple[int, ...]]
             ) -> dict[str, np.ndarray]:

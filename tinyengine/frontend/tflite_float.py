@@ -96,8 +96,7 @@ def quantize_float_tflite(model: FloatTflite, batches: Sequence[np.ndarray],
                           method: str = "minmax") -> Graph:
     """Calibrate on `batches` (single-input models: arrays in the TFLite input layout) and
     quantise with TFLite's int8 scheme (quantize/ptq.py)."""
-    from tqdm import tqdm
-
+    from ..progress import progress_bar
     from ..quantize import calibration_ranges, observe, quantize_graph
 
     if len(model.graph.inputs) != 1:
@@ -105,7 +104,7 @@ def quantize_float_tflite(model: FloatTflite, batches: Sequence[np.ndarray],
                               f"{len(model.graph.inputs)} inputs is not supported (one input)")
     if len(batches) == 0:
         raise TinyEngineError("no calibration batches; calibration needs at least one sample")
-    runs = (float_activations(model, [b]) for b in tqdm(
-        batches, desc="calibrating", unit="batch", leave=False, disable=None))
+    runs = (float_activations(model, [b]) for b in progress_bar(
+        batches, desc="calibrating", unit="batch"))
     ranges = calibration_ranges(observe(runs, method), method)
     return quantize_graph(model.graph, ranges, model.shares_quant)

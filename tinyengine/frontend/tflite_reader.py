@@ -80,6 +80,16 @@ def _unique_names(sub: Any) -> list[str]:
     return names
 
 
+def _check_indices(source: str, what: str, indices: list[int], n_tensors: int,
+                   absent_ok: bool = False) -> None:
+    """Tensor indices lie in the subgraph's tensor table; -1 (absent) only where allowed. Python
+    would otherwise read index -1 as the last tensor and run the wrong one without a word."""
+    for j in indices:
+        if not (0 <= j < n_tensors or (absent_ok and j == -1)):
+            raise TinyEngineError(f"{source}: {what} tensor index {j} is outside the subgraph's "
+                                  f"{n_tensors} tensors; the file is corrupt")
+
+
 def _float_refusal(source: str, i: int, kind: str, tensor: str) -> UnsupportedError:
     return UnsupportedError(
         f"{source}: op {i} ({kind}) computes in float32 (tensor {tensor}); this is a float "
@@ -107,7 +117,9 @@ def _parse(buf: bytes, source: str, allow_float: bool = False) -> Graph:
             custom = (code.CustomCode() or b"").decode("utf-8", "replace")
             kind = CUSTOM_CODES.get(custom, f"CUSTOM({custom})")
         in_idx = [int(j) for j in raw_op.InputsAsNumpy()] if raw_op.InputsLength() else []
-        out_idx = [int(j) for j in raw_op.OutputsAsNumpy()]
+        out_idx = [int(j) for j in raw_op.OutputsAsNumpy()] if raw_op.OutputsLength() else []
+        _check_indices(source, f"op {i} ({kind}) input", in_idx, len(names), absent_ok=True)
+        _check_indices(source, f"op {i} ({kind}) output", out_idx, len(names))
         opdef = REGISTRY.get(kind)
         if opdef is None or not implements(opdef, "from_tflite"):
             unsupported.append(f"{kind} (op {i})")
@@ -136,8 +148,15 @@ def _parse(buf: bytes, source: str, allow_float: bool = False) -> Graph:
         for op in ops:
             _check_float_op(source, op, [by_name[n] for n in op.inputs + op.outputs if n])
     used = {n for op in ops for n in op.inputs + op.outputs if n}
-    inputs = [names[int(j)] for j in sub.InputsAsNumpy()]
-    outputs = [names[int(j)] for j in sub.OutputsAsNumpy()]
+    in_graph = [int(j) for j in sub.InputsAsNumpy()] if sub.InputsLength() else []
+    out_graph = [int(j) for j in sub.OutputsAsNumpy()] if sub.OutputsLength() else []
+    _check_indices(source, "graph input", in_graph, len(names))
+    _check_indices(source, "graph output", out_graph, len(names))
+    if not in_graph or not out_graph:
+        missing = "inputs" if not in_graph else "outputs"
+        raise TinyEngineError(f"{source}: the subgraph lists no {missing}; the file is corrupt")
+    inputs = [names[j] for j in in_graph]
+    outputs = [names[j] for j in out_graph]
     keep_names = used | set(inputs) | set(outputs)
     return Graph({t.name: t for t in tensors if t.name in keep_names}, ops, inputs, outputs,
                   name=Path(source).stem)

@@ -71,8 +71,11 @@ def _outputs_can_be_views(graph: Graph, op: Op, step: int, last: dict[str, int],
     from .plan import ALIGN
 
     x = op.inputs[0]
-    if x in graph.inputs or x in graph.outputs or last[x] != step \
-            or groups.get(x, x) in viewed:
+    gx = groups.get(x, x)
+    # Every tensor in the input's buffer (a RESHAPE view of it, say) dies here: an op running
+    # in place over an output later writes into that buffer.
+    if gx in viewed or any(last[m] > step or m in graph.inputs or m in graph.outputs
+                           for m in members[gx]):
         return False
     for n, off in zip(op.outputs, offsets):
         g = groups.get(n, n)
@@ -101,14 +104,18 @@ def mark_views(graph: Graph) -> Graph:
     ops: list[Op] = []
     changed, viewed = False, set[str]()
     for step, op in enumerate(graph.ops):
-        offsets = getattr(get_op(op.kind), "concat_axis_offsets", None)
-        views = offsets(graph, op) if offsets is not None else None
+        views = get_op(op.kind).concat_axis_offsets(graph, op)
         ok = views is not None and len(set(op.inputs)) == len(op.inputs)
         if ok:
             assert views is not None
+            taken: set[str] = set()  # two inputs in one buffer cannot sit in two slices
             for n, off in zip(op.inputs, views):
                 tensor = graph.tensor(n)
                 g = groups.get(n, n)
+                if g in taken:
+                    ok = False
+                    break
+                taken.add(g)
                 slot = tensor.nbytes
                 # Every member dies here: an in-place op over the joined buffer later writes
                 # over the whole of it.
@@ -125,8 +132,7 @@ def mark_views(graph: Graph) -> Graph:
             op.attrs = dict(op.attrs, views=list(views or ()))
             viewed.update(groups.get(n, n) for n in op.inputs)
             changed = True
-        splits = getattr(get_op(op.kind), "split_axis_offsets", None)
-        out_views = splits(graph, op) if splits is not None else None
+        out_views = get_op(op.kind).split_axis_offsets(graph, op)
         if out_views is not None and _outputs_can_be_views(graph, op, step, last, out_views,
                                                            groups, members, viewed):
             op = copy.copy(op)

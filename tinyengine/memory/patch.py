@@ -33,7 +33,6 @@ class EmptyPatchError(TinyEngineError):
     padding): that grid cannot run."""
 
 
-
 def _windowed(op: Op) -> bool:
     """A windowed op (its `patch` hook): an output region reads an input window."""
     return get_op(op.kind).patch == "windowed"
@@ -95,13 +94,25 @@ def stage_blocker(graph: Graph, n_stage: int) -> str:
     """Why ops[:n_stage] is no patch stage, naming the op that stops it."""
     if len(graph.inputs) != 1 or len(graph.tensor(graph.inputs[0]).shape) != 4:
         return "patches need one 4-D graph input"
+    longest = max(stage_candidates(graph) + [0])
+    x_name = graph.inputs[0]
+    produced: set[str] = set()
     for op in graph.ops[:n_stage]:
+        where = f"op {op.name} ({op.kind})"
         if not _patchable(graph, op):
-            return (f"op {op.name} ({op.kind}) cannot run patch by patch"
-                    if op.kind in ("PAD",) or get_op(op.kind).patch != "none" else
-                    f"op {op.name} ({op.kind}) does not run patch by patch "
-                    "(only windowed and element-wise ops do)")
-    return f"more than one tensor of the first {n_stage} ops is read after them"
+            return (f"{where} cannot run patch by patch (its configuration)"
+                    if get_op(op.kind).patch != "none" else
+                    f"{where} does not run patch by patch (only windowed and element-wise "
+                    "ops do)")
+        acts = [op.inputs[k] for k in _act_inputs(graph, op)]
+        if any(t not in produced and t != x_name for t in acts):
+            return f"{where} reads a tensor the stage does not produce"
+        if get_op(op.kind).patch == "elementwise" and len(acts) == 1 and acts[0] != x_name \
+                and graph.tensor(acts[0]).shape != graph.tensor(op.outputs[0]).shape:
+            return f"{where} changes the layout inside the stage (only of the graph input)"
+        produced.add(op.outputs[0])
+    return (f"more than one tensor of the first {n_stage} ops is read after them (a skip "
+            f"connection or a second output); the longest stage here is {longest} op(s)")
 
 
 def stage_candidates(graph: Graph) -> list[int]:
@@ -120,9 +131,10 @@ def stage_candidates(graph: Graph) -> list[int]:
     for n, op in enumerate(graph.ops, start=1):
         if not _patchable(graph, op):
             break
-        relayout = graph.tensor(op.inputs[0]).shape != graph.tensor(op.outputs[0]).shape \
-            and get_op(op.kind).patch == "elementwise"
-        if relayout and op.inputs[0] != x_name:
+        acts = [op.inputs[k] for k in _act_inputs(graph, op)]
+        relayout = get_op(op.kind).patch == "elementwise" and len(acts) == 1 and \
+            graph.tensor(acts[0]).shape != graph.tensor(op.outputs[0]).shape
+        if relayout and acts[0] != x_name:
             break  # only the graph input may arrive in another layout
         if x_name in op.inputs:
             x_axes.add(_reads_as(graph, op, x_name))

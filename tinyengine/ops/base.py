@@ -106,12 +106,16 @@ class QuantRule:
     fixed: output tensor -> (scale, zero_point) that the op dictates (SOFTMAX's 1/256, -128).
     weights: input position -> the channel axis of a weight tensor quantised symmetrically (the
              bias, at position 2, follows the weights at position 1 with scale s_in * s_w).
+    weights_per_tensor: the converter's default for these weights is one scale (FC).
     const_operands: float constants among the inputs become per-tensor int8 activations.
     """
 
     share: list[tuple[str, str]] = field(default_factory=list)
     fixed: dict[str, tuple[float, int]] = field(default_factory=dict)
     weights: dict[int, int] = field(default_factory=dict)
+    # TFLite's converter quantises these weights per tensor unless asked otherwise
+    # (FULLY_CONNECTED); convolutions per channel.
+    weights_per_tensor: bool = False
     const_operands: bool = False
     # The smallest output scale the kernel accepts, given the input scales (ADD's rescale must
     # stay below 1); the quantiser raises a calibrated scale below it.
@@ -210,6 +214,16 @@ class OpDef:
         """Whole-tensor window geometry of a `patch = "windowed"` op (None: this configuration
         cannot run patch by patch)."""
         raise NotImplementedError
+
+    def concat_axis_offsets(self, graph: Graph, op: Op) -> list[int] | None:
+        """For a join whose inputs are contiguous byte ranges of its output: each input's byte
+        offset there (the planner may let producers write straight into their slices)."""
+        return None
+
+    def split_axis_offsets(self, graph: Graph, op: Op) -> list[int] | None:
+        """For a split whose outputs are contiguous byte ranges of its input: each output's byte
+        offset there (the planner may make them views of the input)."""
+        return None
 
     def spatial_axes(self, graph: Graph, op: Op) -> tuple[int, int] | None:
         """For an `elementwise` op whose input is laid out differently from its output

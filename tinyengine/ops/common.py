@@ -53,8 +53,67 @@ def window_padding(op: Op, in_h: int, in_w: int, fh: int, fw: int) -> tuple[int,
     return oh, ow, pad_before(in_h, fh, sh, dh, oh), pad_before(in_w, fw, sw, dw, ow)
 
 
+def require_inputs(op: Op, roles: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """The op's input list holds the inputs named by `roles`, each present, then at most the
+    `optional` ones ("" for an absent one, as TFLite's index -1)."""
+    where = f"op {op.name} ({op.kind})"
+    if not len(roles) <= len(op.inputs) <= len(roles) + len(optional):
+        allowed = ", ".join(roles) + "".join(f"[, {r}]" for r in optional)
+        raise UnsupportedError(f"{where}: takes inputs ({allowed}), got {len(op.inputs)} "
+                               f"inputs {op.inputs}")
+    for k, role in enumerate(roles):
+        if not op.inputs[k]:
+            raise UnsupportedError(f"{where}: its {role} (input {k}) is absent (tensor index "
+                                   "-1); this input is required")
+
+
+def check_window(op: Op) -> None:
+    """Strides and dilations of a windowed op are positive, padding SAME or VALID: a zero
+    stride divides by zero in the shape rule, a negative one or a negative dilation makes the
+    kernels read before the input."""
+    where = f"op {op.name} ({op.kind})"
+    for key in ("stride", "dilation"):
+        value = op.attrs.get(key, (1, 1))
+        if len(value) != 2 or min(int(v) for v in value) < 1:
+            raise UnsupportedError(f"{where}: {key} {tuple(value)} must be two integers >= 1")
+    if op.attrs.get("padding") not in ("SAME", "VALID"):
+        raise UnsupportedError(f"{where}: padding {op.attrs.get('padding')} is not SAME or "
+                               "VALID")
+
+
+def check_bias(op: Op, bias: Tensor | None, weights: Tensor, axis: int) -> None:
+    """A bias, if any, is a constant int32 vector of one value per output channel (the kernels
+    read weights.shape[axis] values from it), and no accumulator can leave int32: the kernels
+    add bias[c] + sum((x - zp) * w) in int32, |x - zp| <= 255, so |bias[c]| + 255 * sum |w[c]|
+    must stay within int32 (beyond it C's signed overflow is undefined)."""
+    channels = weights.shape[axis]
+    if bias is None:
+        return
+    if bias.dtype != "int32" or not bias.is_const or tuple(bias.shape) != (channels,):
+        raise UnsupportedError(f"op {op.name} ({op.kind}): bias {bias.name} {bias.dtype} "
+                               f"{bias.shape} must be a constant int32 vector of the "
+                               f"{channels} output channels")
+    if bias.data is None or weights.data is None:
+        return  # weights not known yet (a network description): nothing to bound
+    w = np.moveaxis(np.abs(weights.data.astype(np.int64)), axis, 0).reshape(channels, -1)
+    bound = np.abs(bias.data.astype(np.int64)) + 255 * w.sum(axis=1)
+    if np.any(bound > quant.INT32_MAX):
+        c = int(np.argmax(bound > quant.INT32_MAX))
+        raise UnsupportedError(
+            f"op {op.name} ({op.kind}): bias {bias.name}[{c}] = {int(bias.data[c])} with the "
+            f"weights of channel {c} of {weights.name} can overflow the int32 accumulator "
+            f"(|bias| + 255 * sum |w| = {int(bound[c])} > 2^31 - 1); the bias is out of range")
+
+
 def check_int8_io(graph: Graph, op: Op, n_act_inputs: int = 1) -> None:
     """Activation inputs and outputs must be int8 and quantised per tensor."""
+    for k, name in enumerate(op.inputs[:n_act_inputs]):
+        if not name:
+            raise UnsupportedError(f"op {op.name} ({op.kind}): input {k} is absent (tensor "
+                                   "index -1); this input is required")
+    if len(op.inputs) < n_act_inputs:
+        raise UnsupportedError(f"op {op.name} ({op.kind}): takes {n_act_inputs} input(s), got "
+                               f"{len(op.inputs)}")
     for name in op.inputs[:n_act_inputs] + op.outputs:
         t = graph.tensors[name]
         if t.dtype != "int8" or t.quant is None:

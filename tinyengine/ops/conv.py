@@ -23,12 +23,15 @@ from .common import (
     TFLITE_PADDING,
     act_limits,
     check_activation,
+    check_bias,
     check_int8_io,
+    check_window,
     clamp_int8,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
+    require_inputs,
     tflite_import,
     tflite_options,
     weight_consts,
@@ -139,8 +142,10 @@ class Conv2D(OpDef):
 
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input", "filter"), ("bias",))
         check_int8_io(graph, op)
         check_activation(op)
+        check_window(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         if w.dtype != "int8" or w.quant is None or not w.is_const:
@@ -156,8 +161,8 @@ class Conv2D(OpDef):
                 f"op {op.name}: input {x.shape} and filter {w.shape} need NHWC/OHWI with input "
                 f"channels = filter channels x groups ({groups}) and output channels a multiple "
                 "of groups")
-        if b is not None and (b.dtype != "int32" or not b.is_const):
-            raise UnsupportedError(f"op {op.name}: bias {b.name} must be constant int32")
+        check_bias(op, b, w, 0)
+        conv_requant(x, w, graph.tensor(op.outputs[0]))
 
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
         # te_conv2d_1x1_inplace_s8: pixel by pixel (portable) or pixel pair by pixel pair
@@ -248,9 +253,9 @@ def _conv_from_onnx(b: OnnxBuilder, i: int, node: NodeProto) -> None:
     w = b.const(node.input[1], "weight")
     if w.ndim != 4:
         raise ox.Unsupported(f"weight shape {w.shape}: only 2-D convolution is supported")
-    bias = b.const(node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
     _, cin, ih, iw = b.shape(x)
     groups, cout = int(a.get("group", 1)), w.shape[0]
+    bias = ox.bias_of(b, node, cout)
     k = (w.shape[2], w.shape[3])
     stride, dil = ox.pairs(a, "strides", 1), ox.pairs(a, "dilations", 1)
     same = ox.same_pads((ih, iw), k, stride, dil)

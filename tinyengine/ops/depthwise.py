@@ -21,11 +21,14 @@ from .common import (
     TFLITE_PADDING,
     act_limits,
     check_activation,
+    check_bias,
     check_int8_io,
+    check_window,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
+    require_inputs,
     tflite_import,
     tflite_options,
     weight_consts,
@@ -68,7 +71,8 @@ class DepthwiseConv2D(OpDef):
                               "padding": TFLITE_PADDING[o.Padding()],
                               "dilation": (o.DilationHFactor(), o.DilationWFactor()),
                               "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()],
-                              "depth_multiplier": max(1, w.shape[-1] // max(1, x.shape[-1]))},
+                              "depth_multiplier": max(1, w.shape[-1] // max(1, x.shape[-1]))
+                              if x is not None and w is not None else 1},  # absent: see check
                              3, inputs)
 
     def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
@@ -103,8 +107,10 @@ class DepthwiseConv2D(OpDef):
 
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input", "filter"), ("bias",))
         check_int8_io(graph, op)
         check_activation(op)
+        check_window(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         if w.dtype != "int8" or w.quant is None or not w.is_const:
@@ -124,14 +130,8 @@ class DepthwiseConv2D(OpDef):
             raise UnsupportedError(
                 f"op {op.name} ({op.kind}): filter has {w.shape[3]} channels but input channels "
                 f"{x.shape[3]} x depth multiplier {m} = {x.shape[3] * m}")
-        sh, sw = op.attrs["stride"]
-        dh, dw = op.attrs.get("dilation", (1, 1))
-        if min(sh, sw, dh, dw) < 1 or op.attrs["padding"] not in ("SAME", "VALID"):
-            raise UnsupportedError(f"op {op.name} ({op.kind}): bad stride/dilation/padding "
-                                   f"{op.attrs}")
-        if b is not None and (b.dtype != "int32" or not b.is_const or b.size != w.shape[3]):
-            raise UnsupportedError(f"op {op.name} ({op.kind}): bias {b.name} must be constant "
-                                   f"int32 with {w.shape[3]} values")
+        check_bias(op, b, w, 3)
+        conv_requant(x, w, graph.tensor(op.outputs[0]))
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])

@@ -35,9 +35,11 @@ from .common import (
     TFLITE_ACTIVATION,
     act_limits,
     check_activation,
+    check_bias,
     check_int8_io,
     conv_requant,
     fb_activation,
+    require_inputs,
     tflite_import,
     tflite_options,
     weight_consts,
@@ -105,13 +107,14 @@ class FullyConnected(OpDef):
         return _fc_to_qdq(b, op)
 
     def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
-        return QuantRule(weights={1: 0})
+        return QuantRule(weights={1: 0}, weights_per_tensor=True)
 
     def kernel(self, graph: Graph, op: Op) -> str:
         return "te_fully_connected_s8"
 
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input", "weights"), ("bias",))
         check_int8_io(graph, op)
         check_activation(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
@@ -135,9 +138,8 @@ class FullyConnected(OpDef):
         if op.attrs.get("keep_num_dims", False) and x.shape[-1] != w.shape[1]:
             raise UnsupportedError(f"{where}: keep_num_dims needs the input's last dimension "
                                    f"{x.shape[-1]} to equal the {w.shape[1]} input features")
-        if b is not None and (b.dtype != "int32" or not b.is_const or b.size != w.shape[0]):
-            raise UnsupportedError(f"{where}: bias {b.name} must be constant int32 with "
-                                   f"{w.shape[0]} values")
+        check_bias(op, b, w, 0)
+        conv_requant(x, w, graph.tensor(op.outputs[0]))
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         x = graph.tensor(op.inputs[0])

@@ -22,6 +22,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import Arg, OpDef, OpEmission, TfliteImport, TfliteLowering, register
 from .common import (
+    require_inputs,
     tflite_import,
 )
 
@@ -111,11 +112,14 @@ class Quantize(OpDef):
 
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input",))
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         if x.dtype != "float32":
             _check_per_tensor_int8(op, x)
         _check_per_tensor_int8(op, out)
         _check_same_shape(graph, op)
+        if x.dtype != "float32":
+            requantize_params(op, x, out)  # int8 -> int8: the multiplier must be representable
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         return [tuple(graph.tensor(op.inputs[0]).shape)]
@@ -172,6 +176,7 @@ class Dequantize(OpDef):
 
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input",))
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         _check_per_tensor_int8(op, x)
         if out.dtype != "float32":

@@ -33,7 +33,7 @@ from .base import (
     TfliteLowering,
     register,
 )
-from .common import tflite_const
+from .common import require_inputs, tflite_const
 from .transpose import MAX_DIMS, check_moves_bytes, gather_plan, ir_axis_to_onnx, strides_of
 
 SOURCES = ["te_common.h", "te_slice.h", "te_slice.c"]
@@ -83,6 +83,7 @@ class Slice(OpDef):
     not_applicable = frozenset({"window", "from_onnx"})
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input",))
         x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         _check_box(op, x, y)
         if x.dtype == "int8":
@@ -157,6 +158,9 @@ class UpdateSlice(OpDef):
     not_applicable = frozenset({"window", "from_tflite", "to_tflite", "from_onnx", "to_qdq"})
 
     def check(self, graph: Graph, op: Op) -> None:
+        if len(op.inputs) != 2 or not op.inputs[1]:
+            raise UnsupportedError(f"op {op.name} ({op.kind}): takes inputs (canvas or absent, "
+                                   f"update), got {op.inputs}")
         out, update = graph.tensor(op.outputs[0]), graph.tensor(op.inputs[1])
         _check_box(op, out, update)
         if op.inputs[0]:

@@ -25,6 +25,7 @@ from ..ir import Graph, Op
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
 from .common import (
     check_int8_io,
+    require_inputs,
     tflite_import,
     tflite_options,
 )
@@ -119,6 +120,7 @@ class Softmax(OpDef):
 
 
     def check(self, graph: Graph, op: Op) -> None:
+        require_inputs(op, ("input",))
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         if x.dtype != "int8":
             raise UnsupportedError(

@@ -38,6 +38,7 @@ from .common import (
     TFLITE_PADDING,
     act_limits,
     check_activation,
+    check_bias,
     check_int8_io,
     conv_requant,
     dims4,
@@ -133,9 +134,8 @@ class TransposeConv(OpDef):
                     f"{where}: output {name} {shape[axis]} does not fit input {x.name} "
                     f"{x.shape}: a {padding} convolution with filter {w.shape[axis]} and stride "
                     f"{stride[axis - 1]} maps it to {back}, not {x.shape[axis]}")
-        if b is not None and (b.dtype != "int32" or not b.is_const or b.shape != (w.shape[0],)):
-            raise UnsupportedError(f"{where}: bias {b.name} {b.shape} must be a constant int32 "
-                                   f"vector of the {w.shape[0]} output channels")
+        check_bias(op, b, w, 0)
+        conv_requant(x, w, graph.tensor(op.outputs[0]))
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
         return [tuple(int(d) for d in op.attrs["output_shape"])]
@@ -244,7 +244,7 @@ class TransposeConv(OpDef):
             raise ox.Unsupported(f"group {a['group']}: only group 1 is supported")
         if ox.pairs(a, "dilations", 1) != (1, 1):
             raise ox.Unsupported(f"dilations {a['dilations']}: only 1 is supported")
-        bias = b.const(node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
+        bias = ox.bias_of(b, node, int(w.shape[1]))  # ONNX weights are (Cin, Cout, kh, kw)
         n, cin, ih, iw = b.shape(x)
         k, stride = (int(w.shape[2]), int(w.shape[3])), ox.pairs(a, "strides", 1)
         if "kernel_shape" in a and tuple(int(v) for v in a["kernel_shape"]) != k:

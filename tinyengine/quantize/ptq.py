@@ -303,9 +303,14 @@ def _quantize_weighted(b: _Builder, op: Op, params: Mapping[str, QuantParams],
     if w.data is None or (bias is not None and bias.data is None):
         raise UnsupportedError(f"op {op.name} ({op.kind}): weights {w.name} have no values; "
                                "only a model with constant weights can be quantised")
+    for t in (w, bias):
+        if t is not None and t.data is not None and not np.all(np.isfinite(t.data)):
+            raise UnsupportedError(f"op {op.name} ({op.kind}): {t.name} holds inf or NaN; "
+                                   "only finite weights and biases can be quantised")
+    rule = quant_rule(src, op)
     # TFLite's converter quantises FULLY_CONNECTED weights per tensor by default.
-    channel = per_channel if op.kind != "FULLY_CONNECTED" else fc_per_channel
-    axis = quant_rule(src, op).weights[1]
+    channel = fc_per_channel if rule.weights_per_tensor else per_channel
+    axis = rule.weights[1]
     input_scale = float(params[op.inputs[0]].scale[0])
     scales = weight_scales(w.data, axis if channel else None)
     scales = fit_bias(scales, None if bias is None else bias.data, input_scale)
@@ -327,17 +332,15 @@ def quantize_model(model: FloatModel, batches: Sequence[np.ndarray | Sequence[np
                    percentile: float = DEFAULT_PERCENTILE) -> Graph:
     """Calibrate `model` on `batches` (ONNX layout; one array per batch, or one per input for a
     model with several inputs) and return the verified int8 graph."""
-    from tqdm import tqdm
-
     from ..frontend.onnx_reader import float_activations
+    from ..progress import progress_bar
 
     check_method(method)
     if len(batches) == 0:
         raise TinyEngineError("no calibration batches; calibration needs at least one sample")
 
     def runs() -> Iterator[dict[str, np.ndarray]]:
-        for batch in tqdm(batches, desc="calibrating", unit="batch", leave=False,
-                          disable=None):
+        for batch in progress_bar(batches, desc="calibrating", unit="batch"):
             inputs = [batch] if isinstance(batch, np.ndarray) else list(batch)
             yield float_activations(model, inputs)
 

@@ -28,12 +28,55 @@ HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 
 def load_project_report(project: str | Path) -> dict[str, Any]:
+    """A compiled project's report.json, checked for what running it needs (prefix, inputs,
+    outputs, ops); a missing, damaged or foreign one is refused with one line."""
     path = Path(project) / "report.json"
     try:
-        return json.loads(path.read_text())
-    except OSError:
-        raise TinyEngineError(f"{project} is not a compiled tinyengine project (no report.json); "
-                              "run `tinyengine compile MODEL -o DIR` first") from None
+        text = path.read_text()
+    except (OSError, UnicodeError):
+        raise TinyEngineError(f"{project} is not a compiled tinyengine project (no readable "
+                              "report.json); run `tinyengine compile MODEL -o DIR` first") from None
+    try:
+        report = json.loads(text)
+        _check_report(report)
+    except (ValueError, TypeError, KeyError) as e:
+        detail = e.args[0] if isinstance(e, _ReportError) else f"{type(e).__name__}: {e}"
+        raise TinyEngineError(f"{path}: damaged or not written by tinyengine ({detail}); "
+                              "compile the model again into this directory") from None
+    return report
+
+
+class _ReportError(ValueError):
+    pass
+
+
+def _check_report(report: Any) -> None:
+    """The fields the host run reads, with the types it reads them as."""
+    if not isinstance(report, dict):
+        raise _ReportError("not a JSON object")
+    prefix = report.get("prefix")
+    if not isinstance(prefix, str) or not prefix.isidentifier() or not prefix.isascii():
+        raise _ReportError(f"prefix {prefix!r} is not a C identifier")
+    for key in ("inputs", "outputs"):
+        specs = report.get(key)
+        if not isinstance(specs, list) or not specs:
+            raise _ReportError(f"{key} is not a non-empty list")
+        for spec in specs:
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                raise _ReportError(f"an entry of {key} has no name")
+            shape, dtype, nbytes = spec.get("shape"), spec.get("dtype"), spec.get("bytes")
+            if not isinstance(shape, list) or not all(
+                    isinstance(d, int) and d > 0 for d in shape) or dtype not in DTYPES:
+                raise _ReportError(f"{key} entry {spec['name']} has a bad shape or dtype")
+            if nbytes != int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize:
+                raise _ReportError(f"{key} entry {spec['name']}: bytes {nbytes!r} do not match "
+                                   f"shape {shape} {dtype}")
+            spec.setdefault("size", int(np.prod(shape)))
+    if not isinstance(report.get("ops"), list):
+        raise _ReportError("ops is not a list")
+    source_model = report.get("source_model", {})
+    if not isinstance(source_model, dict):
+        raise _ReportError("source_model is not an object")
 
 
 class HostModel:
@@ -65,6 +108,10 @@ class HostModel:
                 f"void *{p}_input(int index); void *{p}_output(int index); "
                 f"int {p}_stream_input(int index, const void *data);")
         sources = self._sources()
+        for f in [*sources, self.project / f"{p}_model.h"]:
+            if not f.is_file():
+                raise TinyEngineError(f"{self.project}: the project is incomplete ({f.name} is "
+                                      "missing); compile the model again into this directory")
         h = hashlib.sha256()
         for f in [*sources, *sorted(self.project.glob("*.h")),
                   *sorted((self.project / "kernels").glob("*.h"))]:
@@ -93,15 +140,20 @@ class HostModel:
             libs = sorted(build_dir.glob(f"{name}*.so"))
         spec = importlib.util.spec_from_file_location(name, libs[0])
         assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        try:
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        except (ImportError, OSError) as e:  # e.g. a kernel source removed: undefined symbol
+            raise TinyEngineError(f"{self.project}: the host build does not load ({e}); the "
+                                  "project is incomplete: compile the model again into this "
+                                  "directory") from None
         sys.modules[name] = mod
         return mod.ffi, mod.lib
 
     def invoke(self, inputs: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """One inference. `inputs`: a list with one array per model input, in the model's order
-        (a bare array for a one-input model), each in its input's shape (or the same number of
-        elements) and dtype. Returns a list with one array per model output, in order."""
+        (a bare array for a one-input model), each in its input's exact shape (or a batch of one
+        of it) and dtype. Returns a list with one array per model output, in order."""
         lib, ffi, p = self._lib, self._ffi, self.prefix
         specs = self.report["inputs"]
         if isinstance(inputs, np.ndarray):

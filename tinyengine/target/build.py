@@ -27,6 +27,8 @@ from typing import Any
 import jinja2
 
 from .. import __version__
+from ..codegen.cvalues import c_comment
+from ..codegen.project import check_prefix
 from ..errors import TinyEngineError
 from ..resources import TEMPLATES
 from ..runtime.host import load_project_report
@@ -83,7 +85,16 @@ def model_sources(report: dict[str, Any], project: Path) -> list[str]:
     return [f"{p}_model.c", f"{p}_weights.c", *kernels]
 
 
+# A board's name becomes a build directory and Makefile words; other free text of a board
+# (description, region names) only reaches comments, through the `comment` filter.
+_BOARD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
 def _context(report: dict[str, Any], board: Board, sources: list[str]) -> dict[str, Any]:
+    if not _BOARD_NAME.fullmatch(board.name):
+        raise TinyEngineError(f"board name {board.name!r} cannot name a build directory or a "
+                              "Makefile word; use letters, digits and _ . + -")
+    check_prefix(report["prefix"])  # report.json is read back from disk: it may be damaged
     return {"prefix": report["prefix"], "PREFIX": report["prefix"].upper(),
             "version": __version__, "board": board, "arena_bytes": report["arena_bytes"],
             "inputs": report["inputs"], "outputs": report["outputs"],
@@ -98,6 +109,7 @@ def render_target_files(report: dict[str, Any], board: str | Board, sources: lis
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "target")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
+    env.filters["comment"] = c_comment
     ctx = _context(report, resolve_board(board), sources)
     return {name: env.get_template(t).render(**ctx) for t, name in templates.items()}
 
@@ -284,8 +296,9 @@ def size_report(elf: str | Path, prefix: str | None = None) -> dict[str, int]:
     sizes = {"flash": text + data, "ram": data + bss, "text": text, "data": data, "bss": bss}
     if prefix:
         syms = symbol_sizes(elf)
-        params = re.compile(rf"^{prefix}_op\d+_params$")
-        consts = re.compile(rf"^{prefix}_op\d+_\w+$")
+        p = re.escape(prefix)
+        params = re.compile(rf"^{p}_op\d+_params$")
+        consts = re.compile(rf"^{p}_op\d+_\w+$")
         sizes["weights"] = sum(s for n, (_, s) in syms.items()
                                if consts.match(n) and not params.match(n))
         sizes["params"] = sum(s for n, (_, s) in syms.items() if params.match(n))
