@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tinyengine import quant
-from tinyengine.errors import UnsupportedError
+from tinyengine.errors import TinyEngineError, UnsupportedError
 from tinyengine.frontend.tflite_reader import parse_tflite
 from tinyengine.frontend.tflite_writer import write_tflite
 from tinyengine.ir import Graph, Op, QuantParams, Tensor, verify
@@ -482,8 +482,13 @@ INVALID = [
     ("tanh on sub", invalid("SUB", (4,), (4,), (4,), attrs={"activation": "TANH"}),
      ["TANH"]),
     ("one input", invalid("MUL", (4,), (4,), (4,), inputs=["a"]), ["two inputs"]),
-    ("zero point", invalid("SUB", (4,), (4,), (4,), qa=qp(0.05, 300)), ["300", "a"]),
 ]
+
+
+def test_zero_point_outside_int8_is_refused_by_tensor() -> None:
+    """Checked for every tensor before any op's own rules (tinyengine.ir.verify)."""
+    with pytest.raises(TinyEngineError, match=r"tensor a: zero point 300 is outside the int8"):
+        verify(invalid("SUB", (4,), (4,), (4,), qa=qp(0.05, 300)))
 
 
 @pytest.mark.parametrize("name, graph, words", INVALID, ids=[c[0] for c in INVALID])
