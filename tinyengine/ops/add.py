@@ -18,8 +18,6 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import (
-    Arg,
-    ConstArray,
     CValue,
     OpDef,
     OpEmission,
@@ -29,14 +27,13 @@ from .base import (
     register,
 )
 from .common import (
-    TFLITE_ACTIVATION,
     act_limits,
+    activation_options_import,
+    activation_options_lowering,
     check_activation,
     check_int8_io,
     clamp_int8,
-    fb_activation,
-    tflite_import,
-    tflite_options,
+    operand_args,
 )
 
 if TYPE_CHECKING:
@@ -92,14 +89,10 @@ class Add(OpDef):
     not_applicable = frozenset({"window", "scratch_bytes", "macs"})
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
-        o = tflite_options(operator, "AddOptions")
-        act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
-        return tflite_import({"activation": act}, 2, inputs)
+        return activation_options_import(operator, "AddOptions", inputs)
 
     def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
-        o = fb.AddOptionsT()
-        o.fusedActivationFunction = fb_activation(fb, op)
-        return TfliteLowering("AddOptions", o)
+        return activation_options_lowering(fb, op, "AddOptions")
 
     def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
         _add_from_onnx(b, i, node)
@@ -176,16 +169,7 @@ class Add(OpDef):
         r = add_rescale(at, bt, ot)
         lo, hi = act_limits(op, ot)
         d1, d2, dout = c_shapes(at, bt, ot.shape)
-        consts: list[ConstArray] = []
-        args: list[Arg] = []
-        for slot, t in (("input1", at), ("input2", bt)):
-            if t.is_const:
-                assert t.data is not None
-                consts.append(ConstArray(slot, "int8_t", t.data.ravel()))
-                args.append(Arg("const", slot, "const int8_t"))
-            else:
-                args.append(Arg("tensor", t.name, "const int8_t"))
-        args.append(Arg("tensor", op.outputs[0], "int8_t"))
+        args, consts = operand_args(graph, op)
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_add_params_t",

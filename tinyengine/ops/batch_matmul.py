@@ -27,8 +27,6 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import (
-    Arg,
-    ConstArray,
     OpDef,
     OpEmission,
     QuantRule,
@@ -36,7 +34,7 @@ from .base import (
     TfliteLowering,
     register,
 )
-from .common import check_int8_io, clamp_int8, tflite_import, tflite_options
+from .common import check_int8_io, clamp_int8, operand_args, tflite_import, tflite_options
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -156,16 +154,7 @@ class BatchMatMul(OpDef):
         rows, depth, _, cols = matmul_dims(op, at.shape, bt.shape)
         batch = (1,) * (MAX_RANK - len(ot.shape)) + tuple(ot.shape[:-2])
         mult, shift = output_rescale(at, bt, ot)
-        consts: list[ConstArray] = []
-        args: list[Arg] = []
-        for slot, t in (("lhs", at), ("rhs", bt)):
-            if t.is_const:
-                assert t.data is not None
-                consts.append(ConstArray(slot, "int8_t", t.data.ravel()))
-                args.append(Arg("const", slot, "const int8_t"))
-            else:
-                args.append(Arg("tensor", t.name, "const int8_t"))
-        args.append(Arg("tensor", op.outputs[0], "int8_t"))
+        args, consts = operand_args(graph, op, ("lhs", "rhs"))
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_batch_matmul_params_t",

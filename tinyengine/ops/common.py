@@ -13,7 +13,7 @@ import tflite
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .base import ConstArray, TfliteImport
+from .base import Arg, ConstArray, TfliteImport, TfliteLowering
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -209,3 +209,37 @@ def fb_activation(fb: ModuleType, op: Op) -> int:
 
 def fb_padding(fb: ModuleType, op: Op) -> int:
     return int(getattr(fb.Padding, op.attrs["padding"]))
+
+
+def activation_options_import(operator: Any, options: str, inputs: list[Any],
+                              n: int = 2) -> TfliteImport:
+    """attrs of an op whose only option is a fused activation (ADD, SUB, MUL): `options` names
+    its options table, e.g. "AddOptions"."""
+    o = tflite_options(operator, options)
+    act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
+    return tflite_import({"activation": act}, n, inputs)
+
+
+def activation_options_lowering(fb: ModuleType, op: Op, options: str) -> TfliteLowering:
+    """The inverse of activation_options_import."""
+    o = getattr(fb, f"{options}T")()
+    o.fusedActivationFunction = fb_activation(fb, op)
+    return TfliteLowering(options, o)
+
+
+def operand_args(graph: Graph, op: Op, slots: tuple[str, str] = ("input1", "input2")
+                 ) -> tuple[list[Arg], list[ConstArray]]:
+    """Kernel arguments of a two-operand op (operands, then the output); a constant operand goes
+    to flash as the const array named by its slot."""
+    consts: list[ConstArray] = []
+    args: list[Arg] = []
+    for slot, name in zip(slots, op.inputs):
+        t = graph.tensor(name)
+        if t.is_const:
+            assert t.data is not None, f"constant {name} has no values"
+            consts.append(ConstArray(slot, "int8_t", t.data.ravel()))
+            args.append(Arg("const", slot, "const int8_t"))
+        else:
+            args.append(Arg("tensor", name, "const int8_t"))
+    args.append(Arg("tensor", op.outputs[0], "int8_t"))
+    return args, consts

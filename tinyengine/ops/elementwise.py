@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .add import c_shapes
-from .base import Arg, ConstArray, CValue, OpDef, QuantRule
+from .base import CValue, OpDef, QuantRule
 from .common import check_activation, check_int8_io
 
 if TYPE_CHECKING:
@@ -104,22 +104,6 @@ def broadcast_dims(graph: Graph, op: Op) -> list[CValue]:
                  graph.tensor(op.outputs[0]))
     d1, d2, dout = c_shapes(a, b, out.shape)
     return [d1, d2, dout]
-
-
-def operand_args(graph: Graph, op: Op) -> tuple[list[Arg], list[ConstArray]]:
-    """Kernel arguments input1, input2, output; a constant operand goes to flash."""
-    consts: list[ConstArray] = []
-    args: list[Arg] = []
-    for slot, name in zip(("input1", "input2"), op.inputs):
-        t = graph.tensor(name)
-        if t.is_const:
-            assert t.data is not None, f"constant {name} has no values"
-            consts.append(ConstArray(slot, "int8_t", t.data.ravel()))
-            args.append(Arg("const", slot, "const int8_t"))
-        else:
-            args.append(Arg("tensor", name, "const int8_t"))
-    args.append(Arg("tensor", op.outputs[0], "int8_t"))
-    return args, consts
 
 
 def broadcast_inputs(graph: Graph, op: Op, inputs: list[np.ndarray]) -> tuple[np.ndarray, ...]:

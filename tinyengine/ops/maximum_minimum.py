@@ -16,14 +16,13 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import tflite_import
+from .common import operand_args, tflite_import
 from .elementwise import (
     SOURCES,
     BinaryElementwise,
     binary_from_onnx,
     broadcast_dims,
     broadcast_inputs,
-    operand_args,
     qdq_operands,
     where,
 )

@@ -19,12 +19,11 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
 from .common import (
-    TFLITE_ACTIVATION,
     act_limits,
+    activation_options_import,
+    activation_options_lowering,
     clamp_int8,
-    fb_activation,
-    tflite_import,
-    tflite_options,
+    operand_args,
 )
 from .elementwise import (
     SOURCES,
@@ -32,7 +31,6 @@ from .elementwise import (
     binary_from_onnx,
     broadcast_dims,
     broadcast_inputs,
-    operand_args,
     qdq_operands,
     where,
 )
@@ -105,14 +103,10 @@ class Mul(BinaryElementwise):
         )
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
-        o = tflite_options(operator, "MulOptions")
-        act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
-        return tflite_import({"activation": act}, 2, inputs)
+        return activation_options_import(operator, "MulOptions", inputs)
 
     def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
-        o = fb.MulOptionsT()
-        o.fusedActivationFunction = fb_activation(fb, op)
-        return TfliteLowering("MulOptions", o)
+        return activation_options_lowering(fb, op, "MulOptions")
 
     def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
         binary_from_onnx(self, b, node)

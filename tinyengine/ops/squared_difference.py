@@ -23,13 +23,12 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import clamp_int8, tflite_import
+from .common import clamp_int8, operand_args, tflite_import
 from .elementwise import (
     SOURCES,
     BinaryElementwise,
     broadcast_dims,
     broadcast_inputs,
-    operand_args,
     qdq_operands,
     where,
 )

@@ -22,12 +22,11 @@ from ..ir import Graph, Op, Tensor
 from .add import AddRescale, add_rescale
 from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
 from .common import (
-    TFLITE_ACTIVATION,
     act_limits,
+    activation_options_import,
+    activation_options_lowering,
     clamp_int8,
-    fb_activation,
-    tflite_import,
-    tflite_options,
+    operand_args,
 )
 from .elementwise import (
     SOURCES,
@@ -35,7 +34,6 @@ from .elementwise import (
     binary_from_onnx,
     broadcast_dims,
     broadcast_inputs,
-    operand_args,
     qdq_operands,
     where,
 )
@@ -121,14 +119,10 @@ class Sub(BinaryElementwise):
         )
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
-        o = tflite_options(operator, "SubOptions")
-        act = TFLITE_ACTIVATION[o.FusedActivationFunction()] if o else "NONE"
-        return tflite_import({"activation": act}, 2, inputs)
+        return activation_options_import(operator, "SubOptions", inputs)
 
     def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
-        o = fb.SubOptionsT()
-        o.fusedActivationFunction = fb_activation(fb, op)
-        return TfliteLowering("SubOptions", o)
+        return activation_options_lowering(fb, op, "SubOptions")
 
     def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
         binary_from_onnx(self, b, node)
