@@ -33,7 +33,7 @@ from .base import (
     TfliteLowering,
     register,
 )
-from .common import check_int8_io, clamp_int8, tflite_import
+from .common import check_int8_io, clamp_int8, tflite_import, where
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -44,10 +44,6 @@ if TYPE_CHECKING:
     from ..quantize.qdq import QdqBuilder
 
 SOURCES = ["te_common.h", "te_activations.h", "te_activations.c"]
-
-
-def where(op: Op) -> str:
-    return f"op {op.name} ({op.kind})"
 
 
 def check_unary(graph: Graph, op: Op) -> tuple[Tensor, Tensor]:

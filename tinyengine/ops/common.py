@@ -18,6 +18,11 @@ from .base import Arg, ConstArray, TfliteImport, TfliteLowering
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
+def where(op: Op) -> str:
+    """How error messages name an op: "op conv_3 (CONV_2D)"."""
+    return f"op {op.name} ({op.kind})"
+
+
 def out_size(in_size: int, filt: int, stride: int, dilation: int, padding: str) -> int:
     """TFLite's ComputeOutSize."""
     eff = (filt - 1) * dilation + 1

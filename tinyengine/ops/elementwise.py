@@ -19,7 +19,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .add import c_shapes
 from .base import CValue, OpDef, QuantRule
-from .common import check_activation, check_int8_io
+from .common import check_activation, check_int8_io, where
 
 if TYPE_CHECKING:
     from onnx import NodeProto
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 
 MAX_BROADCAST_RANK = 4  # what te_elementwise.c iterates
 SOURCES = ["te_common.h", "te_elementwise.h", "te_elementwise.c"]
-
-
-def where(op: Op) -> str:
-    return f"op {op.name} ({op.kind})"
 
 
 class BinaryElementwise(OpDef):

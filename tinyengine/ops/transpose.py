@@ -21,17 +21,13 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import check_int8_io, tflite_const
+from .common import check_int8_io, tflite_const, where
 
 MAX_DIMS = 5  # the C kernels' loop depth; TFLM's TRANSPOSE and SLICE limit
 # A 4-D IR tensor is NHWC while ONNX holds it NCHW: ONNX axis a is IR axis ONNX_TO_IR[a], and IR
 # axis k is ONNX axis IR_TO_ONNX[k].
 ONNX_TO_IR = (0, 3, 1, 2)
 IR_TO_ONNX = (0, 2, 3, 1)
-
-
-def where(op: Op) -> str:
-    return f"op {op.name} ({op.kind})"
 
 
 def check_moves_bytes(graph: Graph, op: Op, outputs: Sequence[str] | None = None) -> None:
