@@ -34,7 +34,9 @@ static void te_box_rows(const te_slice_params_t *p, uint8_t *whole, uint8_t *box
                                        (size_t)b * (size_t)s[1] + (size_t)c * (size_t)s[2] +
                                        (size_t)d * (size_t)s[3]) * eb;
                     if (gather) {
-                        memmove(box, whole + at, row);
+                        if (box != whole + at) { /* equal: the planner made the box a view */
+                            memmove(box, whole + at, row);
+                        }
                     } else {
                         memmove(whole + at, box, row);
                     }

@@ -221,3 +221,31 @@ def test_two_inputs_in_one_buffer_take_no_views():
     assert "views" not in next(op for op in sched.graph.ops if op.kind == "CONCATENATION").attrs
     verdicts, _ = verify_graph(g, None, n_random=3, seed=1)
     assert all(v.exact for v in verdicts)
+
+
+def test_slice_along_rows_is_a_view(tflm):
+    """SLICE of rows 4..11 of a (1, 16, 8, 8) tensor: one contiguous range, so a view."""
+    from .test_schedule_invariants import check_schedule
+
+    rng = np.random.default_rng(12)
+    t = {"x": Tensor("x", (1, 16, 8, 4), "int8", _qp(0.05, 2))}
+    ops = [_conv_into(t, rng, "x", "c", (1, 16, 8, 8))]
+    t["s"] = Tensor("s", (1, 8, 8, 8), "int8", t["c"].quant)
+    ops.append(Op("slice", "SLICE", ["c"], ["s"], {"begin": (0, 4, 0, 0)}))
+    ops.append(_conv_into(t, rng, "s", "y", (1, 8, 8, 4)))
+    g = Graph(t, ops, ["x"], ["y"], name="slice_view")
+    verify(g)
+    sched = schedule(g, patch="off")
+    check_schedule(sched)
+    op = next(o for o in sched.graph.ops if o.kind == "SLICE")
+    assert op.attrs.get("output_views") == [4 * 8 * 8]
+    assert sched.plan.offsets["s"] == sched.plan.offsets["c"] + 256
+    verdicts, _ = verify_graph(g, write_tflite(g), n_random=4, seed=2)
+    assert all(v.exact for v in verdicts)
+    # A box that is not one range (columns 2..5 of every row) stays a copy.
+    g.tensors["s"] = Tensor("s", (1, 16, 4, 8), "int8", t["c"].quant)
+    g.ops[1] = Op("slice", "SLICE", ["c"], ["s"], {"begin": (0, 0, 2, 0)})
+    g.tensors["y"] = Tensor("y", (1, 16, 4, 4), "int8", t["y"].quant)
+    verify(g)
+    op = next(o for o in schedule(g, patch="off").graph.ops if o.kind == "SLICE")
+    assert "output_views" not in op.attrs

@@ -12,8 +12,8 @@ Views at an offset (mark_views): a CONCATENATION whose inputs are contiguous byt
 output (every output dimension before the axis is 1) lets each input's group live inside the
 output's buffer at that input's offset, so the producers write straight into their slice and
 the concatenation copies nothing (its kernel skips an input already in place). TFLM allocates
-the output separately and copies. A SPLIT along an outer axis is the mirror image: each output
-is its slice of the input's buffer.
+the output separately and copies. A SPLIT or SLICE along an outer axis is the mirror image: each
+output is its slice of the input's buffer.
 """
 
 from __future__ import annotations

@@ -109,6 +109,18 @@ class Slice(OpDef):
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         return 0
 
+    def split_axis_offsets(self, graph: Graph, op: Op) -> list[int] | None:
+        """The output's byte offset in the input when the box is one contiguous range of it:
+        every axis before some axis k has size 1 in the box, every axis after k is whole."""
+        x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        begin = _begin(op)
+        k = next((i for i, n in enumerate(y.shape) if n != 1), len(y.shape) - 1)
+        if any(y.shape[i] != x.shape[i] for i in range(k + 1, len(x.shape))):
+            return None
+        strides = [int(np.prod(x.shape[i + 1:], dtype=np.int64)) for i in range(len(x.shape))]
+        element = sum(b * st for b, st in zip(begin, strides))
+        return [element * x.nbytes // x.size]
+
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         ctype = _CTYPE[x.dtype]
