@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .add import c_shapes
-from .base import CValue, OpDef, QuantRule
-from .common import check_activation, check_int8_io, where
+from .base import CValue, OpDef, OpEmission, QuantRule
+from .common import check_activation, check_int8_io, operand_args, where
 
 if TYPE_CHECKING:
     from onnx import NodeProto
@@ -60,6 +60,15 @@ class BinaryElementwise(OpDef):
                 raise UnsupportedError(f"{where(op)}: zero point {t.zero_point} of {t.name} is "
                                        "outside int8 [-128, 127]")
         self.check_quant(graph, op)
+
+    def emission(self, graph: Graph, op: Op, params_type: str,
+                 params: dict[str, CValue]) -> OpEmission:
+        """The kernel call every binary op makes: its own params after the broadcast dims, then
+        operand pointers (a constant operand from flash) and the output."""
+        args, consts = operand_args(graph, op)
+        return OpEmission(kernel=self.kernel(graph, op), params_type=params_type,
+                          params={"dims": broadcast_dims(graph, op), **params}, args=args,
+                          consts=consts, sources=list(SOURCES))
 
     def check_quant(self, graph: Graph, op: Op) -> None:
         """Op-specific limits on the quantisation parameters."""

@@ -16,12 +16,10 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import operand_args, tflite_import
+from .common import tflite_import
 from .elementwise import (
-    SOURCES,
     BinaryElementwise,
     binary_from_onnx,
-    broadcast_dims,
     broadcast_inputs,
     qdq_operands,
     where,
@@ -62,15 +60,7 @@ class _MaxMin(BinaryElementwise):
         return f"te_{self.kind.lower()}_s8"
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
-        args, consts = operand_args(graph, op)
-        return OpEmission(
-            kernel=self.kernel(graph, op),
-            params_type="te_max_min_params_t",
-            params={"dims": broadcast_dims(graph, op)},
-            args=args,
-            consts=consts,
-            sources=list(SOURCES),
-        )
+        return self.emission(graph, op, "te_max_min_params_t", {})
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
         return tflite_import({}, 2, inputs)

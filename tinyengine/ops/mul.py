@@ -23,13 +23,10 @@ from .common import (
     activation_options_import,
     activation_options_lowering,
     clamp_int8,
-    operand_args,
 )
 from .elementwise import (
-    SOURCES,
     BinaryElementwise,
     binary_from_onnx,
-    broadcast_dims,
     broadcast_inputs,
     qdq_operands,
     where,
@@ -86,21 +83,12 @@ class Mul(BinaryElementwise):
         a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
         mult, shift = mul_multiplier(a, b, o)
         lo, hi = act_limits(op, o)
-        args, consts = operand_args(graph, op)
-        return OpEmission(
-            kernel=self.kernel(graph, op),
-            params_type="te_mul_params_t",
-            params={
-                "dims": broadcast_dims(graph, op),
-                "input1_offset": -a.zero_point, "input2_offset": -b.zero_point,
-                "output_multiplier": mult, "output_shift": shift,
-                "output_offset": o.zero_point,
-                "act_min": lo, "act_max": hi,
-            },
-            args=args,
-            consts=consts,
-            sources=list(SOURCES),
-        )
+        return self.emission(graph, op, "te_mul_params_t", {
+            "input1_offset": -a.zero_point, "input2_offset": -b.zero_point,
+            "output_multiplier": mult, "output_shift": shift,
+            "output_offset": o.zero_point,
+            "act_min": lo, "act_max": hi,
+        })
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
         return activation_options_import(operator, "MulOptions", inputs)

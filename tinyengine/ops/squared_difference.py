@@ -23,11 +23,9 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import clamp_int8, operand_args, tflite_import
+from .common import clamp_int8, tflite_import
 from .elementwise import (
-    SOURCES,
     BinaryElementwise,
-    broadcast_dims,
     broadcast_inputs,
     qdq_operands,
     where,
@@ -93,23 +91,14 @@ class SquaredDifference(BinaryElementwise):
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
         r = squared_difference_rescale(a, b, o)
-        args, consts = operand_args(graph, op)
-        return OpEmission(
-            kernel=self.kernel(graph, op),
-            params_type="te_squared_difference_params_t",
-            params={
-                "dims": broadcast_dims(graph, op),
-                "input1": [-a.zero_point, r.input1[0], r.input1[1]],
-                "input2": [-b.zero_point, r.input2[0], r.input2[1]],
-                "left_shift": LEFT_SHIFT,
-                "output_multiplier": r.output[0], "output_shift": r.output[1],
-                "output_offset": o.zero_point,
-                "act_min": -128, "act_max": 127,
-            },
-            args=args,
-            consts=consts,
-            sources=list(SOURCES),
-        )
+        return self.emission(graph, op, "te_squared_difference_params_t", {
+            "input1": [-a.zero_point, r.input1[0], r.input1[1]],
+            "input2": [-b.zero_point, r.input2[0], r.input2[1]],
+            "left_shift": LEFT_SHIFT,
+            "output_multiplier": r.output[0], "output_shift": r.output[1],
+            "output_offset": o.zero_point,
+            "act_min": -128, "act_max": 127,
+        })
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
         return tflite_import({}, 2, inputs)

@@ -151,7 +151,7 @@ class StridedSlice(OpDef):
                     "input_size": x.size},
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("tensor", op.outputs[0], "int8_t")],
-            sources=["te_common.h", "te_strided_slice.h", "te_strided_slice.c"],
+            sources=["te_common.h", "te_gather.h", "te_strided_slice.h", "te_strided_slice.c"],
         )
 
     # -- frontends ----------------------------------------------------------------------------

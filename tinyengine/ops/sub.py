@@ -26,13 +26,10 @@ from .common import (
     activation_options_import,
     activation_options_lowering,
     clamp_int8,
-    operand_args,
 )
 from .elementwise import (
-    SOURCES,
     BinaryElementwise,
     binary_from_onnx,
-    broadcast_dims,
     broadcast_inputs,
     qdq_operands,
     where,
@@ -100,23 +97,14 @@ class Sub(BinaryElementwise):
         a, b, o = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
         r = sub_rescale(a, b, o)
         lo, hi = act_limits(op, o)
-        args, consts = operand_args(graph, op)
-        return OpEmission(
-            kernel=self.kernel(graph, op),
-            params_type="te_sub_params_t",
-            params={
-                "dims": broadcast_dims(graph, op),
-                "input1": [-a.zero_point, r.input1[0], r.input1[1]],
-                "input2": [-b.zero_point, r.input2[0], r.input2[1]],
-                "left_shift": LEFT_SHIFT,
-                "output_multiplier": r.output[0], "output_shift": r.output[1],
-                "output_offset": o.zero_point,
-                "act_min": lo, "act_max": hi,
-            },
-            args=args,
-            consts=consts,
-            sources=list(SOURCES),
-        )
+        return self.emission(graph, op, "te_sub_params_t", {
+            "input1": [-a.zero_point, r.input1[0], r.input1[1]],
+            "input2": [-b.zero_point, r.input2[0], r.input2[1]],
+            "left_shift": LEFT_SHIFT,
+            "output_multiplier": r.output[0], "output_shift": r.output[1],
+            "output_offset": o.zero_point,
+            "act_min": lo, "act_max": hi,
+        })
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
         return activation_options_import(operator, "SubOptions", inputs)

@@ -146,7 +146,7 @@ class Transpose(OpDef):
             params={"count": counts, "step": steps, "input_size": x.size},
             args=[Arg("tensor", op.inputs[0], "const int8_t"),
                   Arg("tensor", op.outputs[0], "int8_t")],
-            sources=["te_common.h", "te_transpose.h", "te_transpose.c"],
+            sources=["te_common.h", "te_gather.h", "te_transpose.h", "te_transpose.c"],
         )
 
     # -- frontends ----------------------------------------------------------------------------
