@@ -90,3 +90,17 @@ def test_c_arithmetic_matches_numpy():
     for x, m, s in zip(small, mults, shifts):
         assert lib.te_multiply_by_quantized_multiplier(int(x), int(m), int(s)) == \
             quant.multiply_by_quantized_multiplier(x, m, s)
+
+
+def test_vectorised_multipliers_equal_the_scalar_rule():
+    """quantize_multipliers (numpy, the resource model's hot path) gives exactly what
+    quantize_multiplier (TFLite's QuantizeMultiplier) gives, element by element."""
+    rng = np.random.default_rng(5)
+    reals = np.concatenate([10 ** rng.uniform(-40, 9, 20000), rng.uniform(0, 1, 20000),
+                            [0.0, 1.0, 0.5, 2.0**-31, 2.0**-32, 2.0**-33, 2.0**31 - 1,
+                             np.nextafter(1.0, 0.0), 5e-324, 0.99999999977]])
+    mult, shift = quant.quantize_multipliers(reals)
+    for r, m, s in zip(reals, mult, shift):
+        assert (int(m), int(s)) == quant.quantize_multiplier(float(r)), r
+    with pytest.raises(quant.MultiplierRangeError, match="left shift of 41"):
+        quant.quantize_multipliers(np.array([1.0, 2.0**40]))

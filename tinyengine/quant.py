@@ -115,8 +115,24 @@ def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
 
 
 def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, np.float64).ravel()]
-    return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
+    """quantize_multiplier over an array (per-channel requantisation), vectorised: the same
+    float64 steps (frexp, q * 2^31 exactly, floor(|x| + 0.5) with the sign), so the same result
+    and the same errors, at numpy speed; the resource model calls it for every candidate."""
+    r = np.asarray(reals, np.float64).ravel()
+    bad = ~np.isfinite(r)
+    if bad.any():
+        quantize_multiplier(float(r[bad][0]))  # raises with its message
+    q, shift = np.frexp(r)
+    scaled = q * float(1 << 31)
+    q_fixed = np.copysign(np.floor(np.abs(scaled) + 0.5), scaled).astype(np.int64)
+    top = q_fixed == (1 << 31)
+    q_fixed = np.where(top, q_fixed // 2, q_fixed)
+    shift = shift.astype(np.int64) + top
+    tiny = shift < -31
+    q_fixed, shift = np.where(tiny, 0, q_fixed), np.where(tiny, 0, shift)
+    if (shift > MAX_MULTIPLIER_SHIFT).any():
+        quantize_multiplier(float(r[shift > MAX_MULTIPLIER_SHIFT][0]))  # raises with its message
+    return q_fixed.astype(np.int32), shift.astype(np.int32)
 
 
 def activation_range(activation: str, scale: float, zero_point: int,
