@@ -17,7 +17,10 @@ import numpy as np
 
 from .errors import TinyEngineError, UnsupportedError
 
-DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
+DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+          "float32": np.float32}
+# The range of each quantised activation type (int16 activations are TFLite's 16x8 mode).
+QRANGE = {"int8": (-128, 127), "int16": (-32768, 32767)}
 
 
 @dataclass
@@ -43,6 +46,19 @@ class Tensor:
     # A constant whose values are not known yet (a network description without weights, as
     # the search has): it costs flash like any constant, but nothing can run it.
     const: bool = False
+    # State that persists from one invocation to the next (TFLite's is_variable: SVDF's
+    # activation state, an LSTM's cell and output state). It lives outside the arena, in a region
+    # no other tensor reuses; ops that take it (their `state_inputs`) update it in place, and
+    # `reset` sets it to `reset_value`.
+    variable: bool = False
+
+    @property
+    def reset_value(self) -> int:
+        """What reset writes into every element: TFLM's ResetVariableTensor uses the zero point
+        for int8 and 0 for every other type."""
+        if self.dtype == "int8" and self.quant is not None:
+            return self.zero_point
+        return 0
 
     @property
     def is_const(self) -> bool:
@@ -91,8 +107,12 @@ class Graph:
         return [self.tensors[n] if n else None for n in op.inputs]
 
     def activations(self) -> list[Tensor]:
-        """Non-constant tensors: the ones that live in the arena."""
-        return [t for t in self.tensors.values() if not t.is_const]
+        """Non-constant tensors that are not state: the ones that live in the arena."""
+        return [t for t in self.tensors.values() if not t.is_const and not t.variable]
+
+    def state(self) -> list[Tensor]:
+        """The variable tensors (persistent state), in the graph's tensor order."""
+        return [t for t in self.tensors.values() if t.variable]
 
     def dag(self) -> nx.DiGraph:
         """Ops as nodes, an edge wherever one op's output feeds another op."""
@@ -129,7 +149,8 @@ def verify(graph: Graph) -> None:
     for t in graph.tensors.values():
         _check_tensor(t)
     _check_graph_io(graph)
-    available = {t.name for t in graph.tensors.values() if t.is_const} | set(graph.inputs)
+    available = ({t.name for t in graph.tensors.values() if t.is_const or t.variable}
+                 | set(graph.inputs))
     seen_ops: set[str] = set()
     for op in graph.ops:
         if op.name in seen_ops:
@@ -145,6 +166,10 @@ def verify(graph: Graph) -> None:
         for n in op.outputs:
             if n not in graph.tensors:
                 raise TinyEngineError(f"op {op.name} writes unknown tensor {n}")
+            if graph.tensors[n].variable:
+                raise UnsupportedError(f"op {op.name} ({op.kind}) writes the variable (state) "
+                                       f"tensor {n} as an output; state is updated in place by "
+                                       "the ops that take it as an input")
             if n in available:
                 raise TinyEngineError(f"tensor {n} is produced twice (op {op.name})")
             available.add(n)
@@ -172,8 +197,11 @@ def _check_tensor(t: Tensor) -> None:
     q = t.quant
     if q is not None:
         _check_quant(t, q)
-    if t.dtype == "int8" and not t.is_const and q is None:
-        raise TinyEngineError(f"tensor {t.name}: int8 activation without quantisation")
+    if t.dtype in QRANGE and not t.is_const and q is None:
+        raise TinyEngineError(f"tensor {t.name}: {t.dtype} activation without quantisation")
+    if t.variable and t.is_const:
+        raise TinyEngineError(f"tensor {t.name}: a variable (state) tensor cannot be a "
+                              "constant")
 
 
 def _check_quant(t: Tensor, q: QuantParams) -> None:
@@ -216,6 +244,10 @@ def _check_graph_io(graph: Graph) -> None:
             raise UnsupportedError(f"graph {kind} {const} is a constant tensor; the engine's "
                                    f"{kind}s must be activations (drop it from the model's "
                                    f"{kind}s)")
+    state = next((n for n in graph.inputs + graph.outputs if graph.tensors[n].variable), None)
+    if state is not None:
+        raise UnsupportedError(f"graph input/output {state} is a variable (state) tensor; state "
+                               "lives inside the engine: read it through an op's output")
     if len(set(graph.inputs)) != len(graph.inputs):
         twice = next(n for n in graph.inputs if graph.inputs.count(n) > 1)
         raise TinyEngineError(f"graph input {twice} is listed twice; list each input once")
@@ -240,9 +272,14 @@ def _check_op(graph: Graph, op: Op) -> None:
 
     opdef = get_op(op.kind)
     where = f"op {op.name} ({op.kind})"
+    state_at = set(opdef.state_inputs(graph, op))
+    for k, n in enumerate(op.inputs):
+        if n and graph.tensors[n].variable and k not in state_at:
+            raise UnsupportedError(f"{where}: input {k} ({n}) is a variable (state) tensor; "
+                                   "this op does not keep state there")
     for n in op.inputs + op.outputs:
         io = graph.tensors[n] if n else None
-        if io is not None and not io.is_const and io.dtype not in opdef.dtypes:
+        if io is not None and not io.is_const and not io.variable and io.dtype not in opdef.dtypes:
             raise UnsupportedError(
                 f"{where}: tensor {n} is {io.dtype}; the engine runs this op "
                 f"on {' or '.join(opdef.dtypes)} activations")

@@ -6,7 +6,18 @@ import numpy as np
 
 from ..ops.base import CValue
 
-CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
+CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
+          "float32": "float"}
+
+
+def _int_text(v: int) -> str:
+    """An integer literal that means `v` in C whatever its width: beyond int32 it gets LL, and
+    INT64_MIN (whose magnitude no literal holds) is written as an expression."""
+    if -(1 << 31) <= v < (1 << 31):
+        return str(v)
+    if v == -(1 << 63):
+        return "(-9223372036854775807LL - 1)"
+    return f"{v}LL"
 
 
 def c_literal(value: CValue | np.generic | bool, symbols: dict[str, str]) -> str:
@@ -15,7 +26,7 @@ def c_literal(value: CValue | np.generic | bool, symbols: dict[str, str]) -> str
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
     if isinstance(value, (int, np.integer)):
-        return str(int(value))
+        return _int_text(int(value))
     if isinstance(value, (float, np.floating)):
         return float(value).hex()  # C99 hex-float: exact, no decimal round trip
     if isinstance(value, str):
@@ -29,7 +40,7 @@ def array_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
     if flat.dtype.kind == "f":
         items = [float(v).hex() for v in flat]
     else:
-        items = [str(int(v)) for v in flat]
+        items = [_int_text(int(v)) for v in flat]
     return [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
 
 

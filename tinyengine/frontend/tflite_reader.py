@@ -26,7 +26,8 @@ from ..ops import CUSTOM_CODES, REGISTRY, implements
 
 _BUILTIN_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
-_DTYPE = {"INT8": "int8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
+_DTYPE = {"INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
+          "FLOAT32": "float32"}
 
 
 # Ops whose activations may be float: the boundary converters.
@@ -37,7 +38,8 @@ def _read_tensor(model: Any, t: Any, index: int, name: str) -> Tensor:
     type_name = _TYPE_NAMES.get(t.Type(), str(t.Type()))
     if type_name not in _DTYPE:
         raise UnsupportedError(f"tensor {index} ({name}) has type {type_name}; the engine "
-                               "supports int8 models (int8/int32 tensors, float32 only at I/O)")
+                               "supports int8 and 16x8 models (int8/int16 activations, int8/int16 weights, int32/int64 biases, "
+                               "float32 only at I/O)")
     dtype = _DTYPE[type_name]
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     # shape_signature may say -1 (any batch); `shape` holds the size the model was built for.
@@ -64,7 +66,13 @@ def _read_tensor(model: Any, t: Any, index: int, name: str) -> Tensor:
             raise TinyEngineError(f"tensor {index} ({name}): constant data has {len(raw)} bytes, "
                                   f"its shape {shape} needs {expected}; the file is corrupt")
         data = np.frombuffer(raw, DTYPES[dtype]).reshape(shape).copy()
-    return Tensor(name, shape, dtype, quant, data)
+    variable = bool(t.IsVariable())
+    if variable and data is not None:
+        # TFLM resets every variable tensor to zero (its zero point for int8), initial values
+        # included; one with a buffer would start from values TFLM never uses.
+        raise UnsupportedError(f"tensor {index} ({name}) is a variable tensor with initial "
+                               "values; TFLM resets state to zero, re-export it without them")
+    return Tensor(name, shape, dtype, quant, data, variable=variable)
 
 
 def _unique_names(sub: Any) -> list[str]:

@@ -23,7 +23,8 @@ from ..ops import get_op, implements
 _INSTALL_HINT = ("writing .tflite files needs the flatbuffer schema of TensorFlow Lite Micro: "
                  "install the tflm extra: pip install tflite-micro")
 
-_TENSOR_TYPES = {"float32": "FLOAT32", "int32": "INT32", "int16": "INT16", "int8": "INT8"}
+_TENSOR_TYPES = {"float32": "FLOAT32", "int64": "INT64", "int32": "INT32", "int16": "INT16",
+                 "int8": "INT8"}
 
 # Opcodes above 127 do not fit the deprecated int8 field; TFLite writes 127 there for them.
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
@@ -49,7 +50,8 @@ class _ModelBuilder:
         self.code_index: dict[str, int] = {}
 
     def add_tensor(self, name: str, shape: tuple[int, ...], dtype: str,
-                   quant: QuantParams | None, data: np.ndarray | None) -> int:
+                   quant: QuantParams | None, data: np.ndarray | None,
+                   variable: bool = False) -> int:
         fb = self.fb
         if dtype not in _TENSOR_TYPES:
             raise UnsupportedError(f"tensor {name}: dtype {dtype} cannot be written to TFLite")
@@ -58,6 +60,7 @@ class _ModelBuilder:
         t.shape = [int(d) for d in shape]
         t.type = int(getattr(fb.TensorType, _TENSOR_TYPES[dtype]))
         t.buffer = 0
+        t.isVariable = variable
         if data is not None:
             t.buffer = len(self.buffers)
             buf = fb.BufferT()
@@ -84,7 +87,7 @@ class _ModelBuilder:
         return candidate
 
     def add_ir_tensor(self, t: Tensor) -> int:
-        return self.add_tensor(t.name, t.shape, t.dtype, t.quant, t.data)
+        return self.add_tensor(t.name, t.shape, t.dtype, t.quant, t.data, t.variable)
 
     def opcode(self, kind: str, custom_code: str = "") -> int:
         key = f"CUSTOM:{custom_code}" if custom_code else kind

@@ -53,6 +53,7 @@ class Arg:
     kind "tensor": pointer into the arena for the activation tensor `ref`;
     kind "const":  the ConstArray named `ref` of this op (NULL if `ref` is "");
     kind "scratch": pointer to the op's scratch buffer (size from `OpEmission.scratch_bytes`).
+    A "tensor" that is a variable (state) tensor points into the state region, not the arena.
     """
 
     kind: str
@@ -135,7 +136,8 @@ class OpDef:
     """Base class of op definitions; subclasses set `kind` and override the hooks."""
 
     kind: str = ""
-    # Activation dtypes the op takes ("int8"; "int16" next; "float32" for boundary ops).
+    # Activation dtypes the op takes ("int8", "int16" for TFLite's 16x8 mode, "float32" for
+    # boundary ops); `check` then says which combinations of input and output types it runs.
     dtypes: tuple[str, ...] = ()
     # How the patch pass treats it: "windowed" (its output region reads an input window: give
     # `window`), "elementwise" (region in = region out) or "none" (ends a patch stage).
@@ -178,6 +180,13 @@ class OpDef:
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
         """Inputs whose buffer the output may take over when that input dies at this op, in
         order of preference; the kernel must then stay exact with output == input."""
+        return []
+
+    def state_inputs(self, graph: Graph, op: Op) -> list[int]:
+        """Positions of the inputs that are persistent state (variable tensors) the kernel reads
+        and updates in place, e.g. SVDF's activation state. The reference hook receives these as
+        writable arrays and updates them in place; the C kernel gets a pointer into the state
+        region. Stateless ops return []."""
         return []
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:

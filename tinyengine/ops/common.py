@@ -12,7 +12,7 @@ import tflite
 
 from .. import quant
 from ..errors import UnsupportedError
-from ..ir import Graph, Op, Tensor
+from ..ir import QRANGE, Graph, Op, Tensor
 from .base import Arg, ConstArray, TfliteImport, TfliteLowering
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -110,6 +110,65 @@ def check_bias(op: Op, bias: Tensor | None, weights: Tensor, axis: int) -> None:
             f"(|bias| + 255 * sum |w| = {int(bound[c])} > 2^31 - 1); the bias is out of range")
 
 
+# C element types and kernel-name suffixes of the activation types.
+CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
+         "float32": "float"}
+SUFFIX = {"int8": "s8", "int16": "s16"}
+
+
+def qrange(t: Tensor | str) -> tuple[int, int]:
+    """(min, max) of a quantised activation tensor's type (or of a dtype name)."""
+    dtype = t if isinstance(t, str) else t.dtype
+    return QRANGE[dtype]
+
+
+def clamp_to(acc: np.ndarray, t: Tensor | str, lo: int | None = None,
+             hi: int | None = None) -> np.ndarray:
+    """`acc` clamped to [lo, hi] (default: the type's range) and cast to the tensor's type."""
+    qmin, qmax = qrange(t)
+    dtype = t if isinstance(t, str) else t.dtype
+    return np.clip(acc, qmin if lo is None else lo, qmax if hi is None else hi).astype(dtype)
+
+
+def io_dtype(graph: Graph, op: Op) -> str:
+    """The activation type an op runs on: its first output's (int8 or int16)."""
+    return graph.tensor(op.outputs[0]).dtype
+
+
+def check_io(graph: Graph, op: Op, n_act_inputs: int = 1,
+             dtypes: tuple[str, ...] = ("int8",), symmetric_int16: bool = True) -> str:
+    """Activation inputs and outputs are quantised per tensor, all of one type among `dtypes`;
+    int16 ones symmetric (zero point 0), as TFLM's 16x8 kernels require. Returns the type."""
+    for k, name in enumerate(op.inputs[:n_act_inputs]):
+        if not name:
+            raise UnsupportedError(f"op {op.name} ({op.kind}): input {k} is absent (tensor "
+                                   "index -1); this input is required")
+    if len(op.inputs) < n_act_inputs:
+        raise UnsupportedError(f"op {op.name} ({op.kind}): takes {n_act_inputs} input(s), got "
+                               f"{len(op.inputs)}")
+    names = op.inputs[:n_act_inputs] + op.outputs
+    first = graph.tensors[names[0]].dtype
+    for name in names:
+        t = graph.tensors[name]
+        if t.dtype not in dtypes or t.quant is None:
+            raise UnsupportedError(
+                f"op {op.name} ({op.kind}): tensor {name} is {t.dtype}"
+                f"{'' if t.quant is not None else ' without quantisation'}; this op runs on "
+                f"{' or '.join(dtypes)} quantised activations")
+        if t.dtype != first:
+            raise UnsupportedError(
+                f"op {op.name} ({op.kind}): tensor {name} is {t.dtype} where {names[0]} is "
+                f"{first}; this op's inputs and outputs must have one type")
+        if t.quant.per_channel:
+            raise UnsupportedError(f"op {op.name}: activation {name} is quantised per channel")
+        if symmetric_int16 and t.dtype == "int16" and t.zero_point != 0:
+            raise UnsupportedError(
+                f"op {op.name} ({op.kind}): int16 tensor {name} has zero point "
+                f"{t.zero_point}; TFLite's 16x8 kernels take symmetric int16 activations "
+                "(zero point 0)")
+    return first
+
+
 def check_int8_io(graph: Graph, op: Op, n_act_inputs: int = 1) -> None:
     """Activation inputs and outputs must be int8 and quantised per tensor."""
     for k, name in enumerate(op.inputs[:n_act_inputs]):
@@ -136,7 +195,10 @@ def check_activation(op: Op) -> None:
 
 
 def act_limits(op: Op, out: Tensor) -> tuple[int, int]:
-    return quant.activation_range(op.attrs.get("activation", "NONE"), out.scale, out.zero_point)
+    """The fused activation's limits in the output's units, within the output type's range."""
+    qmin, qmax = QRANGE.get(out.dtype, QRANGE["int8"])
+    return quant.activation_range(op.attrs.get("activation", "NONE"), out.scale, out.zero_point,
+                                  qmin, qmax)
 
 
 def conv_requant(inp: Tensor, weights: Tensor, out: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -240,11 +302,12 @@ def operand_args(graph: Graph, op: Op, slots: tuple[str, str] = ("input1", "inpu
     args: list[Arg] = []
     for slot, name in zip(slots, op.inputs):
         t = graph.tensor(name)
+        ctype = CTYPE[t.dtype]
         if t.is_const:
             assert t.data is not None, f"constant {name} has no values"
-            consts.append(ConstArray(slot, "int8_t", t.data.ravel()))
-            args.append(Arg("const", slot, "const int8_t"))
+            consts.append(ConstArray(slot, ctype, t.data.ravel()))
+            args.append(Arg("const", slot, f"const {ctype}"))
         else:
-            args.append(Arg("tensor", name, "const int8_t"))
-    args.append(Arg("tensor", op.outputs[0], "int8_t"))
+            args.append(Arg("tensor", name, f"const {ctype}"))
+    args.append(Arg("tensor", op.outputs[0], CTYPE[io_dtype(graph, op)]))
     return args, consts
