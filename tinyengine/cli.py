@@ -122,10 +122,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if target not in (None, "host"):
         from .target import run_records
 
-        results = run_records(args.project, records, target, simd=not args.portable).outputs
+        if args.independent and report.get("persistent_bytes"):
+            # The firmware inits once and runs its records as one stream: one start per record.
+            results = [run_records(args.project, [r], target, simd=not args.portable).outputs[0]
+                       for r in records]
+        else:
+            results = run_records(args.project, records, target,
+                                  simd=not args.portable).outputs
     else:
         host = HostModel(args.project)
-        results = [host.invoke(r) for r in records]
+        results = []
+        for r in records:
+            if args.independent:
+                host.reset()
+            results.append(host.invoke(r))
     outs = [np.stack([r[i] for r in results]) for i in range(len(report["outputs"]))]
     outs = source_outputs(report, outs, args.raw)
     if not batched:
@@ -199,11 +209,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         given = split_records(batches, names)
     verdicts, report = verify_model(args.model, given, n_random=args.random, seed=args.seed,
                                     use_tflm=not args.no_tflm, progress=not args.quiet,
-                                    compile_options=_schedule_options(args))
+                                    compile_options=_schedule_options(args),
+                                    stream=not args.independent)
     exact = all(v.exact for v in verdicts)
     if args.json:
         _print_json({"model": str(args.model), "exact": exact,
-                     "arena_bytes": report["arena_bytes"], "flash_bytes": report["flash_bytes"],
+                     "arena_bytes": report["arena_bytes"],
+                     "persistent_bytes": report["persistent_bytes"],
+                     "stream": report["verify_stream"], "flash_bytes": report["flash_bytes"],
                      "macs": report["macs"], "patches": _patches_json(report),
                      "outputs": [{"index": v.index, "name": v.name, "inputs": v.n_inputs,
                                   "exact": v.exact, "max_diff_reference": v.max_diff_reference,
@@ -211,6 +224,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return 0 if exact else 1
     for v in verdicts:
         print(f"{args.model}: {v.line(report['arena_bytes'])}{_patch_note(report)}")
+    if report["persistent_bytes"]:
+        st = report["verify_stream"]
+        how = (f"one stream with the state carried, then {st['replayed_after_reset']} again "
+               "after reset()" if st["stream"] else "each from a reset state")
+        print(f"{args.model}: {st['invocations']} invocations, {how}; persistent state "
+              f"{report['persistent_bytes']} B beside the arena")
     return 0 if exact else 1
 
 
@@ -297,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a float source model: the int8 outputs before dequantisation")
     _add_target_options(r)
     r.add_argument("--portable", action="store_true", help="Cortex-M: portable kernels, no SIMD")
+    r.add_argument("--independent", action="store_true",
+                   help="stateful models: reset the state before every record of the batch "
+                        "(default: the records are one stream, in order, state carried)")
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("verify", help="compile and check C == reference == TFLM")
@@ -307,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--random", type=int, default=20, help="random inputs (default: 20)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--no-tflm", action="store_true", help="skip the TFLM comparison")
+    v.add_argument("--independent", action="store_true",
+                   help="stateful models (SVDF, LSTM): reset the state before every input "
+                        "instead of feeding the inputs as one stream (the default)")
     v.add_argument("--json", action="store_true",
                    help="print the verdicts as one JSON object on stdout")
     _add_schedule_options(v)

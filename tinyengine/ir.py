@@ -61,6 +61,11 @@ class Tensor:
         return 0
 
     @property
+    def in_arena(self) -> bool:
+        """An activation the planner places in the arena: not a constant, not state."""
+        return not self.is_const and not self.variable
+
+    @property
     def is_const(self) -> bool:
         return self.data is not None or self.const
 

@@ -26,6 +26,7 @@ _INSTALL_HINT = ("TensorFlow Lite Micro is not installed: install the tflm extra
 
 # print_allocations() writes these lines (RecordingMicroAllocator) to the C-level stderr.
 _ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+_VARIABLE_LINE = re.compile(r"'TfLiteTensor variable buffer data' used (\d+) bytes")
 
 # Runs in a child process: print_allocations() writes to fd 2 from C, which we can only read
 # reliably from outside, and a failing TFLM may abort the process rather than raise.
@@ -69,31 +70,51 @@ def _io_counts(model: bytes) -> tuple[int, int]:
     return sub.InputsLength(), sub.OutputsLength()
 
 
+class TflmSession:
+    """One TFLM interpreter kept across invocations, so a stateful model (SVDF, LSTM: variable
+    tensors) carries its state from one invoke to the next; `reset()` is TFLM's Reset, which
+    sets the variable tensors back to zero (int8 ones to their zero point)."""
+
+    def __init__(self, model: bytes, arena_size: int = DEFAULT_ARENA_BYTES):
+        runtime = _runtime()
+        self.model = bytes(model)
+        self.n_in, self.n_out = _io_counts(self.model)
+        try:
+            self.itp = runtime.Interpreter.from_bytes(self.model, arena_size=arena_size)
+        except RuntimeError as e:
+            raise TinyEngineError(f"TFLM rejected the model: {e}") from e
+
+    def invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != self.n_in:
+            raise TinyEngineError(f"model takes {self.n_in} inputs, got {len(inputs)}")
+        itp = self.itp
+        try:
+            for i, x in enumerate(inputs):
+                d = itp.get_input_details(i)
+                itp.set_input(np.asarray(x, d["dtype"]).reshape(d["shape"]), i)
+            itp.invoke()
+        except RuntimeError as e:
+            raise TinyEngineError(f"TFLM rejected the model: {e}") from e
+        # get_output returns a view of the arena; copy before the next invoke overwrites it.
+        return [np.array(itp.get_output(i), copy=True) for i in range(self.n_out)]
+
+    def reset(self) -> None:
+        self.itp.reset()
+
+
 def run_tflm(model: bytes, inputs: list[np.ndarray],
              arena_size: int = DEFAULT_ARENA_BYTES) -> list[np.ndarray]:
-    """Run one inference of a .tflite model with TFLM's reference kernels; returns the outputs."""
-    runtime = _runtime()
-    model = bytes(model)
-    n_in, n_out = _io_counts(model)
-    if len(inputs) != n_in:
-        raise TinyEngineError(f"model takes {n_in} inputs, got {len(inputs)}")
-    try:
-        itp = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
-        for i, x in enumerate(inputs):
-            d = itp.get_input_details(i)
-            itp.set_input(np.asarray(x, d["dtype"]).reshape(d["shape"]), i)
-        itp.invoke()
-    except RuntimeError as e:
-        raise TinyEngineError(f"TFLM rejected the model: {e}") from e
-    # get_output returns a view of the arena; copy before the interpreter goes away.
-    return [np.array(itp.get_output(i), copy=True) for i in range(n_out)]
+    """Run one inference of a .tflite model with TFLM's reference kernels (from a fresh
+    interpreter, so from the initial state); returns the outputs."""
+    return TflmSession(model, arena_size).invoke(inputs)
 
 
 def tflm_arena(model: str | Path | bytes,
                arena_size: int = DEFAULT_ARENA_BYTES) -> dict[str, int]:
-    """TFLM's arena use for one inference: {"head", "tail", "total"} in bytes.
+    """TFLM's arena use for one inference: {"head", "tail", "total", "variable"} in bytes.
 
-    head = activations and scratch (its GreedyMemoryPlanner), tail = persistent runtime data.
+    head = activations and scratch (its GreedyMemoryPlanner), tail = persistent runtime data,
+    variable = the state (variable tensors) inside the tail.
     Measured in a subprocess, from RecordingMicroAllocator's report; the figures do not depend on
     `arena_size` as long as it is large enough.
     """
@@ -110,4 +131,6 @@ def tflm_arena(model: str | Path | bytes,
     figures = {k: int(v) for k, v in _ARENA_LINE.findall(text)}
     if set(figures) != {"head", "tail", "total"}:
         raise TinyEngineError(f"unexpected TFLM allocation report: {text[:200]!r}")
+    # State (variable tensors) is part of the tail; 0 when the report has no such line.
+    figures["variable"] = sum(int(v) for v in _VARIABLE_LINE.findall(text))
     return figures

@@ -85,6 +85,14 @@ def _io_info(graph: Graph, names: list[str], plan: MemoryPlan) -> list[dict[str,
     return out
 
 
+def _state_info(graph: Graph, plan: MemoryPlan) -> list[dict[str, Any]]:
+    """What reset() writes: each variable tensor's offset, byte count, and its reset value as
+    a byte (TFLM's ResetVariableTensor memsets int8 state to its zero point, the rest to 0)."""
+    return [{"name": n, "offset": off, "bytes": graph.tensor(n).nbytes,
+             "byte": graph.tensor(n).reset_value & 0xFF}
+            for n, off in plan.state_offsets.items()]
+
+
 def _const_symbols(graph: Graph, prefix: str, emissions: list[OpEmission]
                    ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """Per op, const name -> C symbol; and the arrays to emit. The patch copies of one op
@@ -112,7 +120,9 @@ def _op_context(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan,
     op = graph.ops[index]
     args = []
     for a in em.args:
-        if a.kind == "tensor" and a.ref in plan.external:
+        if a.kind == "tensor" and a.ref in plan.state_offsets:
+            args.append({"kind": "state", "ctype": a.ctype, "offset": plan.state_offsets[a.ref]})
+        elif a.kind == "tensor" and a.ref in plan.external:
             args.append({"kind": "stream", "ctype": a.ctype,
                          "index": graph.inputs.index(a.ref)})
         elif a.kind == "tensor":
@@ -173,7 +183,7 @@ def _operand_ranges(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan
     op = graph.ops[index]
     ranges = []
     for a in em.args:
-        if a.kind == "tensor" and a.ref not in plan.external:
+        if a.kind == "tensor" and a.ref not in plan.external and a.ref not in plan.state_offsets:
             ranges.append((plan.offsets[a.ref], graph.tensor(a.ref).nbytes))
         elif a.kind == "scratch":
             ranges.append((plan.offsets[scratch_name(op.name)], em.scratch_bytes))
@@ -208,7 +218,8 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
                     "macs": get_op(op.kind).macs(graph, op), "inputs": [n for n in op.inputs if n],
                     "outputs": op.outputs, "scratch_bytes": em.scratch_bytes})
     return {"tinyengine_version": __version__, "source": source, "prefix": prefix,
-            "arena_bytes": plan.arena_bytes, "flash_bytes": flash,
+            "arena_bytes": plan.arena_bytes, "persistent_bytes": plan.state_bytes,
+            "flash_bytes": flash,
             "macs": sum(o["macs"] for o in ops), "inputs": io["inputs"],
             "outputs": io["outputs"], "ops": ops, "memory_plan": plan.to_json()}
 
@@ -251,7 +262,8 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
            "source": source or graph.name, "arena_bytes": plan.arena_bytes, "ops": ops,
            "consts": consts, "kernel_headers": [f for f in kernel_files if f.endswith(".h")],
            "kernel_sources": [f for f in kernel_files if f.endswith(".c")],
-           "poison": _poison_tables(graph, emissions, plan), **io}
+           "poison": _poison_tables(graph, emissions, plan), "state": _state_info(graph, plan),
+           "state_bytes": plan.state_bytes, **io}
     report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
     report["patches"] = sched.patches.to_json() if sched.patches else None
     report["source_model"] = source_model or {"format": "graph"}

@@ -153,7 +153,7 @@ def tensor_lifetimes(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
             first.setdefault(n, i)
             last[n] = max(last.get(n, i), i)
         for n in op.inputs:
-            if n and not graph.tensor(n).is_const:
+            if n and graph.tensor(n).in_arena:
                 last[n] = max(last.get(n, i), i)
     for n in graph.outputs:
         last[n] = len(graph.ops)

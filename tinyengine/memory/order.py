@@ -70,7 +70,7 @@ def order_problem(graph: Graph, scratch: dict[str, int] | None = None) -> OrderP
     readers: dict[str, int] = {}
     for i, op in enumerate(graph.ops):
         for t in op.inputs:
-            if t and not graph.tensor(t).is_const:
+            if t and graph.tensor(t).in_arena:
                 readers[t] = readers.get(t, 0) | 1 << i
     outputs = set(graph.outputs)
     uses = {t: TensorUse(_aligned(graph.tensor(t).nbytes),
@@ -88,6 +88,14 @@ def order_problem(graph: Graph, scratch: dict[str, int] | None = None) -> OrderP
             reads[i].append(uses[t])
             if uses[t].producer >= 0 and uses[t].producer != i:
                 preds[i] |= 1 << uses[t].producer
+    # Ops that share a state tensor (a variable read and then assigned) keep their order: each
+    # sees the state the previous one left.
+    last_user: dict[str, int] = {}
+    for i, op in enumerate(graph.ops):
+        for t in dict.fromkeys(t for t in op.inputs if t and graph.tensor(t).variable):
+            if t in last_user:
+                preds[i] |= 1 << last_user[t]
+            last_user[t] = i
     succs: list[list[int]] = [[] for _ in range(n)]
     for j in range(n):
         for i in _bits(preds[j]):

@@ -66,7 +66,7 @@ def total_macs(graph: Graph) -> int:
 
 def _act_inputs(graph: Graph, op: Op) -> list[int]:
     """Indices of the op's activation (non-constant) inputs."""
-    return [k for k, n in enumerate(op.inputs) if n and not graph.tensor(n).is_const]
+    return [k for k, n in enumerate(op.inputs) if n and graph.tensor(n).in_arena]
 
 
 def _patchable(graph: Graph, op: Op) -> bool:

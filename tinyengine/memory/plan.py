@@ -38,9 +38,14 @@ class MemoryPlan:
     buffers: list[BufferInfo]
     order: list[str]  # op names in execution order
     external: list[str] = field(default_factory=list)  # tensors outside the arena (streamed)
+    # Persistent state (variable tensors): offsets in a region of its own that lives across
+    # invocations, so no arena tensor ever reuses it.
+    state_offsets: dict[str, int] = field(default_factory=dict)
+    state_bytes: int = 0
 
     def to_json(self) -> dict:
         return {"algorithm": self.algorithm, "arena_bytes": self.arena_bytes,
+                "state_bytes": self.state_bytes, "state_offsets": self.state_offsets,
                 "order": self.order, "external": self.external,
                 "buffers": [dict(asdict(b), offset=self.offsets[b.name]) for b in self.buffers]}
 
@@ -154,6 +159,17 @@ PLANNERS: dict[str, Callable[[list[BufferInfo]], dict[str, int]]] = {
 }
 
 
+def plan_state(graph: Graph) -> tuple[dict[str, int], int]:
+    """Offsets of the variable tensors in the state region, in the graph's tensor order, each
+    aligned; and the region's size."""
+    offsets: dict[str, int] = {}
+    end = 0
+    for t in graph.state():
+        offsets[t.name] = end
+        end += _aligned(t.nbytes)
+    return offsets, end
+
+
 def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
                 algorithm: str = "auto", external: frozenset[str] = frozenset()) -> MemoryPlan:
     if algorithm != "auto" and algorithm not in PLANNERS:
@@ -168,7 +184,7 @@ def plan_memory(graph: Graph, scratch: dict[str, int] | None = None,
         offsets.update({t: offsets[g] + off for t, (g, off) in layout.items()
                         if t != g and g in offsets})
         plan = MemoryPlan(name, arena_size(buffers, offsets), offsets, buffers,
-                          [op.name for op in graph.ops], sorted(external))
+                          [op.name for op in graph.ops], sorted(external), *plan_state(graph))
         if best is None or plan.arena_bytes < best.arena_bytes:
             best = plan
     assert best is not None

@@ -133,7 +133,7 @@ def tensor_lifetimes(graph: Graph, plan: MemoryPlan) -> dict[str, tuple[int, int
             f, la = span.get(n, (i, i))
             span[n] = (f, max(la, i))
         for n in op.inputs:
-            if n and n in graph.tensors and not graph.tensors[n].is_const and n in span:
+            if n and n in graph.tensors and graph.tensors[n].in_arena and n in span:
                 span[n] = (span[n][0], max(span[n][1], i))
     for n in graph.outputs:
         if n in span:

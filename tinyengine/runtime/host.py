@@ -104,7 +104,7 @@ class HostModel:
 
     def _build(self, extra_cflags: list[str]) -> tuple[Any, Any]:
         p = self.prefix
-        cdef = (f"int {p}_init(void); int {p}_invoke(void); "
+        cdef = (f"int {p}_init(void); int {p}_invoke(void); void {p}_reset(void); "
                 f"void *{p}_input(int index); void *{p}_output(int index); "
                 f"int {p}_stream_input(int index, const void *data);")
         sources = self._sources()
@@ -149,6 +149,11 @@ class HostModel:
                                   "directory") from None
         sys.modules[name] = mod
         return mod.ffi, mod.lib
+
+    def reset(self) -> None:
+        """Reset the model's persistent state (variable tensors), as `<prefix>_reset()` does on
+        the board. Invokes in between carry the state from one to the next."""
+        getattr(self._lib, f"{self.prefix}_reset")()
 
     def invoke(self, inputs: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """One inference. `inputs`: a list with one array per model input, in the model's order
