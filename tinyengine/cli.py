@@ -67,11 +67,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         _print_json({"project": str(args.output), "report": str(args.output / "report.json"),
                      "ops": len(report["ops"]), "arena_bytes": report["arena_bytes"],
                      "arena_counts": report["arena_counts"],
+                     "persistent_bytes": report["persistent_bytes"],
                      "flash_bytes": report["flash_bytes"], "macs": report["macs"],
                      "patches": _patches_json(report)})
         return 0
     streamed = report["arena_counts"]["streamed_inputs"]
     note = f" (input streamed from the caller: {streamed})" if streamed else ""
+    if report["persistent_bytes"]:
+        note += f" + persistent state {report['persistent_bytes']} B"
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
           f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}")
     return 0
@@ -248,6 +251,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"graph {kind}: " + ", ".join(
             f"{i} {n} ({'x'.join(map(str, sched.graph.tensor(n).shape))})"
             for i, n in enumerate(names)))
+    if sched.plan.state_bytes:
+        print(f"persistent state: {sched.plan.state_bytes} B beside the arena, never reused "
+              "(" + ", ".join(sched.plan.state_offsets) + ")")
     if sched.patches:
         p = sched.patches
         print(f"patches: {p.grid[0]}x{p.grid[1]} grid over the output of the first "

@@ -25,6 +25,9 @@ class Cost:
     flash_bytes: int  # weights, biases and requantisation tables as laid out
     macs: int  # as executed, patch recomputation included
     patches: PatchSchedule | None = None
+    # Persistent state (variable tensors of recurrent ops) beside the arena: SRAM too, kept
+    # between invokes; the whole RAM of the model is peak_sram + persistent_bytes.
+    persistent_bytes: int = 0
 
 
 
@@ -68,4 +71,4 @@ def estimate(graph: Graph, patch: str = "off",
     verify(graph)
     sched = schedule(graph, patch, planner=planner, max_mac_overhead=max_mac_overhead)
     return Cost(sched.plan.arena_bytes, flash_bytes(graph), total_macs(sched.graph),
-                sched.patches)
+                sched.patches, sched.plan.state_bytes)
