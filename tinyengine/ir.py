@@ -282,7 +282,10 @@ def _check_op(graph: Graph, op: Op) -> None:
         if n and graph.tensors[n].variable and k not in state_at:
             raise UnsupportedError(f"{where}: input {k} ({n}) is a variable (state) tensor; "
                                    "this op does not keep state there")
-    for n in op.inputs + op.outputs:
+    # State inputs have their own types (SVDF keeps int16 state beside int8 activations): the
+    # op's check judges them, and says so when one is not a variable tensor.
+    checked = [n for k, n in enumerate(op.inputs) if k not in state_at] + op.outputs
+    for n in checked:
         io = graph.tensors[n] if n else None
         if io is not None and not io.is_const and not io.variable and io.dtype not in opdef.dtypes:
             raise UnsupportedError(
