@@ -1,11 +1,13 @@
 /**
  * @file te_add.h
- * @brief int8 element-wise addition with 4-D broadcasting (TFLite ADD).
+ * @brief int8 and int16 element-wise addition with 4-D broadcasting (TFLite ADD).
  *
- * Per element, as TFLite's reference_integer_ops::AddFunc (double rounding):
+ * Per element, as TFLite's reference AddElementwise (double rounding), for both types:
  *   s_k = MultiplyByQuantizedMultiplierSmallerThanOneExp((x_k + offset_k) << left_shift, m_k, sh_k)
  *   y   = MultiplyByQuantizedMultiplierSmallerThanOneExp(s_1 + s_2, m_out, sh_out) + output_offset
- * clamped to [act_min, act_max].
+ * clamped to [act_min, act_max]. TFLite uses left_shift 20 for int8 and 15 for int16 (its
+ * 16x8 mode; TFLM never takes TFLite's power-of-two int16 path). The ranges below are int8's;
+ * te_add_s16 documents its own.
  */
 #ifndef TE_ADD_H
 #define TE_ADD_H
@@ -42,5 +44,18 @@ typedef struct {
  */
 te_status_t te_add_s8(const te_add_params_t *p, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+
+/**
+ * int16 element-wise addition (TFLite's 16x8 ADD), the same arithmetic as te_add_s8 with these
+ * ranges: input and output offsets 0 (16x8 tensors are symmetric), left_shift in [0, 15]
+ * (TFLite uses 15), act_min and act_max in [-32768, 32767]. |x| << 15 <= 2^30, so neither the
+ * shifted inputs nor their rescaled sum can leave int32.
+ * @param input1 int16 [input1.dims.n][h][w][c]
+ * @param input2 int16 [input2.dims.n][h][w][c]
+ * @param output int16 [output.n][h][w][c]; may alias an input of the output's shape
+ * @return TE_OK, or TE_ERR_ARG as te_add_s8.
+ */
+te_status_t te_add_s16(const te_add_params_t *p, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 #endif /* TE_ADD_H */

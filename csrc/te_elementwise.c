@@ -1,7 +1,21 @@
 #include "te_elementwise.h"
 
-/* One output element from one element of each input; `p` is the op's parameter struct. */
-typedef int8_t (*te_ew_fn_s8)(const void *p, int8_t a, int8_t b);
+/* One output element: reads input1[i1] and input2[i2] of one storage type, computes, writes
+ * output[i]; `p` is the op's parameter struct. */
+typedef void (*te_ew_elem_fn)(const void *p, const void *input1, int32_t i1, const void *input2,
+                              int32_t i2, void *output, int32_t i);
+
+/* An element function for storage type `type` around `one`, the op's arithmetic on int32 values
+ * (the same for every type). `one` is called directly, so it inlines: one indirect call per
+ * element, from the shared loop. */
+#define TE_EW_ELEM(name, type, one)                                                          \
+    static void name(const void *p, const void *input1, int32_t i1, const void *input2,    \
+                     int32_t i2, void *output, int32_t i)                                   \
+    {                                                                                       \
+        const type a = ((const type *)input1)[i1];                                          \
+        const type b = ((const type *)input2)[i2];                                          \
+        ((type *)output)[i] = (type)one(p, a, b);                                           \
+    }
 
 static int te_ew_dim_ok(int32_t in, int32_t out)
 {
@@ -32,17 +46,17 @@ static void te_ew_strides(const te_dims_t *in, const te_dims_t *out, int32_t str
     stride[0] = (in->n == 1 && out->n != 1) ? 0 : in->h * in->w * in->c;
 }
 
-/* The loop every op shares: in output order, read input1[i1] and input2[i2], then write
- * output[i]. An input of the output's shape has i1 == i, so an aliased output is safe. */
-static void te_ew_run_s8(const te_broadcast_dims_t *d, const int8_t *input1,
-                         const int8_t *input2, int8_t *output, te_ew_fn_s8 fn, const void *p)
+/* The loop every op and type shares: in output order, read input1[i1] and input2[i2], then
+ * write output[i]. An input of the output's shape has i1 == i, so an aliased output is safe. */
+static void te_ew_run(const te_broadcast_dims_t *d, const void *input1, const void *input2,
+                      void *output, te_ew_elem_fn elem, const void *p)
 {
     int32_t s1[4], s2[4];
     int32_t n, h, w, c, i;
     if (te_same_dims(&d->input1, &d->output) && te_same_dims(&d->input2, &d->output)) {
         const int32_t size = d->output.n * d->output.h * d->output.w * d->output.c;
         for (i = 0; i < size; ++i) {
-            output[i] = fn(p, input1[i], input2[i]);
+            elem(p, input1, i, input2, i, output, i);
         }
         return;
     }
@@ -55,7 +69,7 @@ static void te_ew_run_s8(const te_broadcast_dims_t *d, const int8_t *input1,
                 const int32_t o1 = n * s1[0] + h * s1[1] + w * s1[2];
                 const int32_t o2 = n * s2[0] + h * s2[1] + w * s2[2];
                 for (c = 0; c < d->output.c; ++c) {
-                    output[i++] = fn(p, input1[o1 + c * s1[3]], input2[o2 + c * s2[3]]);
+                    elem(p, input1, o1 + c * s1[3], input2, o2 + c * s2[3], output, i++);
                 }
             }
         }
@@ -75,16 +89,17 @@ static int te_ew_limits_ok(int32_t output_offset, int32_t act_min, int32_t act_m
 }
 
 /** (x + offset) << left_shift, rescaled into the common domain of the two inputs. */
-static int32_t te_ew_scale_input(const te_ew_input_t *in, int32_t left_shift, int8_t x)
+static int32_t te_ew_scale_input(const te_ew_input_t *in, int32_t left_shift, int32_t x)
 {
-    const int32_t shifted = te_shift_left((int32_t)x + in->offset, left_shift);
+    const int32_t shifted = te_shift_left(x + in->offset, left_shift);
     return te_multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, in->multiplier,
                                                                     in->shift);
 }
 
 /* -- SUB ------------------------------------------------------------------------------------ */
 
-static int8_t te_sub_one_s8(const void *params, int8_t a, int8_t b)
+/* int8 and int16 alike (SubElementwise); only the headroom and the limits differ. */
+static int32_t te_sub_one(const void *params, int32_t a, int32_t b)
 {
     const te_sub_params_t *p = (const te_sub_params_t *)params;
     const int32_t diff = te_ew_scale_input(&p->input1, p->left_shift, a) -
@@ -92,8 +107,11 @@ static int8_t te_sub_one_s8(const void *params, int8_t a, int8_t b)
     const int32_t y = te_multiply_by_quantized_multiplier_smaller_than_one_exp(
                           diff, p->output_multiplier, p->output_shift) +
                       p->output_offset;
-    return (int8_t)te_clamp(y, p->act_min, p->act_max);
+    return te_clamp(y, p->act_min, p->act_max);
 }
+
+TE_EW_ELEM(te_sub_elem_s8, int8_t, te_sub_one)
+TE_EW_ELEM(te_sub_elem_s16, int16_t, te_sub_one)
 
 te_status_t te_sub_s8(const te_sub_params_t *p, const int8_t *input1, const int8_t *input2,
                       int8_t *output)
@@ -107,13 +125,32 @@ te_status_t te_sub_s8(const te_sub_params_t *p, const int8_t *input1, const int8
         !te_ew_limits_ok(p->output_offset, p->act_min, p->act_max)) {
         return TE_ERR_ARG;
     }
-    te_ew_run_s8(&p->dims, input1, input2, output, te_sub_one_s8, p);
+    te_ew_run(&p->dims, input1, input2, output, te_sub_elem_s8, p);
+    return TE_OK;
+}
+
+te_status_t te_sub_s16(const te_sub_params_t *p, const int16_t *input1, const int16_t *input2,
+                       int16_t *output)
+{
+    if (p == NULL || input1 == NULL || input2 == NULL || output == NULL) {
+        return TE_ERR_ARG;
+    }
+    /* Zero offsets: |x| << 15 <= 2^30, and each rescaled input stays within +-2^30, so their
+     * difference fits int32 too. */
+    if (!te_broadcast_ok(&p->dims) || p->input1.offset != 0 || p->input2.offset != 0 ||
+        !te_ew_input_ok(&p->input1) || !te_ew_input_ok(&p->input2) || p->left_shift < 0 ||
+        p->left_shift > 15 || p->output_multiplier < 0 || p->output_shift > 0 ||
+        p->output_shift < -31 || p->output_offset != 0 || p->act_min < -32768 ||
+        p->act_max > 32767 || p->act_min > p->act_max) {
+        return TE_ERR_ARG;
+    }
+    te_ew_run(&p->dims, input1, input2, output, te_sub_elem_s16, p);
     return TE_OK;
 }
 
 /* -- SQUARED_DIFFERENCE --------------------------------------------------------------------- */
 
-static int8_t te_squared_difference_one_s8(const void *params, int8_t a, int8_t b)
+static int32_t te_squared_difference_one_s8(const void *params, int32_t a, int32_t b)
 {
     const te_squared_difference_params_t *p = (const te_squared_difference_params_t *)params;
     const int32_t diff = te_ew_scale_input(&p->input1, p->left_shift, a) -
@@ -124,8 +161,10 @@ static int8_t te_squared_difference_one_s8(const void *params, int8_t a, int8_t 
     const int32_t y =
         te_multiply_by_quantized_multiplier(square, p->output_multiplier, p->output_shift) +
         p->output_offset;
-    return (int8_t)te_clamp(y, p->act_min, p->act_max);
+    return te_clamp(y, p->act_min, p->act_max);
 }
+
+TE_EW_ELEM(te_squared_difference_elem_s8, int8_t, te_squared_difference_one_s8)
 
 te_status_t te_squared_difference_s8(const te_squared_difference_params_t *p,
                                      const int8_t *input1, const int8_t *input2, int8_t *output)
@@ -139,21 +178,25 @@ te_status_t te_squared_difference_s8(const te_squared_difference_params_t *p,
         !te_ew_limits_ok(p->output_offset, p->act_min, p->act_max)) {
         return TE_ERR_ARG;
     }
-    te_ew_run_s8(&p->dims, input1, input2, output, te_squared_difference_one_s8, p);
+    te_ew_run(&p->dims, input1, input2, output, te_squared_difference_elem_s8, p);
     return TE_OK;
 }
 
 /* -- MUL ------------------------------------------------------------------------------------ */
 
-static int8_t te_mul_one_s8(const void *params, int8_t a, int8_t b)
+/* int8 and int16 alike (MulElementwise); only the shift range and the limits differ. */
+static int32_t te_mul_one(const void *params, int32_t a, int32_t b)
 {
     const te_mul_params_t *p = (const te_mul_params_t *)params;
-    const int32_t prod = ((int32_t)a + p->input1_offset) * ((int32_t)b + p->input2_offset);
+    const int32_t prod = (a + p->input1_offset) * (b + p->input2_offset);
     const int32_t y =
         te_multiply_by_quantized_multiplier(prod, p->output_multiplier, p->output_shift) +
         p->output_offset;
-    return (int8_t)te_clamp(y, p->act_min, p->act_max);
+    return te_clamp(y, p->act_min, p->act_max);
 }
+
+TE_EW_ELEM(te_mul_elem_s8, int8_t, te_mul_one)
+TE_EW_ELEM(te_mul_elem_s16, int16_t, te_mul_one)
 
 te_status_t te_mul_s8(const te_mul_params_t *p, const int8_t *input1, const int8_t *input2,
                       int8_t *output)
@@ -167,43 +210,64 @@ te_status_t te_mul_s8(const te_mul_params_t *p, const int8_t *input1, const int8
         !te_ew_limits_ok(p->output_offset, p->act_min, p->act_max)) {
         return TE_ERR_ARG;
     }
-    te_ew_run_s8(&p->dims, input1, input2, output, te_mul_one_s8, p);
+    te_ew_run(&p->dims, input1, input2, output, te_mul_elem_s8, p);
+    return TE_OK;
+}
+
+te_status_t te_mul_s16(const te_mul_params_t *p, const int16_t *input1, const int16_t *input2,
+                       int16_t *output)
+{
+    if (p == NULL || input1 == NULL || input2 == NULL || output == NULL) {
+        return TE_ERR_ARG;
+    }
+    /* Zero offsets (TFLM requires them): |x_1 * x_2| <= 2^30, which only a shift <= 0 keeps
+     * inside int32. */
+    if (!te_broadcast_ok(&p->dims) || p->input1_offset != 0 || p->input2_offset != 0 ||
+        p->output_multiplier < 0 || p->output_shift > 0 || p->output_shift < -31 ||
+        p->output_offset != 0 || p->act_min < -32768 || p->act_max > 32767 ||
+        p->act_min > p->act_max) {
+        return TE_ERR_ARG;
+    }
+    te_ew_run(&p->dims, input1, input2, output, te_mul_elem_s16, p);
     return TE_OK;
 }
 
 /* -- MAXIMUM / MINIMUM ---------------------------------------------------------------------- */
 
-static int8_t te_maximum_one_s8(const void *params, int8_t a, int8_t b)
+static int32_t te_maximum_one_s8(const void *params, int32_t a, int32_t b)
 {
     (void)params;
     return a > b ? a : b;
 }
 
-static int8_t te_minimum_one_s8(const void *params, int8_t a, int8_t b)
+static int32_t te_minimum_one_s8(const void *params, int32_t a, int32_t b)
 {
     (void)params;
     return a < b ? a : b;
 }
 
+TE_EW_ELEM(te_maximum_elem_s8, int8_t, te_maximum_one_s8)
+TE_EW_ELEM(te_minimum_elem_s8, int8_t, te_minimum_one_s8)
+
 static te_status_t te_max_min_s8(const te_max_min_params_t *p, const int8_t *input1,
-                                 const int8_t *input2, int8_t *output, te_ew_fn_s8 fn)
+                                 const int8_t *input2, int8_t *output, te_ew_elem_fn elem)
 {
     if (p == NULL || input1 == NULL || input2 == NULL || output == NULL ||
         !te_broadcast_ok(&p->dims)) {
         return TE_ERR_ARG;
     }
-    te_ew_run_s8(&p->dims, input1, input2, output, fn, p);
+    te_ew_run(&p->dims, input1, input2, output, elem, p);
     return TE_OK;
 }
 
 te_status_t te_maximum_s8(const te_max_min_params_t *p, const int8_t *input1,
                           const int8_t *input2, int8_t *output)
 {
-    return te_max_min_s8(p, input1, input2, output, te_maximum_one_s8);
+    return te_max_min_s8(p, input1, input2, output, te_maximum_elem_s8);
 }
 
 te_status_t te_minimum_s8(const te_max_min_params_t *p, const int8_t *input1,
                           const int8_t *input2, int8_t *output)
 {
-    return te_max_min_s8(p, input1, input2, output, te_minimum_one_s8);
+    return te_max_min_s8(p, input1, input2, output, te_minimum_elem_s8);
 }

@@ -1,7 +1,7 @@
 /**
  * @file te_elementwise.h
- * @brief int8 element-wise binary ops with 4-D broadcasting: TFLite SUB, MUL,
- *        SQUARED_DIFFERENCE, MAXIMUM and MINIMUM.
+ * @brief Element-wise binary ops with 4-D broadcasting: TFLite SUB, MUL, SQUARED_DIFFERENCE,
+ *        MAXIMUM and MINIMUM on int8, and SUB and MUL on int16 (TFLite's 16x8 mode).
  *
  * Per element, as TFLite's reference kernels (double rounding, TFLITE_SINGLE_ROUNDING unset):
  *   SUB:  s_k = MultiplyByQuantizedMultiplierSmallerThanOneExp((x_k + offset_k) << left_shift,
@@ -14,6 +14,10 @@
  *               + output_offset, clamped to [act_min, act_max]
  *   MAXIMUM / MINIMUM: y = max / min(x_1, x_2) on the raw int8 values (inputs and output share
  *         one quantisation, so nothing is rescaled).
+ *
+ * The int16 kernels (te_sub_s16, te_mul_s16) compute the same formulas on symmetric int16
+ * tensors (every offset 0) with TFLite's int16 constants: SUB's left_shift is 15, not 20.
+ * Field ranges below are int8's; the int16 entry points state theirs.
  *
  * Every kernel reads both operands of an element before writing it, so the output may alias an
  * input whose shape is the output's.
@@ -88,6 +92,17 @@ typedef struct {
 te_status_t te_sub_s8(const te_sub_params_t *p, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
 
+/**
+ * int16 SUB: offsets and output_offset 0, left_shift in [0, 15] (TFLite uses 15), act_min and
+ * act_max in [-32768, 32767]; other fields as te_sub_s8.
+ * @param input1 int16 [dims.input1.n][h][w][c]
+ * @param input2 int16 [dims.input2.n][h][w][c]
+ * @param output int16 [dims.output.n][h][w][c]; may alias an input of the output's shape
+ * @return TE_OK, or TE_ERR_ARG as te_sub_s8.
+ */
+te_status_t te_sub_s16(const te_sub_params_t *p, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
+
 /** Arguments and return as te_sub_s8. */
 te_status_t te_squared_difference_s8(const te_squared_difference_params_t *p,
                                      const int8_t *input1, const int8_t *input2, int8_t *output);
@@ -95,6 +110,18 @@ te_status_t te_squared_difference_s8(const te_squared_difference_params_t *p,
 /** Arguments and return as te_sub_s8. */
 te_status_t te_mul_s8(const te_mul_params_t *p, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+
+/**
+ * int16 MUL: offsets and output_offset 0 (as TFLM requires), output_shift in [-31, 0] (a product
+ * of two int16 values reaches 2^30, so no left shift fits), act_min and act_max in
+ * [-32768, 32767].
+ * @param input1 int16 [dims.input1.n][h][w][c]
+ * @param input2 int16 [dims.input2.n][h][w][c]
+ * @param output int16 [dims.output.n][h][w][c]; may alias an input of the output's shape
+ * @return TE_OK, or TE_ERR_ARG as te_mul_s8.
+ */
+te_status_t te_mul_s16(const te_mul_params_t *p, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 /** Arguments and return as te_sub_s8 (only shapes are checked). */
 te_status_t te_maximum_s8(const te_max_min_params_t *p, const int8_t *input1,

@@ -268,7 +268,7 @@ def test_unsupported_configurations_name_the_op() -> None:
     with pytest.raises(UnsupportedError, match="1/256"):
         one_op("SOFTMAX", (1, 4), "int8", (0.1, 0), "int8", (1 / 255, -128), {"beta": 1.0})
     with pytest.raises(UnsupportedError, match="QUANTIZE"):
-        one_op("QUANTIZE", (4,), "float32", None, "int16", (0.1, 0))
+        one_op("QUANTIZE", (4,), "float32", None, "int32", (0.1, 0))
     with pytest.raises(UnsupportedError, match="DEQUANTIZE"):
         one_op("DEQUANTIZE", (4,), "int8", (0.1, 0), "int8", (0.1, 0))
     pc = QuantParams(np.array([0.1, 0.2], np.float32), np.array([0, 0], np.int64), axis=1)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TinyEngineError
-from .ir import DTYPES, Graph
+from .ir import DTYPES, QRANGE, Graph
 
 
 def load_npy(path: str | Path) -> np.ndarray:
@@ -72,15 +72,16 @@ def as_batch(x: np.ndarray, spec: dict[str, Any], what: str) -> tuple[np.ndarray
 
 
 def random_inputs(graph: Graph, rng: np.random.Generator) -> list[np.ndarray]:
-    """One random input per graph input: the full int8 range, or for float inputs the range the
-    first QUANTIZE reading them can represent."""
+    """One random input per graph input: the full range of its integer type, or for float
+    inputs the range the first QUANTIZE reading them can represent (int8 or int16)."""
     out = []
     for name in graph.inputs:
         t = graph.tensor(name)
         if t.dtype == "float32":
             q = next((graph.tensor(op.outputs[0]) for op in graph.ops
                       if op.kind == "QUANTIZE" and op.inputs[0] == name), None)
-            lo, hi = ((-128 - q.zero_point) * q.scale, (127 - q.zero_point) * q.scale) if q \
+            qmin, qmax = QRANGE.get(q.dtype, QRANGE["int8"]) if q else (0, 0)
+            lo, hi = ((qmin - q.zero_point) * q.scale, (qmax - q.zero_point) * q.scale) if q \
                 else (-1.0, 1.0)
             out.append(rng.uniform(lo, hi, t.shape).astype(np.float32))
         else:

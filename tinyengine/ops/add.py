@@ -1,10 +1,17 @@
-"""ADD: int8 element-wise addition of two tensors, with numpy-style broadcasting up to 4-D.
+"""ADD: int8 or int16 element-wise addition of two tensors, with numpy-style broadcasting up to
+4-D.
 
 Reference semantics: TFLM's add.cc, i.e. reference_integer_ops::AddFunc applied element-wise (or
 through BroadcastAdd6DSlow when the shapes differ). Both inputs are brought to a common scale of
 twice the larger input scale with 20 bits of headroom, added, and rescaled to the output. TFLM
 builds with double rounding (TFLITE_SINGLE_ROUNDING unset), so every rescaling is
 RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m), -shift).
+
+int16 (TFLite's 16x8 mode, symmetric): the same arithmetic with 15 bits of headroom instead of 20
+(CalculateOpDataAdd: 65535 << 15 still fits int32), which also changes the output multiplier.
+TFLite (not Micro) has a second int16 path for power-of-two scales (pot_scale_int16: a rounding
+shift and a saturating add); TFLM's add.cc always calls reference_ops::Add with pot_scale = false,
+so every int16 ADD takes the general path above, power-of-two scales included.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ from .base import (
     register,
 )
 from .common import (
+    SUFFIX,
     act_limits,
     activation_options_import,
     activation_options_lowering,
     check_activation,
-    check_int8_io,
-    clamp_int8,
+    check_io,
+    clamp_to,
     operand_args,
 )
 
@@ -44,7 +52,13 @@ if TYPE_CHECKING:
     from ..frontend.onnx_ops import OnnxBuilder
     from ..quantize.qdq import QdqBuilder
 
-LEFT_SHIFT = 20  # TFLM's headroom for int8 inputs (15 for int16)
+LEFT_SHIFT = 20  # TFLM's headroom for int8 inputs
+LEFT_SHIFT_INT16 = 15  # and for int16 ones: |x| <= 65535 << 15 stays inside int32
+
+
+def left_shift_for(dtype: str) -> int:
+    """CalculateOpDataAdd / CalculateOpDataSub's headroom for an output of this type."""
+    return LEFT_SHIFT_INT16 if dtype == "int16" else LEFT_SHIFT
 
 
 @dataclass
@@ -57,9 +71,10 @@ class AddRescale:
 
 
 def add_rescale(a: Tensor, b: Tensor, out: Tensor) -> AddRescale:
-    """QuantizeMultiplierSmallerThanOneExp of each real multiplier, in TFLM's double arithmetic."""
+    """QuantizeMultiplierSmallerThanOneExp of each real multiplier, in TFLM's double arithmetic,
+    with the headroom of the output's type."""
     twice_max = 2.0 * max(a.scale, b.scale)  # max of the float32 scales, then double
-    real_out = twice_max / ((1 << LEFT_SHIFT) * out.scale)
+    real_out = twice_max / ((1 << left_shift_for(out.dtype)) * out.scale)
     return AddRescale(quant.quantize_multiplier(a.scale / twice_max),
                       quant.quantize_multiplier(b.scale / twice_max),
                       quant.quantize_multiplier(real_out))
@@ -83,7 +98,7 @@ def c_shapes(a: Tensor, b: Tensor,
 @register
 class Add(OpDef):
     kind = "ADD"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "elementwise"
     onnx_types = ("Add",)
     not_applicable = frozenset({"window", "scratch_bytes", "macs"})
@@ -101,20 +116,21 @@ class Add(OpDef):
         return _add_to_qdq(b, op)
 
     def quant_rule(self, graph: Graph, op: Op) -> QuantRule:
-        # TFLite needs 2 * max(input scales) < 2^20 * output scale; an output whose range nearly
-        # cancels out (x + (-x)) gets the smallest scale that satisfies it.
+        # TFLite needs 2 * max(input scales) < 2^shift * output scale (shift 20, or 15 for
+        # int16); an output whose range nearly cancels out (x + (-x)) gets the smallest scale
+        # that satisfies it.
+        shift = left_shift_for(graph.tensor(op.outputs[0]).dtype)
         return QuantRule(const_operands=True,
-                         output_scale_floor=lambda s: 2.0 * max(s) / (1 << LEFT_SHIFT) * 1.01)
+                         output_scale_floor=lambda s: 2.0 * max(s) / (1 << shift) * 1.01)
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_add_s8"
-
+        return f"te_add_{SUFFIX[graph.tensor(op.outputs[0]).dtype]}"
 
     def check(self, graph: Graph, op: Op) -> None:
         where = f"op {op.name} ({op.kind})"
         if len(op.inputs) != 2 or not all(op.inputs):
             raise UnsupportedError(f"{where}: needs exactly two inputs, got {op.inputs}")
-        check_int8_io(graph, op, n_act_inputs=2)
+        dtype = check_io(graph, op, n_act_inputs=2, dtypes=self.dtypes)
         check_activation(op)
         a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
         try:
@@ -125,19 +141,19 @@ class Add(OpDef):
         if a.shape != b.shape and len(out) > 4:
             raise UnsupportedError(f"{where}: broadcasting {a.shape} with {b.shape} needs more "
                                    "than 4 dimensions; only up to 4-D broadcasting is supported")
-        for t in (a, b):
+        for t in (a, b):  # int16 zero points are 0 (check_io)
             if not -128 <= t.zero_point <= 127:
                 raise UnsupportedError(f"{where}: zero point {t.zero_point} of {t.name} is not "
                                        "int8")
         o = graph.tensor(op.outputs[0])
-        real_out = 2.0 * max(a.scale, b.scale) / ((1 << LEFT_SHIFT) * o.scale)
+        real_out = 2.0 * max(a.scale, b.scale) / ((1 << left_shift_for(dtype)) * o.scale)
         if real_out >= 1.0:
-            raise UnsupportedError(f"{where}: output scale {o.scale} is too small for input "
-                                   f"scales {a.scale} and {b.scale} (TFLite needs the output "
-                                   "rescale below 1)")
+            raise UnsupportedError(f"{where}: output {o.name} scale {o.scale} is too small for "
+                                   f"input scales {a.scale} and {b.scale} (TFLite needs the "
+                                   "output rescale below 1)")
 
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
-        # te_add_s8 reads both operands of an element before writing it, so the output may
+        # te_add_s8/_s16 read both operands of an element before writing it, so the output may
         # overwrite an operand of the output's full shape (not one that is broadcast).
         out = graph.tensor(op.outputs[0])
         return [i for i, n in enumerate(op.inputs[:2])
@@ -152,16 +168,17 @@ class Add(OpDef):
         at, bt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
                       graph.tensor(op.outputs[0]))
         r = add_rescale(at, bt, ot)
+        left_shift = left_shift_for(ot.dtype)
 
         def scaled(x: np.ndarray, t: Tensor, mult_shift: tuple[int, int]) -> np.ndarray:
-            # |x - zp| <= 255, so the shift by 20 stays far inside int32.
-            shifted = (x.astype(np.int64) - t.zero_point) << LEFT_SHIFT
+            # |x - zp| << shift is at most 255 << 20 (int8) or 32768 << 15 (int16): inside int32.
+            shifted = (x.astype(np.int64) - t.zero_point) << left_shift
             return quant.multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, *mult_shift)
 
         raw_sum = scaled(x1, at, r.input1) + scaled(x2, bt, r.input2)
         y = quant.multiply_by_quantized_multiplier_smaller_than_one_exp(raw_sum, *r.output)
         lo, hi = act_limits(op, ot)
-        return [clamp_int8(y + ot.zero_point, lo, hi).reshape(ot.shape)]
+        return [clamp_to(y + ot.zero_point, ot, lo, hi).reshape(ot.shape)]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         at, bt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
@@ -177,7 +194,7 @@ class Add(OpDef):
                 "input1": [d1, -at.zero_point, r.input1[0], r.input1[1]],
                 "input2": [d2, -bt.zero_point, r.input2[0], r.input2[1]],
                 "output": dout,
-                "left_shift": LEFT_SHIFT,
+                "left_shift": left_shift_for(ot.dtype),
                 "output_multiplier": r.output[0], "output_shift": r.output[1],
                 "output_offset": ot.zero_point,
                 "act_min": lo, "act_max": hi,

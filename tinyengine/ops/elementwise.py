@@ -1,6 +1,7 @@
-"""What the int8 element-wise binary ops (SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM) share:
-the broadcasting rule, the checks, in-place use, the ONNX import of an operand pair (constants
-included) and the QDQ export of one.
+"""What the element-wise binary ops (SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM) share: the
+broadcasting rule, the checks, in-place use, the ONNX import of an operand pair (constants
+included) and the QDQ export of one. They run on int8; an op that also has TFLite's 16x8 path
+(SUB, MUL) lists "int16" in its `dtypes`, and then takes symmetric int16 operands and output.
 
 Broadcasting is numpy's (TFLite's): shapes align on the right, and a dimension of 1 stretches.
 TFLM's kernels broadcast up to 6 or 8 dimensions; our C kernels (csrc/te_elementwise.c) iterate
@@ -19,7 +20,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .add import c_shapes
 from .base import CValue, OpDef, OpEmission, QuantRule
-from .common import check_activation, check_int8_io, operand_args, where
+from .common import check_activation, check_int8_io, check_io, operand_args, where
 
 if TYPE_CHECKING:
     from onnx import NodeProto
@@ -35,7 +36,7 @@ class BinaryElementwise(OpDef):
     """Base of the element-wise binary ops; subclasses set kind, `fused_activation`, `onnx_types`
     and implement the arithmetic hooks."""
 
-    dtypes = ("int8",)
+    dtypes: tuple[str, ...] = ("int8",)
     patch = "elementwise"
     # SUB and MUL carry TFLite's fused_activation_function; the others have no activation.
     fused_activation = False
@@ -47,7 +48,10 @@ class BinaryElementwise(OpDef):
         if len(op.inputs) != 2 or not all(op.inputs) or len(op.outputs) != 1:
             raise UnsupportedError(f"{where(op)}: needs exactly two inputs and one output, got "
                                    f"inputs {op.inputs} and outputs {op.outputs}")
-        check_int8_io(graph, op, n_act_inputs=2)
+        if "int16" in self.dtypes:  # one type for all three; int16 ones symmetric
+            check_io(graph, op, n_act_inputs=2, dtypes=self.dtypes)
+        else:
+            check_int8_io(graph, op, n_act_inputs=2)
         if self.fused_activation:
             check_activation(op)
         elif op.attrs.get("activation", "NONE") != "NONE":
@@ -56,7 +60,7 @@ class BinaryElementwise(OpDef):
         a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
         broadcast_shape(op, a, b)
         for t in (a, b, graph.tensor(op.outputs[0])):
-            if not -128 <= t.zero_point <= 127:
+            if t.dtype == "int8" and not -128 <= t.zero_point <= 127:
                 raise UnsupportedError(f"{where(op)}: zero point {t.zero_point} of {t.name} is "
                                        "outside int8 [-128, 127]")
         self.check_quant(graph, op)
