@@ -38,8 +38,8 @@ def _read_tensor(model: Any, t: Any, index: int, name: str) -> Tensor:
     type_name = _TYPE_NAMES.get(t.Type(), str(t.Type()))
     if type_name not in _DTYPE:
         raise UnsupportedError(f"tensor {index} ({name}) has type {type_name}; the engine "
-                               "supports int8 and 16x8 models (int8/int16 activations, int8/int16 weights, int32/int64 biases, "
-                               "float32 only at I/O)")
+                               "supports int8 and 16x8 models (int8/int16 activations and "
+                               "weights, int32/int64 biases, float32 only at I/O)")
     dtype = _DTYPE[type_name]
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     # shape_signature may say -1 (any batch); `shape` holds the size the model was built for.
