@@ -1,9 +1,10 @@
 /**
  * @file te_concatenation.h
- * @brief TFLite CONCATENATION of int8 tensors along one axis: a pure byte copy.
+ * @brief TFLite CONCATENATION of int8 or int16 tensors along one axis: a pure copy.
  *
  * TFLM's int8 CONCATENATION requires every input to carry the output's scale and zero point and
- * a fused activation of NONE, so nothing is requantised. Any rank and axis reduce to one loop:
+ * a fused activation of NONE, so nothing is requantised; its int16 one copies too (zero points
+ * 0), and the engine gives it one scale as well. Any rank and axis reduce to one loop:
  * the output is `outer` rows, and row k holds row k of every input in turn, input i
  * contributing `copy_sizes[i]` elements (its size along the axis times the product of the dims
  * after the axis).
@@ -35,5 +36,12 @@ typedef struct {
  *         nothing is written).
  */
 te_status_t te_concatenation_s8(const te_concatenation_params_t *p, const int8_t *input0, ...);
+
+/**
+ * Concatenate int16 tensors (TFLite's 16x8 mode): as te_concatenation_s8, each input passed as
+ * a `const int16_t *` and the output as an `int16_t *`; sizes count elements.
+ */
+te_status_t te_concatenation_s16(const te_concatenation_params_t *p, const int16_t *input0,
+                                 ...);
 
 #endif /* TE_CONCATENATION_H */

@@ -43,37 +43,105 @@ static void unpack_one(const te_pack_params_t *p, int32_t i, const void *packed,
     }
 }
 
+/* Variadic tensor pointers, read with exactly the type the caller passed (C99 allows no
+ * other): PACK's inputs `const int8_t *` / `const int16_t *`, outputs `int8_t *` / `int16_t *`. */
+static const void *next_input(va_list *ap, size_t elem_bytes)
+{
+    if (elem_bytes == 1) {
+        return va_arg(*ap, const int8_t *);
+    }
+    return va_arg(*ap, const int16_t *);
+}
+
+static void *next_output(va_list *ap, size_t elem_bytes)
+{
+    if (elem_bytes == 1) {
+        return va_arg(*ap, int8_t *);
+    }
+    return va_arg(*ap, int16_t *);
+}
+
+/* PACK's output after count - 1 more inputs, or NULL if any pointer is NULL. */
+static void *pack_output(const te_pack_params_t *p, va_list *ap, size_t elem_bytes)
+{
+    int32_t i;
+    for (i = 1; i < p->count; ++i) {
+        if (next_input(ap, elem_bytes) == NULL) {
+            return NULL;
+        }
+    }
+    return next_output(ap, elem_bytes);
+}
+
+static void pack_all(const te_pack_params_t *p, const void *input0, void *out, va_list *ap,
+                     size_t elem_bytes)
+{
+    const void *in = input0;
+    int32_t i;
+    for (i = 0; i < p->count; ++i) {
+        if (i > 0) {
+            in = next_input(ap, elem_bytes);
+        }
+        pack_one(p, i, in, out, elem_bytes);
+    }
+}
+
+/* 1 when all of UNPACK's count outputs are set. */
+static int unpack_outputs_set(const te_pack_params_t *p, va_list *ap, size_t elem_bytes)
+{
+    int32_t i;
+    for (i = 0; i < p->count; ++i) {
+        if (next_output(ap, elem_bytes) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void unpack_all(const te_pack_params_t *p, const void *input, va_list *ap,
+                       size_t elem_bytes)
+{
+    int32_t i;
+    for (i = 0; i < p->count; ++i) {
+        unpack_one(p, i, input, next_output(ap, elem_bytes), elem_bytes);
+    }
+}
+
 te_status_t te_pack_s8(const te_pack_params_t *p, const int8_t *input0, ...)
 {
     va_list ap;
-    const int8_t *in;
-    int8_t *out;
-    int32_t i;
-
+    void *out;
     if (!geometry_ok(p) || input0 == NULL) {
         return TE_ERR_ARG;
     }
     /* First pass: every pointer is set; the output follows the inputs. */
     va_start(ap, input0);
-    for (i = 1; i < p->count; ++i) {
-        if (va_arg(ap, const int8_t *) == NULL) {
-            va_end(ap);
-            return TE_ERR_ARG;
-        }
-    }
-    out = va_arg(ap, int8_t *);
+    out = pack_output(p, &ap, sizeof(int8_t));
     va_end(ap);
     if (out == NULL) {
         return TE_ERR_ARG;
     }
     va_start(ap, input0);
-    in = input0;
-    for (i = 0; i < p->count; ++i) {
-        if (i > 0) {
-            in = va_arg(ap, const int8_t *);
-        }
-        pack_one(p, i, in, out, sizeof(int8_t));
+    pack_all(p, input0, out, &ap, sizeof(int8_t));
+    va_end(ap);
+    return TE_OK;
+}
+
+te_status_t te_pack_s16(const te_pack_params_t *p, const int16_t *input0, ...)
+{
+    va_list ap;
+    void *out;
+    if (!geometry_ok(p) || input0 == NULL) {
+        return TE_ERR_ARG;
     }
+    va_start(ap, input0);
+    out = pack_output(p, &ap, sizeof(int16_t));
+    va_end(ap);
+    if (out == NULL) {
+        return TE_ERR_ARG;
+    }
+    va_start(ap, input0);
+    pack_all(p, input0, out, &ap, sizeof(int16_t));
     va_end(ap);
     return TE_OK;
 }
@@ -81,23 +149,37 @@ te_status_t te_pack_s8(const te_pack_params_t *p, const int8_t *input0, ...)
 te_status_t te_unpack_s8(const te_pack_params_t *p, const int8_t *input, ...)
 {
     va_list ap;
-    int32_t i;
-
+    int ok;
     if (!geometry_ok(p) || input == NULL) {
         return TE_ERR_ARG;
     }
     va_start(ap, input);
-    for (i = 0; i < p->count; ++i) {
-        if (va_arg(ap, int8_t *) == NULL) {
-            va_end(ap);
-            return TE_ERR_ARG;
-        }
-    }
+    ok = unpack_outputs_set(p, &ap, sizeof(int8_t));
     va_end(ap);
-    va_start(ap, input);
-    for (i = 0; i < p->count; ++i) {
-        unpack_one(p, i, input, va_arg(ap, int8_t *), sizeof(int8_t));
+    if (!ok) {
+        return TE_ERR_ARG;
     }
+    va_start(ap, input);
+    unpack_all(p, input, &ap, sizeof(int8_t));
+    va_end(ap);
+    return TE_OK;
+}
+
+te_status_t te_unpack_s16(const te_pack_params_t *p, const int16_t *input, ...)
+{
+    va_list ap;
+    int ok;
+    if (!geometry_ok(p) || input == NULL) {
+        return TE_ERR_ARG;
+    }
+    va_start(ap, input);
+    ok = unpack_outputs_set(p, &ap, sizeof(int16_t));
+    va_end(ap);
+    if (!ok) {
+        return TE_ERR_ARG;
+    }
+    va_start(ap, input);
+    unpack_all(p, input, &ap, sizeof(int16_t));
     va_end(ap);
     return TE_OK;
 }

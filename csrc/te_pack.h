@@ -1,6 +1,6 @@
 /**
  * @file te_pack.h
- * @brief TFLite PACK and UNPACK of int8 tensors: pure byte copies.
+ * @brief TFLite PACK and UNPACK of int8 and int16 tensors: pure copies.
  *
  * PACK stacks n equally shaped tensors along a new axis; UNPACK splits a tensor along an axis
  * into its n slices, dropping that axis. With `outer` the product of the dims before the axis
@@ -40,5 +40,16 @@ te_status_t te_pack_s8(const te_pack_params_t *p, const int8_t *input0, ...);
  *         nothing is written).
  */
 te_status_t te_unpack_s8(const te_pack_params_t *p, const int8_t *input, ...);
+
+/**
+ * PACK of int16 tensors (TFLite's 16x8 mode): as te_pack_s8, the inputs passed as
+ * `const int16_t *` and the output as an `int16_t *`; sizes count elements.
+ */
+te_status_t te_pack_s16(const te_pack_params_t *p, const int16_t *input0, ...);
+
+/**
+ * UNPACK of an int16 tensor: as te_unpack_s8, the outputs passed as `int16_t *`.
+ */
+te_status_t te_unpack_s16(const te_pack_params_t *p, const int16_t *input, ...);
 
 #endif /* TE_PACK_H */

@@ -3,7 +3,7 @@
  * @brief TFLite SLICE (a box cut out of a tensor, any rank up to 5 after merging) and its
  * inverse UPDATE_SLICE (a box written into a tensor, TFLite's DYNAMIC_UPDATE_SLICE), the data
  * movement of patch-based inference. Element size is a parameter, so the same kernels move
- * int8 activations and float32 inputs.
+ * int8 and int16 activations and float32 inputs.
  *
  * The Python side turns the box into rows: `count` is the box's shape after unit axes are
  * dropped and axes that are whole in the big tensor are merged into the next outer one,
@@ -24,7 +24,7 @@ typedef struct {
                                            each >= 0; step[4] == 1 */
     int32_t offset;                   /**< big-tensor element at the box's origin, >= 0 */
     int32_t whole_size;               /**< elements in the big tensor, >= 1 */
-    int32_t elem_bytes;               /**< 1 for int8, 4 for float32 */
+    int32_t elem_bytes;               /**< 1 for int8, 2 for int16, 4 for float32 */
 } te_slice_params_t;
 
 /** UPDATE_SLICE takes the same description of the box, within the output. */

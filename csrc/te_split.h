@@ -1,7 +1,7 @@
 /**
  * @file te_split.h
- * @brief TFLite SPLIT and SPLIT_V (int8): a tensor cut along one axis into consecutive pieces,
- * one output tensor each.
+ * @brief TFLite SPLIT and SPLIT_V (int8, int16): a tensor cut along one axis into consecutive
+ * pieces, one output tensor each.
  *
  * Seen from the split axis, the input is `outer` repetitions of the pieces laid side by side:
  * piece i contributes `chunk[i]` contiguous elements (its size along the axis times the
@@ -31,5 +31,13 @@ typedef struct {
 te_status_t te_split_s8(const te_split_params_t *p, const int8_t *input, int8_t *out0,
                         int8_t *out1, int8_t *out2, int8_t *out3, int8_t *out4, int8_t *out5,
                         int8_t *out6, int8_t *out7);
+
+/**
+ * The same split of an int16 tensor (TFLite's 16x8 mode); chunks count elements.
+ * @return as te_split_s8
+ */
+te_status_t te_split_s16(const te_split_params_t *p, const int16_t *input, int16_t *out0,
+                         int16_t *out1, int16_t *out2, int16_t *out3, int16_t *out4,
+                         int16_t *out5, int16_t *out6, int16_t *out7);
 
 #endif /* TE_SPLIT_H */

@@ -1,7 +1,7 @@
 /**
  * @file te_squeeze.h
- * @brief TFLite SQUEEZE and EXPAND_DIMS (int8): unit axes removed or inserted; the bytes do
- * not change, only the shape the graph gives them.
+ * @brief TFLite SQUEEZE and EXPAND_DIMS (int8, int16): unit axes removed or inserted; the
+ * bytes do not change, only the shape the graph gives them.
  */
 #ifndef TE_SQUEEZE_H
 #define TE_SQUEEZE_H
@@ -9,7 +9,7 @@
 #include "te_common.h"
 
 typedef struct {
-    int32_t size; /**< bytes to copy (the element count of either tensor), >= 1 */
+    int32_t size; /**< bytes to copy (the byte size of either tensor), >= 1 */
 } te_squeeze_params_t;
 
 /**
@@ -18,5 +18,11 @@ typedef struct {
  * @return TE_OK, or TE_ERR_ARG for null pointers or a size below 1.
  */
 te_status_t te_squeeze_s8(const te_squeeze_params_t *p, const int8_t *input, int8_t *output);
+
+/**
+ * The same copy for int16 tensors: p->size bytes, two per element (an odd size is refused).
+ * @return TE_OK, or TE_ERR_ARG for null pointers or a size below 2 or odd.
+ */
+te_status_t te_squeeze_s16(const te_squeeze_params_t *p, const int16_t *input, int16_t *output);
 
 #endif /* TE_SQUEEZE_H */

@@ -23,13 +23,26 @@ static int te_strided_slice_valid(const te_strided_slice_params_t *p)
     return lo >= 0 && hi < p->input_size;
 }
 
-te_status_t te_strided_slice_s8(const te_strided_slice_params_t *p, const int8_t *input,
-                                int8_t *output)
+/* Either element type: the gather counts elements of `elem_bytes` bytes. */
+static te_status_t te_strided_slice_any(const te_strided_slice_params_t *p, const void *input,
+                                        void *output, size_t elem_bytes)
 {
     if (p == NULL || input == NULL || output == NULL || input == output ||
         !te_strided_slice_valid(p)) {
         return TE_ERR_ARG;
     }
-    te_gather5_s8(input, p->offset, p->count, p->step, output);
+    te_gather5(input, p->offset, p->count, p->step, output, elem_bytes);
     return TE_OK;
+}
+
+te_status_t te_strided_slice_s8(const te_strided_slice_params_t *p, const int8_t *input,
+                                int8_t *output)
+{
+    return te_strided_slice_any(p, input, output, sizeof(int8_t));
+}
+
+te_status_t te_strided_slice_s16(const te_strided_slice_params_t *p, const int16_t *input,
+                                 int16_t *output)
+{
+    return te_strided_slice_any(p, input, output, sizeof(int16_t));
 }

@@ -1,7 +1,7 @@
 /**
  * @file te_strided_slice.h
- * @brief TFLite STRIDED_SLICE (int8): every stride-th element between begin and end per axis,
- * strides possibly negative, shrunk axes dropped from the output's shape.
+ * @brief TFLite STRIDED_SLICE (int8 and int16): every stride-th element between begin and end
+ * per axis, strides possibly negative, shrunk axes dropped from the output's shape.
  *
  * The Python side resolves TFLite's masks, negative indices and clamping (TFLM's
  * StridedSliceStartForAxis / StridedSliceEndForAxis) into a gather: the input element of output
@@ -33,5 +33,13 @@ typedef struct {
  */
 te_status_t te_strided_slice_s8(const te_strided_slice_params_t *p, const int8_t *input,
                                 int8_t *output);
+
+/**
+ * The same gather on int16 tensors (TFLite's 16x8 mode); offset, counts and steps are in
+ * elements.
+ * @return as te_strided_slice_s8
+ */
+te_status_t te_strided_slice_s16(const te_strided_slice_params_t *p, const int16_t *input,
+                                 int16_t *output);
 
 #endif /* TE_STRIDED_SLICE_H */

@@ -1,6 +1,6 @@
 /**
  * @file te_transpose.h
- * @brief TFLite TRANSPOSE (int8): output = input with its axes permuted, up to 5-D.
+ * @brief TFLite TRANSPOSE (int8 and int16): output = input with its axes permuted, up to 5-D.
  *
  * The Python side folds the permutation into a gather: output axis k walks the input with
  * `step[k]` elements per index (the input stride of axis perm[k]). Output axes that are
@@ -30,5 +30,14 @@ typedef struct {
  */
 te_status_t te_transpose_s8(const te_transpose_params_t *p, const int8_t *input,
                             int8_t *output);
+
+/**
+ * The same gather on int16 tensors (TFLite's 16x8 mode); counts and steps are in elements.
+ * @param input  int16 tensor of p->input_size elements
+ * @param output int16 tensor of prod(count) elements; must not be the input's buffer
+ * @return as te_transpose_s8
+ */
+te_status_t te_transpose_s16(const te_transpose_params_t *p, const int16_t *input,
+                             int16_t *output);
 
 #endif /* TE_TRANSPOSE_H */

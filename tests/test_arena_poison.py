@@ -79,7 +79,8 @@ def test_read_past_input_is_caught_only_with_poisoning(tmp_path):
     assert bug in source
     # The bug: one byte past the input is read (volatile, so no optimiser drops it).
     kernel.write_text(source.replace(
-        bug, "{ volatile int8_t past = input[p->size]; (void)past; }\n    " + bug))
+        bug, "{ volatile int8_t past = ((const int8_t *)input)[p->size]; (void)past; }\n    "
+        + bug))
     cases = [random_inputs(graph, np.random.default_rng(0))]
 
     build_demo(project, poison=False)

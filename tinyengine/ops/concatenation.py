@@ -1,4 +1,4 @@
-"""CONCATENATION: int8 tensors joined along one axis, with no requantisation.
+"""CONCATENATION: int8 or int16 tensors joined along one axis, with no requantisation.
 
 Reference semantics: TFLM's concatenation.cc (reference_ops::Concatenation). For int8 TFLM's
 Prepare insists that every input has the output's scale and zero point ("no re-scaling is needed
@@ -8,6 +8,11 @@ axis), row k holding row k of each input in turn. TFLite's converter gives all i
 output's parameters, so `quant_rule` shares every (input, output) pair. We implement exactly
 that domain except for the input count: more than 10 inputs are the same copy, which TFLite (not
 Micro) also runs.
+
+For int16 TFLM's Prepare only asks every input and the output for zero point 0, then copies the
+values as for int8: inputs of another scale than the output's would come out with their real
+values changed. We refuse that as for int8 (one scale and zero point for all), naming the
+tensor; the 16x8 converter gives them one scale anyway.
 
 `concat_axis_offsets` serves the planner: when every dim before the axis is 1, each input is one
 contiguous byte range of the output, and a producer may write straight into it.
@@ -33,7 +38,15 @@ from .base import (
     TfliteLowering,
     register,
 )
-from .common import TFLITE_ACTIVATION, check_int8_io, fb_activation, tflite_options
+from .common import (
+    CTYPE,
+    SUFFIX,
+    TFLITE_ACTIVATION,
+    check_io,
+    fb_activation,
+    io_dtype,
+    tflite_options,
+)
 
 if TYPE_CHECKING:
     from onnx import NodeProto
@@ -59,7 +72,7 @@ def check_same_quant(graph: Graph, op: Op, names: list[str], ref: str) -> None:
             raise UnsupportedError(
                 f"op {op.name} ({op.kind}): tensor {n} (scale {t.scale:g}, zero point "
                 f"{t.zero_point}) and {ref} (scale {r.scale:g}, zero point {r.zero_point}) "
-                "have different quantisation; the int8 kernel copies bytes and cannot "
+                f"have different quantisation; the {t.dtype} kernel copies values and cannot "
                 "requantise, so give them one scale and zero point")
 
 
@@ -76,7 +89,7 @@ def concat_geometry(graph: Graph, op: Op) -> tuple[int, list[int]]:
 @register
 class Concatenation(OpDef):
     kind = "CONCATENATION"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "none"
     onnx_types = ("Concat",)
     not_applicable = frozenset({"scratch_bytes", "window"})
@@ -92,10 +105,10 @@ class Concatenation(OpDef):
             const = next(n for n in op.inputs if graph.tensor(n).is_const)
             raise UnsupportedError(f"{where}: input {const} is a constant; only activations "
                                    "can be concatenated")
-        check_int8_io(graph, op, n_act_inputs=len(op.inputs))
+        check_io(graph, op, len(op.inputs), self.dtypes)
         if op.attrs.get("activation", "NONE") != "NONE":
             raise UnsupportedError(f"{where}: fused activation {op.attrs['activation']}; TFLM's "
-                                   "int8 CONCATENATION allows only NONE")
+                                   "CONCATENATION allows only NONE")
         first = graph.tensor(op.inputs[0])
         rank = len(first.shape)
         if rank > MAX_RANK:
@@ -141,17 +154,18 @@ class Concatenation(OpDef):
     # -- C ------------------------------------------------------------------------------------
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_concatenation_s8"
+        return f"te_concatenation_{SUFFIX[io_dtype(graph, op)]}"
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         outer, sizes = concat_geometry(graph, op)
+        ctype = CTYPE[io_dtype(graph, op)]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_concatenation_params_t",
             params={"n_inputs": len(op.inputs), "outer": outer, "output_row": sum(sizes),
                     "copy_sizes": "@copy_sizes"},
-            args=[*(Arg("tensor", n, "const int8_t") for n in op.inputs),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[*(Arg("tensor", n, f"const {ctype}") for n in op.inputs),
+                  Arg("tensor", op.outputs[0], ctype)],
             consts=[ConstArray("copy_sizes", "int32_t", np.array(sizes, np.int32))],
             sources=list(SOURCES),
         )
@@ -162,7 +176,7 @@ class Concatenation(OpDef):
         o = tflite_options(operator, "ConcatenationOptions")
         act = TFLITE_ACTIVATION.get(o.FusedActivationFunction(), "?") if o else "NONE"
         if act != "NONE":
-            raise UnsupportedError(f"CONCATENATION with fused activation {act}; TFLM's int8 "
+            raise UnsupportedError(f"CONCATENATION with fused activation {act}; TFLM's "
                                    "kernel allows only NONE")
         if any(t is None for t in inputs):
             raise UnsupportedError("CONCATENATION with an absent input")

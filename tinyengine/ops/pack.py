@@ -1,4 +1,5 @@
-"""PACK and UNPACK: int8 tensors stacked along a new axis, and a tensor split into its slices.
+"""PACK and UNPACK: int8 or int16 tensors stacked along a new axis, and a tensor split into its
+slices.
 
 Reference semantics: TFLM's pack.cc and unpack.cc, which copy bytes: with `outer` the product of
 the packed tensor's dims before the axis and `copy_size` the product of those after it, the
@@ -6,7 +7,7 @@ packed tensor is `outer` rows of n blocks of `copy_size` elements, block i of ea
 to tensor i (numpy's stack / the slices along the axis). TFLM does not look at quantisation, so
 the copy is exact only because TFLite gives the packed tensor and its parts one scale and zero
 point (TFLite's own int8 Pack/Unpack kernels require it); we require it too, and `quant_rule`
-shares every pair.
+shares every pair. TFLM instantiates both for int16 as well (PackImpl<int16_t>), the same copy.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import check_int8_io, tflite_options
+from .common import CTYPE, SUFFIX, check_io, io_dtype, tflite_options
 from .concatenation import check_same_quant
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def _onnx_layout(b: QdqBuilder, v: str, rank: int, base: str) -> str:
 
 
 class _PackFamily(OpDef):
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "none"
     not_applicable = frozenset({"scratch_bytes", "window", "from_onnx"})
 
@@ -98,7 +99,7 @@ class Pack(_PackFamily):
         if const:
             raise UnsupportedError(f"{where}: input {const[0]} is a constant; only activations "
                                    "can be packed")
-        check_int8_io(graph, op, n_act_inputs=len(op.inputs))
+        check_io(graph, op, len(op.inputs), self.dtypes)
         first = graph.tensor(op.inputs[0])
         _axis_attr(op, len(first.shape) + 1, "output")
         for n in op.inputs[1:]:
@@ -117,15 +118,16 @@ class Pack(_PackFamily):
         return [np.stack(inputs, axis=int(op.attrs["axis"]))]
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_pack_s8"
+        return f"te_pack_{SUFFIX[io_dtype(graph, op)]}"
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         outer, copy = pack_geometry(graph.tensor(op.outputs[0]).shape, int(op.attrs["axis"]))
+        ctype = CTYPE[io_dtype(graph, op)]
         return OpEmission(
             kernel=self.kernel(graph, op), params_type="te_pack_params_t",
             params={"count": len(op.inputs), "outer": outer, "copy_size": copy},
-            args=[*(Arg("tensor", n, "const int8_t") for n in op.inputs),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[*(Arg("tensor", n, f"const {ctype}") for n in op.inputs),
+                  Arg("tensor", op.outputs[0], ctype)],
             sources=list(SOURCES))
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
@@ -165,7 +167,7 @@ class Unpack(_PackFamily):
         if len(op.inputs) != 1 or not op.inputs[0] or not op.outputs:
             raise UnsupportedError(f"{where}: needs one input and one or more outputs, got "
                                    f"inputs {op.inputs} and outputs {op.outputs}")
-        check_int8_io(graph, op)
+        check_io(graph, op, 1, self.dtypes)
         x = graph.tensor(op.inputs[0])
         if len(x.shape) < 2:
             raise UnsupportedError(f"{where}: input {x.name} {x.shape} has rank "
@@ -188,15 +190,16 @@ class Unpack(_PackFamily):
         return [np.ascontiguousarray(np.take(x, i, axis=axis)) for i in range(x.shape[axis])]
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_unpack_s8"
+        return f"te_unpack_{SUFFIX[io_dtype(graph, op)]}"
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         outer, copy = pack_geometry(graph.tensor(op.inputs[0]).shape, int(op.attrs["axis"]))
+        ctype = CTYPE[io_dtype(graph, op)]
         return OpEmission(
             kernel=self.kernel(graph, op), params_type="te_pack_params_t",
             params={"count": len(op.outputs), "outer": outer, "copy_size": copy},
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  *(Arg("tensor", n, "int8_t") for n in op.outputs)],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
+                  *(Arg("tensor", n, ctype) for n in op.outputs)],
             sources=list(SOURCES))
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:

@@ -1,9 +1,12 @@
-"""PAD: constant padding of an int8 tensor of rank 1 to 4.
+"""PAD: constant padding of an int8 or int16 tensor of rank 1 to 4.
 
-Semantics: TFLM's pad.cc for int8 without a constant_values input. The padding holds the output
-zero point (real 0.0) and the input bytes are copied unchanged, whatever the two tensors'
-quantisation (TFLM does not requantise, and the converter gives them the same). Tensors of lower
-rank are extended to 4-D with leading unpadded dimensions of 1, as TFLite's reference Pad does.
+Semantics: TFLM's pad.cc without a constant_values input (PAD; the engine does not import
+PADV2). For int8 the padding holds the output zero point (real 0.0); for int16 TFLM's Eval pads
+with the literal 0 whatever the zero point, which is real 0.0 only because 16x8 activations are
+symmetric (check_io insists on it, so the two rules never disagree here). The input values are
+copied unchanged, whatever the two tensors' quantisation (TFLM does not requantise, and the
+converter gives them the same). Tensors of lower rank are extended to 4-D with leading unpadded
+dimensions of 1, as TFLite's reference Pad does.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from .base import (
     register,
 )
 from .common import (
-    check_int8_io,
+    CTYPE,
+    SUFFIX,
+    check_io,
+    io_dtype,
     tflite_const,
     tflite_import,
 )
@@ -43,6 +49,12 @@ def _paddings(op: Op) -> list[tuple[int, int]]:
     return [(int(b), int(a)) for b, a in op.attrs["paddings"]]
 
 
+def pad_value(graph: Graph, op: Op) -> int:
+    """The value TFLM's PAD writes: the output zero point for int8, 0 for int16."""
+    out = graph.tensor(op.outputs[0])
+    return out.zero_point if out.dtype == "int8" else 0
+
+
 def _extend4(shape: tuple[int, ...], pads: list[tuple[int, int]]
              ) -> tuple[list[int], list[tuple[int, int]]]:
     lead = 4 - len(shape)
@@ -52,7 +64,7 @@ def _extend4(shape: tuple[int, ...], pads: list[tuple[int, int]]
 @register
 class Pad(OpDef):
     kind = "PAD"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     # Spatial padding of an NHWC tensor is a 1x1 window with padding (torch exports a stride-2
     # convolution as PAD + VALID conv): it runs patch by patch, each patch padded only where its
     # window meets the image border.
@@ -90,11 +102,10 @@ class Pad(OpDef):
         return QuantRule(share=[(op.inputs[0], op.outputs[0])])
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_pad_s8"
-
+        return f"te_pad_{SUFFIX[io_dtype(graph, op)]}"
 
     def check(self, graph: Graph, op: Op) -> None:
-        check_int8_io(graph, op)
+        check_io(graph, op, 1, self.dtypes)
         x = graph.tensor(op.inputs[0])
         pads = op.attrs.get("paddings")
         if not 1 <= len(x.shape) <= 4:
@@ -112,23 +123,25 @@ class Pad(OpDef):
         return [tuple(d + b + a for d, (b, a) in zip(x.shape, _paddings(op), strict=True))]
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        zp = graph.tensor(op.outputs[0]).zero_point
-        return [np.pad(inputs[0].astype(np.int8), _paddings(op), constant_values=np.int8(zp))]
+        dtype = graph.tensor(op.outputs[0]).dtype
+        return [np.pad(inputs[0].astype(dtype), _paddings(op),
+                       constant_values=pad_value(graph, op))]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         in4, pads4 = _extend4(x.shape, _paddings(op))
         out4 = [d + b + a for d, (b, a) in zip(in4, pads4, strict=True)]
+        ctype = CTYPE[out.dtype]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_pad_params_t",
             params={
                 "input": in4, "output": out4,
                 "pad_before": [b for b, _ in pads4], "pad_after": [a for _, a in pads4],
-                "pad_value": out.zero_point,
+                "pad_value": pad_value(graph, op),
             },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
+                  Arg("tensor", op.outputs[0], ctype)],
             sources=["te_common.h", "te_pad.h", "te_pad.c"],
         )
 

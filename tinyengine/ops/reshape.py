@@ -1,4 +1,4 @@
-"""RESHAPE: the same bytes under a new shape.
+"""RESHAPE: the same bytes under a new shape (int8 or int16: TFLM copies either's bytes).
 
 The target shape is the output tensor's shape (the frontend drops TFLite's shape input). The C
 kernel is a memmove-safe byte copy that does nothing when the planner aliases the two tensors.
@@ -14,7 +14,10 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
 from .common import (
-    check_int8_io,
+    CTYPE,
+    SUFFIX,
+    check_io,
+    io_dtype,
     tflite_import,
 )
 
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 @register
 class Reshape(OpDef):
     kind = "RESHAPE"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "none"
     onnx_types = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
     not_applicable = frozenset({"window", "scratch_bytes", "macs"})
@@ -55,11 +58,11 @@ class Reshape(OpDef):
         return QuantRule(share=[(op.inputs[0], op.outputs[0])])
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_reshape_s8"
+        return f"te_reshape_{SUFFIX[io_dtype(graph, op)]}"
 
 
     def check(self, graph: Graph, op: Op) -> None:
-        check_int8_io(graph, op)
+        check_io(graph, op, 1, self.dtypes)
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         if x.size != out.size:
             raise UnsupportedError(f"op {op.name} (RESHAPE): input {x.name} {x.shape} and output "
@@ -69,7 +72,7 @@ class Reshape(OpDef):
                 f"op {op.name} (RESHAPE): input {x.name} and output {out.name} have different "
                 "quantisation; a reshape cannot requantise")
 
-    is_view = True  # te_reshape_s8 does nothing when output == input
+    is_view = True  # te_reshape_s8/_s16 do nothing when output == input
 
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
         return [0]
@@ -81,12 +84,13 @@ class Reshape(OpDef):
         return [inputs[0].reshape(graph.tensor(op.outputs[0]).shape)]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
+        ctype = CTYPE[io_dtype(graph, op)]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_reshape_params_t",
             params={"size": graph.tensor(op.outputs[0]).nbytes},
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
+                  Arg("tensor", op.outputs[0], ctype)],
             sources=["te_common.h", "te_reshape.h", "te_reshape.c"],
         )
 

@@ -9,7 +9,8 @@ and output one quantisation.
 The patch pass (memory/patch.py) cuts each patch's input window out of a whole tensor with SLICE
 and assembles the stage output with a chain of UPDATE_SLICE ops, each writing one patch into the
 tensor built so far (in place, since that tensor dies at the next write). Both only move bytes,
-so they work on int8 activations and float32 inputs alike. UPDATE_SLICE is internal to the
+so they work on int8 and int16 activations and float32 inputs alike (TFLM's SLICE instantiates
+Slice<int16_t> too; its Prepare has no type-specific rule). UPDATE_SLICE is internal to the
 engine (TFLite's DYNAMIC_UPDATE_SLICE takes its start as a tensor and needs a canvas).
 """
 
@@ -37,7 +38,7 @@ from .common import require_inputs, tflite_const
 from .transpose import MAX_DIMS, check_moves_bytes, gather_plan, ir_axis_to_onnx, strides_of
 
 SOURCES = ["te_common.h", "te_slice.h", "te_slice.c"]
-_CTYPE = {"int8": "int8_t", "float32": "float"}
+_CTYPE = {"int8": "int8_t", "int16": "int16_t", "float32": "float"}
 
 
 def _begin(op: Op) -> tuple[int, ...]:
@@ -49,7 +50,7 @@ def _check_box(op: Op, whole: Tensor, box: Tensor) -> None:
     where = f"op {op.name} ({op.kind})"
     if whole.dtype not in _CTYPE or box.dtype != whole.dtype:
         raise UnsupportedError(f"{where}: tensors {whole.name} ({whole.dtype}) and {box.name} "
-                               f"({box.dtype}) must both be int8 or both float32")
+                               f"({box.dtype}) must both be int8, both int16 or both float32")
     begin = _begin(op)
     rank = len(whole.shape)
     if not 1 <= rank <= MAX_DIMS or len(box.shape) != rank or len(begin) != rank:
@@ -77,7 +78,7 @@ def _window(begin: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
 @register
 class Slice(OpDef):
     kind = "SLICE"
-    dtypes = ("int8", "float32")
+    dtypes = ("int8", "int16", "float32")
     patch = "none"
     # ONNX Slice is converted by STRIDED_SLICE's from_onnx, which emits SLICE for unit steps.
     not_applicable = frozenset({"window", "from_onnx"})
@@ -86,7 +87,7 @@ class Slice(OpDef):
         require_inputs(op, ("input",))
         x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         _check_box(op, x, y)
-        if x.dtype == "int8":
+        if x.dtype != "float32":
             check_moves_bytes(graph, op)
         size = op.attrs.get("size")
         if size is not None and tuple(int(s) for s in size) != y.shape:
@@ -164,7 +165,7 @@ class Slice(OpDef):
 @register
 class UpdateSlice(OpDef):
     kind = "UPDATE_SLICE"
-    dtypes = ("int8", "float32")
+    dtypes = ("int8", "int16", "float32")
     patch = "none"
     # Internal to the patch pass: no model file holds one, and no model file is written with one.
     not_applicable = frozenset({"window", "from_tflite", "to_tflite", "from_onnx", "to_qdq"})

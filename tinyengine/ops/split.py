@@ -1,9 +1,10 @@
-"""SPLIT and SPLIT_V: an int8 tensor cut along one axis into consecutive pieces, one output
+"""SPLIT and SPLIT_V: an int8 or int16 tensor cut along one axis into consecutive pieces, one output
 each (SPLIT: equal pieces, their number the op's output count; SPLIT_V: the sizes listed).
 
 Reference semantics: TFLM's split.cc / split_v.cc copy, for each index of the axes outside the
 split axis, each output's piece in turn. TFLite's converter gives every output the input's
-quantisation. Our C kernel takes up to TE_SPLIT_MAX_OUTPUTS (8) outputs.
+quantisation; TFLM's SplitImpl runs int16 as int8. Our C kernel takes up to TE_SPLIT_MAX_OUTPUTS
+(8) outputs.
 
 The split axis is an attr (TFLite's axis input, a constant, is folded); SPLIT_V's sizes too,
 with TFLite's one -1 ("the rest") resolved on import. ONNX Split becomes SPLIT where the pieces
@@ -22,7 +23,14 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
 from .common import tflite_const, tflite_options
-from .transpose import check_moves_bytes, ir_axis_to_onnx, onnx_axis_to_ir, where
+from .transpose import (
+    MOVER_DTYPES,
+    check_moves_bytes,
+    ir_axis_to_onnx,
+    mover_types,
+    onnx_axis_to_ir,
+    where,
+)
 
 MAX_OUTPUTS = 8  # TE_SPLIT_MAX_OUTPUTS
 SOURCES = ["te_common.h", "te_split.h", "te_split.c"]
@@ -71,7 +79,7 @@ def get_op_shapes(b: Any, op: Op) -> list[tuple[int, ...]]:
 
 
 class _Split(OpDef):
-    dtypes = ("int8",)
+    dtypes = MOVER_DTYPES
     patch = "none"
     not_applicable = frozenset({"window"})
 
@@ -117,7 +125,7 @@ class _Split(OpDef):
         return 0
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_split_s8"
+        return f"te_split_{mover_types(graph, op)[1]}"
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         return 0
@@ -129,13 +137,14 @@ class _Split(OpDef):
         inner = int(np.prod(x.shape[k + 1:], dtype=np.int64))
         sizes = self.sizes(graph, op)
         chunk = [n * inner for n in sizes] + [0] * (MAX_OUTPUTS - len(sizes))
-        outs = [Arg("tensor", n, "int8_t") for n in op.outputs]
-        outs += [Arg("const", "", "int8_t")] * (MAX_OUTPUTS - len(outs))  # NULL
+        ctype = mover_types(graph, op)[0]
+        outs = [Arg("tensor", n, ctype) for n in op.outputs]
+        outs += [Arg("const", "", ctype)] * (MAX_OUTPUTS - len(outs))  # NULL
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_split_params_t",
             params={"outer": outer, "num_outputs": len(sizes), "chunk": chunk},
-            args=[Arg("tensor", op.inputs[0], "const int8_t"), *outs],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"), *outs],
             sources=list(SOURCES),
         )
 

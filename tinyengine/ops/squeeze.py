@@ -1,4 +1,5 @@
-"""SQUEEZE and EXPAND_DIMS: unit axes removed or inserted; the bytes do not change.
+"""SQUEEZE and EXPAND_DIMS: unit axes removed or inserted; the bytes do not change (int8 and
+int16 alike: TFLM copies any type's bytes).
 
 Reference semantics: TFLM's squeeze.cc and expand_dims.cc copy the input's bytes unchanged.
 SQUEEZE drops the listed axes (each of size 1; negative ones count from the end) or, with none
@@ -20,7 +21,14 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
 from .common import tflite_const, tflite_options
-from .transpose import IR_TO_ONNX, ONNX_TO_IR, check_moves_bytes, where
+from .transpose import (
+    IR_TO_ONNX,
+    MOVER_DTYPES,
+    ONNX_TO_IR,
+    check_moves_bytes,
+    mover_types,
+    where,
+)
 
 SQUEEZE_MAX_DIMS = 8  # TFLM's SqueezePrepare
 
@@ -52,9 +60,9 @@ def expand_axis(rank: int, op: Op) -> int:
 class _View(OpDef):
     """The bytes of the input under the output's shape."""
 
-    dtypes = ("int8",)
+    dtypes = MOVER_DTYPES
     patch = "none"
-    is_view = True  # te_squeeze_s8 does nothing when output == input
+    is_view = True  # te_squeeze_s8/_s16 do nothing when output == input
     not_applicable = frozenset({"window", "from_onnx"})
 
     def check(self, graph: Graph, op: Op) -> None:
@@ -70,18 +78,19 @@ class _View(OpDef):
         return 0
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_squeeze_s8"
+        return f"te_squeeze_{mover_types(graph, op)[1]}"
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         return 0
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
+        ctype = mover_types(graph, op)[0]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_squeeze_params_t",
             params={"size": graph.tensor(op.outputs[0]).nbytes},
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
+                  Arg("tensor", op.outputs[0], ctype)],
             sources=["te_common.h", "te_squeeze.h", "te_squeeze.c"],
         )
 

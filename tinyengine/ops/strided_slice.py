@@ -1,5 +1,6 @@
-"""STRIDED_SLICE: every stride-th element from begin towards end along each axis of an int8
-tensor, as TFLite's tf.strided_slice; also the ONNX Slice converter (to SLICE or STRIDED_SLICE).
+"""STRIDED_SLICE: every stride-th element from begin towards end along each axis of an int8 or
+int16 tensor, as TFLite's tf.strided_slice; also the ONNX Slice converter (to SLICE or
+STRIDED_SLICE).
 
 Reference semantics: TFLM's strided_slice.cc -> reference_ops::StridedSlice. Per axis of size n
 (TFLM's StridedSliceStartForAxis / StridedSliceEndForAxis, offset false):
@@ -11,7 +12,8 @@ the axis then holds start, start + stride, ... while before stop. TFLM takes inp
 4 dimensions, and sets ellipsis_mask and new_axis_mask to 0 whatever the model says (the
 TFLite importer refuses those rather than run them wrongly), as it ignores `offset`. Shrinking an
 axis with a negative stride or at a begin outside [-n, n) makes TFLM write nothing, and an empty
-slice is a tensor our IR cannot hold; `check` refuses all three.
+slice is a tensor our IR cannot hold; `check` refuses all three. int16 runs the same walk
+(TFLM's Eval instantiates StridedSlice<int16_t>; its Prepare has no type-specific rule).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowerin
 from .common import tflite_const, tflite_options
 from .transpose import (
     IR_TO_ONNX,
+    MOVER_DTYPES,
     check_moves_bytes,
     gather_plan,
     ir_axis_to_onnx,
+    mover_types,
     onnx_axis_to_ir,
     strides_of,
     where,
@@ -78,7 +82,7 @@ def axis_walks(shape: tuple[int, ...], attrs: dict[str, Any]) -> list[AxisWalk]:
 @register
 class StridedSlice(OpDef):
     kind = "STRIDED_SLICE"
-    dtypes = ("int8",)
+    dtypes = MOVER_DTYPES
     patch = "none"
     onnx_types = ("Slice",)
     not_applicable = frozenset({"window"})
@@ -132,7 +136,7 @@ class StridedSlice(OpDef):
         return 0
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_strided_slice_s8"
+        return f"te_strided_slice_{mover_types(graph, op)[1]}"
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         return 0
@@ -143,14 +147,15 @@ class StridedSlice(OpDef):
         stride = strides_of(x.shape)
         counts, steps = gather_plan([w.count for w in walks],
                                     [w.stride * s for w, s in zip(walks, stride)])
+        ctype = mover_types(graph, op)[0]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_strided_slice_params_t",
             params={"count": counts, "step": steps,
                     "offset": sum(w.start * s for w, s in zip(walks, stride)),
                     "input_size": x.size},
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
+                  Arg("tensor", op.outputs[0], ctype)],
             sources=["te_common.h", "te_gather.h", "te_strided_slice.h", "te_strided_slice.c"],
         )
 

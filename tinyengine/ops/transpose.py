@@ -1,13 +1,15 @@
-"""TRANSPOSE: the axes of an int8 tensor permuted (numpy's transpose), up to 5-D.
+"""TRANSPOSE: the axes of an int8 or int16 tensor permuted (numpy's transpose), up to 5-D.
 
 Reference semantics: TFLM's transpose.cc -> reference_ops::Transpose, which only moves bytes:
 output[i_0..i_r] = input[j] with j's axis perm[k] at index i_k. TFLM accepts 1-D to 5-D inputs
 and a constant perm whose entries lie in [0, rank) (it does not check that they form a
-permutation; we do). TFLite's converter gives input and output one quantisation.
+permutation; we do), on int8 and int16 alike (its Eval instantiates Transpose<int16_t>, and the
+16x8 converter leaves the symmetric int16 parameters unchanged). TFLite's converter gives input
+and output one quantisation.
 
 Also the helpers the other data-movement ops of this family share: the gather plan their C
-kernels run (`gather_plan`), the same-quantisation check, and the NCHW <-> NHWC axis maps of the
-ONNX frontend and the QDQ export.
+kernels run (`gather_plan`), the same-quantisation check, the element-type suffix of their C
+entry points, and the NCHW <-> NHWC axis maps of the ONNX frontend and the QDQ export.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, register
-from .common import check_int8_io, tflite_const, where
+from .common import CTYPE, SUFFIX, check_io, io_dtype, tflite_const, where
 
 MAX_DIMS = 5  # the C kernels' loop depth; TFLM's TRANSPOSE and SLICE limit
+# Activation types the byte movers run on: TFLM's kernels instantiate each for int8 and int16.
+MOVER_DTYPES = ("int8", "int16")
 # A 4-D IR tensor is NHWC while ONNX holds it NCHW: ONNX axis a is IR axis ONNX_TO_IR[a], and IR
 # axis k is ONNX axis IR_TO_ONNX[k].
 ONNX_TO_IR = (0, 3, 1, 2)
@@ -31,9 +35,10 @@ IR_TO_ONNX = (0, 2, 3, 1)
 
 
 def check_moves_bytes(graph: Graph, op: Op, outputs: Sequence[str] | None = None) -> None:
-    """int8 per-tensor activations in and out, all with the input's quantisation: the op only
-    moves bytes, so it cannot requantise (TFLite's converter makes them share)."""
-    check_int8_io(graph, op)
+    """int8 or int16 (symmetric) per-tensor activations in and out, all of one type and with the
+    input's quantisation: the op only moves elements, so it cannot requantise (TFLite's
+    converter makes them share)."""
+    check_io(graph, op, 1, MOVER_DTYPES)
     x = graph.tensor(op.inputs[0])
     for name in outputs if outputs is not None else op.outputs:
         y = graph.tensor(name)
@@ -42,6 +47,12 @@ def check_moves_bytes(graph: Graph, op: Op, outputs: Sequence[str] | None = None
                 f"{where(op)}: input {x.name} (scale {x.scale}, zero point {x.zero_point}) and "
                 f"output {y.name} (scale {y.scale}, zero point {y.zero_point}) must share their "
                 "quantisation; the op moves bytes and cannot requantise")
+
+
+def mover_types(graph: Graph, op: Op) -> tuple[str, str]:
+    """(C element type, kernel suffix) of a byte mover: ("int8_t", "s8") or ("int16_t", "s16")."""
+    dtype = io_dtype(graph, op)
+    return CTYPE[dtype], SUFFIX[dtype]
 
 
 def strides_of(shape: Sequence[int]) -> list[int]:
@@ -94,7 +105,7 @@ def transpose_perm(op: Op) -> tuple[int, ...]:
 @register
 class Transpose(OpDef):
     kind = "TRANSPOSE"
-    dtypes = ("int8",)
+    dtypes = MOVER_DTYPES
     # A 4-D transpose that keeps the batch first (PyTorch's NCHW input -> NHWC) moves whole
     # rows and columns: a patch of its output reads the same rows and columns of its input.
     patch = "elementwise"
@@ -130,7 +141,7 @@ class Transpose(OpDef):
         return 0
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_transpose_s8"
+        return f"te_transpose_{mover_types(graph, op)[1]}"
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         return 0
@@ -140,12 +151,13 @@ class Transpose(OpDef):
         perm = transpose_perm(op)
         stride = strides_of(x.shape)
         counts, steps = gather_plan([x.shape[p] for p in perm], [stride[p] for p in perm])
+        ctype = mover_types(graph, op)[0]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_transpose_params_t",
             params={"count": counts, "step": steps, "input_size": x.size},
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[Arg("tensor", op.inputs[0], f"const {ctype}"),
+                  Arg("tensor", op.outputs[0], ctype)],
             sources=["te_common.h", "te_gather.h", "te_transpose.h", "te_transpose.c"],
         )
 
