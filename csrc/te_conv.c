@@ -1,4 +1,5 @@
 #include "te_conv.h"
+#include "te_requant16.h"
 /* te_simd.h sets TE_SIMD: 1 on a core with the DSP extension in an optimised build, else 0 and
  * the portable loops are the whole kernel. The code generator ships it with this file. */
 #include "te_simd.h"
@@ -734,4 +735,101 @@ te_status_t te_conv2d_wrapper_s8(const te_conv2d_params_t *p, const int8_t *inpu
     default:
         return te_conv2d_s8(p, input, filter, bias, output);
     }
+}
+
+/* ---- 16x8: int16 activations, int8 weights ----------------------------------------------- */
+
+static te_status_t te_conv2d_check_s16(const te_conv2d_params_t *p, const int16_t *input,
+                                       const int8_t *filter, const int16_t *output, int acc32)
+{
+    if (p == NULL || input == NULL || filter == NULL || output == NULL) {
+        return TE_ERR_ARG;
+    }
+    if (te_conv2d_check(p, (const int8_t *)input, filter, (const int8_t *)output) != TE_OK ||
+        p->filter.h < 1 || p->filter.w < 1 || p->filter.c < 1 || p->output.h < 1 ||
+        p->output.w < 1 || p->input.h < 1 || p->input.w < 1 || !te_quant_s16_ok(&p->q)) {
+        return TE_ERR_ARG;
+    }
+    if (acc32 ? (p->rq.multiplier == NULL || p->rq.shift == NULL)
+              : !te_requant_s64_ok(&p->rq, p->output.c)) {
+        return TE_ERR_ARG;
+    }
+    return TE_OK;
+}
+
+/*
+ * The 16x8 generic loop, TFLite's ConvPerChannel for int16 input. Each output's sum is exact in
+ * int64 (|input * filter| <= 2^22 per term); with acc32 it is then wrapped to int32, which is
+ * what TFLM's int32 accumulator holds (addition modulo 2^32 does not depend on the order), and
+ * requantised by the int32 rule, else by the int64 rule (te_requant16.h).
+ */
+static void te_conv2d_run_s16(const te_conv2d_params_t *p, const int16_t *input,
+                              const int8_t *filter, const int64_t *bias64,
+                              const int32_t *bias32, int16_t *output, int acc32)
+{
+    const int32_t group_out = p->output.c / p->groups;
+    int32_t b, oy, ox, oc, ky, kx, ic;
+    for (b = 0; b < p->output.n; ++b) {
+        for (oy = 0; oy < p->output.h; ++oy) {
+            const int32_t in_y0 = oy * p->stride_h - p->pad_h;
+            for (ox = 0; ox < p->output.w; ++ox) {
+                const int32_t in_x0 = ox * p->stride_w - p->pad_w;
+                int16_t *out = output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;
+                for (oc = 0; oc < p->output.c; ++oc) {
+                    const int32_t ic0 = (oc / group_out) * p->filter.c;
+                    int64_t acc = 0;
+                    int32_t y;
+                    for (ky = 0; ky < p->filter.h; ++ky) {
+                        const int32_t in_y = in_y0 + ky * p->dilation_h;
+                        if (in_y < 0 || in_y >= p->input.h) {
+                            continue;
+                        }
+                        for (kx = 0; kx < p->filter.w; ++kx) {
+                            const int32_t in_x = in_x0 + kx * p->dilation_w;
+                            const int16_t *in_px;
+                            const int8_t *f_px;
+                            if (in_x < 0 || in_x >= p->input.w) {
+                                continue;
+                            }
+                            in_px = input + ((b * p->input.h + in_y) * p->input.w + in_x) *
+                                                p->input.c + ic0;
+                            f_px = filter + ((oc * p->filter.h + ky) * p->filter.w + kx) *
+                                                p->filter.c;
+                            for (ic = 0; ic < p->filter.c; ++ic) {
+                                acc += (int32_t)in_px[ic] * (int32_t)f_px[ic];
+                            }
+                        }
+                    }
+                    if (acc32) {
+                        acc += bias32 != NULL ? bias32[oc] : 0;
+                        y = te_requantize(&p->rq, oc, te_acc32_s16(acc));
+                    } else {
+                        acc += bias64 != NULL ? bias64[oc] : 0;
+                        y = te_requantize_s64(&p->rq, oc, acc);
+                    }
+                    out[oc] = (int16_t)te_clamp(y, p->q.act_min, p->q.act_max);
+                }
+            }
+        }
+    }
+}
+
+te_status_t te_conv2d_s16(const te_conv2d_params_t *p, const int16_t *input,
+                          const int8_t *filter, const int64_t *bias, int16_t *output)
+{
+    const te_status_t st = te_conv2d_check_s16(p, input, filter, output, 0);
+    if (st == TE_OK) {
+        te_conv2d_run_s16(p, input, filter, bias, NULL, output, 0);
+    }
+    return st;
+}
+
+te_status_t te_conv2d_acc32_s16(const te_conv2d_params_t *p, const int16_t *input,
+                                const int8_t *filter, const int32_t *bias, int16_t *output)
+{
+    const te_status_t st = te_conv2d_check_s16(p, input, filter, output, 1);
+    if (st == TE_OK) {
+        te_conv2d_run_s16(p, input, filter, NULL, bias, output, 1);
+    }
+    return st;
 }

@@ -1,6 +1,7 @@
 /**
  * @file te_conv.h
- * @brief int8 2-D convolution (TFLite CONV_2D), NHWC activations, OHWI filters.
+ * @brief 2-D convolution (TFLite CONV_2D), NHWC activations, OHWI filters: int8, and 16x8
+ *        (int16 activations, int8 weights) through the _s16 entry points.
  */
 #ifndef TE_CONV_H
 #define TE_CONV_H
@@ -84,5 +85,30 @@ int32_t te_conv2d_get_buffer_size_s8(const te_conv2d_params_t *p, int32_t in_pla
 te_status_t te_conv2d_wrapper_s8(const te_conv2d_params_t *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output,
                                  int8_t *scratch);
+
+/**
+ * 16x8 convolution (TFLite's ConvPerChannel for int16 input, int64 bias): the generic geometry
+ * of te_conv2d_s8 (any kernel, stride, dilation, padding, groups), int64 sums, requantised by
+ * TFLite's int64 MultiplyByQuantizedMultiplier (te_requant16.h). No in-place or 1x1 variant.
+ * Domain: q.input_offset == q.output_offset == 0 (symmetric int16), INT16_MIN <= q.act_min <=
+ * q.act_max <= INT16_MAX, multipliers >= 0 and shifts in [-31, TE_S64_MAX_SHIFT].
+ * @param input  int16 [input.n][input.h][input.w][input.c]
+ * @param filter int8 [filter.n][filter.h][filter.w][filter.c]
+ * @param bias   int64 per output channel, or NULL
+ * @param output int16 [output.n][output.h][output.w][output.c]; must not alias the input
+ * @return TE_OK, or TE_ERR_ARG for null pointers, mismatched dimensions or parameters outside
+ *         the domain.
+ */
+te_status_t te_conv2d_s16(const te_conv2d_params_t *p, const int16_t *input,
+                          const int8_t *filter, const int64_t *bias, int16_t *output);
+
+/**
+ * 16x8 convolution with TFLM's int32 accumulator (an int32 bias, or no bias with the options'
+ * quantized_bias_type INT32): sums wrap modulo 2^32 and are requantised by the int32 rule.
+ * Arguments and domain as te_conv2d_s16 (any shift the int32 rule takes), except
+ * @param bias int32 per output channel, or NULL
+ */
+te_status_t te_conv2d_acc32_s16(const te_conv2d_params_t *p, const int16_t *input,
+                                const int8_t *filter, const int32_t *bias, int16_t *output);
 
 #endif /* TE_CONV_H */

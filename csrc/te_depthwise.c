@@ -1,4 +1,5 @@
 #include "te_depthwise.h"
+#include "te_requant16.h"
 /* te_simd.h sets TE_SIMD: 1 on a core with the DSP extension in an optimised build, else 0 and
  * the portable loops are the whole kernel. The code generator ships it with this file. */
 #include "te_simd.h"
@@ -656,4 +657,55 @@ te_status_t te_depthwise_conv_wrapper_s8(const te_depthwise_conv_params_t *p,
     default:
         return te_depthwise_conv_s8(p, input, filter, bias, output);
     }
+}
+
+/* ---- 16x8: int16 activations, int8 weights ----------------------------------------------- */
+
+te_status_t te_depthwise_conv_s16(const te_depthwise_conv_params_t *p, const int16_t *input,
+                                  const int8_t *filter, const int64_t *bias, int16_t *output)
+{
+    int32_t b, oy, ox, ic, m, ky, kx;
+    if (p == NULL || input == NULL || output == NULL) {
+        return TE_ERR_ARG;
+    }
+    if (te_depthwise_conv_check(p, (const int8_t *)input, filter, (const int8_t *)output) !=
+            TE_OK ||
+        !te_quant_s16_ok(&p->q) || !te_requant_s64_ok(&p->rq, p->output.c)) {
+        return TE_ERR_ARG;
+    }
+    /* DepthwiseConvPerChannel for int16 input: int64 sums (|input * filter| <= 2^22 a term),
+     * requantised by the int64 rule (te_requant16.h). */
+    for (b = 0; b < p->output.n; ++b) {
+        for (oy = 0; oy < p->output.h; ++oy) {
+            const int32_t in_y0 = oy * p->stride_h - p->pad_h;
+            for (ox = 0; ox < p->output.w; ++ox) {
+                const int32_t in_x0 = ox * p->stride_w - p->pad_w;
+                int16_t *out = output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;
+                for (ic = 0; ic < p->input.c; ++ic) {
+                    for (m = 0; m < p->depth_multiplier; ++m) {
+                        const int32_t oc = ic * p->depth_multiplier + m;
+                        int64_t acc = bias != NULL ? bias[oc] : 0;
+                        for (ky = 0; ky < p->filter.h; ++ky) {
+                            const int32_t in_y = in_y0 + ky * p->dilation_h;
+                            if (in_y < 0 || in_y >= p->input.h) {
+                                continue;
+                            }
+                            for (kx = 0; kx < p->filter.w; ++kx) {
+                                const int32_t in_x = in_x0 + kx * p->dilation_w;
+                                if (in_x < 0 || in_x >= p->input.w) {
+                                    continue;
+                                }
+                                acc += (int32_t)filter[(ky * p->filter.w + kx) * p->filter.c + oc] *
+                                       (int32_t)input[((b * p->input.h + in_y) * p->input.w +
+                                                       in_x) * p->input.c + ic];
+                            }
+                        }
+                        out[oc] = (int16_t)te_clamp(te_requantize_s64(&p->rq, oc, acc),
+                                                    p->q.act_min, p->q.act_max);
+                    }
+                }
+            }
+        }
+    }
+    return TE_OK;
 }

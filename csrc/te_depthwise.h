@@ -1,6 +1,7 @@
 /**
  * @file te_depthwise.h
- * @brief int8 depthwise convolution (TFLite DEPTHWISE_CONV_2D), NHWC activations, 1HWC filters.
+ * @brief Depthwise convolution (TFLite DEPTHWISE_CONV_2D), NHWC activations, 1HWC filters: int8,
+ *        and 16x8 (int16 activations, int8 weights, int64 bias) through te_depthwise_conv_s16.
  *
  * Output channel oc = ic * depth_multiplier + m is input channel ic convolved with filter
  * channel oc, as TFLite's reference_integer_ops::DepthwiseConvPerChannel.
@@ -88,5 +89,21 @@ int32_t te_depthwise_conv_get_buffer_size_s8(const te_depthwise_conv_params_t *p
 te_status_t te_depthwise_conv_wrapper_s8(const te_depthwise_conv_params_t *p,
                                          const int8_t *input, const int8_t *filter,
                                          const int32_t *bias, int8_t *output, int8_t *scratch);
+
+/**
+ * 16x8 depthwise convolution (TFLite's DepthwiseConvPerChannel for int16 input): the generic
+ * geometry of te_depthwise_conv_s8, int64 sums, requantised by TFLite's int64
+ * MultiplyByQuantizedMultiplier (te_requant16.h). No 3x3 or in-place variant.
+ * Domain: q.input_offset == q.output_offset == 0 (symmetric int16), INT16_MIN <= q.act_min <=
+ * q.act_max <= INT16_MAX, multipliers >= 0 and shifts in [-31, TE_S64_MAX_SHIFT].
+ * @param input  int16 [input.n][input.h][input.w][input.c]
+ * @param filter int8 [1][filter.h][filter.w][filter.c]
+ * @param bias   int64 [filter.c], or NULL
+ * @param output int16 [output.n][output.h][output.w][output.c]; must not alias the input
+ * @return TE_OK, or TE_ERR_ARG for null pointers, mismatched dimensions or parameters outside
+ *         the domain.
+ */
+te_status_t te_depthwise_conv_s16(const te_depthwise_conv_params_t *p, const int16_t *input,
+                                  const int8_t *filter, const int64_t *bias, int16_t *output);
 
 #endif /* TE_DEPTHWISE_H */

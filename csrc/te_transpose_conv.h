@@ -1,6 +1,7 @@
 /**
  * @file te_transpose_conv.h
- * @brief int8 transposed convolution (TFLite TRANSPOSE_CONV), filter OHWI, per-channel weights.
+ * @brief Transposed convolution (TFLite TRANSPOSE_CONV), filter OHWI, per-channel weights: int8,
+ *        and 16x8 (int16 activations, int8 weights, int64 bias) through te_transpose_conv_s16.
  *
  * As TFLite's reference_integer_ops::TransposeConv: every input pixel contributes
  *   (input[n][y][x][ic] + input_offset) * filter[oc][ky][kx][ic]
@@ -40,5 +41,22 @@ typedef struct {
  */
 te_status_t te_transpose_conv_s8(const te_transpose_conv_params_t *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output);
+
+/**
+ * 16x8 transposed convolution (TFLite's TransposeConv for int16 input): exact int64 sums of
+ * input * filter over the same taps as te_transpose_conv_s8 (TFLite's int64 scratch of the whole
+ * output is not needed: the kernel gathers), bias, then TFLite's int64
+ * MultiplyByQuantizedMultiplier (te_requant16.h) and the clamp.
+ * Domain: the dimensions of te_transpose_conv_s8; q.input_offset == q.output_offset == 0
+ * (symmetric int16), INT16_MIN <= q.act_min <= q.act_max <= INT16_MAX, multipliers >= 0 and
+ * shifts in [-31, TE_S64_MAX_SHIFT].
+ * @param input   int16 [input.n][input.h][input.w][input.c]
+ * @param filter  int8 [filter.n][filter.h][filter.w][filter.c]
+ * @param bias    int64 [output.c] (an int16 bias widened by the code generator), or NULL
+ * @param output  int16 [output.n][output.h][output.w][output.c]; must not alias the input
+ * @return TE_OK, or TE_ERR_ARG outside the domain.
+ */
+te_status_t te_transpose_conv_s16(const te_transpose_conv_params_t *p, const int16_t *input,
+                                  const int8_t *filter, const int64_t *bias, int16_t *output);
 
 #endif /* TE_TRANSPOSE_CONV_H */

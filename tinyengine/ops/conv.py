@@ -1,7 +1,9 @@
-"""CONV_2D: int8 convolution with per-channel (or per-tensor) int8 weights and int32 bias.
+"""CONV_2D: int8 convolution with per-channel (or per-tensor) int8 weights and int32 bias, and
+16x8 (int16 activations, int8 weights, int64 or int32 bias; tinyengine/ops/requant16.py).
 
-Reference semantics: TFLite's reference_integer_ops::ConvPerChannel. Padding pixels contribute
-nothing (they equal the input zero point); the odd pixel of SAME padding goes bottom/right.
+Reference semantics: TFLite's reference_integer_ops::ConvPerChannel (its int16 overload for
+16x8). Padding pixels contribute nothing (they equal the input zero point); the odd pixel of SAME
+padding goes bottom/right.
 
 Grouped convolution (attrs["groups"] = G, default 1, as ONNX's Conv `group`): the filter is
 (O, kh, kw, C/G); output channel oc belongs to group g = oc // (O/G) and reads input channels
@@ -17,6 +19,7 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
+from . import requant16
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
 from .common import (
     TFLITE_ACTIVATION,
@@ -24,13 +27,14 @@ from .common import (
     act_limits,
     check_activation,
     check_bias,
-    check_int8_io,
+    check_io,
     check_window,
     clamp_int8,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
+    io_dtype,
     require_inputs,
     tflite_import,
     tflite_options,
@@ -102,7 +106,7 @@ def conv_window(graph: Graph, op: Op) -> Window:
 @register
 class Conv2D(OpDef):
     kind = "CONV_2D"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "windowed"
     onnx_types = ("Conv",)
 
@@ -111,7 +115,8 @@ class Conv2D(OpDef):
         return tflite_import({"stride": (o.StrideH(), o.StrideW()),
                               "padding": TFLITE_PADDING[o.Padding()],
                               "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-                              "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()]},
+                              "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()],
+                              **requant16.bias_type_attr(o)},
                              3, inputs)
 
     def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
@@ -120,6 +125,7 @@ class Conv2D(OpDef):
         o.strideH, o.strideW = op.attrs["stride"]
         o.dilationHFactor, o.dilationWFactor = op.attrs.get("dilation", (1, 1))
         o.fusedActivationFunction = fb_activation(fb, op)
+        requant16.set_bias_type(fb, o, op)
         return TfliteLowering("Conv2DOptions", o)
 
     def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
@@ -135,6 +141,11 @@ class Conv2D(OpDef):
         return conv_window(graph, op)
 
     def kernel(self, graph: Graph, op: Op) -> str:
+        if io_dtype(graph, op) == "int16":  # one generic kernel, per accumulator type
+            if op.attrs.get("inplace") is not None:
+                raise UnsupportedError(f"op {op.name} ({op.kind}): no in-place 16x8 kernel")
+            acc32 = requant16.accumulator(graph, op) == "int32"
+            return "te_conv2d_acc32_s16" if acc32 else "te_conv2d_s16"
         # The rule te_conv2d_wrapper_s8 applies: 1x1 kernels where their domain holds.
         if op.attrs.get("inplace") is not None:
             return "te_conv2d_1x1_inplace_s8"
@@ -143,13 +154,15 @@ class Conv2D(OpDef):
 
     def check(self, graph: Graph, op: Op) -> None:
         require_inputs(op, ("input", "filter"), ("bias",))
-        check_int8_io(graph, op)
+        dtype = check_io(graph, op, dtypes=("int8", "int16"))
         check_activation(op)
         check_window(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         if w.dtype != "int8" or w.quant is None or not w.is_const:
-            raise UnsupportedError(f"op {op.name}: filter {w.name} must be constant int8")
+            raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} is {w.dtype}"
+                                   f"{'' if w.is_const else ' (not constant)'}; it must be a "
+                                   "constant int8 tensor")
         if np.any(w.quant.zero_point != 0):
             raise UnsupportedError(f"op {op.name}: filter {w.name} has a non-zero zero point")
         groups = conv_groups(op)
@@ -161,18 +174,25 @@ class Conv2D(OpDef):
                 f"op {op.name}: input {x.shape} and filter {w.shape} need NHWC/OHWI with input "
                 f"channels = filter channels x groups ({groups}) and output channels a multiple "
                 "of groups")
+        if dtype == "int16":
+            requant16.check_bias16(op, b, w, 0, ("int64", "int32"))
+            _, shift = conv_requant(x, w, graph.tensor(op.outputs[0]))
+            requant16.check_shifts16(op, shift, requant16.accumulator(graph, op))
+            return
         check_bias(op, b, w, 0)
         conv_requant(x, w, graph.tensor(op.outputs[0]))
 
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
         # te_conv2d_1x1_inplace_s8: pixel by pixel (portable) or pixel pair by pixel pair
-        # (SIMD) through a small scratch.
+        # (SIMD) through a small scratch. 16x8 has no in-place kernel.
+        if io_dtype(graph, op) != "int8":
+            return []
         return [0] if is_pointwise(graph, op) else []
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         # te_conv2d_1x1_inplace_get_buffer_size: one output pixel (portable), or two input
         # pixels widened to int16 (SIMD, 4 bytes per input channel), whichever is larger.
-        if op.attrs.get("inplace") is None:
+        if op.attrs.get("inplace") is None or io_dtype(graph, op) != "int8":
             return 0
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         return max(out.shape[3], 4 * x.shape[3])
@@ -207,6 +227,9 @@ class Conv2D(OpDef):
             acc += b.astype(np.int64)
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
+        if ot.dtype == "int16":
+            return [requant16.requantize16(acc, mult, shift, requant16.accumulator(graph, op),
+                                           ot, lo, hi)]
         return [requantize_acc(acc, mult, shift, ot.zero_point, lo, hi)]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
@@ -221,7 +244,19 @@ class Conv2D(OpDef):
         lo, hi = act_limits(op, ot)
         inplace = op.attrs.get("inplace") is not None
         assert wt.data is not None
-        consts = weight_consts(wt, b, mult, shift)
+        if ot.dtype == "int16":
+            acc = requant16.accumulator(graph, op)
+            consts = requant16.weight_consts16(wt, b, mult, shift, acc)
+            io_args = [Arg("tensor", op.inputs[0], "const int16_t"),
+                       Arg("const", "filter", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", requant16.bias_ctype16(acc)),
+                       Arg("tensor", op.outputs[0], "int16_t")]
+        else:
+            consts = weight_consts(wt, b, mult, shift)
+            io_args = [Arg("tensor", op.inputs[0], "const int8_t"),
+                       Arg("const", "filter", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", "const int32_t"),
+                       Arg("tensor", op.outputs[0], "int8_t")]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_conv2d_params_t",
@@ -233,13 +268,9 @@ class Conv2D(OpDef):
                 "rq": ["@mult", "@shift", int(wt.quant.per_channel) if wt.quant else 0],
                 "groups": conv_groups(op),
             },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("const", "filter", "const int8_t"),
-                  Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")]
-            + ([Arg("scratch", "", "int8_t")] if inplace else []),
+            args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
-            sources=["te_common.h", "te_simd.h", "te_conv.h", "te_conv.c"],
+            sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_conv.h", "te_conv.c"],
             scratch_bytes=self.scratch_bytes(graph, op),
         )
 

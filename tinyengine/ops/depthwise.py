@@ -1,6 +1,8 @@
-"""DEPTHWISE_CONV_2D: int8 depthwise convolution with any depth multiplier.
+"""DEPTHWISE_CONV_2D: int8 depthwise convolution with any depth multiplier, and 16x8 (int16
+activations, int8 weights, int64 bias; tinyengine/ops/requant16.py).
 
-Reference semantics: TFLite's reference_integer_ops::DepthwiseConvPerChannel, which TFLM runs.
+Reference semantics: TFLite's reference_integer_ops::DepthwiseConvPerChannel, which TFLM runs
+(its int16 overload for 16x8: int64 sums and the int64 requantisation rule).
 Output channel oc = ic * multiplier + m reads input channel ic through filter channel oc. The
 filter's zero point is never applied (TFLM ignores it), so a non-zero one is rejected. Multipliers
 come from PopulateConvolutionQuantizationParams: double(input_scale) * double(filter_scale[c]) /
@@ -15,6 +17,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
+from . import requant16
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
 from .common import (
     TFLITE_ACTIVATION,
@@ -22,12 +25,13 @@ from .common import (
     act_limits,
     check_activation,
     check_bias,
-    check_int8_io,
+    check_io,
     check_window,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
+    io_dtype,
     require_inputs,
     tflite_import,
     tflite_options,
@@ -58,7 +62,7 @@ def use_3x3_kernel(multiplier: int, fh: int, fw: int, dilation: tuple[int, int],
 @register
 class DepthwiseConv2D(OpDef):
     kind = "DEPTHWISE_CONV_2D"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "windowed"
     # ONNX's Conv with groups == input channels imports as this op (CONV_2D's from_onnx).
     not_applicable = frozenset({"from_onnx"})
@@ -96,6 +100,10 @@ class DepthwiseConv2D(OpDef):
         return conv_window(graph, op)
 
     def kernel(self, graph: Graph, op: Op) -> str:
+        if io_dtype(graph, op) == "int16":  # one generic 16x8 kernel
+            if op.attrs.get("inplace") is not None:
+                raise UnsupportedError(f"op {op.name} ({op.kind}): no in-place 16x8 kernel")
+            return "te_depthwise_conv_s16"
         if op.attrs.get("inplace") is not None:
             return "te_depthwise_conv_inplace_s8"
         x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
@@ -108,14 +116,15 @@ class DepthwiseConv2D(OpDef):
 
     def check(self, graph: Graph, op: Op) -> None:
         require_inputs(op, ("input", "filter"), ("bias",))
-        check_int8_io(graph, op)
+        dtype = check_io(graph, op, dtypes=("int8", "int16"))
         check_activation(op)
         check_window(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         if w.dtype != "int8" or w.quant is None or not w.is_const:
-            raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} must be constant "
-                                   "int8")
+            raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} is {w.dtype}"
+                                   f"{'' if w.is_const else ' (not constant)'}; it must be a "
+                                   "constant int8 tensor")
         if np.any(w.quant.zero_point != 0):
             raise UnsupportedError(f"op {op.name} ({op.kind}): filter {w.name} has a non-zero "
                                    "zero point (TFLite requires symmetric depthwise weights)")
@@ -130,6 +139,11 @@ class DepthwiseConv2D(OpDef):
             raise UnsupportedError(
                 f"op {op.name} ({op.kind}): filter has {w.shape[3]} channels but input channels "
                 f"{x.shape[3]} x depth multiplier {m} = {x.shape[3] * m}")
+        if dtype == "int16":  # TFLM's 16x8 depthwise kernel reads an int64 bias only
+            requant16.check_bias16(op, b, w, 3, ("int64",))
+            _, shift = conv_requant(x, w, graph.tensor(op.outputs[0]))
+            requant16.check_shifts16(op, shift, "int64")
+            return
         check_bias(op, b, w, 3)
         conv_requant(x, w, graph.tensor(op.outputs[0]))
 
@@ -147,11 +161,12 @@ class DepthwiseConv2D(OpDef):
         # single channel the scratch costs what the aliasing saves, so it is not worth it.
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         ok = depth_multiplier(graph, op) == 1 and x.shape == out.shape and x.shape[3] > 1
-        return [0] if ok else []
+        return [0] if ok and out.dtype == "int8" else []  # 16x8: no in-place kernel
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         out = graph.tensor(op.outputs[0])
-        return out.shape[1] * out.shape[2] if op.attrs.get("inplace") is not None else 0
+        inplace = op.attrs.get("inplace") is not None and out.dtype == "int8"
+        return out.shape[1] * out.shape[2] if inplace else 0
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, w, b = (list(inputs) + [None])[:3]
@@ -171,6 +186,8 @@ class DepthwiseConv2D(OpDef):
             acc += b.astype(np.int64)
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
+        if ot.dtype == "int16":
+            return [requant16.requantize16(acc, mult, shift, "int64", ot, lo, hi)]
         return [requantize_acc(acc, mult, shift, ot.zero_point, lo, hi)]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
@@ -185,8 +202,19 @@ class DepthwiseConv2D(OpDef):
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
-        consts = weight_consts(wt, b, mult, shift)
         inplace = op.attrs.get("inplace") is not None
+        if ot.dtype == "int16":
+            consts = requant16.weight_consts16(wt, b, mult, shift, "int64")
+            io_args = [Arg("tensor", op.inputs[0], "const int16_t"),
+                       Arg("const", "filter", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", "const int64_t"),
+                       Arg("tensor", op.outputs[0], "int16_t")]
+        else:
+            consts = weight_consts(wt, b, mult, shift)
+            io_args = [Arg("tensor", op.inputs[0], "const int8_t"),
+                       Arg("const", "filter", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", "const int32_t"),
+                       Arg("tensor", op.outputs[0], "int8_t")]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_depthwise_conv_params_t",
@@ -198,12 +226,9 @@ class DepthwiseConv2D(OpDef):
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
                 "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
             },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("const", "filter", "const int8_t"),
-                  Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")]
-            + ([Arg("scratch", "", "int8_t")] if inplace else []),
+            args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
-            sources=["te_common.h", "te_simd.h", "te_depthwise.h", "te_depthwise.c"],
+            sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_depthwise.h",
+                     "te_depthwise.c"],
             scratch_bytes=self.scratch_bytes(graph, op),
         )

@@ -1,4 +1,5 @@
-"""FULLY_CONNECTED: int8 matrix-vector product over a batch of rows, weights [out, in].
+"""FULLY_CONNECTED: int8 matrix-vector product over a batch of rows, weights [out, in]; and 16x8
+(int16 activations, int8 weights, int64 or int32 bias; tinyengine/ops/requant16.py).
 
 Reference semantics: TFLite's reference_integer_ops::FullyConnected (per-tensor weights, whose
 zero point is applied as `weights_offset`) and FullyConnectedPerChannel (per-channel weights along
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
+from . import requant16
 from .base import (
     Arg,
     OpDef,
@@ -36,9 +38,10 @@ from .common import (
     act_limits,
     check_activation,
     check_bias,
-    check_int8_io,
+    check_io,
     conv_requant,
     fb_activation,
+    io_dtype,
     require_inputs,
     tflite_import,
     tflite_options,
@@ -75,7 +78,7 @@ def fc_geometry(graph: Graph, op: Op) -> tuple[int, int, int]:
 @register
 class FullyConnected(OpDef):
     kind = "FULLY_CONNECTED"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "none"
     onnx_types = ("Gemm", "MatMul")
     not_applicable = frozenset({"window", "scratch_bytes"})
@@ -87,12 +90,14 @@ class FullyConnected(OpDef):
         if o.WeightsFormat() != 0:
             raise UnsupportedError("FULLY_CONNECTED with shuffled weights is not supported")
         return tflite_import({"activation": TFLITE_ACTIVATION[o.FusedActivationFunction()],
-                              "keep_num_dims": bool(o.KeepNumDims())}, 3, inputs)
+                              "keep_num_dims": bool(o.KeepNumDims()),
+                              **requant16.bias_type_attr(o)}, 3, inputs)
 
     def to_tflite(self, fb: ModuleType, graph: Graph, op: Op) -> TfliteLowering:
         o = fb.FullyConnectedOptionsT()
         o.fusedActivationFunction = fb_activation(fb, op)
         o.keepNumDims = bool(op.attrs.get("keep_num_dims", False))
+        requant16.set_bias_type(fb, o, op)
         return TfliteLowering("FullyConnectedOptions", o)
 
     def from_onnx(self, b: OnnxBuilder, i: int, node: NodeProto) -> None:
@@ -110,19 +115,22 @@ class FullyConnected(OpDef):
         return QuantRule(weights={1: 0}, weights_per_tensor=True)
 
     def kernel(self, graph: Graph, op: Op) -> str:
+        if io_dtype(graph, op) == "int16":
+            acc32 = requant16.accumulator(graph, op) == "int32"
+            return "te_fully_connected_acc32_s16" if acc32 else "te_fully_connected_s16"
         return "te_fully_connected_s8"
 
 
     def check(self, graph: Graph, op: Op) -> None:
         require_inputs(op, ("input", "weights"), ("bias",))
-        check_int8_io(graph, op)
+        dtype = check_io(graph, op, dtypes=("int8", "int16"))
         check_activation(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         where = f"op {op.name} ({op.kind})"
         if w.dtype != "int8" or w.quant is None or not w.is_const or len(w.shape) != 2:
-            raise UnsupportedError(f"{where}: weights {w.name} must be a constant 2-D int8 "
-                                   "tensor [out, in]")
+            raise UnsupportedError(f"{where}: weights {w.name} {w.dtype} {w.shape} must be a "
+                                   "constant 2-D int8 tensor [out, in]")
         if w.quant.per_channel:
             if w.quant.axis != 0:
                 raise UnsupportedError(f"{where}: weights {w.name} are quantised along axis "
@@ -138,6 +146,11 @@ class FullyConnected(OpDef):
         if op.attrs.get("keep_num_dims", False) and x.shape[-1] != w.shape[1]:
             raise UnsupportedError(f"{where}: keep_num_dims needs the input's last dimension "
                                    f"{x.shape[-1]} to equal the {w.shape[1]} input features")
+        if dtype == "int16":
+            requant16.check_bias16(op, b, w, 0, ("int64", "int32"), filter_offset(w))
+            _, shift = conv_requant(x, w, graph.tensor(op.outputs[0]))
+            requant16.check_shifts16(op, shift, requant16.accumulator(graph, op))
+            return
         check_bias(op, b, w, 0)
         conv_requant(x, w, graph.tensor(op.outputs[0]))
 
@@ -164,6 +177,10 @@ class FullyConnected(OpDef):
             acc += b.astype(np.int64)
         mult, shift = fc_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
+        if ot.dtype == "int16":
+            y = requant16.requantize16(acc, mult, shift, requant16.accumulator(graph, op), ot,
+                                       lo, hi)
+            return [y.reshape(ot.shape)]
         return [requantize_acc(acc, mult, shift, ot.zero_point, lo, hi).reshape(ot.shape)]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
@@ -174,7 +191,19 @@ class FullyConnected(OpDef):
         mult, shift = fc_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
-        consts = weight_consts(wt, b, mult, shift, "weights")
+        if ot.dtype == "int16":
+            acc = requant16.accumulator(graph, op)
+            consts = requant16.weight_consts16(wt, b, mult, shift, acc, "weights")
+            io_args = [Arg("tensor", op.inputs[0], "const int16_t"),
+                       Arg("const", "weights", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", requant16.bias_ctype16(acc)),
+                       Arg("tensor", op.outputs[0], "int16_t")]
+        else:
+            consts = weight_consts(wt, b, mult, shift, "weights")
+            io_args = [Arg("tensor", op.inputs[0], "const int8_t"),
+                       Arg("const", "weights", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", "const int32_t"),
+                       Arg("tensor", op.outputs[0], "int8_t")]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_fully_connected_params_t",
@@ -184,12 +213,9 @@ class FullyConnected(OpDef):
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
                 "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
             },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("const", "weights", "const int8_t"),
-                  Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=io_args,
             consts=consts,
-            sources=["te_common.h", "te_simd.h", "te_fc.h", "te_fc.c"],
+            sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_fc.h", "te_fc.c"],
         )
 
 

@@ -1,13 +1,19 @@
-"""TRANSPOSE_CONV: int8 transposed convolution, per-channel (or per-tensor) int8 weights OHWI.
+"""TRANSPOSE_CONV: int8 transposed convolution, per-channel (or per-tensor) int8 weights OHWI; and
+16x8 (int16 activations, int8 weights, int64 or int16 bias; tinyengine/ops/requant16.py).
 
 Reference semantics: TFLM's transpose_conv.cc, int8 path (reference_integer_ops::TransposeConv).
+Its 16x8 path sums in int64 (an int16 bias widened to int64), requantises with the int64 rule and
+applies no offsets (symmetric int16).
 Every input pixel (y, x) scatters (q - zp_in) * w[oc, ky, kx, ic] into output pixel
 (y * stride_h - pad_h + ky, x * stride_w - pad_w + kx) when that lies inside the output; the int32
 accumulators wrap like TFLite's, then bias, per-channel requantisation (CONV_2D's multipliers,
 PopulateConvolutionQuantizationParams), output offset and the fused activation's clamp. The
 filter's zero point is never applied, so we require symmetric weights.
 
-The output shape is TFLite's constant int32 input 0; the IR keeps it in attrs["output_shape"].
+The output shape is TFLite's int32 input 0; the IR keeps it in attrs["output_shape"] when it is a
+constant. When it is not (a model that feeds it as a graph input, as the SEANet ones do), the
+attr is absent and the output tensor's own shape is the output shape: TFLM too takes the output
+size from the output tensor and never reads that input's values.
 TFLM takes the padding from the output size: pad = ComputePaddingWithOffset(stride, 1,
 out_size, filter, ComputeOutSize(padding, out_size, filter, stride)), i.e. CONV_2D's padding of a
 convolution from the output back to the input. We accept only output sizes that such a
@@ -24,6 +30,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
+from . import requant16
 from .base import (
     Arg,
     OpDef,
@@ -39,11 +46,12 @@ from .common import (
     act_limits,
     check_activation,
     check_bias,
-    check_int8_io,
+    check_io,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
+    io_dtype,
     keep_inputs,
     out_size,
     pad_before,
@@ -56,7 +64,7 @@ from .conv import requantize_acc
 if TYPE_CHECKING:
     from types import ModuleType
 
-SOURCES = ["te_common.h", "te_transpose_conv.h", "te_transpose_conv.c"]
+SOURCES = ["te_common.h", "te_requant16.h", "te_transpose_conv.h", "te_transpose_conv.c"]
 
 
 def transpose_pad(out: int, filt: int, stride: int, padding: str) -> int:
@@ -64,10 +72,17 @@ def transpose_pad(out: int, filt: int, stride: int, padding: str) -> int:
     return pad_before(out, filt, stride, 1, out_size(out, filt, stride, 1, padding))
 
 
+def output_shape(graph: Graph, op: Op) -> tuple[int, ...]:
+    """The output shape: the constant of TFLite's input 0, else the output tensor's shape."""
+    if "output_shape" in op.attrs:
+        return tuple(int(d) for d in op.attrs["output_shape"])
+    return tuple(int(d) for d in graph.tensor(op.outputs[0]).shape)
+
+
 def geometry(graph: Graph, op: Op) -> tuple[int, int, int, int]:
     """(out_h, out_w, pad_h, pad_w)."""
     w = graph.tensor(op.inputs[1])
-    _, oh, ow, _ = op.attrs["output_shape"]
+    _, oh, ow, _ = output_shape(graph, op)
     sh, sw = op.attrs["stride"]
     padding = op.attrs["padding"]
     return (int(oh), int(ow), transpose_pad(int(oh), w.shape[1], sh, padding),
@@ -82,11 +97,11 @@ def taps_inside(in_size: int, filt: int, stride: int, pad: int, out: int) -> int
 @register
 class TransposeConv(OpDef):
     kind = "TRANSPOSE_CONV"
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "none"
     onnx_types = ("ConvTranspose",)
-    # The kernel gathers each output pixel's taps: no int32 buffer of the whole output (TFLM's
-    # scratch), so no scratch at all.
+    # The kernel gathers each output pixel's taps: no int32 (16x8: int64) buffer of the whole
+    # output (TFLM's scratch), so no scratch at all.
     not_applicable = frozenset({"window", "scratch_bytes"})
 
     # -- semantics ----------------------------------------------------------------------------
@@ -97,13 +112,13 @@ class TransposeConv(OpDef):
                 or len(op.outputs) != 1:
             raise UnsupportedError(f"{where}: needs inputs (input, weights[, bias]) and one "
                                    f"output, got {op.inputs} -> {op.outputs}")
-        check_int8_io(graph, op)
+        dtype = check_io(graph, op, dtypes=("int8", "int16"))
         check_activation(op)
         x, w, b = (graph.op_inputs(op) + [None])[:3]
         assert x is not None and w is not None
         if w.dtype != "int8" or w.quant is None or not w.is_const or len(w.shape) != 4:
-            raise UnsupportedError(f"{where}: weights {w.name} must be a constant 4-D int8 "
-                                   "tensor (OHWI)")
+            raise UnsupportedError(f"{where}: weights {w.name} {w.dtype} {w.shape} must be a "
+                                   "constant 4-D int8 tensor (OHWI)")
         if np.any(w.quant.zero_point != 0):
             raise UnsupportedError(f"{where}: weights {w.name} have a non-zero zero point "
                                    "(TFLite's transposed convolution needs symmetric weights)")
@@ -115,7 +130,7 @@ class TransposeConv(OpDef):
         if x.shape[3] != w.shape[3]:
             raise UnsupportedError(f"{where}: input {x.name} has {x.shape[3]} channels but "
                                    f"weights {w.name} {w.shape} (OHWI) take {w.shape[3]}")
-        shape = tuple(int(d) for d in op.attrs.get("output_shape", ()))
+        shape = output_shape(graph, op)
         if len(shape) != 4 or min(shape) < 1:
             raise UnsupportedError(f"{where}: output shape {shape} must be 4 positive NHWC dims")
         if shape[0] != x.shape[0] or shape[3] != w.shape[0]:
@@ -134,11 +149,16 @@ class TransposeConv(OpDef):
                     f"{where}: output {name} {shape[axis]} does not fit input {x.name} "
                     f"{x.shape}: a {padding} convolution with filter {w.shape[axis]} and stride "
                     f"{stride[axis - 1]} maps it to {back}, not {x.shape[axis]}")
+        if dtype == "int16":  # TFLM's 16x8 path reads an int64 bias, or widens an int16 one
+            requant16.check_bias16(op, b, w, 0, ("int64", "int16"))
+            _, shift = conv_requant(x, w, graph.tensor(op.outputs[0]))
+            requant16.check_shifts16(op, shift, "int64")
+            return
         check_bias(op, b, w, 0)
         conv_requant(x, w, graph.tensor(op.outputs[0]))
 
     def infer_shapes(self, graph: Graph, op: Op) -> list[tuple[int, ...]]:
-        return [tuple(int(d) for d in op.attrs["output_shape"])]
+        return [output_shape(graph, op)]
 
     def macs(self, graph: Graph, op: Op) -> int:
         # The multiply-accumulates the scatter performs: taps that land outside are skipped.
@@ -174,12 +194,15 @@ class TransposeConv(OpDef):
             acc = acc + b.astype(np.int64)
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
+        if ot.dtype == "int16":  # int64 sums never wrap: the canvas is exact
+            return [requant16.requantize16(acc, mult, shift, "int64", ot, lo, hi)]
         return [requantize_acc(acc, mult, shift, ot.zero_point, lo, hi)]
 
     # -- C ------------------------------------------------------------------------------------
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_transpose_conv_s8"
+        return "te_transpose_conv_s16" if io_dtype(graph, op) == "int16" else \
+            "te_transpose_conv_s8"
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         xt, wt, ot = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
@@ -190,6 +213,18 @@ class TransposeConv(OpDef):
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
         assert wt.quant is not None
+        if ot.dtype == "int16":
+            consts = requant16.weight_consts16(wt, b, mult, shift, "int64")
+            io_args = [Arg("tensor", op.inputs[0], "const int16_t"),
+                       Arg("const", "filter", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", "const int64_t"),
+                       Arg("tensor", op.outputs[0], "int16_t")]
+        else:
+            consts = weight_consts(wt, b, mult, shift)
+            io_args = [Arg("tensor", op.inputs[0], "const int8_t"),
+                       Arg("const", "filter", "const int8_t"),
+                       Arg("const", "bias" if b is not None else "", "const int32_t"),
+                       Arg("tensor", op.outputs[0], "int8_t")]
         return OpEmission(
             kernel=self.kernel(graph, op),
             params_type="te_transpose_conv_params_t",
@@ -199,11 +234,8 @@ class TransposeConv(OpDef):
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
                 "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
             },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("const", "filter", "const int8_t"),
-                  Arg("const", "bias" if b is not None else "", "const int32_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
-            consts=weight_consts(wt, b, mult, shift),
+            args=io_args,
+            consts=consts,
             sources=list(SOURCES),
         )
 
@@ -213,11 +245,15 @@ class TransposeConv(OpDef):
         o = tflite_options(operator, "TransposeConvOptions")
         if o is None:
             raise UnsupportedError("TRANSPOSE_CONV without options (padding and strides)")
-        shape = tflite_const(inputs, 0, "TRANSPOSE_CONV's output shape (input 0)")
-        attrs = {"output_shape": tuple(int(d) for d in np.asarray(shape).ravel()),
-                 "stride": (o.StrideH(), o.StrideW()),
-                 "padding": TFLITE_PADDING[o.Padding()],
-                 "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()]}
+        attrs: dict[str, Any] = {"stride": (o.StrideH(), o.StrideW()),
+                                 "padding": TFLITE_PADDING[o.Padding()],
+                                 "activation": TFLITE_ACTIVATION[o.FusedActivationFunction()]}
+        if inputs and inputs[0] is not None and inputs[0].data is not None:
+            shape = tflite_const(inputs, 0, "TRANSPOSE_CONV's output shape (input 0)")
+            attrs["output_shape"] = tuple(int(d) for d in np.asarray(shape).ravel())
+        elif not inputs or inputs[0] is None:
+            raise UnsupportedError("TRANSPOSE_CONV's output shape (input 0) is absent")
+        # else a runtime tensor: TFLM ignores its values, the output tensor's shape rules
         _, weights, x, bias = (keep_inputs(4, inputs) + [None])[:4]
         return TfliteImport(attrs, [x, weights, bias])
 
@@ -226,7 +262,7 @@ class TransposeConv(OpDef):
         o.padding = fb_padding(fb, op)
         o.strideH, o.strideW = (int(s) for s in op.attrs["stride"])
         o.fusedActivationFunction = fb_activation(fb, op)
-        shape = np.array([int(d) for d in op.attrs["output_shape"]], np.int32)
+        shape = np.array(output_shape(graph, op), np.int32)
         # TFLite's (output_shape, weights, input, bias); no bias: three inputs.
         return TfliteLowering("TransposeConvOptions", o, leading_inputs=[shape],
                               input_order=[1, 0, 2][:len(op.inputs)], omit_absent_tail=True)
