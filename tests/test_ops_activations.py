@@ -99,6 +99,20 @@ def test_hard_swish_edges_match_tflm(tflm, s_in, s_out):
                                       tflm_answer(tflm, graph, [ALL_INT8]))
 
 
+@pytest.mark.parametrize("s_in, z_in, s_out, z_out, at, want", [
+    (0.027077799809251474, -72, 0.01746385756782071, -110, 27, 44),
+    (0.0015109666437021821, 109, 0.00016433474280584011, -128, 127, 37),
+])
+def test_relu_rescale_is_a_double_quotient(tflm, s_in, z_in, s_out, z_out, at, want):
+    """TFLM's RELU multiplier is double(s_in) / double(s_out) (the installed build; its source
+    reads as a float32 quotient): with these scales the float32 quotient gives one output off by
+    one (43 and 38)."""
+    graph = unary_graph("RELU", (256,), s_in, z_in, s_out, z_out)
+    ours = run_reference(graph, [ALL_INT8])[0]
+    assert int(ours[at + 128]) == want
+    np.testing.assert_array_equal(ours, tflm_answer(tflm, graph, [ALL_INT8]))
+
+
 def prelu_graph(rng: np.random.Generator, shape: tuple[int, ...], a_shape: tuple[int, ...],
                 const: bool) -> Graph:
     s_in, z_in = float(10 ** rng.uniform(-3, 0)), int(rng.integers(-128, 128))

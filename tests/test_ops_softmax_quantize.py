@@ -262,7 +262,7 @@ def test_requantize_and_dequantize_pinned() -> None:
 
 def test_unsupported_configurations_name_the_op() -> None:
     with pytest.raises(UnsupportedError, match="op0 .*SOFTMAX.*int16"):
-        one_op("SOFTMAX", (1, 4), "int8", (0.1, 0), "int16", (1 / 65536, -32768), {"beta": 1.0})
+        one_op("SOFTMAX", (1, 4), "int16", (0.1, 0), "int8", (1 / 256, -128), {"beta": 1.0})
     with pytest.raises(UnsupportedError, match="op0 .*SOFTMAX.*float32"):
         one_op("SOFTMAX", (1, 4), "float32", None, "float32", None, {"beta": 1.0})
     with pytest.raises(UnsupportedError, match="1/256"):

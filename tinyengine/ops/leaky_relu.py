@@ -1,12 +1,16 @@
-"""LEAKY_RELU on int8 tensors: y = x for x >= 0, alpha * x below.
+"""LEAKY_RELU on int8 and int16 tensors: y = x for x >= 0, alpha * x below.
 
 Reference semantics: TFLM's leaky_relu.cc (CalculateOpDataLeakyRelu) and
-reference_ops::QuantizeLeakyRelu. Two multipliers, both from float32 ratios widened to double:
-  identity: QuantizeMultiplier(double(float(s_in / s_out)))
-  alpha:    QuantizeMultiplier(double(float(float(s_in * alpha) / s_out)))
+reference_ops::QuantizeLeakyRelu. Two multipliers, from double arithmetic on the float32 values
+for int8 and int16 alike, as the installed TFLM computes both (see activations.py on the
+ratio):
+  identity: QuantizeMultiplier(double(s_in) / double(s_out))
+  alpha:    QuantizeMultiplier(double(s_in) * double(alpha) / double(s_out))
 With v = x - zp_in, y = zp_out + MultiplyByQuantizedMultiplier(v, identity) for v >= 0, else
 +-MultiplyByQuantizedMultiplier(v, |alpha multiplier|) (a negative alpha gives a negative
-multiplier, whose magnitude is applied and whose sign is applied afterwards), clamped to int8.
+multiplier, whose magnitude is applied and whose sign is applied afterwards), clamped to the
+type's range. TFLM's int16 path (QuantizeLeakyRelu<int16_t>) is the same arithmetic clamped to
+[-32768, 32767]; the engine's int16 activations are symmetric (zero points 0).
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from .activations import UnaryActivation, check_unary, f32_ratio, rescale, where
+from .activations import UnaryActivation, check_unary, rescale, scale_ratio, where
 from .base import OpEmission, TfliteImport, TfliteLowering, register
-from .common import clamp_int8, tflite_import, tflite_options
+from .common import SUFFIX, clamp_to, io_dtype, tflite_import, tflite_options
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -34,8 +38,8 @@ if TYPE_CHECKING:
 def leaky_params(op: Op, x: Tensor, out: Tensor) -> tuple[int, int, int, int]:
     """(identity multiplier, identity shift, alpha multiplier, alpha shift)."""
     alpha = np.float32(op.attrs["alpha"])
-    m_id, s_id = rescale(op, f32_ratio(x.scale, out.scale), "identity")
-    real_alpha = float(np.float32(np.float32(x.scale) * alpha) / np.float32(out.scale))
+    m_id, s_id = rescale(op, scale_ratio(x, out), "identity")
+    real_alpha = float(np.float32(x.scale)) * float(alpha) / float(np.float32(out.scale))
     if not np.isfinite(real_alpha):
         raise UnsupportedError(f"{where(op)}: alpha {float(alpha):g} is not finite")
     if real_alpha == 0.0:
@@ -50,16 +54,17 @@ def leaky_params(op: Op, x: Tensor, out: Tensor) -> tuple[int, int, int, int]:
 @register
 class LeakyRelu(UnaryActivation):
     kind = "LEAKY_RELU"
+    dtypes = ("int8", "int16")
     onnx_types = ("LeakyRelu",)
 
     def check(self, graph: Graph, op: Op) -> None:
-        x, out = check_unary(graph, op)
+        x, out = check_unary(graph, op, self.dtypes)
         if "alpha" not in op.attrs:
             raise UnsupportedError(f"{where(op)}: the attribute alpha is missing")
         leaky_params(op, x, out)
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return "te_leaky_relu_s8"
+        return f"te_leaky_relu_{SUFFIX[io_dtype(graph, op)]}"
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
@@ -68,7 +73,7 @@ class LeakyRelu(UnaryActivation):
         identity = quant.multiply_by_quantized_multiplier(v, m_id, s_id)
         scaled = quant.multiply_by_quantized_multiplier(v, abs(m_a), s_a)
         y = out.zero_point + np.where(v >= 0, identity, -scaled if m_a < 0 else scaled)
-        return [clamp_int8(y, -128, 127).reshape(out.shape)]
+        return [clamp_to(y, out).reshape(out.shape)]
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])

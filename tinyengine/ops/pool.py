@@ -1,9 +1,12 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D on int8 NHWC activations.
+"""AVERAGE_POOL_2D and MAX_POOL_2D on int8 and int16 NHWC activations.
 
-Pooling semantics: TFLite's reference_integer_ops::AveragePool and ::MaxPool. The window is
-clipped to the image, so padding pixels are neither summed nor counted; the average rounds half
-away from zero with C's truncating division; input and output share one quantisation (TFLM's
-PoolingPrepare insists on it), so nothing is requantised.
+Pooling semantics: TFLite's reference_integer_ops::AveragePool and ::MaxPool (the int16
+overloads are the same code on int16 values: an int32 sum, the maximum starting from -32768,
+the fused activation clamped to int16's range). The window is clipped to the image, so padding
+pixels are neither summed nor counted; the average rounds half away from zero with C's
+truncating division; input and output share one quantisation (TFLM's PoolingPrepare insists on
+it), so nothing is requantised. An int16 average's sum stays within int32 only for windows of
+at most 65535 pixels inside the image; larger ones are refused.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
 from .common import (
+    CTYPE,
+    SUFFIX,
     TFLITE_ACTIVATION,
     TFLITE_PADDING,
     act_limits,
     check_activation,
-    check_int8_io,
-    clamp_int8,
+    check_io,
+    clamp_to,
     dims4,
     fb_activation,
     fb_padding,
+    qrange,
     tflite_import,
     tflite_options,
     window_padding,
@@ -43,7 +49,7 @@ POOL_SOURCES = ["te_common.h", "te_pool.h", "te_pool.c"]
 
 
 def _check_pool(graph: Graph, op: Op) -> None:
-    check_int8_io(graph, op)
+    dtype = check_io(graph, op, 1, _Pool2D.dtypes)
     check_activation(op)
     x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     if len(x.shape) != 4:
@@ -66,6 +72,13 @@ def _check_pool(graph: Graph, op: Op) -> None:
         raise UnsupportedError(
             f"op {op.name} ({op.kind}): input {x.name} and output {out.name} must share their "
             "quantisation (TFLite pooling does not requantise)")
+    # The average sums up to min(fh, ih) * min(fw, iw) values in int32 and moves the sum half
+    # the count away from zero: the most negative total must stay >= -2^31.
+    count = min(fh, x.shape[1]) * min(fw, x.shape[2])
+    if op.kind == "AVERAGE_POOL_2D" and count * -qrange(dtype)[0] + count // 2 > 2**31:
+        raise UnsupportedError(
+            f"op {op.name} ({op.kind}): a {fh}x{fw} window over input {x.name} {x.shape} sums "
+            f"up to {count} {dtype} values, which can overflow TFLite's int32 accumulator")
 
 
 def _pool_geometry(graph: Graph, op: Op) -> tuple[Tensor, int, int, int, int, int, int]:
@@ -77,13 +90,13 @@ def _pool_geometry(graph: Graph, op: Op) -> tuple[Tensor, int, int, int, int, in
 
 
 class _Pool2D(OpDef):
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "windowed"
     not_applicable = frozenset({"scratch_bytes", "macs"})
     c_kernel = ""
 
     def kernel(self, graph: Graph, op: Op) -> str:
-        return self.c_kernel
+        return f"{self.c_kernel}_{SUFFIX[graph.tensor(op.inputs[0]).dtype]}"
 
     def from_tflite(self, operator: Any, inputs: list[Any]) -> TfliteImport:
         o = tflite_options(operator, "Pool2DOptions")
@@ -141,8 +154,8 @@ class _Pool2D(OpDef):
                 "filter_h": fh, "filter_w": fw, "stride_h": sh, "stride_w": sw,
                 "pad_h": ph, "pad_w": pw, "act_min": lo, "act_max": hi,
             },
-            args=[Arg("tensor", op.inputs[0], "const int8_t"),
-                  Arg("tensor", op.outputs[0], "int8_t")],
+            args=[Arg("tensor", op.inputs[0], f"const {CTYPE[x.dtype]}"),
+                  Arg("tensor", op.outputs[0], CTYPE[x.dtype])],
             sources=list(POOL_SOURCES),
         )
 
@@ -150,7 +163,7 @@ class _Pool2D(OpDef):
 @register
 class AveragePool2D(_Pool2D):
     kind = "AVERAGE_POOL_2D"
-    c_kernel = "te_avgpool_s8"
+    c_kernel = "te_avgpool"
     onnx_types = ("AveragePool", "GlobalAveragePool")
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -169,27 +182,30 @@ class AveragePool2D(_Pool2D):
         half = count // 2
         # C's truncating division: positive sums round up from +half, others down from -half.
         avg = np.where(total > 0, (total + half) // count, -((half - total) // count))
-        lo, hi = act_limits(op, graph.tensor(op.outputs[0]))
-        return [clamp_int8(avg, lo, hi)]
+        out = graph.tensor(op.outputs[0])
+        lo, hi = act_limits(op, out)
+        return [clamp_to(avg, out, lo, hi)]
 
 
 @register
 class MaxPool2D(_Pool2D):
     kind = "MAX_POOL_2D"
-    c_kernel = "te_maxpool_s8"
+    c_kernel = "te_maxpool"
     onnx_types = ("MaxPool",)
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, fh, fw, oh, ow, ph, pw = _pool_geometry(graph, op)
         n, _, _, c = x.shape
-        # Shift by +128 (zero point -128) so that padding reads as 0 = int8 -128, the value
-        # TFLite's max starts from; it never beats a real pixel.
+        # Shift by -min (zero point min) so that padding reads as 0 = the type's minimum, the
+        # value TFLite's max starts from; it never beats a real pixel.
+        low = qrange(x)[0]
         best = np.zeros((n, oh, ow, c), np.int64)
-        for _, _, win in padded_windows(inputs[0], -128, oh, ow, fh, fw, op.attrs["stride"],
+        for _, _, win in padded_windows(inputs[0], low, oh, ow, fh, fw, op.attrs["stride"],
                                         (1, 1), (ph, pw)):
             np.maximum(best, win, out=best)
-        lo, hi = act_limits(op, graph.tensor(op.outputs[0]))
-        return [clamp_int8(best - 128, lo, hi)]
+        out = graph.tensor(op.outputs[0])
+        lo, hi = act_limits(op, out)
+        return [clamp_to(best + low, out, lo, hi)]
 
 
 # -- interop: ONNX import and QDQ export ----------------------------------------------------

@@ -1,18 +1,20 @@
-"""MEAN and SUM: int8 reductions over any set of axes (TFLite's reduce, int8 path).
+"""MEAN and SUM: int8 and int16 reductions over any set of axes (TFLite's reduce).
 
 Semantics: TFLM's reduce.cc, EvalMeanHelper / EvalSumHelper -> reference_ops::QuantizedMeanOrSum
-(the only path TFLM takes for int8, whether or not the input and output quantisations are
-equal). Axes may be negative (from the end) and repeat (TFLite's ResolveAxis drops duplicates).
-With n input elements per output element:
+(the only path TFLM takes for int8 and int16, whether or not the input and output quantisations
+are equal; int16 runs the same arithmetic, sums in int32 too, and clamps to [-32768, 32767]).
+Axes may be negative (from the end) and repeat (TFLite's ResolveAxis drops duplicates). With n
+input elements per output element:
   (M, s) = QuantizeMultiplier(double(in_scale) / double(out_scale))
   MEAN only: k = min(floor(log2 n), 32, 31 + s);  M = (int64(M) << k) / n (truncating);  s -= k
   out = clamp(MultiplyByQuantizedMultiplier(int32(sum(q) - in_zp * n), M, s) + out_zp)
-where sum(q) wraps in int32 (AddTensorValuesWithExpectedOverflow). keep_dims only changes the
-output's dims, not its bytes.
+where sum(q) wraps in int32 (AddTensorValuesWithExpectedOverflow; for int16 possible from 65538
+elements per output on). keep_dims only changes the output's dims, not its bytes.
 
 Kernels (csrc/te_reduce.h): a reduction whose reduced axes of size > 1 form one contiguous run
-[outer][reduced][inner] runs te_mean_s8 (te_pool.c: channel-blocked, contiguous reads); any other
-set of axes runs the general te_reduce_s8. te_reduce_wrapper_s8 applies the same rule in C.
+[outer][reduced][inner] runs te_mean_s8 / _s16 (te_pool.c: channel-blocked, contiguous reads);
+any other set of axes runs the general te_reduce_s8 / _s16. te_reduce_wrapper_s8 / _s16 apply
+the same rule in C.
 """
 
 from __future__ import annotations
@@ -34,7 +36,16 @@ from .base import (
     TfliteLowering,
     register,
 )
-from .common import check_int8_io, clamp_int8, tflite_const, tflite_import, tflite_options
+from .common import (
+    CTYPE,
+    SUFFIX,
+    check_io,
+    clamp_to,
+    qrange,
+    tflite_const,
+    tflite_import,
+    tflite_options,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -106,7 +117,7 @@ def single_run(runs: list[tuple[int, bool]]) -> tuple[int, int, int] | None:
 class _Reduce(OpDef):
     """MEAN and SUM differ only in the multiplier (MEAN folds in 1/n)."""
 
-    dtypes = ("int8",)
+    dtypes = ("int8", "int16")
     patch = "none"
     not_applicable = frozenset({"window", "scratch_bytes"})
     is_mean = True
@@ -134,7 +145,7 @@ class _Reduce(OpDef):
         if len(op.inputs) != 1 or len(op.outputs) != 1:
             raise UnsupportedError(f"{where}: needs one input and one output (the axes are "
                                    f"attrs), got inputs {op.inputs}")
-        check_int8_io(graph, op)
+        check_io(graph, op, 1, self.dtypes)
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         if len(x.shape) > MAX_DIMS:
             raise UnsupportedError(f"{where}: input {x.name} has rank {len(x.shape)}; at most "
@@ -169,21 +180,22 @@ class _Reduce(OpDef):
             inputs[0].astype(np.int64)
         shifted = quant._wrap32(total - x.zero_point * count)  # TFLM sums in wrapping int32
         y = quant.multiply_by_quantized_multiplier(shifted, mult, shift) + out.zero_point
-        return [clamp_int8(y, -128, 127).reshape(out.shape)]
+        return [clamp_to(y, out).reshape(out.shape)]
 
     # -- C --------------------------------------------------------------------------------------
 
     def kernel(self, graph: Graph, op: Op) -> str:
         x = graph.tensor(op.inputs[0])
         fast = single_run(collapse(tuple(x.shape), self._axes(graph, op)))
-        return "te_mean_s8" if fast is not None else "te_reduce_s8"
+        return f"te_{'mean' if fast is not None else 'reduce'}_{SUFFIX[x.dtype]}"
 
     def emit(self, graph: Graph, op: Op) -> OpEmission:
         x, out, _, mult, shift = self._requant(graph, op)
         runs = collapse(tuple(x.shape), self._axes(graph, op))
-        q: list[CValue] = [-x.zero_point, out.zero_point, -128, 127]
-        args = [Arg("tensor", op.inputs[0], "const int8_t"),
-                Arg("tensor", op.outputs[0], "int8_t")]
+        q: list[CValue] = [-x.zero_point, out.zero_point, *qrange(out)]
+        ctype = CTYPE[x.dtype]
+        args = [Arg("tensor", op.inputs[0], f"const {ctype}"),
+                Arg("tensor", op.outputs[0], ctype)]
         fast = single_run(runs)
         if fast is not None:
             outer, red, inner = fast
@@ -194,7 +206,7 @@ class _Reduce(OpDef):
                 args=args, sources=list(POOL_SOURCES))
         pad = [0] * (MAX_DIMS - len(runs))
         return OpEmission(
-            kernel="te_reduce_s8", params_type="te_reduce_params_t",
+            kernel=self.kernel(graph, op), params_type="te_reduce_params_t",
             params={"rank": len(runs), "dims": [d for d, _ in runs] + pad,
                     "reduced": [int(r) for _, r in runs] + pad,
                     "q": q, "multiplier": mult, "shift": shift},
