@@ -21,6 +21,7 @@ from .memory.schedule import DEFAULT_MAX_MAC_OVERHEAD
 
 def compile_model(model: str | Path | Graph, output: str | Path, *, prefix: str = "model",
                   calib: Any = None, calib_method: str = "minmax", io: str | None = None,
+                  activations: str = "int8",
                   input_shape: tuple[int, ...] | None = None, target: str | None = None,
                   planner: str = "auto", patch: str = "auto",
                   max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
@@ -30,7 +31,10 @@ def compile_model(model: str | Path | Graph, output: str | Path, *, prefix: str 
     model: an int8 .tflite file; a float .onnx or float32 .tflite file with `calib`
     (calibration data: an image directory, an .npy/.npz or arrays, in the model's own layout);
     or a Graph in memory. io: for float models, "float" (default: inputs and outputs converted
-    inside the engine) or "int8". input_shape: fixes a dynamic ONNX input shape.
+    inside the engine), "int" (the quantised tensors themselves), "int8" or "int16".
+    activations: for float models, "int8" (default), "int16" (TFLite's 16x8 mode) or "mixed"
+    (int16 only where int8 loses accuracy on the calibration data).
+    input_shape: fixes a dynamic ONNX input shape.
     target: a Cortex-M core or board preset (tinyengine.target), None for the host.
     planner, patch, max_mac_overhead, stream_input: the memory options of `tinyengine compile`.
     """
@@ -40,10 +44,11 @@ def compile_model(model: str | Path | Graph, output: str | Path, *, prefix: str 
     options: dict[str, Any] = {"planner": planner, "patch": patch,
                                "max_mac_overhead": max_mac_overhead,
                                "stream_input": stream_input, "prefix": prefix, "target": target}
+    quantised_only = calib is None and (io is not None or activations != "int8")
     if isinstance(model, Graph):
-        if calib is not None or io is not None:
-            raise TinyEngineError(f"graph {model.name!r} is already int8: calib and io apply to "
-                                  "float model files")
+        if calib is not None or io is not None or activations != "int8":
+            raise TinyEngineError(f"graph {model.name!r} is already quantised: calib, io and "
+                                  "activations apply to float model files")
         return compile_graph(model, output, source=model.name, **options)
     if is_onnx(model):
         from .convert import compile_onnx
@@ -52,15 +57,15 @@ def compile_model(model: str | Path | Graph, output: str | Path, *, prefix: str 
             raise TinyEngineError(f"{model} is a float ONNX model: pass calibration data "
                                   "with --calib (a directory of images, or an .npy/.npz)")
         return compile_onnx(model, output, calib, method=calib_method, input_shape=input_shape,
-                            io=io or "float", **options)
+                            io=io or "float", activations=activations, **options)
     if calib is not None:  # a float TFLite model, quantised as ONNX models are
         from .convert import compile_tflite
 
         return compile_tflite(model, output, calib, method=calib_method, io=io or "float",
-                              **options)
-    if io is not None:
-        raise TinyEngineError(f"{model}: --io applies to float models compiled with --calib; "
-                              "an int8 model keeps its own inputs and outputs")
+                              activations=activations, **options)
+    if quantised_only:
+        raise TinyEngineError(f"{model}: --io and --activations apply to float models compiled "
+                              "with --calib; a quantised model keeps its own types")
     return compile_graph(load_model(model), output, source=str(model),
                          source_model={"format": "tflite"}, **options)
 

@@ -58,9 +58,11 @@ def _patches_json(report: dict) -> dict | None:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .api import compile_model
+    from .convert import activations_note
 
     report = compile_model(args.model, args.output, prefix=args.prefix, calib=args.calib,
                            calib_method=args.calib_method, io=args.io,
+                           activations=args.activations,
                            input_shape=_input_shape(args.input_shape), target=_target(args),
                            **_schedule_options(args))
     if args.json:
@@ -68,6 +70,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                      "ops": len(report["ops"]), "arena_bytes": report["arena_bytes"],
                      "arena_counts": report["arena_counts"],
                      "persistent_bytes": report["persistent_bytes"],
+                     "activations": report.get("source_model", {}).get("activations"),
                      "flash_bytes": report["flash_bytes"], "macs": report["macs"],
                      "patches": _patches_json(report)})
         return 0
@@ -76,7 +79,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     if report["persistent_bytes"]:
         note += f" + persistent state {report['persistent_bytes']} B"
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
-          f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}")
+          f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}"
+          f"{activations_note(report)}")
     return 0
 
 
@@ -298,9 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calib", type=Path,
                    help="float models (ONNX, float32 TFLite): calibration data (image "
                         "directory, .npy or .npz, in the model's own layout)")
-    c.add_argument("--io", choices=["float", "int8"],
+    c.add_argument("--io", choices=["float", "int", "int8", "int16"],
                    help="float models: float inputs/outputs converted inside the engine "
-                        "(default) or the int8 tensors themselves")
+                        "(default), or the quantised tensors themselves: int (of the "
+                        "activations' type), int8 or int16 (that type only)")
+    c.add_argument("--activations", choices=["int8", "int16", "mixed"], default="int8",
+                   help="float models: activation type (default: int8); int16 is TFLite's "
+                        "16x8 mode (int8 weights); mixed: int16 only in the layers where "
+                        "int8 loses accuracy on the calibration data")
     c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "mse"],
                    help="activation range estimate (default: minmax)")
     c.add_argument("--input-shape", help="ONNX: fix a dynamic input shape, e.g. 1,1,8,8")

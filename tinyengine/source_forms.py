@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import TinyEngineError
 from .inputs import as_batch
+from .ir import QRANGE
 
 _NCHW_TO_NHWC = (0, 2, 3, 1)
 _NHWC_TO_NCHW = (0, 3, 1, 2)
@@ -49,18 +50,21 @@ def source_input_batches(report: dict[str, Any], arrays: list[np.ndarray],
 def source_outputs(report: dict[str, Any], outputs: list[np.ndarray], raw: bool
                    ) -> list[np.ndarray]:
     """Engine outputs (N, *engine shape) -> the source form: layout restored, and with `raw`
-    the int8 values the model computed before its final DEQUANTIZE."""
+    the int8 (or int16) values the model computed before its final DEQUANTIZE."""
     src = {s["name"]: s for s in report.get("source_model", {}).get("outputs", [])}
     result = []
     for y, spec in zip(outputs, report["outputs"]):
         s = src.get(spec["name"])
         if raw and y.dtype.kind == "f":
             if s is None or s.get("scale") is None:
-                raise TinyEngineError(f"output {spec['name']} has no int8 form to give with --raw")
+                raise TinyEngineError(f"output {spec['name']} has no integer form to give with "
+                                      "--raw")
             # DEQUANTIZE computed y = scale * (q - zp) exactly in double then rounded to float:
             # dividing back and rounding recovers q.
-            y = np.clip(np.rint(y.astype(np.float64) / s["scale"]) + s["zero_point"], -128,
-                        127).astype(np.int8)
+            qtype = s.get("quant_dtype", "int8")  # int16 for a 16x8 model's output
+            lo, hi = QRANGE[qtype]
+            y = np.clip(np.rint(y.astype(np.float64) / s["scale"]) + s["zero_point"], lo,
+                        hi).astype(qtype)
         if s is not None and s.get("layout") == "NCHW":
             y = y.transpose((0,) + tuple(1 + a for a in _NHWC_TO_NCHW))
         result.append(y)
