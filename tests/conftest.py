@@ -17,9 +17,16 @@ MODELS = SHARED / "models"
 DATA = SHARED / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-MODEL_FILES = ["tflm_person_detect.tflite", "tiny_kws_ref_model.tflite",
-               "tiny_pretrainedResnet_quant.tflite", "tflm_micro_speech_quantized.tflite",
-               "tflm_hello_world_int8.tflite"]
+MODEL_FILES_INT8 = ["tflm_person_detect.tflite", "tiny_kws_ref_model.tflite",
+                    "tiny_pretrainedResnet_quant.tflite", "tflm_micro_speech_quantized.tflite",
+                    "tflm_hello_world_int8.tflite"]
+# int16 activations (16x8) and recurrent models with state (SVDF, LSTM): MANIFEST.md.
+MODEL_FILES_16X8 = ["tflm_keyword_scrambled.tflite", "tflm_micro_speech_lstm.tflite",
+                    *(f"tflm_seanet_{op}0.tflite" for op in (
+                        "add", "conv", "leaky_relu", "pad", "quantize", "strided_slice", "sub",
+                        "transpose_conv"))]
+# The models the engine claims: every test that sweeps "the shared models" runs these.
+MODEL_FILES = MODEL_FILES_INT8 + MODEL_FILES_16X8
 
 
 def require(condition: bool, reason: str) -> None:
