@@ -128,3 +128,18 @@ def test_state_misuse_is_refused() -> None:
     g.ops[0].outputs = ["s2"]
     with pytest.raises((UnsupportedError, TinyEngineError), match="variable"):
         verify(g)
+
+
+def test_two_engines_of_equal_sources_keep_their_own_state(tmp_path: Path) -> None:
+    """Two projects with the same sources (as whole-tensor and patch builds that came out the
+    same) are two engines: one's stream must not move the other's state."""
+    g = state_graph()
+    for d in ("a", "b"):
+        compile_graph(g, tmp_path / d, prefix="st")
+    a, b = HostModel(tmp_path / "a"), HostModel(tmp_path / "b")
+    xs = stream(np.random.default_rng(3), 4)
+    for x in xs:
+        a.invoke([x])
+    fresh = ReferenceSession(g)
+    for x in xs:
+        np.testing.assert_array_equal(b.invoke([x])[0], fresh.invoke([x])[0])

@@ -12,7 +12,9 @@ import hashlib
 import importlib.util
 import io
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,12 @@ class HostModel:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
         h.update(" ".join(HOST_CFLAGS + extra_cflags).encode())
         name = f"_tinyengine_{p}_{h.hexdigest()[:16]}"
-        if name in sys.modules:
+        # Instances of one stateless project may share one loaded library (its arena holds
+        # nothing between invokes). A stateful one gets a private copy: two HostModels of equal
+        # sources (e.g. builds with and without patches that came out the same) must not carry
+        # each other's state.
+        stateful = bool(self.report.get("persistent_bytes"))
+        if name in sys.modules and not stateful:
             mod = sys.modules[name]
             return mod.ffi, mod.lib
         build_dir = self.project / ".host"
@@ -138,7 +145,20 @@ class HostModel:
                 raise TinyEngineError(f"{self.project}: the host build failed: {e}\n"
                                       f"{log.getvalue()[-2000:]}") from None
             libs = sorted(build_dir.glob(f"{name}*.so"))
-        spec = importlib.util.spec_from_file_location(name, libs[0])
+        if stateful:
+            # The loader maps a file once per path: a copy under a fresh path has its own
+            # statics. The mapping outlives the copy's deletion.
+            with tempfile.TemporaryDirectory(prefix="tinyengine-host-") as tmp:
+                private = Path(tmp) / libs[0].name
+                shutil.copyfile(libs[0], private)
+                mod = self._load(name, private)
+            return mod.ffi, mod.lib
+        mod = self._load(name, libs[0])
+        sys.modules[name] = mod
+        return mod.ffi, mod.lib
+
+    def _load(self, name: str, lib: Path) -> Any:
+        spec = importlib.util.spec_from_file_location(name, lib)
         assert spec is not None and spec.loader is not None
         try:
             mod = importlib.util.module_from_spec(spec)
@@ -147,8 +167,7 @@ class HostModel:
             raise TinyEngineError(f"{self.project}: the host build does not load ({e}); the "
                                   "project is incomplete: compile the model again into this "
                                   "directory") from None
-        sys.modules[name] = mod
-        return mod.ffi, mod.lib
+        return mod
 
     def reset(self) -> None:
         """Reset the model's persistent state (variable tensors), as `<prefix>_reset()` does on
