@@ -155,3 +155,19 @@ def test_demo_main_job(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "bit-exact" in run.stdout and "MISMATCH" not in run.stdout
     assert (tmp_path / "demo" / "project" / "demo_model.h").is_file()
+
+
+def test_int16_model_with_an_int8_only_op_is_one_line(tmp_path):
+    """An int16 tensor at an op with no int16 path (TFLM has no int16 HARD_SWISH either): the op
+    and the type in one line, exit 2, no project left behind."""
+    from tinyengine.frontend.tflite_writer import write_tflite
+    from tinyengine.ir import Graph, Op, QuantParams, Tensor
+
+    q = QuantParams(np.array([0.001], np.float32), np.array([0], np.int64))
+    g = Graph({"x": Tensor("x", (1, 8), "int16", q), "y": Tensor("y", (1, 8), "int16", q)},
+              [Op("hs", "HARD_SWISH", ["x"], ["y"])], ["x"], ["y"])
+    path = tmp_path / "hs16.tflite"
+    path.write_bytes(write_tflite(g))
+    run = cli("compile", str(path), "-o", str(tmp_path / "out"))
+    assert_user_error(run, "HARD_SWISH", "int16")
+    assert not (tmp_path / "out").exists()
