@@ -171,3 +171,31 @@ def test_int16_model_with_an_int8_only_op_is_one_line(tmp_path):
     run = cli("compile", str(path), "-o", str(tmp_path / "out"))
     assert_user_error(run, "HARD_SWISH", "int16")
     assert not (tmp_path / "out").exists()
+
+
+def test_run_feeds_a_stateful_model_one_stream(tmp_path):
+    """`run` gives the records of a batch to one engine, in order, state carried; with
+    --independent each starts from a reset state. A one-op LSTM shows the difference."""
+    from tinyengine.frontend.tflite_writer import write_tflite
+    from tinyengine.inputs import random_inputs
+    from tinyengine.reference import ReferenceSession, run_reference
+
+    from .test_ops_lstm import lstm_graph
+
+    g = lstm_graph(5, "int8", batches=1, steps=3, n_in=6, n_state=4)
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(write_tflite(g))
+    rng = np.random.default_rng(0)
+    xs = np.stack([random_inputs(g, rng)[0] for _ in range(6)])
+    np.save(tmp_path / "x.npy", xs)
+    assert cli("compile", str(path), "-o", str(tmp_path / "p")).returncode == 0
+    session = ReferenceSession(g)
+    streamed = np.stack([session.invoke([x])[0] for x in xs])
+    independent = np.stack([run_reference(g, [x])[0] for x in xs])
+    assert not np.array_equal(streamed, independent), "the state must change the outputs"
+    for extra, want in (((), streamed), (("--independent",), independent)):
+        out = tmp_path / f"y{len(extra)}.npy"
+        run = cli("run", str(tmp_path / "p"), "--input", str(tmp_path / "x.npy"), "--output",
+                  str(out), *extra)
+        assert run.returncode == 0, run.stderr
+        np.testing.assert_array_equal(np.load(out), want)
