@@ -23,6 +23,7 @@ import tflite
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import DTYPES, Graph, Op, QuantParams, Tensor, verify
 from ..ops import CUSTOM_CODES, REGISTRY, implements
+from . import tflite_resources
 
 _BUILTIN_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -112,7 +113,14 @@ def _parse(buf: bytes, source: str, allow_float: bool = False) -> Graph:
                                "single-subgraph models (no control flow)")
     sub = model.Subgraphs(0)
     names = _unique_names(sub)
-    tensors = [_read_tensor(model, sub.Tensors(i), i, names[i]) for i in range(len(names))]
+    # Resource variables first: the RESOURCE tensors of VAR_HANDLE ops become variable tensors.
+    res = tflite_resources.scan(model, sub, source)
+    slots: list[Tensor | None] = [
+        None if i in res.resources else _read_tensor(model, sub.Tensors(i), i, names[i])
+        for i in range(len(names))]
+    assign_outputs = res.resolve(model, sub, slots, names)
+    tensors = [t for t in slots if t is not None]
+    assert len(tensors) == len(names)
     ops: list[Op] = []
     float_ops: list[int] = []  # operators computing in float32 (allow_float only)
     unsupported: list[str] = []
@@ -124,8 +132,11 @@ def _parse(buf: bytes, source: str, allow_float: bool = False) -> Graph:
         if kind == "CUSTOM":
             custom = (code.CustomCode() or b"").decode("utf-8", "replace")
             kind = CUSTOM_CODES.get(custom, f"CUSTOM({custom})")
+        if i in res.handles:
+            continue  # VAR_HANDLE: its variable is a tensor of the IR
         in_idx = [int(j) for j in raw_op.InputsAsNumpy()] if raw_op.InputsLength() else []
         out_idx = [int(j) for j in raw_op.OutputsAsNumpy()] if raw_op.OutputsLength() else []
+        out_idx = assign_outputs.get(i, out_idx)
         _check_indices(source, f"op {i} ({kind}) input", in_idx, len(names), absent_ok=True)
         _check_indices(source, f"op {i} ({kind}) output", out_idx, len(names))
         opdef = REGISTRY.get(kind)

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import TinyEngineError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor
 from ..ops import get_op, implements
+from .tflite_resources import ResourceWriter
 
 _INSTALL_HINT = ("writing .tflite files needs the flatbuffer schema of TensorFlow Lite Micro: "
                  "install the tflm extra: pip install tflite-micro")
@@ -129,7 +130,7 @@ class _ModelBuilder:
             names.pop()
         # TFLite marks an absent optional input (e.g. no bias) with index -1.
         o.inputs = leading + [self.index[n] if n else -1 for n in names] + extra
-        o.outputs = [self.index[n] for n in op.outputs]
+        o.outputs = [] if lowered.no_outputs else [self.index[n] for n in op.outputs]
         o.builtinOptionsType = int(getattr(fb.BuiltinOptions, lowered.options_type))
         o.builtinOptions = lowered.options
         return o
@@ -141,9 +142,14 @@ def write_tflite(graph: Graph) -> bytes:
     import flatbuffers  # a dependency of tflite-micro, so present whenever the schema is
 
     mb = _ModelBuilder(fb)
+    resources = ResourceWriter(fb, graph)  # READ/ASSIGN_VARIABLE's variables, VAR_HANDLE ops
     for t in graph.tensors.values():
-        mb.add_ir_tensor(t)
-    operators = [mb.add_op(graph, op) for op in graph.ops]
+        if not resources.add_tensor(mb, t):
+            mb.add_ir_tensor(t)
+    operators = []
+    for op in graph.ops:
+        operators += resources.handles_before(mb, op)
+        operators.append(mb.add_op(graph, op))
 
     sub = fb.SubGraphT()
     sub.tensors = mb.tensors

@@ -97,6 +97,9 @@ class TfliteLowering:
     # TRANSPOSE_CONV's (weights, input, bias) after its output-shape leading input.
     input_order: list[int] | None = None
     custom_code: str = ""  # for CUSTOM ops: the custom code, options_type "NONE"
+    # Write the operator with no outputs: TFLite's ASSIGN_VARIABLE has none, where the IR gives
+    # every op one (there an unread view of the value, left out of the file).
+    no_outputs: bool = False
 
 
 @dataclass
