@@ -14,7 +14,12 @@ Quantisation follows the 16x8 converter: every int16 activation symmetric (zero 
 scale that covers an estimate of its real spread, data movement keeps its input's parameters,
 LOGISTIC / TANH / SOFTMAX outputs 2^-15; a join whose inputs differ in parameters gets them from
 its producers where they requantise, else through an int16 -> int16 QUANTIZE. QUANTIZE's
-int8 <-> int16 pairs appear as a detour through int8.
+int8 <-> int16 and int16 <-> int32 pairs appear as detours through int8 or int32 (zero point 0,
+a finer scale). TRANSPOSE_CONV takes int8 weights and an int64 bias, as CONV_2D does.
+
+Float I/O: where QUANTIZE and DEQUANTIZE take float32, a graph may read a float32 input through a
+QUANTIZE float32 -> int16 and give its main output through a DEQUANTIZE int16 -> float32 (always
+when DEQUANTIZE is focused: no other step emits it).
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ MOVEMENT_KINDS = ("CONCATENATION", "PAD", "STRIDED_SLICE", "SLICE", "RESHAPE", "
                   "SQUEEZE", "EXPAND_DIMS", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
 UNARY_KINDS = ("RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH")
 BINARY_KINDS = ("ADD", "SUB", "MUL")
-OTHER_KINDS = BINARY_KINDS + ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") + \
-    UNARY_KINDS + ("SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE")
+OTHER_KINDS = BINARY_KINDS + ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+                              "TRANSPOSE_CONV") + UNARY_KINDS + \
+    ("SOFTMAX", "MEAN", "SUM", "AVERAGE_POOL_2D", "MAX_POOL_2D", "QUANTIZE", "DEQUANTIZE")
 CANDIDATE_KINDS = MOVEMENT_KINDS + OTHER_KINDS
 INT16_MAX = 32767
 _MAX_ELEMENTS = 1024  # steps that would grow a tensor past this are followed by a shrink
@@ -55,6 +61,13 @@ def int16_kinds() -> tuple[str, ...]:
         except UnsupportedError:  # not registered at all
             continue
     return tuple(out)
+
+
+def float_io(kinds: tuple[str, ...]) -> tuple[bool, bool]:
+    """(a float32 input through QUANTIZE may be drawn, a float32 output through DEQUANTIZE may)."""
+    def takes_float(kind: str) -> bool:
+        return kind in kinds and "float32" in get_op(kind).dtypes
+    return takes_float("QUANTIZE"), takes_float("DEQUANTIZE")
 
 
 class _Retry(Exception):
@@ -297,6 +310,22 @@ class Int16Builder(_MixedBuilder):
         self.op("QUANTIZE", [q8], [y])
         return y
 
+    def quantize32_detour(self, x: str) -> str:
+        """int16 -> QUANTIZE -> int32 (zero point 0, up to 2^12 times finer) -> QUANTIZE ->
+        int16: TFLM's Requantize both ways, with int32 values far beyond int16's."""
+        q32 = self.tensor(self.shape(x), "int32",
+                          _qp(self.tensors[x].scale * 2.0 ** -self.rng.uniform(0.0, 12.0), 0))
+        self.rms[q32] = self.rms[x]
+        self.op("QUANTIZE", [x], [q32])
+        y = self.activation(self.shape(q32), self.rms[q32], "NONE")
+        self.op("QUANTIZE", [q32], [y])
+        return y
+
+    def reduce16(self, x: str, kind: str = "", keep_dims: bool = True, first: int = 1) -> str:
+        """MEAN or SUM (whichever runs on int16; `kind` forces one) over random axes."""
+        kind = kind or str(self.rng.choice(self.available(("MEAN", "SUM"))))
+        return self.reduce(x, kind, self.random_axes(len(self.shape(x)), first), keep_dims)
+
     def softmax16(self, x: str) -> str:
         y = self.tensor(self.shape(x), "int16", _qp(1.0 / 32768.0, 0))
         self.rms[y] = 0.5
@@ -374,16 +403,20 @@ _STEPS: dict[str, tuple[tuple[str, ...], Step]] = {
     "depthwise": (("DEPTHWISE_CONV_2D",), lambda b, x: b.depthwise(x)),
     "pool": (("MAX_POOL_2D",), lambda b, x: b.pool16(x)),
     "avg_pool": (("AVERAGE_POOL_2D",), lambda b, x: b.pool16(x, "AVERAGE_POOL_2D")),
-    "mean": (("MEAN",), lambda b, x: b.reduce(x, "MEAN", b.random_axes(4), keep_dims=True)),
+    "mean": (("MEAN",), lambda b, x: b.reduce16(x, "MEAN")),
+    "sum": (("SUM",), lambda b, x: b.reduce16(x, "SUM")),
+    "transpose_conv": (("TRANSPOSE_CONV",), lambda b, x: b.transpose_conv(x)),
     "quantize": (("QUANTIZE",), lambda b, x: b.quantize_detour(x)),
+    "quantize32": (("QUANTIZE",), lambda b, x: b.quantize32_detour(x)),
     "softmax": (("SOFTMAX",), lambda b, x: b.softmax16(x)),
     "fc": (("FULLY_CONNECTED", "RESHAPE"), lambda b, x: b.fc_step(x)),
 }
 
 
 # Joins and splits are drawn more often than the rest (their views are rarer: they need an outer
-# axis, aligned slices and inputs that die at the join).
-_WEIGHT = {"split_concat": 3.0, "fan_concat": 3.0, "unpack_pack": 2.0}
+# axis, aligned slices and inputs that die at the join), and so is TRANSPOSE_CONV (its 16x8
+# kernel is the only one that scatters, and a fifth of its draws have no bias).
+_WEIGHT = {"split_concat": 3.0, "fan_concat": 3.0, "unpack_pack": 2.0, "transpose_conv": 2.0}
 # Steps that can run patch by patch (windowed or element-wise): the first step is one of them
 # half of the time, so patch-based inference gets a stage to cut.
 _PATCHABLE = ("stem", "stem", "unary", "binary_const", "pad", "conv", "depthwise", "residual")
@@ -407,24 +440,27 @@ def _focus_step(kind: str) -> Step:
             return b.through_rank5(x) if pick else b.through_rank3(x)
         if kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             return b.pool16(x, kind)
+        if kind == "QUANTIZE":
+            return b.quantize_detour(x) if pick else b.quantize32_detour(x)
         name = {"TRANSPOSE": "transpose", "SLICE": "slice", "STRIDED_SLICE": "strided_slice",
                 "PAD": "pad", "RESHAPE": "reshape", "CONV_2D": "conv",
                 "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fc", "MEAN": "mean",
-                "QUANTIZE": "quantize", "SOFTMAX": "softmax"}[kind]
+                "SUM": "sum", "TRANSPOSE_CONV": "transpose_conv", "SOFTMAX": "softmax"}[kind]
         return _STEPS[name][1](b, x)
     return step
 
 
 def _head(b: Int16Builder, x: str) -> str:
-    """Optionally end below rank 4: a MEAN, a SQUEEZE, a shrinking STRIDED_SLICE, or a
+    """Optionally end below rank 4: a MEAN or SUM, a SQUEEZE, a shrinking STRIDED_SLICE, or a
     classifier (flatten, FULLY_CONNECTED, maybe SOFTMAX)."""
     rng = b.rng
-    heads = ["none", "none", "squeeze", "shrink"] + ["reduce"] * b.has("MEAN") + \
+    heads = ["none", "none", "squeeze", "shrink"] + \
+        ["reduce"] * bool(b.available(("MEAN", "SUM"))) + \
         ["classifier"] * b.has("FULLY_CONNECTED")
     head = str(rng.choice(heads))
     shape = b.shape(x)
     if head == "reduce":
-        return b.reduce(x, "MEAN", b.random_axes(4, 0), False)
+        return b.reduce16(x, keep_dims=False, first=0)
     if head == "squeeze":
         if 1 not in shape:
             return x
@@ -452,14 +488,24 @@ def random_graph_int16(rng: np.random.Generator, max_ops: int = 5,
     """A random int16 graph: 1 to `max_ops` random steps on a random NHWC input, plus a step
     sure to emit each kind in `focus` (where its check accepts one of a few draws), then maybe a
     lower-rank head and a second output from inside the graph. Only kinds in `kinds` (default:
-    int16_kinds() now) are used. It always passes verify()."""
+    int16_kinds() now) are used. The input is float32 (QUANTIZE'd to int16) one time in four,
+    the main output float32 (DEQUANTIZE'd) one in four and whenever DEQUANTIZE is focused,
+    where those ops take float32. It always passes verify()."""
     kinds = int16_kinds() if kinds is None else kinds
     b = Int16Builder(rng, kinds=kinds)
     shape = (1, int(rng.integers(2, 17)), int(rng.integers(2, 17)),
              int(rng.choice([1, 2, 3, 4, 4, 6, 8])))
     scale = 10.0 ** rng.uniform(-4.5, -2.5)
-    x = b.tensor(shape, "int16", _qp(scale, 0))
-    b.rms[x] = scale * 65536.0 / math.sqrt(12.0)  # uniform over the int16 range
+    may_float_in, may_float_out = float_io(kinds)
+    float_in = may_float_in and bool(rng.random() < 0.25)
+    float_out = may_float_out and ("DEQUANTIZE" in focus or bool(rng.random() < 0.25))
+    focus = tuple(k for k in focus if k != "DEQUANTIZE")
+    x = b.tensor(shape, "float32", None) if float_in else ""
+    y = b.tensor(shape, "int16", _qp(scale, 0))
+    b.rms[y] = scale * 65536.0 / math.sqrt(12.0)  # uniform over the int16 range
+    if float_in:  # random_inputs() draws over the range this QUANTIZE represents
+        b.op("QUANTIZE", [x], [y])
+    x = x or y
     usable = [name for name, (need, _) in _STEPS.items() if b.has(*need)
               and (name != "unary" or b.available(UNARY_KINDS))
               and (name != "binary_const" or b.available(BINARY_KINDS))]
@@ -471,12 +517,15 @@ def random_graph_int16(rng: np.random.Generator, max_ops: int = 5,
     steps: list[Step] = [_STEPS[name][1] for name in names]
     for kind in focus:
         steps.insert(int(rng.integers(0, len(steps) + 1)), _focus_step(kind))
-    y = x
     for step in steps:
         y = b.attempt(step, y)
         while b.tensors[y].size > _MAX_ELEMENTS:
             y = b.shrink(y)
     y = b.attempt(_head, y, fallback=lambda b, x: x)
+    if float_out:
+        z = b.tensor(b.shape(y), "float32", None)
+        b.op("DEQUANTIZE", [y], [z])
+        y = z
     outputs = [y]
     inner = [n for op in b.ops for n in op.outputs if n != y and b.tensors[n].dtype == "int16"]
     if inner and rng.random() < 0.25:

@@ -1,15 +1,18 @@
 """Property tests on seeded random int16 graphs (TFLite's 16x8 mode): every op kind of
 random_graphs_int16.CANDIDATE_KINDS whose int16 path exists when the tests are collected
 (`int16_kinds()`), mixed in chains with splits, joins, detours through other ranks and through
-int8, so that the int16 kernels, the planner (in-place marks, concatenation and split views at
-byte offsets of 2-byte elements, patches), the code generator and the TFLite writer meet shapes
-nobody wrote by hand:
+int8 or int32, some read from a float32 input and given as a float32 output (QUANTIZE,
+DEQUANTIZE), so that the int16 kernels, the planner (in-place marks, concatenation and split
+views at byte offsets of 2-byte elements, patches), the code generator and the TFLite writer
+meet shapes nobody wrote by hand:
 - generated C == numpy reference == TFLM, with the default patch search and with patches off;
 - the final memory schedules keep their invariants (tests/test_schedule_invariants.py), and
   every int16 buffer starts on a 2-byte boundary;
 - one project builds and runs clean under ASan/UBSan;
-- across the seeds every included kind occurs, both kinds of views are taken (a join's
-  inputs, a split's or slice's outputs) and patch-based inference takes a stage.
+- across the seeds every included kind occurs (QUANTIZE with each of its float32 -> int16,
+  int8 <-> int16, int16 <-> int32 and int16 -> int16 pairs, TRANSPOSE_CONV with an int64
+  bias), graph inputs are float32 and int16, both kinds of views are taken (a join's inputs, a
+  split's or slice's outputs) and patch-based inference takes a stage.
 
 Graph i is random_graph_int16(default_rng(SEED_BASE + i), focus=KINDS[i::N_SEEDS]). The slow
 sweep runs SWEEP_SEEDS more graphs, each focused on one kind in turn.
@@ -31,7 +34,7 @@ from tinyengine.memory.schedule import Schedule, schedule
 from tinyengine.verify import verify_graph
 
 from .conftest import require
-from .random_graphs_int16 import MOVEMENT_KINDS, int16_kinds, random_graph_int16
+from .random_graphs_int16 import MOVEMENT_KINDS, float_io, int16_kinds, random_graph_int16
 from .sanitized import check_sanitized_demo
 from .test_schedule_invariants import check_schedule
 
@@ -40,9 +43,15 @@ N_SEEDS = 12
 SWEEP_SEEDS = 48
 MAX_OPS = 5
 SEED_BASE = 4000
-# The graph built under the sanitizers: its schedule holds a concatenation view, split output
-# views and (with --patch auto) a patch stage, over int16 ops of 15 kinds.
-SANITIZED_SEED = 7
+# The graph built under the sanitizers: the one seed of 0..599 whose schedule (--patch auto)
+# holds a concatenation view, split output views and a patch stage at once (outside the sweep's
+# seeds): 21 ops of 13 kinds on int16, its input float32 (QUANTIZE float32 -> int16), a
+# TRANSPOSE_CONV with an int64 bias and an int8 detour.
+SANITIZED_SEED = 249
+# QUANTIZE's (input, output) types the seeds must hold: the generator's detours and joins, and
+# the float32 input where QUANTIZE takes one.
+QUANTIZE_PAIRS = {("int16", "int8"), ("int8", "int16"), ("int16", "int32"), ("int32", "int16"),
+                  ("int16", "int16")} | ({("float32", "int16")} if float_io(KINDS)[0] else set())
 
 
 @cache
@@ -118,8 +127,19 @@ def test_seeds_cover_every_int16_kind_views_and_patches() -> None:
     assert set(MOVEMENT_KINDS) <= set(KINDS)
     seen = {op.kind for seed in range(N_SEEDS) for op in graph(seed).ops}
     assert not [k for k in KINDS if k not in seen]
-    assert all(graph(seed).tensor(graph(seed).inputs[0]).dtype == "int16"
-               for seed in range(N_SEEDS))
+    graphs = [graph(seed) for seed in range(N_SEEDS)]
+    pairs = {(g.tensor(op.inputs[0]).dtype, g.tensor(op.outputs[0]).dtype)
+             for g in graphs for op in g.ops if op.kind == "QUANTIZE"}
+    assert "QUANTIZE" not in KINDS or QUANTIZE_PAIRS <= pairs, QUANTIZE_PAIRS - pairs
+    assert "TRANSPOSE_CONV" not in KINDS or any(
+        op.kind == "TRANSPOSE_CONV" and len(op.inputs) > 2 and op.inputs[2]
+        and g.tensor(op.inputs[2]).dtype == "int64" for g in graphs for op in g.ops)
+    # Inputs: int16, and float32 (through QUANTIZE) where QUANTIZE reads float32; outputs
+    # float32 (through DEQUANTIZE) where DEQUANTIZE is included.
+    inputs = {g.tensor(g.inputs[0]).dtype for g in graphs}
+    assert inputs == ({"int16", "float32"} if float_io(KINDS)[0] else {"int16"})
+    outputs = {g.tensor(g.outputs[0]).dtype for g in graphs}
+    assert outputs == ({"int16", "float32"} if float_io(KINDS)[1] else {"int16"})
     ops = [op for seed in range(N_SEEDS) for patch in ("off", "auto")
            for op in scheduled(seed, patch).graph.ops]
     assert any(op.kind == "CONCATENATION" and op.attrs.get("views") for op in ops)
