@@ -272,7 +272,9 @@ def test_ctrl_c_tinynas_train(tmp_path):
     run = _interrupt(["tinynas.cli", "train", "--width", "0.25", "--epochs", "50",
                       "--largest-epochs", "50", "-o", str(out)], 8, tmp_path)
     assert run.returncode == 130 and run.stderr == "tinynas: interrupted\n", run.stderr
-    assert {p.name for p in out.iterdir()} <= {"supernet.pt"}  # no half-written checkpoint
+    # No half-written checkpoint; on a loaded machine the interrupt may come before the output
+    # directory exists at all.
+    assert not out.exists() or {p.name for p in out.iterdir()} <= {"supernet.pt"}
 
 
 def test_ctrl_c_tinynas_space_workers(tmp_path):
