@@ -10,6 +10,7 @@
  * it), then the output row is copied into it. No scratch is needed.
  */
 #include "te_lstm.h"
+#include "te_requant16.h"
 
 #include <string.h>
 
@@ -84,19 +85,6 @@ static int32_t te_lstm_tanh(int32_t x, int32_t mult, int32_t shift)
     }
     r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
     return r >> 8;
-}
-
-/* TFLite's MultiplyByQuantizedMultiplier(int64_t x, ...): the multiplier rounded to Q15, one
- * rounding shift by 15 - shift; |x| < 2^47 keeps the product in int64 (the caller's check). */
-static int32_t te_lstm_mbqm_s64(int64_t x, int32_t multiplier, int32_t shift)
-{
-    const int64_t reduced = multiplier < 0x7FFF0000 ? ((int64_t)multiplier + (1 << 15)) >> 16
-                                                    : 0x7FFF;
-    const int32_t total_shift = 15 - shift;
-    const int64_t r = (x * reduced + ((int64_t)1 << (total_shift - 1))) >> total_shift;
-    /* int64 -> int32 keeps the low 32 bits, as TFLM's implicit conversion does. */
-    const uint32_t u = (uint32_t)((uint64_t)r & 0xFFFFFFFFu);
-    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN;
 }
 
 /* MulElementwise of two int16 values (offsets 0), before the output offset and clamp. */
@@ -251,8 +239,8 @@ static int32_t te_lstm_gate_s16(const te_lstm_params_t *p, int32_t g, int32_t u,
         acc_h += (int32_t)r[k] * ((int32_t)h[k] + p->hidden_offset);
     }
     return te_lstm_sat16(
-        te_lstm_sat16(te_lstm_mbqm_s64(acc, p->input_mult[g], p->input_shift[g])) +
-        te_lstm_sat16(te_lstm_mbqm_s64(acc_h, p->recurrent_mult[g], p->recurrent_shift[g])));
+        te_lstm_sat16(te_multiply_by_quantized_multiplier_s64(acc, p->input_mult[g], p->input_shift[g])) +
+        te_lstm_sat16(te_multiply_by_quantized_multiplier_s64(acc_h, p->recurrent_mult[g], p->recurrent_shift[g])));
 }
 
 te_status_t te_lstm_s16(const te_lstm_params_t *p, const int16_t *input,

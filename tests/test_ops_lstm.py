@@ -298,7 +298,7 @@ te_status_t te_lstm_s16(const te_lstm_params_t *p, const int16_t *input,
 
 @pytest.fixture(scope="module")
 def lib() -> tuple[Any, Any]:
-    return ckernels.build(["te_lstm.h"], ["te_lstm.c"], _CDEF)
+    return ckernels.build(["te_requant16.h", "te_lstm.h"], ["te_lstm.c"], _CDEF)
 
 
 def _c_invoke(lib: tuple[Any, Any], g: Graph, params: dict[str, Any], x: np.ndarray,

@@ -159,3 +159,15 @@ def activation_range(activation: str, scale: float, zero_point: int,
     if activation == "RELU_N1_TO_1":
         return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
     raise ValueError(f"unknown activation {activation}")
+
+
+def multiply_by_quantized_multiplier_64(x: np.ndarray, multiplier: np.ndarray | int,
+                                        shift: np.ndarray | int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier(int64_t x, int32_t multiplier, int shift), bit for
+    bit: the multiplier rounded to Q15, one rounding shift (half up), the result truncated to
+    int32 as C's conversion does on two's-complement machines."""
+    x = np.asarray(x, np.int64)
+    m = np.asarray(multiplier, np.int64)
+    total = 15 - np.asarray(shift, np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    return _wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)

@@ -55,7 +55,7 @@ from .lstm_params import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-SOURCES = ["te_common.h", "te_lstm.h", "te_lstm.c"]
+SOURCES = ["te_common.h", "te_requant16.h", "te_lstm.h", "te_lstm.c"]
 BIAS_DTYPE = {"int8": "int32", "int16": "int64"}
 # |x + offset| of an int8 input is at most 255; of a symmetric int16 one at most 32768.
 MAX_ABS_INPUT = {"int8": 255, "int16": 32768}

@@ -35,6 +35,7 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import QRANGE, Graph, Op, Tensor
+from .logistic_tanh import logistic_int16, tanh_int16
 
 # Input positions of TFLite's 24-input LSTM (tensorflow/lite/micro/kernels/lstm_shared.h), gate
 # order input, forget, cell, output.
@@ -54,30 +55,6 @@ GATES = ("input", "forget", "cell", "output")
 GATE_INPUT_SCALE = float(np.float32(2.0 ** -12))
 GATE_OUTPUT_SCALE = float(np.float32(2.0 ** -15))
 
-# sigmoid(i / 24) in 0.16 fixed point, i = 0..255 (tensorflow/lite/kernels/internal/common.h's
-# sigmoid_table_uint16; TFLite's int16 LOGISTIC and TANH interpolate in it).
-SIGMOID_TABLE = np.array([
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794,
-    41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443,
-    48964, 49475, 49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374,
-    54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433, 57724, 58007, 58280, 58544,
-    58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110, 61279,
-    61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990,
-    63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030,
-    64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652,
-    64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019,
-    65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234,
-    65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360,
-    65367, 65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433,
-    65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476,
-    65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498, 65500, 65501,
-    65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516,
-    65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
-    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529,
-    65529, 65530, 65530, 65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532,
-    65532, 65532, 65532, 65533, 65533, 65533, 65533, 65533, 65533, 65533, 65533, 65534, 65534,
-    65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535], dtype=np.int64)
-
 INT16_MIN, INT16_MAX = QRANGE["int16"]
 # The int64 MultiplyByQuantizedMultiplier's domain (TFLM asserts it): accumulators below 2^47 in
 # magnitude, shifts -31..7.
@@ -96,16 +73,8 @@ def where(op: Op) -> str:
 
 def sigmoid16(x: np.ndarray) -> np.ndarray:
     """reference_integer_ops::Logistic on int16 with input_multiplier 0 and shift 0 (Q3.12 in,
-    Q0.15 out), as lstm_internal::Sigmoid calls it: v = 3x, a table lookup of |v| >> 9 with
-    9-bit interpolation, then the symmetry sigmoid(-v) = 1 - sigmoid(v)."""
-    v = np.asarray(x, np.int64) * 3
-    a = np.abs(v)
-    uh = a >> 9
-    idx = np.minimum(uh, 254)
-    ua, ub = SIGMOID_TABLE[idx], SIGMOID_TABLE[idx + 1]
-    res = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
-    res = np.where(v >= 0, res + (1 << 9), (1 << 25) - res + (1 << 9) - 1)
-    return res >> 10
+    Q0.15 out), as lstm_internal::Sigmoid calls it: the int16 LOGISTIC with v = 3x."""
+    return logistic_int16(np.asarray(x, np.int64), 3, 0).astype(np.int64)
 
 
 def tanh_scaling(power: int) -> tuple[int, int]:
@@ -118,27 +87,13 @@ def tanh_scaling(power: int) -> tuple[int, int]:
 
 
 def tanh16(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
-    """reference_integer_ops::Tanh on int16: v = (x * multiplier + round) >> shift, a lookup of
-    |v| >> 8 in the sigmoid table with 8-bit interpolation, tanh = 2 sigmoid(2v) - 1, Q0.15."""
-    rnd = (1 << (shift - 1)) if shift > 0 else 0
-    v = (np.asarray(x, np.int64) * multiplier + rnd) >> shift
-    a = np.abs(v)
-    uh = a >> 8
-    idx = np.minimum(uh, 254)
-    ua, ub = SIGMOID_TABLE[idx], SIGMOID_TABLE[idx + 1]
-    res = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
-    res = np.where(v >= 0, res - (1 << 23) + (1 << 7), -res + (1 << 23) + (1 << 7) - 1)
-    return res >> 8
+    """reference_integer_ops::Tanh on int16 (the int16 TANH's arithmetic), Q0.15."""
+    return tanh_int16(np.asarray(x, np.int64), multiplier, shift).astype(np.int64)
 
 
 def mbqm64(acc: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
-    """MultiplyByQuantizedMultiplier(int64 x, ...) (tensorflow/lite/kernels/internal/common.cc,
-    double-rounding build): the multiplier rounded to 16 bits, one rounding shift by 15 - shift,
-    the int64 result converted to int32 (wrapping, as the C conversion does)."""
-    reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
-    total = 15 - shift
-    res = (np.asarray(acc, np.int64) * reduced + (1 << (total - 1))) >> total
-    return (res + (1 << 31)) % (1 << 32) - (1 << 31)
+    """MultiplyByQuantizedMultiplier(int64 x, ...), quant's one definition."""
+    return quant.multiply_by_quantized_multiplier_64(acc, multiplier, shift)
 
 
 def mul_rescale(a: np.ndarray, b: np.ndarray, mult: int, shift: int, zero_point: int,

@@ -24,6 +24,7 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
+from ..quant import multiply_by_quantized_multiplier_64
 from .base import ConstArray
 from .common import clamp_to, where
 
@@ -38,18 +39,6 @@ INT16_ABS_MAX = 1 << 15
 
 # tflite TensorType values of the options' quantized_bias_type field.
 _TFLITE_INT32, _TFLITE_INT64 = 2, 4
-
-
-def multiply_by_quantized_multiplier_64(x: np.ndarray, multiplier: np.ndarray | int,
-                                        shift: np.ndarray | int) -> np.ndarray:
-    """TFLite's MultiplyByQuantizedMultiplier(int64_t x, int32_t multiplier, int shift), bit for
-    bit: the multiplier rounded to Q15, one rounding shift (half up), the result truncated to
-    int32 as C's conversion does on two's-complement machines."""
-    x = np.asarray(x, np.int64)
-    m = np.asarray(multiplier, np.int64)
-    total = 15 - np.asarray(shift, np.int64)
-    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
-    return quant._wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)
 
 
 def accumulator(graph: Graph, op: Op, bias_types: tuple[str, ...] = ("int64", "int32")) -> str:
