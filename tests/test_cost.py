@@ -40,3 +40,24 @@ def test_description_without_weights_costs_the_same(name, shared_models):
     described = estimate(_without_weights(graph), patch="auto")
     assert (described.peak_sram, described.macs) == (real.peak_sram, real.macs)
     assert described.flash_bytes == real.flash_bytes  # per-channel convs, per-tensor FC
+
+
+def test_a_shared_table_is_emitted_once(tmp_path):
+    """TFLite's sigmoid table is the same for every int16 LOGISTIC and TANH: one array in flash
+    for both ops, and the estimate counts it once too."""
+    import numpy as np
+
+    from tinyengine.ir import Op, QuantParams, Tensor
+
+    def q(scale: float) -> QuantParams:
+        return QuantParams(np.array([scale], np.float32), np.array([0], np.int64))
+
+    t = {"x": Tensor("x", (1, 8), "int16", q(0.001)),
+         "a": Tensor("a", (1, 8), "int16", q(1 / 32768)),
+         "y": Tensor("y", (1, 8), "int16", q(1 / 32768))}
+    g = Graph(t, [Op("sig", "LOGISTIC", ["x"], ["a"]), Op("tanh", "TANH", ["a"], ["y"])],
+              ["x"], ["y"])
+    report = compile_graph(g, tmp_path / "p", prefix="m")
+    weights = (tmp_path / "p" / "m_weights.c").read_text()
+    assert weights.count("const uint16_t m_op") == 1
+    assert report["flash_bytes"] == 512 == estimate(g).flash_bytes

@@ -93,18 +93,26 @@ def _state_info(graph: Graph, plan: MemoryPlan) -> list[dict[str, Any]]:
             for n, off in plan.state_offsets.items()]
 
 
+def const_key(op: Op, c: Any) -> tuple[str, str, str, bytes]:
+    """What makes two constant arrays one: the same op (or patch copies of it), name and bytes;
+    a `shared` table by its name, type and bytes alone."""
+    owner = "" if c.shared else op.attrs.get("origin", op.name)
+    return (owner, f"{c.name}:{c.ctype}", c.values.dtype.str, c.values.tobytes())
+
+
 def _const_symbols(graph: Graph, prefix: str, emissions: list[OpEmission]
                    ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """Per op, const name -> C symbol; and the arrays to emit. The patch copies of one op
     (attrs["origin"]) share its arrays when their contents agree: every patch runs with the same
-    weights, and flash must not pay for that."""
-    by_content: dict[tuple[str, str, bytes], str] = {}
+    weights, and flash must not pay for that. Tables marked `shared` (the same in every model)
+    are emitted once per project. cost.flash_bytes counts the same way."""
+    by_content: dict[tuple[str, str, str, bytes], str] = {}
     per_op: list[dict[str, str]] = []
     arrays: list[dict[str, Any]] = []
     for i, (op, em) in enumerate(zip(graph.ops, emissions)):
         symbols = {}
         for c in em.consts:
-            key = (op.attrs.get("origin", op.name), c.name, c.values.tobytes())
+            key = const_key(op, c)
             if key not in by_content:
                 by_content[key] = f"{prefix}_op{i}_{c.name}"
                 arrays.append({"sym": by_content[key], "ctype": c.ctype,

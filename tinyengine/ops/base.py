@@ -44,6 +44,10 @@ class ConstArray:
     name: str  # short name, unique within the op ("filter", "bias", "mult", "shift")
     ctype: str  # "int8_t", "int32_t", "float"
     values: np.ndarray  # flattened in the order the kernel reads it
+    # A table that is the same in every model (TFLite's sigmoid table, int16 SOFTMAX's LUTs):
+    # emitted once per project however many ops use it. Never set it for values derived from
+    # the model's weights or scales (the search prices networks without them).
+    shared: bool = False
 
 
 @dataclass

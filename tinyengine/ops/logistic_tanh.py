@@ -252,7 +252,7 @@ class _TableActivation(UnaryActivation):
             return self.unary_emission(
                 graph, op, "te_sigmoid16_params_t",
                 {"size": x.size, "input_multiplier": multiplier, "input_shift": shift},
-                list(SOURCES), [ConstArray("table", "uint16_t", SIGMOID_TABLE_Q16)])
+                list(SOURCES), [ConstArray("table", "uint16_t", SIGMOID_TABLE_Q16, shared=True)])
         return self.unary_emission(graph, op, "te_lut_params_t", {"size": x.size},
                                    list(SOURCES), [ConstArray("table", "int8_t", table(op, x))])
 

@@ -325,8 +325,8 @@ class Softmax(OpDef):
         sources = ["te_common.h", "te_fixedpoint.h", "te_softmax.h", "te_softmax.c"]
         if xt.dtype == "int16":
             multiplier, shift = softmax_int16_params(op, xt.scale, beta)
-            luts = [ConstArray("exp_lut", "int16_t", exp_lut()),
-                    ConstArray("recip_lut", "int16_t", one_over_one_plus_x_lut())]
+            luts = [ConstArray("exp_lut", "int16_t", exp_lut(), shared=True),
+                    ConstArray("recip_lut", "int16_t", one_over_one_plus_x_lut(), shared=True)]
             return OpEmission(
                 kernel=self.kernel(graph, op), params_type="te_softmax_s16_params_t",
                 params={"outer": xt.size // depth, "depth": depth,
