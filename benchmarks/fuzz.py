@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fuzz_models import (  # noqa: E402
     LARGE_MODEL,
     MODEL_FILES,
+    MODEL_FILES_16X8,
     ONNX_MODELS,
     RUN_MODELS,
     Case,
@@ -55,11 +56,12 @@ ROWS = [("refused", "refused cleanly (one line, exit 2, nothing written)"),
 
 def cases(n_tflite: int, n_onnx: int, n_run: int) -> list[Case]:
     """The campaign: MobileNetV2 gets 3% of the TFLite mutants (it compiles in seconds), the
-    five small models share the rest."""
+    five small int8 models and the ten 16x8 / recurrent ones share the rest."""
     out: list[Case] = []
     n_large = max(1, n_tflite * 3 // 100)
-    per = -(-(n_tflite - n_large) // len(MODEL_FILES))
-    out += [Case("tflite", m, s) for s in range(per) for m in MODEL_FILES]
+    models = MODEL_FILES + MODEL_FILES_16X8
+    per = -(-(n_tflite - n_large) // len(models))
+    out += [Case("tflite", m, s) for s in range(per) for m in models]
     out = out[: n_tflite - n_large]
     out += [Case("tflite", LARGE_MODEL, s) for s in range(n_large)]
     per = -(-n_onnx // len(ONNX_MODELS))

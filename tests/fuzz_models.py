@@ -45,6 +45,11 @@ MODELS = ROOT.parent / "shared" / "models"
 MODEL_FILES = ["tflm_person_detect.tflite", "tiny_kws_ref_model.tflite",
                "tiny_pretrainedResnet_quant.tflite", "tflm_micro_speech_quantized.tflite",
                "tflm_hello_world_int8.tflite"]
+# The int16 and recurrent models (SVDF, LSTM: state carried between invocations).
+MODEL_FILES_16X8 = ["tflm_keyword_scrambled.tflite", "tflm_micro_speech_lstm.tflite",
+                    *(f"tflm_seanet_{op}0.tflite" for op in (
+                        "add", "conv", "leaky_relu", "pad", "quantize", "strided_slice", "sub",
+                        "transpose_conv"))]
 LARGE_MODEL = "tflm_mobilenet_v2_pytorch.tflite"  # long run only: 4 MB, 300 M MACs
 RUN_MODELS = ["tflm_hello_world_int8.tflite", "tflm_micro_speech_quantized.tflite",
               "tiny_kws_ref_model.tflite"]  # projects that `run` cases feed arrays to
@@ -909,6 +914,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Case", "Outcome", "FINDINGS", "MODEL_FILES", "ONNX_MODELS", "RUN_MODELS",
+__all__ = ["Case", "Outcome", "FINDINGS", "MODEL_FILES", "MODEL_FILES_16X8", "ONNX_MODELS",
+           "RUN_MODELS",
            "append_finding", "c_check", "check_case", "export_onnx_models", "fresh_dir",
            "mutate_onnx", "mutate_tflite", "signature"]
