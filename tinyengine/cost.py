@@ -61,11 +61,15 @@ def with_placeholders(graph: Graph) -> Graph:
 def flash_bytes(graph: Graph) -> int:
     """Bytes of the constant arrays the code generator emits for `graph` (unpatched); a table
     shared by several ops (ConstArray.shared) once, as the code generator emits it."""
-    from .codegen.project import const_key
-
-    unique = {const_key(op, c): int(c.values.nbytes) for op in graph.ops
-              for c in get_op(op.kind).emit(graph, op).consts}
-    return sum(unique.values())
+    total = 0
+    shared: dict[tuple[str, str, bytes], int] = {}
+    for op in graph.ops:
+        for c in get_op(op.kind).emit(graph, op).consts:
+            if c.shared:
+                shared[(c.name, c.ctype, c.values.tobytes())] = int(c.values.nbytes)
+            else:
+                total += int(c.values.nbytes)
+    return total + sum(shared.values())
 
 
 def estimate(graph: Graph, patch: str = "off",
