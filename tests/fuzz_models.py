@@ -178,6 +178,9 @@ def _structured_mutation(model: Any, rng: random.Random) -> str:
             shape = []
         t.shape = shape
         return f"tensor {i} shape -> {shape}"
+    full = [k for k, b in enumerate(model.buffers) if b.data is not None and len(b.data)]
+    if what == "buffer_data" and not full:  # a model without constants (a one-op SEANet one)
+        what = "type"
     if what == "type":
         i, t = _pick_tensor(rng, sub)
         t.type = rng.choice([0, 1, 2, 3, 4, 7, 9, 10, 16, 17, 127])
@@ -188,7 +191,6 @@ def _structured_mutation(model: Any, rng: random.Random) -> str:
                                rng.randrange(len(model.buffers))])
         return f"tensor {i} buffer -> {t.buffer}"
     if what == "buffer_data":
-        full = [k for k, b in enumerate(model.buffers) if b.data is not None and len(b.data)]
         k = rng.choice(full)
         data = model.buffers[k].data
         how = rng.choice(["short", "long", "empty", "random"])
@@ -255,7 +257,10 @@ def _structured_mutation(model: Any, rng: random.Random) -> str:
                                                        len(model.operatorCodes) + 7, 2**32 - 1,
                                                        rng.randrange(len(model.operatorCodes))])
             return f"op {k} opcode index -> {sub.operators[k].opcodeIndex}"
-        c = model.operatorCodes[sub.operators[k].opcodeIndex]
+        index = sub.operators[k].opcodeIndex
+        if not 0 <= index < len(model.operatorCodes):  # an earlier step broke it (one-op models)
+            index = rng.randrange(len(model.operatorCodes))
+        c = model.operatorCodes[index]
         c.builtinCode = rng.choice([0, 1, 2, 3, 4, 9, 14, 17, 22, 25, 28, 32, 40, 49, 127, 150,
                                     2**31 - 1])
         c.deprecatedBuiltinCode = min(c.builtinCode, 127)
