@@ -113,7 +113,7 @@ class Graph:
 
     def activations(self) -> list[Tensor]:
         """Non-constant tensors that are not state: the ones that live in the arena."""
-        return [t for t in self.tensors.values() if not t.is_const and not t.variable]
+        return [t for t in self.tensors.values() if t.in_arena]
 
     def state(self) -> list[Tensor]:
         """The variable tensors (persistent state), in the graph's tensor order."""
@@ -287,7 +287,7 @@ def _check_op(graph: Graph, op: Op) -> None:
     checked = [n for k, n in enumerate(op.inputs) if k not in state_at] + op.outputs
     for n in checked:
         io = graph.tensors[n] if n else None
-        if io is not None and not io.is_const and not io.variable and io.dtype not in opdef.dtypes:
+        if io is not None and not io.is_const and io.dtype not in opdef.dtypes:
             raise UnsupportedError(
                 f"{where}: tensor {n} is {io.dtype}; the engine runs this op "
                 f"on {' or '.join(opdef.dtypes)} activations")
