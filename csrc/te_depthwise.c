@@ -25,6 +25,31 @@ static te_status_t te_depthwise_conv_check(const te_depthwise_conv_params_t *p,
     return TE_OK;
 }
 
+/* The small-plane in-place path: the largest padded block it copies, in pixels (words). */
+#define TE_DW_SMALL_MAX_PIXELS 64
+
+/**
+ * Pixels of the padded copy te_depthwise_inplace_small_simd makes of four channels, or 0 outside
+ * its domain: depth multiplier 1, a 3x3 window, dilation 1, stride 1, padding 1 on each side
+ * (the in-place shape), at least 4 channels, a plane too small for the ring of delayed outputs
+ * (4 * (w + 2) > h * w, see te_depthwise_inplace_simd), the padded plane (h + 2) x (w + 2) at
+ * most TE_DW_SMALL_MAX_PIXELS, and the input's zero point (-input_offset) an int8 so that the
+ * padding can hold it. Shared by the scratch size (every build) and the SIMD kernel.
+ */
+static int32_t te_dw_small_pixels(const te_depthwise_conv_params_t *p)
+{
+    const int32_t h = p->output.h, w = p->output.w;
+    const int32_t pixels = (h + 2) * (w + 2);
+    if (p->depth_multiplier != 1 || p->filter.h != 3 || p->filter.w != 3 ||
+        p->dilation_h != 1 || p->dilation_w != 1 || p->stride_h != 1 || p->stride_w != 1 ||
+        p->pad_h != 1 || p->pad_w != 1 || p->output.c < 4 || h < 1 || w < 1 ||
+        4 * (w + 2) <= h * w || pixels > TE_DW_SMALL_MAX_PIXELS || p->q.input_offset < -127 ||
+        p->q.input_offset > 128) {
+        return 0;
+    }
+    return pixels;
+}
+
 #if TE_SIMD
 /* ---- SIMD paths (te_simd.h): the same results as the portable loops, bit for bit ------------
  *
@@ -360,6 +385,60 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
 }
 
 /**
+ * In-place depthwise convolution on a small plane (te_dw_small_pixels's domain), channels below
+ * c_end (a multiple of 4). For each block of four channels the whole input plane is copied into
+ * scratch as one word per pixel, inside a one-pixel border holding the input's zero point (its
+ * taps add (zp + input_offset) * f = 0, so the sums are the unpadded ones); every output pixel
+ * is then an interior 3x3 window of the copy and is written straight to the output, whose block
+ * has been read already. Scratch: 4 * (h + 2) * (w + 2) bytes.
+ */
+static void te_depthwise_inplace_small_simd(const te_depthwise_conv_params_t *p,
+                                            const int8_t *input, const int8_t *filter,
+                                            const int32_t *bias, int8_t *output,
+                                            int8_t *scratch, int32_t c_end)
+{
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
+    const int32_t h = p->output.h, w = p->output.w, c_n = p->output.c, plane = h * w;
+    const int32_t cols = w + 2, row = 4 * cols;
+    const uint32_t pad4 = (uint32_t)(uint8_t)(int8_t)(-p->q.input_offset) * 0x01010101u;
+    int32_t c, b, y, x;
+    /* The border is the same for every block: written once. */
+    for (x = 0; x < cols; ++x) {
+        te_simd_store4(scratch + 4 * x, pad4);
+        te_simd_store4(scratch + 4 * ((h + 1) * cols + x), pad4);
+    }
+    for (y = 1; y <= h; ++y) {
+        te_simd_store4(scratch + y * row, pad4);
+        te_simd_store4(scratch + y * row + 4 * (w + 1), pad4);
+    }
+    for (c = 0; c < c_end; c += 4) {
+        const te_dw_quad_t d = te_dw_quad(p, bias, c);
+        for (b = 0; b < p->output.n; ++b) {
+            const int8_t *in = input + b * plane * c_n + c;
+            int8_t *out = output + b * plane * c_n + c;
+            for (y = 1; y <= h; ++y) {
+                int8_t *dst = scratch + y * row + 4;
+                for (x = 0; x < w; ++x) {
+                    te_simd_store4(dst, te_simd_load4(in));
+                    dst += 4;
+                    in += c_n;
+                }
+            }
+            for (y = 0; y < h; ++y) {
+                const int8_t *win = scratch + y * row;
+                for (x = 0; x < w; ++x) {
+                    te_simd_store4(out, te_dw_pixel4_3x3(win, filter + c, 4, c_n, row, 0, &d, &a,
+                                                         off2));
+                    win += 4;
+                    out += c_n;
+                }
+            }
+        }
+    }
+}
+
+/**
  * In-place depthwise convolution (depth multiplier 1, output shape = input shape).
  *
  * Four channels at a time through a ring of delayed output pixels: with stride 1, output pixel
@@ -367,8 +446,10 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
  * pixels up to k - 1 are computed, input pixel k - L with L = pad_h * w + pad_w + 1 has no reader
  * left and its four channels can take their outputs, freeing the ring slot pixel k needs. The
  * ring holds L pixels of 4 channels, which fits the caller's one-plane scratch (h * w bytes)
- * when 4 L <= h * w. Channels left over, and layers whose ring does not fit, go one channel at
- * a time through the plane as in the portable path.
+ * when 4 L <= h * w. A 3x3 layer whose ring does not fit takes the small-plane path
+ * (te_depthwise_inplace_small_simd, for which the scratch is larger). Channels left over, and
+ * other layers whose ring does not fit, go one channel at a time through the plane as in the
+ * portable path.
  */
 static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
                                       const int8_t *filter, const int32_t *bias,
@@ -378,8 +459,10 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
     const int32_t c_n = p->output.c, plane = p->output.h * p->output.w;
     const int32_t ring = p->pad_h * p->output.w + p->pad_w + 1;
+    const int small = te_dw_small_pixels(p) > 0;
     const int32_t simd_end =
-        p->stride_h == 1 && p->stride_w == 1 && 4 * ring <= plane ? c_n & ~3 : 0;
+        !small && p->stride_h == 1 && p->stride_w == 1 && 4 * ring <= plane ? c_n & ~3 : 0;
+    const int32_t plane_start = small ? c_n & ~3 : simd_end;
     const int fast3 = te_dw_fast3(p);
     const int32_t row = p->input.w * c_n;
     int32_t c, b, oy, ox, px, lo, hi;
@@ -418,7 +501,10 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
             te_simd_store4(output + px * c_n + c, te_simd_load4(scratch + 4 * (px % ring)));
         }
     }
-    for (c = simd_end; c < c_n; ++c) {
+    if (small) {
+        te_depthwise_inplace_small_simd(p, input, filter, bias, output, scratch, plane_start);
+    }
+    for (c = plane_start; c < c_n; ++c) {
         /* Channel c of the output depends on channel c of the input only. */
         for (b = 0; b < p->output.n; ++b) {
             for (oy = 0; oy < p->output.h; ++oy) {
@@ -550,7 +636,8 @@ te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const 
 
 int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params_t *p)
 {
-    return p->output.h * p->output.w;
+    const int32_t plane = p->output.h * p->output.w, small = 4 * te_dw_small_pixels(p);
+    return small > plane ? small : plane;
 }
 
 te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, const int8_t *input,

@@ -46,7 +46,13 @@ te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8
 te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output);
 
-/** Scratch bytes te_depthwise_conv_inplace_s8 needs: one output plane (output.h * output.w). */
+/**
+ * Scratch bytes te_depthwise_conv_inplace_s8 needs: one output plane (output.h * output.w), or
+ * on a small plane whose ring of delayed outputs does not fit it (3x3, stride 1, pad 1, at least
+ * 4 channels, 4 * (w + 2) > h * w, (h + 2) * (w + 2) <= 64, input zero point an int8) four
+ * channels of the plane with a one-pixel border, 4 * (h + 2) * (w + 2). Every build asks the
+ * same; the SIMD build uses the larger scratch for its small-plane path.
+ */
 int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params_t *p);
 
 /**
@@ -57,7 +63,7 @@ int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params
  * SAME padding in practice). Returns TE_ERR_ARG outside it, TE_ERR_SCRATCH without scratch.
  * @param input   int8 [n][h][w][c]; may be the same pointer as output
  * @param output  int8 [n][h][w][c]
- * @param scratch int8 [output.h * output.w], from the caller
+ * @param scratch int8 [te_depthwise_conv_inplace_get_buffer_size(p)], from the caller
  */
 te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
                                          const int8_t *filter, const int32_t *bias,

@@ -59,6 +59,24 @@ def use_3x3_kernel(multiplier: int, fh: int, fw: int, dilation: tuple[int, int],
             and 0 <= pad[0] <= 1 and 0 <= pad[1] <= 1)
 
 
+# te_dw_small_pixels's bound on the padded plane the small-plane in-place path copies.
+SMALL_PLANE_MAX_PIXELS = 64
+
+
+def inplace_scratch_bytes(h: int, w: int, c: int, multiplier: int, fh: int, fw: int,
+                          stride: tuple[int, int], dilation: tuple[int, int],
+                          pad: tuple[int, int], input_zero_point: int) -> int:
+    """te_depthwise_conv_inplace_get_buffer_size: one output plane, or on a small plane whose
+    ring of delayed outputs does not fit it the padded four-channel copy of the small-plane path
+    (te_dw_small_pixels's domain, checked the same way here)."""
+    plane, pixels = h * w, (h + 2) * (w + 2)
+    small = (multiplier == 1 and (fh, fw) == (3, 3) and tuple(dilation) == (1, 1)
+             and tuple(stride) == (1, 1) and tuple(pad) == (1, 1) and c >= 4
+             and 4 * (w + 2) > plane and pixels <= SMALL_PLANE_MAX_PIXELS
+             and -128 <= input_zero_point <= 127)
+    return max(plane, 4 * pixels) if small else plane
+
+
 @register
 class DepthwiseConv2D(OpDef):
     kind = "DEPTHWISE_CONV_2D"
@@ -157,16 +175,23 @@ class DepthwiseConv2D(OpDef):
         return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]
 
     def inplace_inputs(self, graph: Graph, op: Op) -> list[int]:
-        # te_depthwise_conv_inplace_s8: one channel at a time through a plane of scratch. With a
-        # single channel the scratch costs what the aliasing saves, so it is not worth it.
+        # te_depthwise_conv_inplace_s8: one channel at a time through a plane of scratch (a
+        # padded four-channel plane on small planes, scratch_bytes). With a single channel the
+        # scratch costs what the aliasing saves, so it is not worth it.
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         ok = depth_multiplier(graph, op) == 1 and x.shape == out.shape and x.shape[3] > 1
         return [0] if ok and out.dtype == "int8" else []  # 16x8: no in-place kernel
 
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
-        out = graph.tensor(op.outputs[0])
-        inplace = op.attrs.get("inplace") is not None and out.dtype == "int8"
-        return out.shape[1] * out.shape[2] if inplace else 0
+        x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                     graph.tensor(op.outputs[0]))
+        if op.attrs.get("inplace") is None or out.dtype != "int8":
+            return 0
+        _, fh, fw, _ = w.shape
+        _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+        return inplace_scratch_bytes(out.shape[1], out.shape[2], out.shape[3],
+                                     depth_multiplier(graph, op), fh, fw, op.attrs["stride"],
+                                     op.attrs.get("dilation", (1, 1)), (ph, pw), x.zero_point)
 
     def reference(self, graph: Graph, op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, w, b = (list(inputs) + [None])[:3]
