@@ -451,10 +451,12 @@ static void te_conv_valid_taps(int32_t in0, int32_t dilation, int32_t size, int3
  * Generic convolution: output channel pairs (within a group) outside; inside, pixel pairs whose
  * taps all fall inside the image columns take 2x2 blocks, the other pixels 1x2 blocks over their
  * valid taps. Where all taps of the pixel pair are valid (the interior), the input offset is
- * folded into the bias as in the pointwise path.
+ * folded into the bias as in the pointwise path. Only output pixels px0 .. px1 - 1 (in NHW
+ * order) are computed: te_conv2d_im2col_simd may have done the others.
  */
 static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
-                           const int8_t *filter, const int32_t *bias, int8_t *output)
+                           const int8_t *filter, const int32_t *bias, int8_t *output,
+                           int32_t px0, int32_t px1)
 {
     const int32_t fh = p->filter.h, fw = p->filter.w, icg = p->filter.c;
     const int32_t c_in = p->input.c, oc_n = p->output.c, ocg = oc_n / p->groups;
@@ -467,6 +469,9 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
     /* One run of contiguous values per kernel row, or one per tap. */
     const int row_runs = dw == 1 && p->groups == 1;
     int32_t oc, rows, b, oy, ox, ky, kx;
+    if (px0 >= px1) {
+        return;
+    }
     for (oc = 0; oc < oc_n; oc += rows) {
         /* A pair never straddles two groups: an odd group ends with a single channel. */
         const int32_t ws = ((oc % ocg) + 2 <= ocg ? 1 : 0) * k;
@@ -479,16 +484,24 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
         for (b = 0; b < p->output.n; ++b) {
             for (oy = 0; oy < p->output.h; ++oy) {
                 const int32_t in_y0 = oy * p->stride_h - p->pad_h;
+                const int32_t row_px = (b * p->output.h + oy) * p->output.w;
+                /* This row's part of the pixel range. */
+                const int32_t ox_end = px1 - row_px < p->output.w ? px1 - row_px : p->output.w;
                 int32_t ky0, ky1;
-                int8_t *out = output + ((b * p->output.h + oy) * p->output.w) * oc_n + oc;
+                int8_t *out;
+                if (row_px + p->output.w <= px0 || row_px >= px1) {
+                    continue;
+                }
+                ox = px0 > row_px ? px0 - row_px : 0;
+                out = output + (row_px + ox) * oc_n + oc;
                 te_conv_valid_taps(in_y0, dh, p->input.h, fh, &ky0, &ky1);
-                for (ox = 0; ox < p->output.w;) {
+                while (ox < ox_end) {
                     const int32_t in_x0 = ox * p->stride_w - p->pad_w;
                     const int32_t base = ((b * p->input.h + in_y0) * in_w + in_x0) * c_in + ic0;
                     int32_t kx0, kx1, kx0b, kx1b;
                     te_conv_valid_taps(in_x0, dw, in_w, fw, &kx0, &kx1);
                     te_conv_valid_taps(in_x0 + p->stride_w, dw, in_w, fw, &kx0b, &kx1b);
-                    if (ox + 1 < p->output.w && kx0 == 0 && kx1 == fw && kx0b == 0 &&
+                    if (ox + 1 < ox_end && kx0 == 0 && kx1 == fw && kx0b == 0 &&
                         kx1b == fw) {
                         /* Two pixels, every column tap inside the image. */
                         const int interior = ky0 == 0 && ky1 == fh;
@@ -550,6 +563,136 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
         }
     }
 }
+
+/* ---- im2col: convolutions whose kernel row is short ---------------------------------------
+ *
+ * With few input channels (kws's first layer: a 10x4 kernel over 1 channel, stride 2) each
+ * kernel row of te_conv2d_simd is a run of a few values, and the per-run set-up costs more than
+ * its MACs. Here, as in CMSIS-NN's arm_convolve_s8, the patches of two output pixels are
+ * gathered into an im2col column each (padding as the input zero point), widened to int16 with
+ * the input offset once (te_simd_widen2: padding widens to 0), and every output channel pair
+ * runs the pointwise 2x2 q15 product over all fh * fw * c values of the pair
+ * (te_conv2d_1x1_q15_x8, 15 instructions per 16 MACs in its assembly): one widening serves
+ * every output channel.
+ *
+ * Work space: 6 bytes per patch value (two int8 columns, two widened). Scratch from the caller
+ * would add that to the arena exactly where it peaks on such a layer (a model's first
+ * convolution, whose input and output are the whole live set), so the kernel borrows the end
+ * of its own output buffer instead, which the pixel pairs fill from the front: a pair goes
+ * through im2col while its outputs end before the work space; the last few pixels then take
+ * te_conv2d_simd, which overwrites the work space with their outputs. The output does not
+ * overlap the input (no out-of-place kernel allows that).
+ */
+
+/** Rows of at most this many values (filter.w * filter.c) take the im2col path. */
+#define TE_CONV_IM2COL_MAX_ROW 16
+
+/** Bytes of the work space for patches of k values: the two int8 columns, then the widened
+ * pair (4 * k bytes, word-aligned: up to 3 bytes of alignment). */
+static int32_t te_conv2d_im2col_bytes(int32_t k)
+{
+    return 6 * k + 3;
+}
+
+/** The domain of te_conv2d_im2col_simd: one group, a short kernel row, a zero point that int8
+ * holds (the padding value), and an output with room for one pixel pair besides the work
+ * space. The requantisation domain (te_simd_rq_ok) is the caller's check. */
+static int te_conv2d_im2col_ok(const te_conv2d_params_t *p)
+{
+    const int32_t k = p->filter.h * p->filter.w * p->filter.c;
+    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    return p->groups == 1 && p->filter.w * p->filter.c <= TE_CONV_IM2COL_MAX_ROW &&
+           p->output.c >= 2 && p->q.input_offset >= -127 && p->q.input_offset <= 128 &&
+           n_px >= 2 && (n_px - 2) * p->output.c >= te_conv2d_im2col_bytes(k);
+}
+
+/** n bytes from src to dst: one word move for the common 4, no call for short runs. */
+TE_SIMD_INLINE void te_conv_copy(int8_t *dst, const int8_t *src, int32_t n)
+{
+    if (n == 4) {
+        te_simd_store4(dst, te_simd_load4(src));
+    } else {
+        for (; n > 0; --n) {
+            *dst++ = *src++;
+        }
+    }
+}
+
+/** n bytes of v at dst (the padding of a row: a few bytes, often none). */
+TE_SIMD_INLINE void te_conv_fill(int8_t *dst, int v, int32_t n)
+{
+    for (; n > 0; --n) {
+        *dst++ = (int8_t)v;
+    }
+}
+
+/** Output pixel px's patch (NHW order of pixels; kernel rows in order, fw * c values each),
+ * taps outside the image as the input zero point, into col. One group. */
+static void te_conv_im2col_column(const te_conv2d_params_t *p, const int8_t *input, int32_t px,
+                                  int8_t *col)
+{
+    const int32_t c = p->input.c, fw = p->filter.w, row = fw * c, dw = p->dilation_w;
+    const int32_t ox = px % p->output.w, t = px / p->output.w;
+    const int32_t oy = t % p->output.h, b = t / p->output.h;
+    const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
+    const int pad = -p->q.input_offset;
+    int32_t kx0, kx1, ky, kx;
+    te_conv_valid_taps(in_x0, dw, p->input.w, fw, &kx0, &kx1);
+    for (ky = 0; ky < p->filter.h; ++ky, col += row) {
+        const int32_t in_y = in_y0 + ky * p->dilation_h;
+        int32_t base; /* index of tap kx = 0 in the input; negative left of the image */
+        if (in_y < 0 || in_y >= p->input.h || kx0 == kx1) {
+            te_conv_fill(col, pad, row);
+            continue;
+        }
+        base = ((b * p->input.h + in_y) * p->input.w + in_x0) * c;
+        if (dw == 1) {
+            te_conv_fill(col, pad, kx0 * c);
+            te_conv_copy(col + kx0 * c, input + (base + kx0 * c), (kx1 - kx0) * c);
+            te_conv_fill(col + kx1 * c, pad, (fw - kx1) * c);
+        } else {
+            for (kx = 0; kx < fw; ++kx) {
+                if (kx < kx0 || kx >= kx1) {
+                    te_conv_fill(col + kx * c, pad, c);
+                } else {
+                    te_conv_copy(col + kx * c, input + (base + kx * dw * c), c);
+                }
+            }
+        }
+    }
+}
+
+/**
+ * Output pixels 0 .. (returned) - 1, in pairs, by im2col and the widened 2x2 product; the
+ * caller computes the rest. Domain: te_conv2d_im2col_ok and te_simd_rq_ok.
+ */
+static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    const int32_t k = p->filter.h * p->filter.w * p->filter.c, oc_n = p->output.c;
+    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    int8_t *const end = output + n_px * oc_n;
+    /* The work space at the output's end: the widened pair word-aligned (the assembly's LDM). */
+    int8_t *const q = end - 4 * k - (int32_t)((uintptr_t)(end - 4 * k) & 3);
+    int8_t *const cols = q - 2 * k;
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int fast = (k & 7) == 0 && te_simd_act_full(&p->q);
+    te_conv2d_params_t pk = *p; /* the product's view: a pointwise layer over k channels */
+    int32_t px;
+    pk.input.c = k;
+    for (px = 0; px + 2 <= n_px && output + (px + 2) * oc_n <= cols; px += 2) {
+        te_conv_im2col_column(p, input, px, cols);
+        te_conv_im2col_column(p, input, px + 1, cols + k);
+        te_simd_widen2(q, cols, cols + k, k, off2);
+        if (fast) {
+            te_conv2d_1x1_q15_x8(&pk, q, filter, bias, output + px * oc_n, oc_n, &a);
+        } else {
+            te_conv2d_1x1_q15_any(&pk, q, filter, bias, output + px * oc_n, oc_n, &a);
+        }
+    }
+    return px;
+}
 #endif /* TE_SIMD */
 
 te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
@@ -564,7 +707,10 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
 #if TE_SIMD
     if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w * p->filter.c,
                       TE_CONV_MAX_TERM)) {
-        te_conv2d_simd(p, input, filter, bias, output);
+        const int32_t n_px = p->output.n * p->output.h * p->output.w;
+        const int32_t done =
+            te_conv2d_im2col_ok(p) ? te_conv2d_im2col_simd(p, input, filter, bias, output) : 0;
+        te_conv2d_simd(p, input, filter, bias, output, done, n_px);
         return TE_OK;
     }
 #endif

@@ -26,7 +26,10 @@ typedef struct {
 /**
  * Generic convolution: any kernel size, stride, dilation, padding and group count. With G groups
  * the filter is OHW(C/G): output channel oc belongs to group g = oc / (O/G) and reads input
- * channels g*C/G .. (g+1)*C/G - 1.
+ * channels g*C/G .. (g+1)*C/G - 1. The SIMD build takes an im2col path where the kernel row
+ * (filter.w * filter.c) is short and there is one group; it uses the end of `output` as work
+ * space before writing it (no scratch argument: the arena does not grow). As for every
+ * out-of-place kernel, output must not overlap input.
  * @param bias int32 per output channel, or NULL.
  * @return TE_OK, or TE_ERR_ARG for null pointers or mismatched dimensions.
  */

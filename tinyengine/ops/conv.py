@@ -192,6 +192,9 @@ class Conv2D(OpDef):
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         # te_conv2d_1x1_inplace_get_buffer_size: one output pixel (portable), or two input
         # pixels widened to int16 (SIMD, 4 bytes per input channel), whichever is larger.
+        # te_conv2d_s8's im2col path (short kernel rows) needs none: its work space is the end
+        # of its own output buffer, since a scratch would grow the arena where it peaks (a
+        # model's first convolution, input and output the whole live set).
         if op.attrs.get("inplace") is None or io_dtype(graph, op) != "int8":
             return 0
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
