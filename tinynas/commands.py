@@ -104,6 +104,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if distributed:
         import torch.distributed as dist
 
+        # Every rank reaches this point before any tears its group down: a rank that destroyed
+        # the group (and exited) while rank 0 was still writing could abort gloo's threads in
+        # the other ("terminate called without an active exception", seen under load in CI).
+        dist.barrier()
         dist.destroy_process_group()
     return 0
 
