@@ -584,8 +584,10 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
  * overlap the input (no out-of-place kernel allows that).
  */
 
-/** Rows of at most this many values (filter.w * filter.c) take the im2col path. */
-#define TE_CONV_IM2COL_MAX_ROW 16
+/** Rows of at most this many values (filter.w * filter.c) take the im2col path: 32 takes
+ * resnet's strided 1x1 over 32 channels too (1.07x CMSIS-NN through te_conv2d_simd, below 1x
+ * here; benchmarks/vs_cmsis_nn.py). */
+#define TE_CONV_IM2COL_MAX_ROW 32
 
 /** Bytes of the work space for patches of k values: the two int8 columns, then the widened
  * pair (4 * k bytes, word-aligned: up to 3 bytes of alignment). */

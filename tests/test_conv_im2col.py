@@ -4,8 +4,8 @@ product over all output channels, with the end of the output buffer as work spac
 pixels through the generic SIMD loop. Bit-exact with the portable kernel on the host (emulated
 SIMD, also under ASan/UBSan) and on the emulated Cortex-M4 (SIMD and portable builds).
 
-The layers sit on the edges of its domain (te_conv2d_im2col_ok): rows of 16 values (inside)
-and 18 (outside), k a multiple of 8 (the assembly) and not, odd output channels, clamping
+The layers sit on the edges of its domain (te_conv2d_im2col_ok): rows of 32 values (inside)
+and 40 (outside), k a multiple of 8 (the assembly) and not, odd output channels, clamping
 activations, dilation (one copy per tap), padding on every side, an output too small for the
 work space, zero points -128 and 127 (the padding byte), and a requantisation outside the fast
 path's domain (portable loop).
@@ -67,9 +67,12 @@ def kws_graph(seed: int) -> Graph:
     y = _conv(b, x, 64, 10, 4, stride=2, act="RELU")       # k = 40, pixels 11 x 5 (odd)
     y = _conv(b, y, 3, 1, 1)                               # 64 -> 3: few channels again
     y = _conv(b, y, 13, 3, 3, act="RELU6")                 # row 9, k = 27, odd channels
-    y = _conv(b, y, 6, 5, 2, padding="VALID")              # row 26: outside, generic
+    y = _conv(b, y, 6, 5, 2, padding="VALID")              # row 26, k = 130
     y = _conv(b, y, 4, 2, 2, dilation=2)                   # row 12, one copy per tap
     y = _conv(b, y, 8, 2, 4, stride=2, per_channel=False)  # row 16, k = 32, per tensor
+    y = _conv(b, y, 5, 1, 4)                               # row 32: the longest inside
+    y = _conv(b, y, 8, 1, 1)
+    y = _conv(b, y, 3, 1, 5)                               # row 40: outside, generic
     return _graph(b, x, y, f"kws{seed}")
 
 
