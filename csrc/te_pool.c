@@ -51,145 +51,100 @@ static int32_t te_pool_average(int32_t acc, int32_t count)
     return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
 }
 
+/* The pooling kernels are one loop each over the element type T, instantiated below for int8
+ * and int16 (the types differ only in their range, and int16 average pooling refuses windows
+ * whose int32 sum could overflow, as TFLite's would). */
+static int te_window_count_ok(int32_t count, int32_t max_count)
+{
+    return count <= max_count;
+}
+
+#define TE_AVGPOOL_BODY(T, LO, HI, MAX_COUNT)                                                     \
+    int32_t b, oy, ox, ch, fy, fx;                                                                \
+    if (p == NULL || input == NULL || output == NULL || !te_pool_valid(p, LO, HI)) {             \
+        return TE_ERR_ARG;                                                                        \
+    }                                                                                             \
+    for (b = 0; b < p->output.n; ++b) {                                                           \
+        for (oy = 0; oy < p->output.h; ++oy) {                                                    \
+            const te_span_t y =                                                                   \
+                te_window_span(oy, p->stride_h, p->pad_h, p->filter_h, p->input.h);               \
+            for (ox = 0; ox < p->output.w; ++ox) {                                                \
+                const te_span_t x =                                                               \
+                    te_window_span(ox, p->stride_w, p->pad_w, p->filter_w, p->input.w);           \
+                const int32_t count = (y.end - y.start) * (x.end - x.start);                      \
+                T *out_px = output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;   \
+                /* An empty window fails in TFLite too. */                                        \
+                if (y.end <= y.start || x.end <= x.start ||                                       \
+                    !te_window_count_ok(count, MAX_COUNT)) {                                      \
+                    return TE_ERR_ARG;                                                            \
+                }                                                                                 \
+                for (ch = 0; ch < p->output.c; ++ch) {                                            \
+                    int32_t acc = 0;                                                              \
+                    for (fy = y.start; fy < y.end; ++fy) {                                        \
+                        const T *in_row =                                                         \
+                            input + ((b * p->input.h + y.origin + fy) * p->input.w + x.origin) *  \
+                                        p->input.c + ch;                                          \
+                        for (fx = x.start; fx < x.end; ++fx) {                                    \
+                            acc += in_row[fx * p->input.c];                                       \
+                        }                                                                         \
+                    }                                                                             \
+                    out_px[ch] =                                                                  \
+                        (T)te_clamp(te_pool_average(acc, count), p->act_min, p->act_max);         \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+    return TE_OK
+
+/* TFLite's max pooling starts from the type's minimum (LO). */
+#define TE_MAXPOOL_BODY(T, LO, HI)                                                                \
+    int32_t b, oy, ox, ch, fy, fx;                                                                \
+    if (p == NULL || input == NULL || output == NULL || !te_pool_valid(p, LO, HI)) {             \
+        return TE_ERR_ARG;                                                                        \
+    }                                                                                             \
+    for (b = 0; b < p->output.n; ++b) {                                                           \
+        for (oy = 0; oy < p->output.h; ++oy) {                                                    \
+            const te_span_t y =                                                                   \
+                te_window_span(oy, p->stride_h, p->pad_h, p->filter_h, p->input.h);               \
+            for (ox = 0; ox < p->output.w; ++ox) {                                                \
+                const te_span_t x =                                                               \
+                    te_window_span(ox, p->stride_w, p->pad_w, p->filter_w, p->input.w);           \
+                T *out_px = output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;   \
+                for (ch = 0; ch < p->output.c; ++ch) {                                            \
+                    int32_t mx = LO;                                                              \
+                    for (fy = y.start; fy < y.end; ++fy) {                                        \
+                        const T *in_row =                                                         \
+                            input + ((b * p->input.h + y.origin + fy) * p->input.w + x.origin) *  \
+                                        p->input.c + ch;                                          \
+                        for (fx = x.start; fx < x.end; ++fx) {                                    \
+                            mx = te_max_i32(mx, in_row[fx * p->input.c]);                         \
+                        }                                                                         \
+                    }                                                                             \
+                    out_px[ch] = (T)te_clamp(mx, p->act_min, p->act_max);                         \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+    return TE_OK
+
 te_status_t te_avgpool_s8(const te_avgpool_params_t *p, const int8_t *input, int8_t *output)
 {
-    int32_t b, oy, ox, ch, fy, fx;
-    if (p == NULL || input == NULL || output == NULL || !te_pool_valid(p, -128, 127)) {
-        return TE_ERR_ARG;
-    }
-    for (b = 0; b < p->output.n; ++b) {
-        for (oy = 0; oy < p->output.h; ++oy) {
-            const te_span_t y = te_window_span(oy, p->stride_h, p->pad_h, p->filter_h,
-                                               p->input.h);
-            for (ox = 0; ox < p->output.w; ++ox) {
-                const te_span_t x = te_window_span(ox, p->stride_w, p->pad_w, p->filter_w,
-                                                   p->input.w);
-                const int32_t count = (y.end - y.start) * (x.end - x.start);
-                int8_t *out_px = output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;
-                if (y.end <= y.start || x.end <= x.start) {
-                    return TE_ERR_ARG; /* TFLite fails on an empty window too */
-                }
-                for (ch = 0; ch < p->output.c; ++ch) {
-                    int32_t acc = 0;
-                    for (fy = y.start; fy < y.end; ++fy) {
-                        const int8_t *in_row =
-                            input + ((b * p->input.h + y.origin + fy) * p->input.w + x.origin) *
-                                        p->input.c + ch;
-                        for (fx = x.start; fx < x.end; ++fx) {
-                            acc += in_row[fx * p->input.c];
-                        }
-                    }
-                    out_px[ch] = (int8_t)te_clamp(te_pool_average(acc, count), p->act_min,
-                                                  p->act_max);
-                }
-            }
-        }
-    }
-    return TE_OK;
+    TE_AVGPOOL_BODY(int8_t, -128, 127, INT32_MAX);
 }
 
 te_status_t te_avgpool_s16(const te_avgpool_params_t *p, const int16_t *input, int16_t *output)
 {
-    int32_t b, oy, ox, ch, fy, fx;
-    if (p == NULL || input == NULL || output == NULL || !te_pool_valid(p, -32768, 32767)) {
-        return TE_ERR_ARG;
-    }
-    for (b = 0; b < p->output.n; ++b) {
-        for (oy = 0; oy < p->output.h; ++oy) {
-            const te_span_t y = te_window_span(oy, p->stride_h, p->pad_h, p->filter_h,
-                                               p->input.h);
-            for (ox = 0; ox < p->output.w; ++ox) {
-                const te_span_t x = te_window_span(ox, p->stride_w, p->pad_w, p->filter_w,
-                                                   p->input.w);
-                const int32_t count = (y.end - y.start) * (x.end - x.start);
-                int16_t *out_px =
-                    output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;
-                /* An empty window, or one whose int32 sum could overflow (TFLite's would). */
-                if (y.end <= y.start || x.end <= x.start || count > TE_AVGPOOL_S16_MAX_COUNT) {
-                    return TE_ERR_ARG;
-                }
-                for (ch = 0; ch < p->output.c; ++ch) {
-                    int32_t acc = 0;
-                    for (fy = y.start; fy < y.end; ++fy) {
-                        const int16_t *in_row =
-                            input + ((b * p->input.h + y.origin + fy) * p->input.w + x.origin) *
-                                        p->input.c + ch;
-                        for (fx = x.start; fx < x.end; ++fx) {
-                            acc += in_row[fx * p->input.c];
-                        }
-                    }
-                    out_px[ch] = (int16_t)te_clamp(te_pool_average(acc, count), p->act_min,
-                                                   p->act_max);
-                }
-            }
-        }
-    }
-    return TE_OK;
+    TE_AVGPOOL_BODY(int16_t, -32768, 32767, TE_AVGPOOL_S16_MAX_COUNT);
 }
 
 te_status_t te_maxpool_s8(const te_maxpool_params_t *p, const int8_t *input, int8_t *output)
 {
-    int32_t b, oy, ox, ch, fy, fx;
-    if (p == NULL || input == NULL || output == NULL || !te_pool_valid(p, -128, 127)) {
-        return TE_ERR_ARG;
-    }
-    for (b = 0; b < p->output.n; ++b) {
-        for (oy = 0; oy < p->output.h; ++oy) {
-            const te_span_t y = te_window_span(oy, p->stride_h, p->pad_h, p->filter_h,
-                                               p->input.h);
-            for (ox = 0; ox < p->output.w; ++ox) {
-                const te_span_t x = te_window_span(ox, p->stride_w, p->pad_w, p->filter_w,
-                                                   p->input.w);
-                int8_t *out_px = output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;
-                for (ch = 0; ch < p->output.c; ++ch) {
-                    int32_t mx = -128; /* TFLite starts from the int8 minimum */
-                    for (fy = y.start; fy < y.end; ++fy) {
-                        const int8_t *in_row =
-                            input + ((b * p->input.h + y.origin + fy) * p->input.w + x.origin) *
-                                        p->input.c + ch;
-                        for (fx = x.start; fx < x.end; ++fx) {
-                            mx = te_max_i32(mx, in_row[fx * p->input.c]);
-                        }
-                    }
-                    out_px[ch] = (int8_t)te_clamp(mx, p->act_min, p->act_max);
-                }
-            }
-        }
-    }
-    return TE_OK;
+    TE_MAXPOOL_BODY(int8_t, -128, 127);
 }
 
 te_status_t te_maxpool_s16(const te_maxpool_params_t *p, const int16_t *input, int16_t *output)
 {
-    int32_t b, oy, ox, ch, fy, fx;
-    if (p == NULL || input == NULL || output == NULL || !te_pool_valid(p, -32768, 32767)) {
-        return TE_ERR_ARG;
-    }
-    for (b = 0; b < p->output.n; ++b) {
-        for (oy = 0; oy < p->output.h; ++oy) {
-            const te_span_t y = te_window_span(oy, p->stride_h, p->pad_h, p->filter_h,
-                                               p->input.h);
-            for (ox = 0; ox < p->output.w; ++ox) {
-                const te_span_t x = te_window_span(ox, p->stride_w, p->pad_w, p->filter_w,
-                                                   p->input.w);
-                int16_t *out_px =
-                    output + ((b * p->output.h + oy) * p->output.w + ox) * p->output.c;
-                for (ch = 0; ch < p->output.c; ++ch) {
-                    int32_t mx = -32768; /* TFLite starts from the int16 minimum */
-                    for (fy = y.start; fy < y.end; ++fy) {
-                        const int16_t *in_row =
-                            input + ((b * p->input.h + y.origin + fy) * p->input.w + x.origin) *
-                                        p->input.c + ch;
-                        for (fx = x.start; fx < x.end; ++fx) {
-                            mx = te_max_i32(mx, in_row[fx * p->input.c]);
-                        }
-                    }
-                    out_px[ch] = (int16_t)te_clamp(mx, p->act_min, p->act_max);
-                }
-            }
-        }
-    }
-    return TE_OK;
+    TE_MAXPOOL_BODY(int16_t, -32768, 32767);
 }
 
 /* Valid MEAN parameters for an activation type whose range is [lo, hi]. */
@@ -210,64 +165,42 @@ static int32_t te_mean_requantize(const te_mean_params_t *p, uint32_t acc)
     return te_clamp(y, p->q.act_min, p->q.act_max);
 }
 
+/* One loop over the element type T for both MEAN kernels. */
+#define TE_MEAN_BODY(T, LO, HI)                                                                   \
+    int32_t b, c0, i, k, n_px, block;                                                             \
+    uint32_t acc[TE_MEAN_BLOCK];                                                                  \
+    uint32_t zp_total;                                                                            \
+    if (p == NULL || input == NULL || output == NULL || !te_mean_valid(p, LO, HI)) {             \
+        return TE_ERR_ARG;                                                                        \
+    }                                                                                             \
+    n_px = p->input.h * p->input.w;                                                               \
+    zp_total = (uint32_t)p->q.input_offset * (uint32_t)n_px;                                      \
+    for (b = 0; b < p->input.n; ++b) {                                                            \
+        const T *in_b = input + b * n_px * p->input.c;                                            \
+        for (c0 = 0; c0 < p->input.c; c0 += TE_MEAN_BLOCK) {                                      \
+            block = te_min_i32(TE_MEAN_BLOCK, p->input.c - c0);                                   \
+            for (k = 0; k < block; ++k) {                                                         \
+                acc[k] = zp_total;                                                                \
+            }                                                                                     \
+            for (i = 0; i < n_px; ++i) {                                                          \
+                const T *px = in_b + i * p->input.c + c0;                                         \
+                for (k = 0; k < block; ++k) {                                                     \
+                    acc[k] += (uint32_t)(int32_t)px[k];                                           \
+                }                                                                                 \
+            }                                                                                     \
+            for (k = 0; k < block; ++k) {                                                         \
+                output[b * p->input.c + c0 + k] = (T)te_mean_requantize(p, acc[k]);              \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+    return TE_OK
+
 te_status_t te_mean_s8(const te_mean_params_t *p, const int8_t *input, int8_t *output)
 {
-    int32_t b, c0, i, k, n_px, block;
-    uint32_t acc[TE_MEAN_BLOCK];
-    uint32_t zp_total;
-    if (p == NULL || input == NULL || output == NULL || !te_mean_valid(p, -128, 127)) {
-        return TE_ERR_ARG;
-    }
-    n_px = p->input.h * p->input.w;
-    zp_total = (uint32_t)p->q.input_offset * (uint32_t)n_px;
-    for (b = 0; b < p->input.n; ++b) {
-        const int8_t *in_b = input + b * n_px * p->input.c;
-        for (c0 = 0; c0 < p->input.c; c0 += TE_MEAN_BLOCK) {
-            block = te_min_i32(TE_MEAN_BLOCK, p->input.c - c0);
-            for (k = 0; k < block; ++k) {
-                acc[k] = zp_total;
-            }
-            for (i = 0; i < n_px; ++i) {
-                const int8_t *px = in_b + i * p->input.c + c0;
-                for (k = 0; k < block; ++k) {
-                    acc[k] += (uint32_t)(int32_t)px[k];
-                }
-            }
-            for (k = 0; k < block; ++k) {
-                output[b * p->input.c + c0 + k] = (int8_t)te_mean_requantize(p, acc[k]);
-            }
-        }
-    }
-    return TE_OK;
+    TE_MEAN_BODY(int8_t, -128, 127);
 }
 
 te_status_t te_mean_s16(const te_mean_params_t *p, const int16_t *input, int16_t *output)
 {
-    int32_t b, c0, i, k, n_px, block;
-    uint32_t acc[TE_MEAN_BLOCK];
-    uint32_t zp_total;
-    if (p == NULL || input == NULL || output == NULL || !te_mean_valid(p, -32768, 32767)) {
-        return TE_ERR_ARG;
-    }
-    n_px = p->input.h * p->input.w;
-    zp_total = (uint32_t)p->q.input_offset * (uint32_t)n_px;
-    for (b = 0; b < p->input.n; ++b) {
-        const int16_t *in_b = input + b * n_px * p->input.c;
-        for (c0 = 0; c0 < p->input.c; c0 += TE_MEAN_BLOCK) {
-            block = te_min_i32(TE_MEAN_BLOCK, p->input.c - c0);
-            for (k = 0; k < block; ++k) {
-                acc[k] = zp_total;
-            }
-            for (i = 0; i < n_px; ++i) {
-                const int16_t *px = in_b + i * p->input.c + c0;
-                for (k = 0; k < block; ++k) {
-                    acc[k] += (uint32_t)(int32_t)px[k];
-                }
-            }
-            for (k = 0; k < block; ++k) {
-                output[b * p->input.c + c0 + k] = (int16_t)te_mean_requantize(p, acc[k]);
-            }
-        }
-    }
-    return TE_OK;
+    TE_MEAN_BODY(int16_t, -32768, 32767);
 }
