@@ -59,76 +59,49 @@ static int8_t te_svdf_output(const te_svdf_params_t *p, uint32_t acc)
     return (int8_t)te_clamp(y + p->output_offset, -128, 127);
 }
 
+/* One SVDF step for state of type S (int16 or int8; its range [LO, HI], BITS wide), shared by
+ * both entry points. Forget the oldest step: the whole state buffer moves left by one element,
+ * as TFLM moves it; the slot that each row's first element lands in is rewritten just below. */
+#define TE_SVDF_BODY(S, LO, HI, BITS)                                                             \
+    int32_t b, f, u, r, j;                                                                        \
+    if (p == NULL || input == NULL || weights_feature == NULL || weights_time == NULL ||         \
+        bias == NULL || state == NULL || output == NULL || !te_svdf_params_ok(p, LO, HI)) {      \
+        return TE_ERR_ARG;                                                                        \
+    }                                                                                             \
+    memmove(state, state + 1, (size_t)(p->batches * p->filters * p->memory - 1) * sizeof(S));    \
+    for (b = 0; b < p->batches; ++b) {                                                            \
+        const int8_t *x = input + b * p->input_size;                                              \
+        S *s = state + b * p->filters * p->memory;                                                \
+        const int32_t units = p->filters / p->rank;                                               \
+        for (f = 0; f < p->filters; ++f) {                                                        \
+            const int32_t v =                                                                     \
+                te_svdf_feature(p, x, weights_feature + f * p->input_size, LO, HI);               \
+            s[f * p->memory + p->memory - 1] = (S)te_svdf_wrap(v, BITS);                          \
+        }                                                                                         \
+        for (u = 0; u < units; ++u) {                                                             \
+            uint32_t acc = (uint32_t)bias[u];                                                     \
+            for (r = 0; r < p->rank; ++r) {                                                       \
+                const int32_t row = (u * p->rank + r) * p->memory;                                \
+                for (j = 0; j < p->memory; ++j) {                                                 \
+                    acc += (uint32_t)((int32_t)weights_time[row + j] *                            \
+                                      ((int32_t)s[row + j] - p->state_zero_point));               \
+                }                                                                                 \
+            }                                                                                     \
+            output[b * units + u] = te_svdf_output(p, acc);                                       \
+        }                                                                                         \
+    }                                                                                             \
+    return TE_OK
+
 te_status_t te_svdf_s8(const te_svdf_params_t *p, const int8_t *input,
                        const int8_t *weights_feature, const int16_t *weights_time,
                        const int32_t *bias, int16_t *state, int8_t *output)
 {
-    int32_t b, f, u, r, j;
-    if (p == NULL || input == NULL || weights_feature == NULL || weights_time == NULL ||
-        bias == NULL || state == NULL || output == NULL ||
-        !te_svdf_params_ok(p, INT16_MIN, INT16_MAX)) {
-        return TE_ERR_ARG;
-    }
-    /* Forget the oldest step: the whole buffer moves left by one element, as TFLM moves it; the
-     * slot that each row's first element lands in is rewritten just below. */
-    memmove(state, state + 1,
-            (size_t)(p->batches * p->filters * p->memory - 1) * sizeof(int16_t));
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *x = input + b * p->input_size;
-        int16_t *s = state + b * p->filters * p->memory;
-        const int32_t units = p->filters / p->rank;
-        for (f = 0; f < p->filters; ++f) {
-            const int32_t v = te_svdf_feature(p, x, weights_feature + f * p->input_size,
-                                              INT16_MIN, INT16_MAX);
-            s[f * p->memory + p->memory - 1] = (int16_t)te_svdf_wrap(v, 16);
-        }
-        for (u = 0; u < units; ++u) {
-            uint32_t acc = (uint32_t)bias[u];
-            for (r = 0; r < p->rank; ++r) {
-                const int32_t row = (u * p->rank + r) * p->memory;
-                for (j = 0; j < p->memory; ++j) {
-                    acc += (uint32_t)((int32_t)weights_time[row + j] *
-                                      ((int32_t)s[row + j] - p->state_zero_point));
-                }
-            }
-            output[b * units + u] = te_svdf_output(p, acc);
-        }
-    }
-    return TE_OK;
+    TE_SVDF_BODY(int16_t, INT16_MIN, INT16_MAX, 16);
 }
 
 te_status_t te_svdf_s8_state_s8(const te_svdf_params_t *p, const int8_t *input,
                                 const int8_t *weights_feature, const int8_t *weights_time,
                                 const int32_t *bias, int8_t *state, int8_t *output)
 {
-    int32_t b, f, u, r, j;
-    if (p == NULL || input == NULL || weights_feature == NULL || weights_time == NULL ||
-        bias == NULL || state == NULL || output == NULL ||
-        !te_svdf_params_ok(p, INT8_MIN, INT8_MAX)) {
-        return TE_ERR_ARG;
-    }
-    /* As te_svdf_s8, on int8 state. */
-    memmove(state, state + 1, (size_t)(p->batches * p->filters * p->memory - 1));
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *x = input + b * p->input_size;
-        int8_t *s = state + b * p->filters * p->memory;
-        const int32_t units = p->filters / p->rank;
-        for (f = 0; f < p->filters; ++f) {
-            const int32_t v = te_svdf_feature(p, x, weights_feature + f * p->input_size,
-                                              INT8_MIN, INT8_MAX);
-            s[f * p->memory + p->memory - 1] = (int8_t)te_svdf_wrap(v, 8);
-        }
-        for (u = 0; u < units; ++u) {
-            uint32_t acc = (uint32_t)bias[u];
-            for (r = 0; r < p->rank; ++r) {
-                const int32_t row = (u * p->rank + r) * p->memory;
-                for (j = 0; j < p->memory; ++j) {
-                    acc += (uint32_t)((int32_t)weights_time[row + j] *
-                                      ((int32_t)s[row + j] - p->state_zero_point));
-                }
-            }
-            output[b * units + u] = te_svdf_output(p, acc);
-        }
-    }
-    return TE_OK;
+    TE_SVDF_BODY(int8_t, INT8_MIN, INT8_MAX, 8);
 }
