@@ -184,6 +184,33 @@ static int32_t te_lstm_gate_s8(const te_lstm_params_t *p, int32_t g, int32_t u,
                                                           p->recurrent_shift[g])));
 }
 
+/* The time steps of both entry points, over activations of type T with the gate function GATE:
+ * each chunk (one batch, or all of them when time-major) carries its hidden and cell state
+ * from step to step; each step's output row is the new hidden state. */
+#define TE_LSTM_STEPS(T, GATE)                                                                    \
+    rows = p->time_major ? p->batches : 1;                                                        \
+    chunks = p->time_major ? 1 : p->batches;                                                      \
+    for (k = 0; k < chunks; ++k) {                                                                \
+        T *h = hidden_state + k * p->n_state;                                                     \
+        int16_t *c = cell_state + k * p->n_state;                                                 \
+        for (t = 0; t < p->time_steps; ++t) {                                                     \
+            te_lstm_step_offsets(p, k, t, &in_at, &out_at);                                       \
+            for (r = 0; r < rows; ++r) {                                                          \
+                const T *x = input + in_at + r * p->n_input;                                      \
+                for (u = 0; u < p->n_state; ++u) {                                                \
+                    for (g = 0; g < 4; ++g) {                                                     \
+                        z[g] = GATE(p, g, u, x, h + r * p->n_state, input_weights,                \
+                                    recurrent_weights, bias);                                     \
+                    }                                                                             \
+                    output[out_at + r * p->n_state + u] =                                         \
+                        (T)te_lstm_cell(p, z, &c[r * p->n_state + u]);                            \
+                }                                                                                 \
+            }                                                                                     \
+            memcpy(h, output + out_at, (size_t)rows * (size_t)p->n_state * sizeof(T));            \
+        }                                                                                         \
+    }                                                                                             \
+    return TE_OK
+
 te_status_t te_lstm_s8(const te_lstm_params_t *p, const int8_t *input,
                        const int8_t *input_weights, const int8_t *recurrent_weights,
                        const int32_t *bias, int8_t *hidden_state, int16_t *cell_state,
@@ -197,28 +224,7 @@ te_status_t te_lstm_s8(const te_lstm_params_t *p, const int8_t *input,
         p->input_offset > 128 || p->hidden_offset < -127 || p->hidden_offset > 128) {
         return TE_ERR_ARG;
     }
-    rows = p->time_major ? p->batches : 1;
-    chunks = p->time_major ? 1 : p->batches;
-    for (k = 0; k < chunks; ++k) {
-        int8_t *h = hidden_state + k * p->n_state;
-        int16_t *c = cell_state + k * p->n_state;
-        for (t = 0; t < p->time_steps; ++t) {
-            te_lstm_step_offsets(p, k, t, &in_at, &out_at);
-            for (r = 0; r < rows; ++r) {
-                const int8_t *x = input + in_at + r * p->n_input;
-                for (u = 0; u < p->n_state; ++u) {
-                    for (g = 0; g < 4; ++g) {
-                        z[g] = te_lstm_gate_s8(p, g, u, x, h + r * p->n_state, input_weights,
-                                               recurrent_weights, bias);
-                    }
-                    output[out_at + r * p->n_state + u] =
-                        (int8_t)te_lstm_cell(p, z, &c[r * p->n_state + u]);
-                }
-            }
-            memcpy(h, output + out_at, (size_t)rows * (size_t)p->n_state * sizeof(int8_t));
-        }
-    }
-    return TE_OK;
+    TE_LSTM_STEPS(int8_t, te_lstm_gate_s8);
 }
 
 static int32_t te_lstm_gate_s16(const te_lstm_params_t *p, int32_t g, int32_t u,
@@ -239,8 +245,10 @@ static int32_t te_lstm_gate_s16(const te_lstm_params_t *p, int32_t g, int32_t u,
         acc_h += (int32_t)r[k] * ((int32_t)h[k] + p->hidden_offset);
     }
     return te_lstm_sat16(
-        te_lstm_sat16(te_multiply_by_quantized_multiplier_s64(acc, p->input_mult[g], p->input_shift[g])) +
-        te_lstm_sat16(te_multiply_by_quantized_multiplier_s64(acc_h, p->recurrent_mult[g], p->recurrent_shift[g])));
+        te_lstm_sat16(te_multiply_by_quantized_multiplier_s64(acc, p->input_mult[g],
+                                                              p->input_shift[g])) +
+        te_lstm_sat16(te_multiply_by_quantized_multiplier_s64(acc_h, p->recurrent_mult[g],
+                                                              p->recurrent_shift[g])));
 }
 
 te_status_t te_lstm_s16(const te_lstm_params_t *p, const int16_t *input,
@@ -256,26 +264,5 @@ te_status_t te_lstm_s16(const te_lstm_params_t *p, const int16_t *input,
         p->input_offset != 0 || p->hidden_offset != 0) {
         return TE_ERR_ARG;
     }
-    rows = p->time_major ? p->batches : 1;
-    chunks = p->time_major ? 1 : p->batches;
-    for (k = 0; k < chunks; ++k) {
-        int16_t *h = hidden_state + k * p->n_state;
-        int16_t *c = cell_state + k * p->n_state;
-        for (t = 0; t < p->time_steps; ++t) {
-            te_lstm_step_offsets(p, k, t, &in_at, &out_at);
-            for (r = 0; r < rows; ++r) {
-                const int16_t *x = input + in_at + r * p->n_input;
-                for (u = 0; u < p->n_state; ++u) {
-                    for (g = 0; g < 4; ++g) {
-                        z[g] = te_lstm_gate_s16(p, g, u, x, h + r * p->n_state, input_weights,
-                                                recurrent_weights, bias);
-                    }
-                    output[out_at + r * p->n_state + u] =
-                        (int16_t)te_lstm_cell(p, z, &c[r * p->n_state + u]);
-                }
-            }
-            memcpy(h, output + out_at, (size_t)rows * (size_t)p->n_state * sizeof(int16_t));
-        }
-    }
-    return TE_OK;
+    TE_LSTM_STEPS(int16_t, te_lstm_gate_s16);
 }
