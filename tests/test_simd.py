@@ -122,6 +122,31 @@ def _slow_requant(b: _Builder, y: str) -> None:
     t.quant = QuantParams(t.quant.scale / 64.0, t.quant.zero_point, t.quant.axis)
 
 
+def _degenerate_channels(b: _Builder, y: str) -> None:
+    """Push some output channels of the per-channel layer producing y out of the fast
+    requantisation's domain, the rest staying in it: two channels' weight scales grow 256x
+    (multipliers above 1/2, shift >= 0), one shrinks 1e9x (multiplier 0), one 2^18x (shift below -22), and two
+    biases
+    move to +-(3 * 2^28 .. 3 * 2^29) (accumulators past 2^30). The kernels must keep SIMD for the
+    other channels and give every channel the exact answer."""
+    op = next(o for o in b.ops if o.outputs[0] == y)
+    w = b.tensors[op.inputs[1]]
+    assert w.quant is not None and w.quant.scale.size > 5
+    scale = w.quant.scale.astype(np.float64).copy()
+    scale[[1, 4]] *= 256.0
+    scale[2] *= 1e-9
+    scale[0] *= 2.0 ** -18
+    w.quant = QuantParams(scale.astype(w.quant.scale.dtype), w.quant.zero_point, w.quant.axis)
+    if len(op.inputs) > 2 and op.inputs[2]:
+        bias = b.tensors[op.inputs[2]]
+        assert bias.quant is not None and bias.data is not None
+        bias.quant = QuantParams(np.float64(b.tensors[op.inputs[0]].scale) * scale,
+                                 bias.quant.zero_point, bias.quant.axis)
+        data = bias.data.copy()
+        data[3], data[5] = 3 << 29, -(3 << 28)
+        bias.data = data
+
+
 def _graph(b: _Builder, x: str, y: str, name: str) -> Graph:
     g = Graph(b.tensors, b.ops, [x], [y], name=name)
     verify(g)
@@ -178,12 +203,13 @@ def depthwise_graph(seed: int) -> Graph:
 
 
 def fc_graph(seed: int) -> Graph:
-    """Fully connected layers: odd and even features, weights zero points, per channel, a
-    requantisation outside the fast path's domain."""
+    """Fully connected layers: odd and even features, weights zero points, per channel with
+    some channels outside the fast requantisation's domain, a whole layer outside it."""
     b = _Builder(np.random.default_rng(seed))
     x = _input(b, (1, 4, 5, 3))
     y = _fc(b, x, 13, act="RELU")                          # 60 features, odd outputs
     y = _fc(b, y, 22, per_channel=True)
+    _degenerate_channels(b, y)
     y = _fc(b, y, 7)
     _slow_requant(b, y)
     y = _fc(b, y, 10, act="RELU6")
@@ -277,8 +303,7 @@ def test_projects_ship_the_simd_header(built):
 @pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m55"])
 def test_kernels_build_at_every_optimisation_level(cpu, tmp_path):
     """The assembly loops need 13 or 14 free registers: te_simd.h enables them only where GCC
-    finds them (-O1, -Og, -O2, -O3) and keeps the intrinsics at -Os (and the portable loops at
-    -O0). A failure here is GCC's "asm operand has impossible constraints"."""
+    finds them (-O1, -Og, -Os, -O2, -O3); -O0 takes the portable loops. A failure here is GCC's "asm operand has impossible constraints"."""
     require(shutil.which("arm-none-eabi-gcc") is not None, "arm-none-eabi-gcc is not installed")
     csrc = Path(__file__).resolve().parent.parent / "csrc"
     files = ["te_conv.c", "te_depthwise.c", "te_fc.c"] if cpu == "cortex-m4" else ["te_conv.c"]
