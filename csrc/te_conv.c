@@ -586,8 +586,12 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
 
 /** Rows of at most this many values (filter.w * filter.c) take the im2col path: 32 takes
  * resnet's strided 1x1 over 32 channels too (1.07x CMSIS-NN through te_conv2d_simd, below 1x
- * here; benchmarks/vs_cmsis_nn.py). */
+ * here; benchmarks/vs_cmsis_nn.py). Longer rows take it when at least TE_CONV_IM2COL_MIN_OC
+ * output channels share each widened pair: resnet's 3x3 convolutions over 16 and 32 channels
+ * drop from 0.83-0.95x CMSIS-NN to 0.64-0.76x (m4 -O2); with fewer channels the widening,
+ * about 1.5 / channels instructions per MAC, eats the gain over te_conv2d_simd's int8 rows. */
 #define TE_CONV_IM2COL_MAX_ROW 32
+#define TE_CONV_IM2COL_MIN_OC 8
 
 /** Bytes of the work space for patches of k values: the two int8 columns, then the widened
  * pair (4 * k bytes, word-aligned: up to 3 bytes of alignment). */
@@ -596,14 +600,16 @@ static int32_t te_conv2d_im2col_bytes(int32_t k)
     return 6 * k + 3;
 }
 
-/** The domain of te_conv2d_im2col_simd: one group, a short kernel row, a zero point that int8
- * holds (the padding value), and an output with room for one pixel pair besides the work
- * space. The requantisation domain (te_simd_rq_ok) is the caller's check. */
+/** The domain of te_conv2d_im2col_simd: one group, a short kernel row or enough output
+ * channels, a zero point that int8 holds (the padding value), and an output with room for one
+ * pixel pair besides the work space. The requantisation domain (te_simd_rq_ok) is the caller's check. */
 static int te_conv2d_im2col_ok(const te_conv2d_params_t *p)
 {
     const int32_t k = p->filter.h * p->filter.w * p->filter.c;
     const int32_t n_px = p->output.n * p->output.h * p->output.w;
-    return p->groups == 1 && p->filter.w * p->filter.c <= TE_CONV_IM2COL_MAX_ROW &&
+    return p->groups == 1 &&
+           (p->filter.w * p->filter.c <= TE_CONV_IM2COL_MAX_ROW ||
+            p->output.c >= TE_CONV_IM2COL_MIN_OC) &&
            p->output.c >= 2 && p->q.input_offset >= -127 && p->q.input_offset <= 128 &&
            n_px >= 2 && (n_px - 2) * p->output.c >= te_conv2d_im2col_bytes(k);
 }

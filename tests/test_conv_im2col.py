@@ -5,7 +5,8 @@ pixels through the generic SIMD loop. Bit-exact with the portable kernel on the 
 SIMD, also under ASan/UBSan) and on the emulated Cortex-M4 (SIMD and portable builds).
 
 The layers sit on the edges of its domain (te_conv2d_im2col_ok): rows of 32 values (inside)
-and 40 (outside), k a multiple of 8 (the assembly) and not, odd output channels, clamping
+and 40 (outside, with few output channels), longer rows with 8 or more output channels
+(inside) and 7 (outside), k a multiple of 8 (the assembly) and not, odd output channels, clamping
 activations, dilation (one copy per tap), padding on every side, an output too small for the
 work space, zero points -128 and 127 (the padding byte), and a requantisation outside the fast
 path's domain (portable loop).
@@ -90,7 +91,21 @@ def edges_graph(seed: int) -> Graph:
     return _graph(b, x, y, f"edges{seed}")
 
 
-GRAPHS = {"kws": kws_graph, "edges": edges_graph}
+def long_rows_graph(seed: int) -> Graph:
+    """Rows longer than 32 values take im2col when at least 8 output channels share each widened
+    pair (resnet's 3x3 over 16 channels), and the generic loop with fewer."""
+    b = _Builder(np.random.default_rng(seed))
+    x = _input(b, (1, 12, 12, 16), int(b.rng.integers(-128, 128)))
+    y = _conv(b, x, 9, 3, 3, act="RELU")                   # row 48, k = 144, 9 channels: im2col
+    y = _conv(b, y, 5, 1, 1)
+    y = _conv(b, y, 10, 1, 7, act="RELU6")                 # row 35, k = 35 (not 8n), 10: im2col
+    y = _conv(b, y, 7, 1, 5)                               # row 50, 7 channels: generic
+    y = _conv(b, y, 8, 3, 3, stride=2)                     # row 21: short
+    y = _conv(b, y, 12, 3, 5, padding="VALID")             # row 40, output too small: generic
+    return _graph(b, x, y, f"long{seed}")
+
+
+GRAPHS = {"kws": kws_graph, "edges": edges_graph, "long": long_rows_graph}
 NAMES = [f"{name}{seed}" for name in GRAPHS for seed in (0, 1)]
 
 
