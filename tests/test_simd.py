@@ -125,10 +125,9 @@ def _slow_requant(b: _Builder, y: str) -> None:
 def _degenerate_channels(b: _Builder, y: str) -> None:
     """Push some output channels of the per-channel layer producing y out of the fast
     requantisation's domain, the rest staying in it: two channels' weight scales grow 256x
-    (multipliers above 1/2, shift >= 0), one shrinks 1e9x (multiplier 0), one 2^18x (shift below -22), and two
-    biases
-    move to +-(3 * 2^28 .. 3 * 2^29) (accumulators past 2^30). The kernels must keep SIMD for the
-    other channels and give every channel the exact answer."""
+    (multipliers above 1/2, shift >= 0), one shrinks 1e9x (multiplier 0), one 2^18x (shift
+    below -22), and two biases move to +-(3 * 2^28 .. 3 * 2^29) (accumulators past 2^30). The
+    kernels must keep SIMD for the other channels and give every channel the exact answer."""
     op = next(o for o in b.ops if o.outputs[0] == y)
     w = b.tensors[op.inputs[1]]
     assert w.quant is not None and w.quant.scale.size > 5
@@ -156,7 +155,9 @@ def _graph(b: _Builder, x: str, y: str, name: str) -> Graph:
 def pointwise_graph(seed: int) -> Graph:
     """Pointwise convolutions: both fast paths (channels a multiple of 8, activation NONE) and the
     general one, odd channel counts, odd pixel counts, and in-place narrowing, equal-width and
-    widening layers (forward and backward orders, pixel pairs and an odd last pixel)."""
+    widening layers (forward and backward orders, pixel pairs and an odd last pixel), and out of
+    place with 16 or more input channels the widened pixel pairs with their work space at the
+    output's end, on a plane where it fits and on one where only a few pairs fit."""
     b = _Builder(np.random.default_rng(seed))
     x = _input(b, (1, 5, 7, 16))
     y = _conv(b, x, 24)                                    # 16 -> 24, fast path
@@ -169,6 +170,10 @@ def pointwise_graph(seed: int) -> Graph:
     y = _conv(b, y, 24, inplace=True)                      # narrowing, fast path
     y = _conv(b, y, 17, inplace=True)                      # fast path: 8 + 16 inputs, odd outputs
     y = _conv(b, y, 7, stride=2, padding="VALID")          # strided 1x1: the generic kernel
+    y = _conv(b, y, 16)                                    # 7 inputs: channel pairs only
+    y = _conv(b, y, 24)                                    # 16 -> 24 on 3 x 4 pixels: widened
+    y = _conv(b, y, 18, act="RELU")                        # pairs until the work space, then
+    y = _conv(b, y, 9)                                     # channel pairs; 18: not 8n
     return _graph(b, x, y, f"pointwise{seed}")
 
 
@@ -303,7 +308,8 @@ def test_projects_ship_the_simd_header(built):
 @pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m55"])
 def test_kernels_build_at_every_optimisation_level(cpu, tmp_path):
     """The assembly loops need 13 or 14 free registers: te_simd.h enables them only where GCC
-    finds them (-O1, -Og, -Os, -O2, -O3); -O0 takes the portable loops. A failure here is GCC's "asm operand has impossible constraints"."""
+    finds them (-O1, -Og, -Os, -O2, -O3); -O0 takes the portable loops. A failure here is
+    GCC's "asm operand has impossible constraints"."""
     require(shutil.which("arm-none-eabi-gcc") is not None, "arm-none-eabi-gcc is not installed")
     csrc = Path(__file__).resolve().parent.parent / "csrc"
     files = ["te_conv.c", "te_depthwise.c", "te_fc.c"] if cpu == "cortex-m4" else ["te_conv.c"]
