@@ -139,7 +139,8 @@ def test_model_on_qemu_equals_host(name, core, projects):
 
 def test_digits_cnn_float_io_on_qemu(tmp_path):
     """The digits CNN from the float pipeline: float32 in (QUANTIZE) and out (DEQUANTIZE), the
-    only float arithmetic of the kernels, on the M4 and M7 FPUs and the M55."""
+    only float arithmetic of the kernels, on every Cortex-M core: the FPUs of the M4, M7, M33
+    and M55, and libgcc's soft-float on the M0, M0+ and M3 (RISC-V: test_targets_riscv.py)."""
     _require_qemu()
     torch = pytest.importorskip("torch")
     from digits_cnn import digits_split, small_cnn
@@ -155,7 +156,7 @@ def test_digits_cnn_float_io_on_qemu(tmp_path):
     host = HostModel(tmp_path / "d")
     records = [[x_test[i].reshape(report["inputs"][0]["shape"])] for i in range(3)]
     want = [host.invoke(r) for r in records]
-    for core in ("cortex-m4", "cortex-m7", "cortex-m55"):
+    for core in (t for t, board in TARGETS.items() if board and BOARDS[board].cpu.arch == "arm"):
         _assert_same(want, run_records(tmp_path / "d", records, core).outputs)
 
 

@@ -29,10 +29,9 @@ def _target(args: argparse.Namespace) -> str | None:
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
-    from .target import BOARDS
+    from .target import BOARDS, TARGETS
 
-    p.add_argument("--target", choices=["cortex-m4", "cortex-m7", "cortex-m55", "host"],
-                   help="core to build for (default: host)")
+    p.add_argument("--target", choices=list(TARGETS), help="core to build for (default: host)")
     p.add_argument("--board", choices=sorted(BOARDS), help="board preset (memory sizes)")
 
 

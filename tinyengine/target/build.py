@@ -1,9 +1,12 @@
-"""Firmware builds: a generated project + a board -> an ELF for arm-none-eabi, and its true size.
+"""Firmware builds: a generated project + a board -> an ELF for the board's core (arm-none-eabi
+or riscv64-unknown-elf), and its true size.
 
 The firmware is the project's own sources (<prefix>_model.c, <prefix>_weights.c, kernels/*.c),
 exactly what the host build compiles, plus three files rendered from codegen_templates/target/:
 a semihosting main (inputs from input.bin, outputs to output.bin), the startup code (vector
-table, reset handler) and a linker script with the board's real flash and RAM regions.
+table or trap vector, reset handler) and a linker script with the board's real flash and RAM
+regions. The main is one for every core; the startup code and linker script are per
+instruction set (boards.ARCHES).
 
 Two checks guard the memory: `check_fits` says in plain words, before compiling anything, that
 a model cannot fit (its figures are lower bounds, so it never refuses a model that links), and
@@ -32,15 +35,11 @@ from ..codegen.project import check_prefix
 from ..errors import TinyEngineError
 from ..resources import TEMPLATES
 from ..runtime.host import load_project_report
-from .boards import Board, resolve_board
+from .boards import ARCHES, Board, resolve_board
 
-TOOLCHAIN_HINT = ("install the Arm toolchain: apt-get install --no-install-recommends "
-                  "gcc-arm-none-eabi libnewlib-arm-none-eabi")
 FIRMWARE_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
                    "-fdata-sections")
-# newlib-nano, semihosting system calls (librdimon) and our own startup instead of crt0.
-FIRMWARE_LDFLAGS = ("--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
-                    "-Wl,--gc-sections")
+FIRMWARE_LDFLAGS = ARCHES["arm"].ldflags  # the Cortex-M link flags (benchmarks/ use them)
 NO_SIMD_DEFINE = "-DTE_NO_SIMD"
 
 # Lower bounds of what the firmware needs besides the model, measured on the smallest model
@@ -50,12 +49,18 @@ NO_SIMD_DEFINE = "-DTE_NO_SIMD"
 RUNTIME_FLASH_FLOOR = 8 * 1024
 RUNTIME_RAM_FLOOR = 256
 
-FIRMWARE_FILES = {"firmware_main.c.j2": "firmware_main.c",
-                  "firmware_startup.c.j2": "firmware_startup.c",
-                  "firmware.ld.j2": "firmware.ld"}
-PROJECT_FILES = {**FIRMWARE_FILES, "firmware.mk.j2": "firmware.mk",
-                 "firmware.cmake.j2": "firmware.cmake",
-                 "arm-none-eabi.cmake.j2": "arm-none-eabi.cmake"}
+# The Makefile fragment and CMake files name the Arm toolchain and QEMU: Arm cores only.
+ARM_BUILD_FILES = {"firmware.mk.j2": "firmware.mk", "firmware.cmake.j2": "firmware.cmake",
+                   "arm-none-eabi.cmake.j2": "arm-none-eabi.cmake"}
+
+
+def firmware_templates(board: Board, project: bool = False) -> dict[str, str]:
+    """Template -> file name: the firmware's own files for the board's instruction set, and
+    with `project` the build files a generated project also gets (Arm only, for now)."""
+    arch = board.cpu.tools
+    files = {"firmware_main.c.j2": "firmware_main.c", arch.startup_template: "firmware_startup.c",
+             arch.linker_template: "firmware.ld"}
+    return {**files, **ARM_BUILD_FILES} if project and arch.name == "arm" else files
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,15 @@ class Toolchain:
         return out.stdout.splitlines()[0] if out.stdout else "?"
 
 
-def find_toolchain() -> Toolchain:
-    tools = {t: shutil.which(f"arm-none-eabi-{t}") for t in ("gcc", "size", "nm")}
-    missing = [f"arm-none-eabi-{t}" for t, path in tools.items() if path is None]
+def find_toolchain(arch: str = "arm") -> Toolchain:
+    """The cross gcc, size and nm of an instruction set (boards.ARCHES), or an error saying
+    which Debian packages hold them."""
+    a = ARCHES[arch]
+    tools = {t: shutil.which(f"{a.cross}{t}") for t in ("gcc", "size", "nm")}
+    missing = [f"{a.cross}{t}" for t, path in tools.items() if path is None]
     if missing:
-        raise TinyEngineError(f"{', '.join(missing)} not found; {TOOLCHAIN_HINT}")
+        raise TinyEngineError(f"{', '.join(missing)} not found; install the {arch} toolchain: "
+                              f"apt-get install --no-install-recommends {a.toolchain_packages}")
     return Toolchain(gcc=str(tools["gcc"]), size=str(tools["size"]), nm=str(tools["nm"]))
 
 
@@ -99,25 +108,30 @@ def _context(report: dict[str, Any], board: Board, sources: list[str]) -> dict[s
             "version": __version__, "board": board, "arena_bytes": report["arena_bytes"],
             "inputs": report["inputs"], "outputs": report["outputs"],
             "cpu_flags": list(board.cpu.cflags), "cflags": list(FIRMWARE_CFLAGS),
-            "ldflags": list(FIRMWARE_LDFLAGS), "model_sources": sources,
+            "ldflags": list(board.cpu.tools.ldflags), "model_sources": sources,
             "build_dir": f"build-{board.name}"}
 
 
 def render_target_files(report: dict[str, Any], board: str | Board, sources: list[str],
-                        templates: dict[str, str] = PROJECT_FILES) -> dict[str, str]:
-    """The target files for one board: file name -> text."""
+                        templates: dict[str, str] | None = None) -> dict[str, str]:
+    """The target files for one board: file name -> text (by default every file a project
+    gets for the board: firmware_templates(board, project=True))."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "target")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["comment"] = c_comment
-    ctx = _context(report, resolve_board(board), sources)
+    b = resolve_board(board)
+    ctx = _context(report, b, sources)
+    if templates is None:
+        templates = firmware_templates(b, project=True)
     return {name: env.get_template(t).render(**ctx) for t, name in templates.items()}
 
 
 def target_files(report: dict[str, Any], board: str | Board,
                  kernel_sources: list[str]) -> dict[str, bytes]:
     """For compile_graph(extra_files=...): the firmware sources, linker script, Makefile fragment
-    (firmware.mk) and CMake files (arm-none-eabi.cmake, firmware.cmake) of `board`, as bytes.
+    (firmware.mk) and CMake files (arm-none-eabi.cmake, firmware.cmake; Arm cores only) of
+    `board`, as bytes.
     kernel_sources: the kernel .c file names the project gets (e.g. "te_conv.c")."""
     p = report["prefix"]
     sources = [f"{p}_model.c", f"{p}_weights.c", *sorted(f"kernels/{k}" for k in kernel_sources)]
@@ -183,9 +197,9 @@ def build_firmware(project_dir: str | Path, target_or_board: str | Board,
     report = load_project_report(project)
     board = resolve_board(target_or_board)
     check_fits(report, board)
-    tools = find_toolchain()
+    tools = find_toolchain(board.cpu.arch)
     sources = model_sources(report, project)
-    files = render_target_files(report, board, sources, FIRMWARE_FILES)
+    files = render_target_files(report, board, sources, firmware_templates(board))
     flags = firmware_flags(board, simd)
 
     h = hashlib.sha256()
@@ -194,7 +208,7 @@ def build_firmware(project_dir: str | Path, target_or_board: str | Board,
         h.update(rel.encode() + b"\0" + (project / rel).read_bytes())
     for name, text in sorted(files.items()):
         h.update(name.encode() + b"\0" + text.encode())
-    h.update(" ".join([*flags, *FIRMWARE_LDFLAGS, tools.version]).encode())
+    h.update(" ".join([*flags, *board.cpu.tools.ldflags, tools.version]).encode())
     digest = h.hexdigest()[:16]
 
     variant = board.name if simd else f"{board.name}-portable"
@@ -251,7 +265,8 @@ def _compile_and_link(tools: Toolchain, project: Path, board: Board, sources: li
     workers = min(len(units), os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         list(pool.map(compile_one, units))
-    link = [tools.gcc, *board.cpu.cflags, *FIRMWARE_LDFLAGS, "-T", str(out / "firmware.ld"),
+    link = [tools.gcc, *board.cpu.cflags, *board.cpu.tools.ldflags, "-T",
+            str(out / "firmware.ld"),
             f"-Wl,-Map={out / (elf_name + '.map')}", "-o", str(out / elf_name),
             *[str(o) for _, o in units]]
     result = subprocess.run(link, capture_output=True, text=True)
@@ -274,10 +289,24 @@ def _run(cmd: list[str], what: str) -> str:
     return result.stdout
 
 
+# ELF e_machine values (the 16-bit field at byte 18 of the header) of the instruction sets.
+_ELF_MACHINES = {40: "arm", 243: "riscv32"}
+
+
+def elf_arch(elf: str | Path) -> str:
+    """The instruction set an ELF is for, by its header: the binutils that read it."""
+    with open(elf, "rb") as f:
+        header = f.read(20)
+    machine = int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else -1
+    if machine not in _ELF_MACHINES:
+        raise TinyEngineError(f"{elf} is not an Arm or RISC-V ELF file; rebuild the firmware")
+    return _ELF_MACHINES[machine]
+
+
 def symbol_sizes(elf: str | Path) -> dict[str, tuple[int, int]]:
-    """name -> (address, size) of every sized symbol, from arm-none-eabi-nm."""
-    out = _run([find_toolchain().nm, "-S", "--defined-only", str(elf)],
-               f"{elf}: arm-none-eabi-nm failed")
+    """name -> (address, size) of every sized symbol, from the cross toolchain's nm."""
+    nm = find_toolchain(elf_arch(elf)).nm
+    out = _run([nm, "-S", "--defined-only", str(elf)], f"{elf}: {Path(nm).name} failed")
     symbols = {}
     for line in out.splitlines():
         parts = line.split()
@@ -287,11 +316,12 @@ def symbol_sizes(elf: str | Path) -> dict[str, tuple[int, int]]:
 
 
 def size_report(elf: str | Path, prefix: str | None = None) -> dict[str, int]:
-    """The true size of a firmware, from arm-none-eabi-size (Berkeley format): flash = text +
-    data (code, constants, .data's initial values), ram = data + bss (.bss here includes the
-    linker script's heap and stack reserves). With the symbol prefix, also what the model's own
-    symbols take: weights and parameter structs in flash, the arena in RAM."""
-    out = _run([find_toolchain().size, "-B", "-d", str(elf)], f"{elf}: arm-none-eabi-size failed")
+    """The true size of a firmware, from the cross toolchain's size (Berkeley format): flash =
+    text + data (code, constants, .data's initial values), ram = data + bss (.bss here includes
+    the linker script's heap and stack reserves). With the symbol prefix, also what the model's
+    own symbols take: weights and parameter structs in flash, the arena in RAM."""
+    size = find_toolchain(elf_arch(elf)).size
+    out = _run([size, "-B", "-d", str(elf)], f"{elf}: {Path(size).name} failed")
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     sizes = {"flash": text + data, "ram": data + bss, "text": text, "data": data, "bss": bss}
     if prefix:

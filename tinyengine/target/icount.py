@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import TinyEngineError
 from ..ir import DTYPES
 from ..runtime.host import load_project_report
-from .boards import Board, emulated_board
+from .boards import CORES, Board, emulated_board
 from .build import build_firmware, symbol_sizes
 from .qemu import DEFAULT_TIMEOUT_S, find_qemu, run_firmware
 
@@ -101,7 +101,7 @@ def invoke_range(elf: Path, prefix: str) -> tuple[int, int]:
     addr, size = symbol_sizes(elf).get(f"{prefix}_invoke", (0, 0))
     if size == 0:
         raise TinyEngineError(f"{elf}: no {prefix}_invoke symbol to count instructions in")
-    addr &= ~1  # Thumb functions carry bit 0 in the symbol table, not in the PC
+    addr &= ~1  # Thumb functions carry bit 0 in the symbol table, not in the PC (RISC-V: 0)
     return addr, addr + size
 
 
@@ -162,7 +162,7 @@ def bench(project_dir: str | Path, target: str | Board, simd: bool = True,
     project = Path(project_dir).resolve()
     report = load_project_report(project)
     board = emulated_board(target)
-    find_qemu()
+    find_qemu(board.cpu.arch)
     elf = build_firmware(project, board, simd=simd)
     lo, hi = invoke_range(elf, report["prefix"])
     plugin = plugin_path()
@@ -194,7 +194,13 @@ def format_bench(result: BenchResult, top: int | None = None) -> str:
         share = 100.0 * op.instructions / result.total_instructions
         lines.append(f"{i:>4}  {op.name:<{name_w}}  {op.kernel:<{kern_w}}  "
                      f"{op.instructions:>13,}  {op.macs:>11,}  {per_mac:>9}  {share:>5.1f}%")
-    kernels = "SIMD kernels where the core has them" if result.simd else "portable kernels"
+    core = CORES.get(result.core)
+    if not result.simd:
+        kernels = "portable kernels"
+    elif core is not None and not core.has_dsp:
+        kernels = "portable kernels: the core has no DSP extension"
+    else:
+        kernels = "SIMD kernels where the core has them"
     lines.append(f"total: {result.total_instructions:,} instructions per inference, "
                  f"{result.macs:,} MACs, {result.instructions_per_mac:.2f} instructions per MAC "
                  f"({result.core} on {result.board}, {kernels})")

@@ -1,5 +1,6 @@
-"""Run a generated project on an emulated Cortex-M: build the firmware, start qemu-system-arm with
-semihosting, feed input records through a file and read the outputs back.
+"""Run a generated project on an emulated core: build the firmware, start qemu-system-arm (or
+qemu-system-riscv32) with semihosting, feed input records through a file and read the outputs
+back.
 
 QEMU's semihosting (target=native) opens files relative to its working directory, so every run
 gets a fresh temporary directory holding input.bin; the firmware writes output.bin there and
@@ -21,24 +22,27 @@ import numpy as np
 from ..errors import TinyEngineError
 from ..ir import DTYPES
 from ..runtime.host import load_project_report
-from .boards import Board, emulated_board
+from .boards import ARCHES, Board, emulated_board
 from .build import build_firmware, record_firmware_size, size_report
 
-QEMU_HINT = "install QEMU: apt-get install --no-install-recommends qemu-system-arm"
 DEFAULT_TIMEOUT_S = 300.0
 
 
-def find_qemu() -> str:
-    path = shutil.which("qemu-system-arm")
+def find_qemu(arch: str = "arm") -> str:
+    """The QEMU system emulator of an instruction set (boards.ARCHES)."""
+    a = ARCHES[arch]
+    path = shutil.which(a.qemu)
     if path is None:
-        raise TinyEngineError(f"qemu-system-arm not found; {QEMU_HINT}")
+        raise TinyEngineError(f"{a.qemu} not found; install QEMU: apt-get install "
+                              f"--no-install-recommends {a.qemu_package}")
     return path
 
 
 def qemu_command(board: Board, elf: Path, extra: Sequence[str] = ()) -> list[str]:
     assert board.qemu_machine is not None
-    return [find_qemu(), "-M", board.qemu_machine, "-nographic", "-monitor", "none",
-            "-semihosting-config", "enable=on,target=native", *extra, "-kernel", str(elf)]
+    return [find_qemu(board.cpu.arch), "-M", board.qemu_machine, *board.qemu_args,
+            "-nographic", "-monitor", "none", "-semihosting-config", "enable=on,target=native",
+            *extra, "-kernel", str(elf)]
 
 
 @dataclass
@@ -65,7 +69,7 @@ def pack_records(report: dict[str, Any], records: Sequence[Sequence[np.ndarray]]
             if x.size != spec["size"]:
                 raise TinyEngineError(f"record {k}, input {i}: expected shape {spec['shape']}, "
                                       f"got {x.shape}")
-            chunks.append(x.astype(x.dtype.newbyteorder("<")).tobytes())  # Cortex-M: little
+            chunks.append(x.astype(x.dtype.newbyteorder("<")).tobytes())  # little endian
     return b"".join(chunks)
 
 
@@ -105,7 +109,9 @@ def run_firmware(elf: Path, board: Board, report: dict[str, Any],
         console = proc.stdout + proc.stderr
         if proc.returncode != 0:
             raise TinyEngineError(_failure(what, report, proc.returncode, console))
-        marks = dict(line.split(": ", 1) for line in proc.stdout.splitlines()
+        # newlib (Arm) writes stdout to QEMU's stdout; picolibc (RISC-V) writes it to the
+        # semihosting console, which QEMU prints on stderr.
+        marks = dict(line.split(": ", 1) for line in console.splitlines()
                      if line.startswith("tinyengine-"))
         ran = marks.get("tinyengine-records", "no")
         if ran != str(len(records)):
@@ -142,7 +148,7 @@ def run_records(project_dir: str | Path, records: Sequence[Sequence[np.ndarray]]
     project = Path(project_dir).resolve()
     board = emulated_board(target)
     report = load_project_report(project)
-    find_qemu()  # before a build it could not run
+    find_qemu(board.cpu.arch)  # before a build it could not run
     elf = build_firmware(project, board, simd=simd)
     run = run_firmware(elf, board, report, records, timeout_s, label=str(project))
     record_firmware_size(project, board, simd, size_report(elf, report["prefix"]),
