@@ -64,12 +64,15 @@ def test_real_models_patched_equal_whole(name, n, grid, shared_models):
         assert_same_outputs(graph, patched, random_inputs(graph, rng))
 
 
-def test_person_detect_auto_halves_the_arena(shared_models):
+def test_person_detect_auto_cuts_the_arena(shared_models):
+    """MCUNetV2's claim on its own kind of model: patches cut the peak a lot for 20% more MACs.
+    (Half, before memory/ sized widening in-place groups per step and whole-tensor plans
+    shrank to 38,048 B; patches now take 0.54x.)"""
     graph = load_tflite(shared_models / "tflm_person_detect.tflite")
     whole = schedule(graph, "off")
     auto = schedule(graph, "auto", max_mac_overhead=0.2)
     assert auto.patches is not None
-    assert auto.plan.arena_bytes <= whole.plan.arena_bytes // 2
+    assert auto.plan.arena_bytes <= 0.6 * whole.plan.arena_bytes
     assert auto.patches.mac_overhead <= 0.2
 
 

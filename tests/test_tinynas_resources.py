@@ -75,7 +75,9 @@ def test_digits_cases_cover_the_whole_grid():
     assert {r for _, r in digits} == set(_DIGITS.resolutions)
 
 
-@pytest.mark.parametrize("space, w, r, seed", [("digits", 0.75, 12, 3), ("vww", 0.2, 48, 8)])
+# Two digits subnets whose whole-tensor peak patches cut. (The vww space's float32 input is
+# itself its peak since memory/ sizes widening groups per step: no patch lowers it there.)
+@pytest.mark.parametrize("space, w, r, seed", [("digits", 0.75, 12, 3), ("digits", 0.5, 16, 5)])
 def test_prediction_equals_compiled_report_with_patches(space, w, r, seed, tmp_path):
     arch, sub, calib = _subnet(space, w, r, seed)
     report = _compiled(sub, arch, calib, tmp_path / "p", "auto")

@@ -242,7 +242,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .frontend import load_model
     from .ir import verify
-    from .memory.report import live_table, plot_timeline
+    from .memory.report import live_table, peak_summary, plot_timeline
     from .memory.schedule import schedule
 
     graph = load_model(args.model)
@@ -250,6 +250,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     sched = schedule(graph, args.patch, planner=args.planner,
                      max_mac_overhead=args.max_mac_overhead, stream_input=args.stream_input)
     print(live_table(sched.graph, sched.plan))
+    print(peak_summary(sched.graph, sched.plan).line())
     for kind, names in (("inputs", sched.graph.inputs), ("outputs", sched.graph.outputs)):
         print(f"graph {kind}: " + ", ".join(
             f"{i} {n} ({'x'.join(map(str, sched.graph.tensor(n).shape))})"

@@ -19,11 +19,18 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinyengine.cli_common import Parser, add_conventions, parse, run_command
 
 from . import __version__
 from .errors import TinyNASError
+
+if TYPE_CHECKING:
+    from tinyengine.cost import Cost
+    from tinyengine.memory.report import PeakStep
+
+    from .arch import Arch
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20,
           "MIB": 1 << 20}
@@ -90,14 +97,33 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def priced(arch: Arch, patch: str, int8_input: bool) -> tuple[Cost, PeakStep]:
+    """estimate_arch's figures and the peak step of the same schedule, scheduled once: what
+    tinyengine.cost.estimate computes, plus where the arena peaks (tests hold the two equal)."""
+    from tinyengine.cost import Cost, flash_bytes, with_placeholders
+    from tinyengine.ir import verify
+    from tinyengine.memory.patch import total_macs
+    from tinyengine.memory.report import peak_summary
+    from tinyengine.memory.schedule import schedule
+
+    from .resources import build_graph, check_patch_search
+
+    check_patch_search(arch, patch)
+    graph = with_placeholders(build_graph(arch, int8_input))
+    verify(graph)
+    sched = schedule(graph, patch)
+    cost = Cost(sched.plan.arena_bytes, flash_bytes(graph), total_macs(sched.graph),
+                sched.patches, sched.plan.state_bytes)
+    return cost, peak_summary(sched.graph, sched.plan)
+
+
 def _cmd_cost(args: argparse.Namespace) -> int:
     from .arch import Arch
     from .budget import fmt_bytes
-    from .resources import estimate_arch
     from .subnet import SubNet, count_params
 
     arch = Arch.load(args.arch)
-    cost = estimate_arch(arch, args.patch, args.int8_input)
+    cost, peak = priced(arch, args.patch, args.int8_input)
     params = count_params(SubNet(arch))
     if args.json:
         p = cost.patches
@@ -105,7 +131,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
             "arch": str(args.arch), "summary": arch.summary(), "peak_sram": cost.peak_sram,
             "flash_bytes": cost.flash_bytes, "macs": cost.macs, "parameters": params,
             "patches": None if p is None else {"grid": list(p.grid), "stage_ops": len(p.stage_ops),
-                                               "mac_overhead": p.mac_overhead}}, indent=1))
+                                               "mac_overhead": p.mac_overhead},
+            "peak": peak.to_json()}, indent=1))
         return 0
     patches = ""
     if cost.patches is not None:
@@ -113,7 +140,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         patches = f", patches {p.grid[0]}x{p.grid[1]} over {len(p.stage_ops)} ops"
     print(f"{arch.summary()}\nSRAM {fmt_bytes(cost.peak_sram)} ({cost.peak_sram} B), flash "
           f"{fmt_bytes(cost.flash_bytes)} ({cost.flash_bytes} B), {cost.macs:,} MACs, "
-          f"{params:,} parameters{patches}")
+          f"{params:,} parameters{patches}\n{peak.line()}")
     return 0
 
 

@@ -3,9 +3,12 @@
 A pass over the graph in execution order. Buffers form alias groups (union-find): an op may
 write into the group of input k (k from the op's `inplace_inputs`) when no member of that group
 is read after this op and none is a graph output; a view op (RESHAPE) may join its input's group
-regardless, since it changes no byte. A group's buffer lives from its first member's birth at
-its largest member's size, so a merge can also cost bytes; mark_inplace takes a merge only when
-it does not raise the peak. The decision is recorded as `op.attrs["inplace"] = k`, which the
+regardless, since it changes no byte. A group's buffer needs, at each step, the bytes up to the
+end of its furthest member live then (plan.BufferInfo's profile): a pointwise convolution that
+widens its input in place costs the wider size only from its own step on, not from the group's
+first birth (TinyEngine's rule, which sizes the group at its largest member throughout). A merge
+then never adds live bytes except the op's scratch at its step; mark_inplace takes it when that
+does not raise the peak. The decision is recorded as `op.attrs["inplace"] = k`, which the
 planner turns into one shared buffer and the op's emitter into its in-place kernel.
 
 Views at an offset (mark_views): a CONCATENATION whose inputs are contiguous byte ranges of its
@@ -19,6 +22,7 @@ output is its slice of the input's buffer.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 
 from ..ir import Graph, Op
 from ..ops import get_op
@@ -26,7 +30,9 @@ from ..ops import get_op
 
 def alias_layout(graph: Graph) -> dict[str, tuple[str, int]]:
     """Tensor -> (its alias group's root, its byte offset in the root's buffer), from the ops'
-    `inplace` marks (offset 0) and CONCATENATION `views` (each input at its slice)."""
+    `inplace` marks (the output at the input's offset, or `inplace_offset` bytes before it) and
+    CONCATENATION `views` (each input at its slice). Offsets start at 0 in every group, and the
+    root is a tensor at offset 0 (the buffer is named after it)."""
     parent: dict[str, tuple[str, int]] = {}
 
     def find(t: str) -> tuple[str, int]:
@@ -42,7 +48,8 @@ def alias_layout(graph: Graph) -> dict[str, tuple[str, int]]:
             out_root, out_off = find(op.outputs[0])
             in_root, in_off = find(op.inputs[k])
             if out_root != in_root:
-                parent[out_root] = (in_root, in_off - out_off)
+                shift = int(op.attrs.get("inplace_offset", 0))
+                parent[out_root] = (in_root, in_off - shift - out_off)
         for n, view in zip(op.inputs, op.attrs.get("views") or ()):
             in_root, in_off = find(n)
             out_root, out_off = find(op.outputs[0])
@@ -53,7 +60,19 @@ def alias_layout(graph: Graph) -> dict[str, tuple[str, int]]:
             out_root, out_off = find(n)
             if in_root != out_root:
                 parent[out_root] = (in_root, in_off + view - out_off)
-    return {t.name: find(t.name) for t in graph.activations()}
+    layout = {t.name: find(t.name) for t in graph.activations()}
+    # An output placed before its input (inplace_offset) leaves a negative offset: shift each
+    # group to start at 0, rooted at its old root if that stays at 0, else its first tensor at 0.
+    low: dict[str, int] = {}
+    for root, off in layout.values():
+        low[root] = min(low.get(root, off), off)
+    if not any(low.values()):
+        return layout
+    new_root = {r: r for r, m in low.items() if layout.get(r, (r, 0))[1] == m}
+    for t, (root, off) in layout.items():
+        if off == low[root]:
+            new_root.setdefault(root, t)
+    return {t: (new_root[root], off - low[root]) for t, (root, off) in layout.items()}
 
 
 def alias_groups(graph: Graph) -> dict[str, str]:
@@ -160,15 +179,25 @@ def tensor_lifetimes(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
     return first, last
 
 
-def mark_inplace(graph: Graph) -> Graph:
+def mark_inplace(graph: Graph, offsets: bool | Collection[str] = True,
+                 slow: bool | Collection[str] = True) -> Graph:
     """A copy of `graph` whose ops carry `inplace` marks wherever running in place is safe and
     does not raise the peak.
 
-    Merging output o into its input's group G at step i changes the live bytes (S = the larger
-    of the two sizes): by S - size(G) before i, by S + scratch - size(G) - size(o) at i, by
-    S - size(o) after. A profile of live bytes per step is kept up to date, and a merge is taken
-    only if no step it touches rises above the current peak. So a merge that shrinks step i but
-    widens the group (a pointwise conv to more channels) is taken exactly when it pays.
+    A group's buffer needs, at each step, the bytes from its start to the end of its furthest
+    member live then. Merging output o (born at step i) into its input's group changes the live
+    bytes at each step o lives by need'(s) - need(s) - size(o) (<= 0 at offset 0: the group
+    needs the larger of the two there, not their sum), plus the op's scratch at step i. An op
+    may also offer to run with its input `offset` bytes after its output's start (`inplace_offsets`,
+    row by row: ops/rows_inplace.py); where that puts the output below the group's start, the
+    group grows by the difference from its birth. A profile of live bytes per step is kept up to
+    date, and a merge is taken only if no step rises above the current peak: the first of the
+    op's `inplace_inputs` that passes, else the offset choice with the lowest local peak. A view
+    op (RESHAPE) joins its input's group whenever it can: it writes nothing. `offsets` says
+    which ops may take an offset choice (True: all, False: none, else the op names):
+    schedule.plan_graph keeps them only where they make the arena smaller. `slow` says likewise
+    which ops may take an in-place kernel slower than their out-of-place one (the op's
+    `inplace_speed` above 1, measured by benchmarks/inplace_speed.py).
     """
     from .plan import _aligned
 
@@ -177,41 +206,111 @@ def mark_inplace(graph: Graph) -> Graph:
     for n in first:
         for s in range(first[n], last[n] + 1):
             profile[s] += _aligned(graph.tensor(n).nbytes)
-    peak = max(profile, default=0)
     ops = [copy.copy(op) for op in graph.ops]
-    group: dict[str, list[int]] = {n: [first[n], last[n], _aligned(graph.tensor(n).nbytes)]
-                                   for n in first}  # root -> [first, last, size]
-    root: dict[str, str] = {n: n for n in first}
-    members: dict[str, list[str]] = {n: [n] for n in first}
-    outputs = set(graph.outputs)
+    groups = _Groups(graph, first, last)
     for i, op in enumerate(ops):
-        op.attrs = {k: v for k, v in op.attrs.items() if k != "inplace"}
+        op.attrs = {k: v for k, v in op.attrs.items() if k not in ("inplace", "inplace_offset")}
         opdef = get_op(op.kind)
-        out = op.outputs[0]
-        for k in opdef.inplace_inputs(graph, op):
-            g = root[op.inputs[k]]
-            g_first, g_last, g_size = group[g]
-            o_last, o_size = last[out], _aligned(graph.tensor(out).nbytes)
-            size = max(g_size, o_size)
-            if opdef.is_view:
-                scratch = 0
-            elif g_last > i or any(m in outputs for m in members[g]):
-                continue  # the group is still read later: writing over it would corrupt it
-            else:
+        peak = max(profile, default=0)
+        if opdef.is_view:
+            for k in opdef.inplace_inputs(graph, op):
+                delta = groups.merge_delta(op.inputs[k], op.outputs[0], i, 0, 0)
+                groups.take(delta, op.inputs[k], op.outputs[0], 0, profile)
                 op.attrs["inplace"] = k
-                scratch = _aligned(opdef.scratch_bytes(graph, op))
-            span = range(g_first, max(g_last, o_last) + 1)
-            delta = [size - (g_size if s <= g_last else 0) - (o_size if s >= i else 0)
-                     + (scratch if s == i else 0) for s in span]
-            if not opdef.is_view and max(profile[s] + d for s, d in zip(span, delta)) > peak:
-                del op.attrs["inplace"]
+                break
+            continue
+        may_slow = slow if isinstance(slow, bool) else op.name in slow
+        choices = [(k, 0, False) for k in opdef.inplace_inputs(graph, op)
+                   if may_slow or not is_slow_inplace(graph, _marked(op, k, None))]
+        allowed = offsets if isinstance(offsets, bool) else op.name in offsets
+        offered = opdef.inplace_offsets(graph, op) if allowed else []
+        choices += [(k, off, True) for k, off in offered]
+        best: tuple[int, dict[int, int], int, int, bool] | None = None
+        for k, offset, rows in choices:
+            if not groups.dies_at(op.inputs[k], i):
+                continue  # the group is still read later: writing over it would corrupt it
+            scratch = _aligned(opdef.scratch_bytes(graph, _marked(op, k, offset if rows else None)))
+            delta = groups.merge_delta(op.inputs[k], op.outputs[0], i, offset, scratch)
+            top = max(profile[s] + d for s, d in delta.items())
+            if top > peak or (best is not None and top >= best[0]):
                 continue
+            best = (top, delta, k, offset, rows)
+            if not rows:
+                break  # the op's own order of preference
+        if best is not None:
+            _, delta, k, offset, rows = best
+            groups.take(delta, op.inputs[k], op.outputs[0], offset, profile)
             op.attrs["inplace"] = k
-            for s, d in zip(span, delta):
-                profile[s] += d
-            peak = max(profile)  # a merge that lowered the peak sets the bar for later ones
-            group[g] = [g_first, max(g_last, o_last), size]
-            root[out] = g
-            members[g].append(out)
-            break
+            if rows:
+                op.attrs["inplace_offset"] = offset
     return Graph(graph.tensors, ops, graph.inputs, graph.outputs, graph.name)
+
+
+def is_slow_inplace(graph: Graph, op: Op) -> bool:
+    """Whether op, marked in place at offset 0, runs a kernel slower than its out-of-place one."""
+    return (op.attrs.get("inplace") is not None and op.attrs.get("inplace_offset") is None
+            and get_op(op.kind).inplace_speed(graph, op) > 1.0)
+
+
+class _Groups:
+    """mark_inplace's alias groups: per group the bytes its buffer needs at each step it lives,
+    per tensor its group and its offset from the group's start."""
+
+    def __init__(self, graph: Graph, first: dict[str, int], last: dict[str, int]) -> None:
+        from .plan import _aligned
+
+        self.graph, self.last = graph, last
+        self.size = {n: _aligned(graph.tensor(n).nbytes) for n in first}
+        self.need = {n: {s: self.size[n] for s in range(first[n], last[n] + 1)} for n in first}
+        self.root = {n: n for n in first}
+        self.offset = {n: 0 for n in first}
+        self.members = {n: [n] for n in first}
+
+    def dies_at(self, x: str, step: int) -> bool:
+        g = self.root[x]
+        return max(self.need[g]) <= step and not any(m in self.graph.outputs
+                                                     for m in self.members[g])
+
+    def _placed(self, x: str, offset: int) -> tuple[int, int]:
+        """(shift of the group's start, the output's offset) for an output `offset` bytes
+        before x."""
+        out = self.offset[x] - offset
+        return max(0, -out), max(0, out)
+
+    def merge_delta(self, x: str, out: str, step: int, offset: int,
+                    scratch: int) -> dict[int, int]:
+        """Change of live bytes per step if `out` joins x's group `offset` bytes before x."""
+        g = self.root[x]
+        shift, at = self._placed(x, offset)
+        end, o_last = at + self.size[out], self.last[out]
+        delta = {s: shift for s in self.need[g]}
+        for s in range(step, o_last + 1):
+            old = self.need[g].get(s, 0)
+            delta[s] = max(old + shift, end) - old - self.size[out]
+        delta[step] += scratch
+        return delta
+
+    def take(self, delta: dict[int, int], x: str, out: str, offset: int,
+             profile: list[int]) -> None:
+        g = self.root[x]
+        shift, at = self._placed(x, offset)
+        for s, d in delta.items():
+            profile[s] += d
+        need = {s: n + shift for s, n in self.need[g].items()}
+        for s in range(min(self.need[out]), self.last[out] + 1):
+            need[s] = max(need.get(s, 0), at + self.size[out])
+        self.need[g] = need
+        del self.need[out]
+        for m in self.members[g]:
+            self.offset[m] += shift
+        self.root[out], self.offset[out] = g, at
+        self.members[g].append(out)
+
+
+def _marked(op: Op, k: int, offset: int | None) -> Op:
+    """`op` marked to run in place over input k (its scratch depends on the mark)."""
+    marked = copy.copy(op)
+    marked.attrs = dict(op.attrs, inplace=k)
+    if offset is not None:
+        marked.attrs["inplace_offset"] = offset
+    return marked

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .plan import PLANNERS, BufferInfo, _aligned, arena_size, live_lower_bound
+from .plan import (
+    PLANNERS,
+    BufferInfo,
+    _aligned,
+    arena_size,
+    live_lower_bound,
+    lowest_free_offset,
+    pair_sizes,
+)
 
 EXACT_MAX_BUFFERS = 12  # the exact search runs only on problems this small...
 EXACT_NODE_LIMIT = 5_000  # ...and gives up (keeping the best found) after this many nodes
@@ -22,11 +30,15 @@ PROMOTIONS = 8  # rounds of "move the buffer on top to the front" after the fixe
 
 @dataclass(frozen=True)
 class _Problem:
-    """Buffers with aligned sizes and, per buffer, the indices of those live at the same time."""
+    """Buffers with aligned sizes and, per buffer, the indices of those live at the same time.
+    pairs[i] lists (j, what i needs, what j needs) over the steps they share (plan.pair_sizes):
+    first-fit keeps those apart; the exact search keeps whole sizes apart, which is stricter
+    where a buffer grows (an op widening its output in place), so it stays valid."""
 
     buffers: list[BufferInfo]
     sizes: list[int]
     neighbours: list[list[int]]
+    pairs: list[list[tuple[int, int, int]]]
 
 
 def _problem(buffers: list[BufferInfo]) -> _Problem:
@@ -39,21 +51,20 @@ def _problem(buffers: list[BufferInfo]) -> _Problem:
                 break
             neighbours[i].append(j)
             neighbours[j].append(i)
-    return _Problem(buffers, [_aligned(b.size) for b in buffers], neighbours)
+    pairs: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in neighbours[i]:
+            need, other = pair_sizes(buffers[i], buffers[j])
+            pairs[i].append((j, need, other))
+    return _Problem(buffers, [_aligned(b.size) for b in buffers], neighbours, pairs)
 
 
 def _first_fit(p: _Problem, order: list[int]) -> list[int]:
     """Place buffers in `order`, each at the lowest offset free for its whole lifetime."""
     offsets = [-1] * len(p.buffers)
     for i in order:
-        busy = sorted((offsets[j], offsets[j] + p.sizes[j]) for j in p.neighbours[i]
-                      if offsets[j] >= 0)
-        offset = 0
-        for start, end in busy:
-            if offset + p.sizes[i] <= start:
-                break
-            offset = max(offset, end)
-        offsets[i] = offset
+        offsets[i] = lowest_free_offset([(offsets[j], offsets[j] + other, need)
+                                         for j, need, other in p.pairs[i] if offsets[j] >= 0])
     return offsets
 
 

@@ -7,7 +7,8 @@ arena buffer is a `plan.buffers` entry placed at `plan.offsets[b.name]`; a buffe
 several aliased tensors (an op running in place) is one entry, so sizes and offsets need no
 special case, and `buffer_segments` recovers which tensor it holds when from the offsets and
 lifetimes alone, for the table's "a -> b" and the timeline's boxes. Live bytes at a step
-count aligned sizes exactly as `live_lower_bound` does, so the table's largest figure is that
+count aligned sizes exactly as `live_lower_bound` does (a buffer that an op widens in place
+counts its size at that step, BufferInfo.size_at), so the table's largest figure is that
 bound and the gap to `plan.arena_bytes` is the fragmentation the placement left.
 
 Tensor names from converters are long ("model/activation/Relu;model/batch_normalization/...");
@@ -107,8 +108,8 @@ def step_usage(graph: Graph, plan: MemoryPlan) -> list[StepUsage]:
                       key=lambda b: (plan.offsets[b.name], b.name))
         rows.append(StepUsage(
             step, op, kinds.get(op, "?"), [b.name for b in live],
-            sum(_aligned(b.size) for b in live),
-            max((plan.offsets[b.name] + _aligned(b.size) for b in live), default=0)))
+            sum(_aligned(b.size_at(step)) for b in live),
+            max((plan.offsets[b.name] + _aligned(b.size_at(step)) for b in live), default=0)))
     return rows
 
 
@@ -144,10 +145,11 @@ def tensor_lifetimes(graph: Graph, plan: MemoryPlan) -> dict[str, tuple[int, int
 def buffer_segments(graph: Graph, plan: MemoryPlan) -> dict[str, list[Segment]]:
     """The tensors each buffer holds, in order of birth.
 
-    Read from the plan alone: a tensor placed inside a buffer's byte range and living within the
-    buffer's lifetime must be in that buffer, since any other buffer there would overlap it in
-    both time and space. So in-place groups and views at an offset (concatenation inputs in
-    their slices) need no knowledge of how they were formed.
+    Read from the plan alone: a tensor placed inside the bytes a buffer holds at every step of
+    the tensor's life (BufferInfo.size_at: a buffer that an op widens in place holds fewer
+    before) must be in that buffer, since any other buffer there would overlap it in both time
+    and space. So in-place groups and views at an offset (concatenation inputs in their slices)
+    need no knowledge of how they were formed.
     """
     spans = tensor_lifetimes(graph, plan)
     placed = sorted((plan.offsets[t], t) for t in spans if t in plan.offsets)
@@ -159,10 +161,54 @@ def buffer_segments(graph: Graph, plan: MemoryPlan) -> dict[str, list[Segment]]:
         members = [Segment(t, *spans[t], graph.tensors[t].nbytes, off - base)
                    for off, t in placed[lo:hi]
                    if b.first <= spans[t][0] and spans[t][1] <= b.last
-                   and off - base + graph.tensors[t].nbytes <= max(b.size, 1)]
+                   and all(off - base + graph.tensors[t].nbytes <= max(b.size_at(s), 1)
+                           for s in range(spans[t][0], spans[t][1] + 1))]
         members.sort(key=lambda m: (m.first, m.offset, m.last, m.tensor))
         out[b.name] = members or [Segment(b.name, b.first, b.last, b.size)]
     return out
+
+
+@dataclass(frozen=True)
+class PeakStep:
+    """The busiest step of a plan: the op running, what the arena holds then, and how the
+    arena compares with the live-set lower bound of this op order."""
+
+    step: int
+    op: str
+    kind: str
+    # Per live buffer, lowest offset first: the tensors it holds at this step (several where an
+    # op runs in place: its input and its output) and the bytes it takes then.
+    live: list[tuple[list[str], int]]
+    live_bytes: int
+    bound: int  # live_lower_bound: the largest live_bytes of any step
+    arena: int
+
+    def line(self) -> str:
+        held = ", ".join(f"{' -> '.join(ts)} {b:,}" for ts, b in self.live)
+        return (f"peak step {self.step} {self.op} ({self.kind}): {self.live_bytes:,} B live "
+                f"[{held}]; live lower bound of this order {self.bound:,} B, arena "
+                f"{self.arena:,} B")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "op": self.op, "kind": self.kind,
+                "live": [{"tensors": ts, "bytes": b} for ts, b in self.live],
+                "live_bytes": self.live_bytes, "live_lower_bound": self.bound}
+
+
+def peak_summary(graph: Graph, plan: MemoryPlan) -> PeakStep:
+    """The step with the most live bytes (the first, on a tie) and the tensors live there."""
+    rows = step_usage(graph, plan)
+    if not rows:
+        return PeakStep(0, "", "", [], 0, live_lower_bound(plan.buffers), plan.arena_bytes)
+    row = max(rows, key=lambda r: (r.live_bytes, -r.step))
+    segments = buffer_segments(graph, plan)
+    buffers = {b.name: b for b in plan.buffers}
+    live = []
+    for name in row.live:
+        held = [m.tensor for m in segments[name] if m.first <= row.step <= m.last]
+        live.append((held or [name], _aligned(buffers[name].size_at(row.step))))
+    return PeakStep(row.step, row.op, row.kind, live, row.live_bytes,
+                    live_lower_bound(plan.buffers), plan.arena_bytes)
 
 
 def plan_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
@@ -185,7 +231,7 @@ def live_table(graph: Graph, plan: MemoryPlan) -> str:
     peak_live = max((r.live_bytes for r in rows), default=0)
     segments = buffer_segments(graph, plan)
     names = short_names([m.tensor for ms in segments.values() for m in ms])
-    sizes = {b.name: b.size for b in plan.buffers}
+    sizes = {b.name: b for b in plan.buffers}
 
     def held(buffer: str, step: int) -> str:
         """"a -> b" where an op runs in place at `step`; "[a | b]" for tensors side by side in
@@ -206,7 +252,8 @@ def live_table(graph: Graph, plan: MemoryPlan) -> str:
     for r in rows:
         mark = ("*" if r.live_bytes == peak_live else "") + \
                ("^" if r.high_water == plan.arena_bytes else "")
-        tensors = ", ".join(f"{held(n, r.step)} {human_bytes(sizes[n])}" for n in r.live)
+        tensors = ", ".join(f"{held(n, r.step)} {human_bytes(sizes[n].size_at(r.step))}"
+                            for n in r.live)
         table.append([str(r.step), r.op, r.kind, f"{r.live_bytes:,}", f"{r.high_water:,}", mark,
                       tensors])
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]

@@ -8,15 +8,16 @@ never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import TinyEngineError
-from ..ir import Graph
+from ..ir import Graph, Op
 from ..ops import get_op
-from .inplace import mark_inplace, mark_views
+from .inplace import is_slow_inplace, mark_inplace, mark_views
 from .order import best_order, reorder
 from .patch import PatchSchedule, parse_patch_spec, patch_graph, search_patches
-from .plan import MemoryPlan, buffer_infos, live_lower_bound, plan_memory
+from .plan import MemoryPlan, buffer_infos, live_bytes, live_lower_bound, plan_memory
 
 DEFAULT_MAX_MAC_OVERHEAD = 0.2
 
@@ -33,18 +34,56 @@ def scratch_sizes(graph: Graph) -> dict[str, int]:
 
 
 def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto",
-               external: frozenset[str] = frozenset()) -> tuple[Graph, MemoryPlan]:
+                external: frozenset[str] = frozenset()) -> tuple[Graph, MemoryPlan]:
     """In-place marks, concatenation views, then arena placement, for a graph in its final op
-    order. Views are kept unless they make the arena larger (they also save the copies)."""
-    if inplace:
-        graph = mark_inplace(graph)
+    order. Views are kept unless they make the arena larger (they also save the copies).
+
+    Two kinds of in-place choice cost speed and are kept only where they make the arena
+    smaller: running an op with its input at an offset (a convolution band by band,
+    ops/rows_inplace.py: a kernel call per band, and its group can rule out a concatenation
+    view), and an in-place kernel slower than its out-of-place twin (ops' `inplace_speed`,
+    measured by benchmarks/inplace_speed.py: the depthwise ring path is 1.07-1.14x). See
+    _fewest; the offset choices are settled first, then the slow kernels."""
+    if not inplace:
+        return graph, plan_memory(graph, scratch_sizes(graph), planner, external)
+
+    def offset_marked(g: Graph, op: Op) -> bool:
+        return op.attrs.get("inplace_offset") is not None
+
+    offsets, _ = _fewest(lambda allowed: mark_inplace(graph, offsets=allowed), offset_marked,
+                         planner, external)
+    _, best = _fewest(lambda allowed: mark_inplace(graph, offsets=offsets, slow=allowed),
+                      is_slow_inplace, planner, external)
+    return best
+
+
+def _fewest(mark: Callable[[bool | set[str]], Graph], marked: Callable[[Graph, Op], bool],
+            planner: str, external: frozenset[str]
+            ) -> tuple[bool | set[str], tuple[Graph, MemoryPlan]]:
+    """The plan with the fewest `marked` ops that has the smallest arena, tried three ways:
+    every such choice allowed; none; and, where none gives a larger arena, only the ops at the
+    steps whose live bytes (planned without them) exceed the arena found with them all. Ties go
+    to fewer marks. Returns what `mark` was given for it, and the plan."""
+    every = _with_views(mark(True), planner, external)
+    if not any(marked(every[0], op) for op in every[0].ops):
+        return True, every
+    plain = _with_views(mark(False), planner, external)
+    if plain[1].arena_bytes <= every[1].arena_bytes:
+        return False, plain
+    live = live_bytes(plain[1].buffers)
+    needed = {op.name for op, n in zip(plain[0].ops, live) if n > every[1].arena_bytes}
+    some = _with_views(mark(needed), planner, external)
+    return (needed, some) if some[1].arena_bytes <= every[1].arena_bytes else (True, every)
+
+
+def _with_views(graph: Graph, planner: str,
+                external: frozenset[str]) -> tuple[Graph, MemoryPlan]:
     plan = plan_memory(graph, scratch_sizes(graph), planner, external)
-    if inplace:
-        viewed = mark_views(graph)
-        if viewed is not graph:
-            with_views = plan_memory(viewed, scratch_sizes(viewed), planner, external)
-            if with_views.arena_bytes <= plan.arena_bytes:
-                return viewed, with_views
+    viewed = mark_views(graph)
+    if viewed is not graph:
+        with_views = plan_memory(viewed, scratch_sizes(viewed), planner, external)
+        if with_views.arena_bytes <= plan.arena_bytes:
+            return viewed, with_views
     return graph, plan
 
 

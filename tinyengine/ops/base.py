@@ -189,6 +189,28 @@ class OpDef:
         order of preference; the kernel must then stay exact with output == input."""
         return []
 
+    def inplace_class(self, graph: Graph, op: Op) -> str | None:
+        """The shape class of the in-place kernel the op runs when marked in place (an
+        `inplace` mark at offset 0), as benchmarks/inplace_speed.py measures it; None where the
+        op has no in-place kernel of its own."""
+        return None
+
+    def inplace_speed(self, graph: Graph, op: Op) -> float:
+        """Instructions of the op's in-place kernel over its out-of-place one (ops/speed.py:
+        measured per class; 1.0 where not measured). memory/ takes an in-place kernel that is
+        slower only where the arena needs it."""
+        from .speed import inplace_ratio
+
+        cls = self.inplace_class(graph, op)
+        return 1.0 if cls is None else inplace_ratio(f"{self.kind}/{cls}")
+
+    def inplace_offsets(self, graph: Graph, op: Op) -> list[tuple[int, int]]:
+        """(input, byte offset) pairs at which the op can also run in place with that input
+        starting `offset` bytes after its output's start (a convolution band by band,
+        ops/rows_inplace.py), cheapest first; memory/inplace.py takes one only where the arena
+        needs it. Most ops return []."""
+        return []
+
     def state_inputs(self, graph: Graph, op: Op) -> list[int]:
         """Positions of the inputs that are persistent state (variable tensors) the kernel reads
         and updates in place, e.g. SVDF's activation state. The reference hook receives these as

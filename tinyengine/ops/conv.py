@@ -41,6 +41,7 @@ from .common import (
     weight_consts,
     window_padding,
 )
+from .rows_inplace import rows_of
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -77,6 +78,10 @@ def requantize_acc(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp:
     acc = quant._wrap32(acc)
     y = quant.multiply_by_quantized_multiplier(acc, mult.astype(np.int64), shift.astype(np.int64))
     return clamp_int8(y + out_zp, lo, hi)
+
+
+# The band-by-band in-place driver and its CONV_2D front end (csrc/te_conv_rows.h).
+ROWS_SOURCES = ["te_rows_inplace.h", "te_rows_inplace.c", "te_conv_rows.h", "te_conv_rows.c"]
 
 
 def conv_groups(op: Op) -> int:
@@ -147,6 +152,8 @@ class Conv2D(OpDef):
             acc32 = requant16.accumulator(graph, op) == "int32"
             return "te_conv2d_acc32_s16" if acc32 else "te_conv2d_s16"
         # The rule te_conv2d_wrapper_s8 applies: 1x1 kernels where their domain holds.
+        if op.attrs.get("inplace_offset") is not None:  # row by row, input at an offset
+            return "te_conv2d_rows_inplace_s8"
         if op.attrs.get("inplace") is not None:
             return "te_conv2d_1x1_inplace_s8"
         return "te_conv2d_1x1_s8" if is_pointwise(graph, op) else "te_conv2d_s8"
@@ -189,13 +196,33 @@ class Conv2D(OpDef):
             return []
         return [0] if is_pointwise(graph, op) else []
 
+    def inplace_class(self, graph: Graph, op: Op) -> str | None:
+        """The pointwise in-place kernel widens pixel pairs into its scratch; out of place,
+        te_conv2d_1x1_s8 does so from 16 input channels on (TE_CONV_1X1_WIDEN_MIN_IC) and runs
+        channel pairs below: "narrow" and "wide" inputs."""
+        if not self.inplace_inputs(graph, op):
+            return None
+        return "narrow" if graph.tensor(op.inputs[0]).shape[3] < 16 else "wide"
+
+    def inplace_offsets(self, graph: Graph, op: Op) -> list[tuple[int, int]]:
+        """(input, byte offset of that input after the output's start) pairs at which
+        te_conv2d_rows_inplace_s8 runs in place band by band, cheapest first
+        (ops/rows_inplace.py); for the convolutions the pointwise in-place kernel does not
+        take."""
+        if io_dtype(graph, op) != "int8" or is_pointwise(graph, op):
+            return []
+        rows = rows_of(graph, op)
+        return [(0, offset) for offset in rows.options()] if rows.in_domain() else []
+
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
+        # te_conv2d_rows_inplace_s8 (an inplace_offset mark) needs none.
         # te_conv2d_1x1_inplace_get_buffer_size: one output pixel (portable), or two input
         # pixels widened to int16 (SIMD, 4 bytes per input channel), whichever is larger.
         # te_conv2d_s8's im2col path (short kernel rows) needs none: its work space is the end
         # of its own output buffer, since a scratch would grow the arena where it peaks (a
         # model's first convolution, input and output the whole live set).
-        if op.attrs.get("inplace") is None or io_dtype(graph, op) != "int8":
+        if (op.attrs.get("inplace") is None or op.attrs.get("inplace_offset") is not None
+                or io_dtype(graph, op) != "int8"):
             return 0
         x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
         return max(out.shape[3], 4 * x.shape[3])
@@ -245,7 +272,8 @@ class Conv2D(OpDef):
         dh, dw = op.attrs.get("dilation", (1, 1))
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
-        inplace = op.attrs.get("inplace") is not None
+        # The band-by-band kernel (an inplace_offset mark) takes no scratch.
+        inplace = op.attrs.get("inplace") is not None and op.attrs.get("inplace_offset") is None
         assert wt.data is not None
         if ot.dtype == "int16":
             acc = requant16.accumulator(graph, op)
@@ -273,7 +301,8 @@ class Conv2D(OpDef):
             },
             args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
-            sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_conv.h", "te_conv.c"],
+            sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_conv.h", "te_conv.c"]
+            + (ROWS_SOURCES if op.attrs.get("inplace_offset") is not None else []),
             scratch_bytes=self.scratch_bytes(graph, op),
         )
 

@@ -39,6 +39,7 @@ from .common import (
     window_padding,
 )
 from .conv import conv_to_qdq, conv_window, padded_windows, requantize_acc
+from .rows_inplace import rows_of
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -61,6 +62,11 @@ def use_3x3_kernel(multiplier: int, fh: int, fw: int, dilation: tuple[int, int],
 
 # te_dw_small_pixels's bound on the padded plane the small-plane in-place path copies.
 SMALL_PLANE_MAX_PIXELS = 64
+
+
+# The band-by-band in-place driver and its front end (csrc/te_depthwise_rows.h).
+ROWS_SOURCES = ["te_rows_inplace.h", "te_rows_inplace.c", "te_depthwise_rows.h",
+                "te_depthwise_rows.c"]
 
 
 def inplace_scratch_bytes(h: int, w: int, c: int, multiplier: int, fh: int, fw: int,
@@ -122,6 +128,8 @@ class DepthwiseConv2D(OpDef):
             if op.attrs.get("inplace") is not None:
                 raise UnsupportedError(f"op {op.name} ({op.kind}): no in-place 16x8 kernel")
             return "te_depthwise_conv_s16"
+        if op.attrs.get("inplace_offset") is not None:  # row by row, input at an offset
+            return "te_depthwise_conv_rows_inplace_s8"
         if op.attrs.get("inplace") is not None:
             return "te_depthwise_conv_inplace_s8"
         x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
@@ -182,11 +190,40 @@ class DepthwiseConv2D(OpDef):
         ok = depth_multiplier(graph, op) == 1 and x.shape == out.shape and x.shape[3] > 1
         return [0] if ok and out.dtype == "int8" else []  # 16x8: no in-place kernel
 
+    def inplace_class(self, graph: Graph, op: Op) -> str | None:
+        """Which path of te_depthwise_conv_inplace_s8 the layer takes: "small_plane" (a padded
+        four-channel copy), "ring" (four channels through a ring of delayed outputs) or
+        "plane" (a channel at a time through one plane of scratch)."""
+        if not self.inplace_inputs(graph, op):
+            return None
+        x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
+                     graph.tensor(op.outputs[0]))
+        _, fh, fw, _ = w.shape
+        _, h, wd, c = out.shape
+        _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
+        stride = tuple(op.attrs["stride"])
+        args = (h, wd, c, 1, fh, fw, stride, op.attrs.get("dilation", (1, 1)), (ph, pw),
+                x.zero_point)
+        if inplace_scratch_bytes(*args) > h * wd:
+            return "small_plane"
+        ring = ph * wd + pw + 1
+        return "ring" if stride == (1, 1) and c >= 4 and 4 * ring <= h * wd else "plane"
+
+    def inplace_offsets(self, graph: Graph, op: Op) -> list[tuple[int, int]]:
+        """(input, byte offset of that input after the output's start) pairs at which
+        te_depthwise_conv_rows_inplace_s8 runs in place band by band, cheapest first:
+        for the layers te_depthwise_conv_inplace_s8 does not take, a stride of 2 above all."""
+        if graph.tensor(op.outputs[0]).dtype != "int8" or self.inplace_inputs(graph, op):
+            return []
+        rows = rows_of(graph, op)
+        return [(0, offset) for offset in rows.options()] if rows.in_domain() else []
+
     def scratch_bytes(self, graph: Graph, op: Op) -> int:
         x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
                      graph.tensor(op.outputs[0]))
-        if op.attrs.get("inplace") is None or out.dtype != "int8":
-            return 0
+        if (op.attrs.get("inplace") is None or op.attrs.get("inplace_offset") is not None
+                or out.dtype != "int8"):
+            return 0  # te_depthwise_conv_rows_inplace_s8 (an inplace_offset mark) needs none
         _, fh, fw, _ = w.shape
         _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
         return inplace_scratch_bytes(out.shape[1], out.shape[2], out.shape[3],
@@ -227,7 +264,8 @@ class DepthwiseConv2D(OpDef):
         mult, shift = conv_requant(xt, wt, ot)
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
-        inplace = op.attrs.get("inplace") is not None
+        # The band-by-band kernel (an inplace_offset mark) takes no scratch.
+        inplace = op.attrs.get("inplace") is not None and op.attrs.get("inplace_offset") is None
         if ot.dtype == "int16":
             consts = requant16.weight_consts16(wt, b, mult, shift, "int64")
             io_args = [Arg("tensor", op.inputs[0], "const int16_t"),
@@ -254,6 +292,7 @@ class DepthwiseConv2D(OpDef):
             args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
             sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_depthwise.h",
-                     "te_depthwise.c"],
+                     "te_depthwise.c"]
+            + (ROWS_SOURCES if op.attrs.get("inplace_offset") is not None else []),
             scratch_bytes=self.scratch_bytes(graph, op),
         )
