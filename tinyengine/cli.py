@@ -64,6 +64,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                            activations=args.activations,
                            input_shape=_input_shape(args.input_shape), target=_target(args),
                            **_schedule_options(args))
+    totals = _firmware_totals(args)
     if args.json:
         _print_json({"project": str(args.output), "report": str(args.output / "report.json"),
                      "ops": len(report["ops"]), "arena_bytes": report["arena_bytes"],
@@ -71,7 +72,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                      "persistent_bytes": report["persistent_bytes"],
                      "activations": report.get("source_model", {}).get("activations"),
                      "flash_bytes": report["flash_bytes"], "macs": report["macs"],
-                     "patches": _patches_json(report)})
+                     "patches": _patches_json(report), "firmware": totals})
         return 0
     streamed = report["arena_counts"]["streamed_inputs"]
     note = f" (input streamed from the caller: {streamed})" if streamed else ""
@@ -80,7 +81,36 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
           f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}"
           f"{activations_note(report)}")
+    if totals:
+        f, r = totals["flash_parts"], totals["ram_parts"]
+        print(f"firmware ({totals['board']}, -{args.opt}, bare runtime, linked): flash "
+              f"{totals['flash']} B (weights {f['weights']}, params {f['params']}, code "
+              f"{f['model_code'] + f['kernel_code']}, runtime and library "
+              f"{f['runtime'] + f['library']}), RAM {totals['ram']} B (arena {r['arena']}, "
+              f"stack {r['stack']}, static {r['static_data'] + r['state']})")
     return 0
+
+
+def _firmware_totals(args: argparse.Namespace) -> dict | None:
+    """With --target/--board and the cross toolchain here: link the bare firmware (what a user
+    ships) and return its totals, also in report.json "firmware_totals"."""
+    target = _target(args)
+    if target in (None, "host"):
+        return None
+    from .target import build_firmware, find_toolchain, resolve_board
+    from .target.build import firmware_key
+
+    board = resolve_board(target)
+    try:
+        find_toolchain(board.cpu.arch)
+    except TinyEngineError as e:
+        print(f"note: no linked firmware size: {e}", file=sys.stderr)
+        return None
+    if board.cpu.arch != "arm":
+        return None
+    build_firmware(args.output, board, opt=args.opt, runtime="bare", simd=not args.portable)
+    report = json.loads((args.output / "report.json").read_text())
+    return report["firmware_totals"][firmware_key(board, not args.portable, args.opt, "bare")]
 
 
 def _patch_note(report: dict) -> str:
@@ -271,8 +301,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .target import bench, format_bench
+    from .target.icount import record_bench
 
     result = bench(args.project, _target(args) or "cortex-m4", simd=not args.portable)
+    record_bench(args.project, result)  # per-op and total cycles (and ms) in report.json
     if args.json == "-":
         _print_json(result.to_json())
         return 0
@@ -313,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "mse"],
                    help="activation range estimate (default: minmax)")
     c.add_argument("--input-shape", help="ONNX: fix a dynamic input shape, e.g. 1,1,8,8")
+    c.add_argument("--opt", choices=["O2", "Os"], default="O2",
+                   help="with --target/--board: optimisation level of the firmware whose linked "
+                        "flash and RAM are reported (default: O2)")
+    c.add_argument("--portable", action="store_true",
+                   help="with --target/--board: portable kernels, no SIMD (smaller code)")
     c.add_argument("--json", action="store_true",
                    help="print the result as one JSON object on stdout")
     _add_schedule_options(c)
@@ -358,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schedule_options(pl)
     pl.set_defaults(func=_cmd_plan)
 
-    b = sub.add_parser("bench", help="instructions per inference and per op on an emulated core")
+    b = sub.add_parser("bench", help="instructions and estimated cycles per op on an emulated "
+                       "core; milliseconds with --board (e.g. stm32f746)")
     b.add_argument("project", type=Path)
     _add_target_options(b)
     b.add_argument("--portable", action="store_true", help="portable kernels, no SIMD")

@@ -144,6 +144,13 @@ class Board:
     description: str = ""
     stack_bytes: int = 2 * KIB
     heap_bytes: int = 3 * KIB
+    # For milliseconds (tinyengine/target/cycles.py): the core clock, and the flash's wait
+    # states at that clock as the reference manual's table gives them, the width of one flash
+    # read, and the flash's own clock where it is slower than the core's (None: the same).
+    clock_hz: int | None = None
+    flash_wait_states: int = 0
+    flash_line_bytes: int = 16
+    flash_clock_hz: int | None = None
 
     @property
     def cpu(self) -> Core:
@@ -161,15 +168,26 @@ class Board:
 BOARDS: dict[str, Board] = {b.name: b for b in [
     Board("stm32f746", "cortex-m7", Region("flash", 0x08000000, 1 * MIB),
           Region("SRAM (DTCM+SRAM1+SRAM2)", 0x20000000, 320 * KIB),
-          description="STM32F746 (e.g. 32F746G-DISCO): 1 MB flash, 320 KB SRAM"),
+          description="STM32F746 (e.g. 32F746G-DISCO): 1 MB flash, 320 KB SRAM",
+          # RM0385, "Number of wait states according to CPU clock (HCLK) frequency": 7 at
+          # 210-216 MHz (2.7-3.6 V); the flash is read 256 bits at a time.
+          clock_hz=216_000_000, flash_wait_states=7, flash_line_bytes=32),
     Board("stm32f412", "cortex-m4", Region("flash", 0x08000000, 1 * MIB),
           Region("SRAM", 0x20000000, 256 * KIB),
-          description="STM32F412 (e.g. NUCLEO-F412ZG): 1 MB flash, 256 KB SRAM"),
+          description="STM32F412 (e.g. NUCLEO-F412ZG): 1 MB flash, 256 KB SRAM",
+          # RM0402, "Number of wait states according to CPU clock (HCLK) frequency": 3 at
+          # 90-100 MHz (2.7-3.6 V); the flash is read 128 bits at a time.
+          clock_hz=100_000_000, flash_wait_states=3, flash_line_bytes=16),
     # The H743's 1 MB of SRAM is in five blocks; the largest contiguous one (AXI SRAM) is what a
     # single arena can use.
     Board("stm32h743", "cortex-m7", Region("flash", 0x08000000, 2 * MIB),
           Region("AXI SRAM", 0x24000000, 512 * KIB),
-          description="STM32H743 (e.g. NUCLEO-H743ZI): 2 MB flash, 512 KB AXI SRAM"),
+          description="STM32H743 (e.g. NUCLEO-H743ZI): 2 MB flash, 512 KB AXI SRAM",
+          # RM0433, "FLASH recommended number of wait states and programming delay": 4 wait
+          # states at VOS0 for the flash's 240 MHz AXI clock, half the 480 MHz core clock;
+          # 256-bit flash words.
+          clock_hz=480_000_000, flash_wait_states=4, flash_line_bytes=32,
+          flash_clock_hz=240_000_000),
     Board("mps2-an385", "cortex-m3", Region("ZBT SSRAM1", 0x00000000, 4 * MIB),
           Region("ZBT SSRAM2/3", 0x20000000, 4 * MIB), qemu_machine="mps2-an385",
           description="Arm MPS2+ AN385 (QEMU): Cortex-M3, 4 MiB code SSRAM, 4 MiB data SSRAM"),

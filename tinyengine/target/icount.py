@@ -10,11 +10,17 @@ invoke address range comes from the ELF's symbol table.
 Per op, the count is everything from the end of the previous op's call to the end of this op's
 call: the argument set-up and status check in invoke, and the kernel with all it calls. The last
 op also gets invoke's return. So the per-op counts add up to the per-inference total exactly.
+
+On Cortex-M the plugin also sorts the instructions into classes (loads, stores, multiplies,
+branches taken and not, ...; plugin/thumb_classes.h), which cycles.py weighs with the core's
+documented timings into cycles, and, for a board preset with a clock (`--board stm32f746`: its
+core runs on the QEMU board of the same core), into milliseconds with the flash wait states.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,12 +34,13 @@ import numpy as np
 from ..errors import TinyEngineError
 from ..ir import DTYPES
 from ..runtime.host import load_project_report
-from .boards import CORES, Board, emulated_board
+from .boards import BOARDS, CORES, TARGETS, Board, emulated_board, resolve_board
 from .build import build_firmware, symbol_sizes
+from .cycles import CLASSES, CORE_TIMINGS, board_cycles
 from .qemu import DEFAULT_TIMEOUT_S, find_qemu, run_firmware
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
-PLUGIN_SOURCES = ("insn_count.c", "qemu_plugin_api.h")
+PLUGIN_SOURCES = ("insn_count.c", "qemu_plugin_api.h", "thumb_classes.h")
 
 
 class OpCount(NamedTuple):
@@ -41,11 +48,13 @@ class OpCount(NamedTuple):
     kernel: str
     instructions: int
     macs: int
+    classes: dict[str, int] = {}  # the plugin's class counts (cycles.CLASSES); {} on RISC-V
+    cycles: int | None = None  # cycles.py's estimate, with the preset's flash wait states
 
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Instruction counts of one inference on an emulated board."""
+    """Instruction counts, and estimated cycles, of one inference on an emulated board."""
 
     board: str
     core: str
@@ -54,16 +63,31 @@ class BenchResult:
     per_op: list[OpCount]
     macs: int
     program_instructions: int  # the whole run: startup, semihosting file I/O, the inference
+    classes: dict[str, int] | None = None  # one inference, by class
+    total_cycles: int | None = None  # None where the core has no cycle model (RISC-V)
+    preset: str | None = None  # the board the cycles are for (clock, flash wait states)
+    clock_hz: int | None = None
+    flash_wait_states: int = 0
 
     @property
     def instructions_per_mac(self) -> float:
         return self.total_instructions / self.macs if self.macs else float("nan")
+
+    @property
+    def ms(self) -> float | None:
+        """Estimated milliseconds per inference at the preset's clock."""
+        if self.total_cycles is None or not self.clock_hz:
+            return None
+        return 1000.0 * self.total_cycles / self.clock_hz
 
     def to_json(self) -> dict[str, Any]:
         return {"board": self.board, "core": self.core, "simd": self.simd,
                 "total_instructions": self.total_instructions, "macs": self.macs,
                 "instructions_per_mac": self.instructions_per_mac,
                 "program_instructions": self.program_instructions,
+                "preset": self.preset, "clock_hz": self.clock_hz,
+                "flash_wait_states": self.flash_wait_states,
+                "total_cycles": self.total_cycles, "ms": self.ms, "classes": self.classes,
                 "per_op": [op._asdict() for op in self.per_op]}
 
 
@@ -105,36 +129,60 @@ def invoke_range(elf: Path, prefix: str) -> tuple[int, int]:
     return addr, addr + size
 
 
-def parse_trace(text: str) -> tuple[list[tuple[int, int, int]], int]:
-    """(pc, executed before this block, instructions in it) per logged block; and the total."""
+class Block(NamedTuple):
+    """One logged block of invoke: its address, the instructions executed before it and in it,
+    and the class counts before it (cumulative) and of its own instructions."""
+
+    pc: int
+    before: int
+    n: int
+    classes_before: tuple[int, ...] = ()
+    classes_own: tuple[int, ...] = ()
+
+
+def parse_trace(text: str) -> tuple[list[Block], int]:
+    """The logged blocks; and the total instructions of the run."""
     events, total = [], -1
     for line in text.splitlines():
         parts = line.split()
         if parts[0] == "total":
             total = int(parts[1])
         else:
-            events.append((int(parts[0], 16), int(parts[1]), int(parts[2])))
+            counts = tuple(int(p) for p in parts[3:])
+            half = len(counts) // 2
+            events.append(Block(int(parts[0], 16), int(parts[1]), int(parts[2]),
+                                counts[:half], counts[half:]))
     if total < 0:
         raise TinyEngineError("the QEMU plugin's trace has no total: QEMU did not exit cleanly")
     return events, total
 
 
-def split_invocations(events: list[tuple[int, int, int]], entry: int, n_ops: int
-                      ) -> list[tuple[int, list[int]]]:
-    """Per invoke call: (total instructions, per-op instructions) from the block log."""
-    starts = [i for i, e in enumerate(events) if e[0] == entry]
+def _diff(a: tuple[int, ...], b: tuple[int, ...]) -> dict[str, int]:
+    return {name: y - x for name, x, y in zip(CLASSES, a, b)}
+
+
+def split_invocations(events: list[Block], entry: int, n_ops: int
+                      ) -> list[tuple[int, list[int], list[dict[str, int]]]]:
+    """Per invoke call: (total instructions, per-op instructions, per-op class counts) from
+    the block log. A block's conditional branch is settled when the next block starts, so
+    the outcome of the last one in invoke (none in practice) would not be counted."""
+    starts = [i for i, e in enumerate(events) if e.pc == entry]
     result = []
     for k, s in enumerate(starts):
         ev = events[s:starts[k + 1] if k + 1 < len(starts) else len(events)]
-        begin, end = ev[0][1], ev[-1][1] + ev[-1][2]
+        begin, end = ev[0].before, ev[-1].before + ev[-1].n
         # A gap between two blocks of invoke is a kernel call; its end is the next block.
-        call_ends = [ev[j + 1][1] for j in range(len(ev) - 1)
-                     if ev[j + 1][1] > ev[j][1] + ev[j][2]]
-        if len(call_ends) != n_ops:
-            raise TinyEngineError(f"the instruction trace shows {len(call_ends)} kernel calls "
+        ends = [j + 1 for j in range(len(ev) - 1) if ev[j + 1].before > ev[j].before + ev[j].n]
+        if len(ends) != n_ops:
+            raise TinyEngineError(f"the instruction trace shows {len(ends)} kernel calls "
                                   f"in one invoke; the model has {n_ops} ops")
-        bounds = [begin, *call_ends[:-1], end]
-        result.append((end - begin, [b - a for a, b in zip(bounds, bounds[1:])]))
+        bounds = [begin, *[ev[j].before for j in ends[:-1]], end]
+        last = ev[-1]
+        end_classes = tuple(a + b for a, b in zip(last.classes_before, last.classes_own))
+        class_bounds = [ev[0].classes_before, *[ev[j].classes_before for j in ends[:-1]],
+                        end_classes]
+        result.append((end - begin, [b - a for a, b in zip(bounds, bounds[1:])],
+                       [_diff(a, b) for a, b in zip(class_bounds, class_bounds[1:])]))
     return result
 
 
@@ -155,28 +203,74 @@ def bench_inputs(report: dict[str, Any], seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def bench_boards(target: str | Board) -> tuple[Board, Board | None]:
+    """The QEMU board to run on, and the board preset the cycles are for: a preset that QEMU
+    does not model (stm32f746) runs on the QEMU board of its core (mps2-an500)."""
+    board = resolve_board(target)
+    if board.qemu_machine is not None:
+        return board, board if board.clock_hz else None
+    core_board = TARGETS.get(board.core)
+    if board.clock_hz and core_board is not None:
+        return BOARDS[core_board], board
+    return emulated_board(board), None  # an error naming the board to use
+
+
 def bench(project_dir: str | Path, target: str | Board, simd: bool = True,
           inputs: list[np.ndarray] | None = None,
           timeout_s: float = DEFAULT_TIMEOUT_S) -> BenchResult:
-    """Count the instructions of one inference of the project on an emulated board."""
+    """Count the instructions of one inference of the project on an emulated board, and
+    estimate its cycles (and milliseconds, for a board preset with a clock)."""
     project = Path(project_dir).resolve()
     report = load_project_report(project)
-    board = emulated_board(target)
+    board, preset = bench_boards(target)
     find_qemu(board.cpu.arch)
     elf = build_firmware(project, board, simd=simd)
     lo, hi = invoke_range(elf, report["prefix"])
     plugin = plugin_path()
+    isa = "thumb" if board.cpu.arch == "arm" else "riscv"
     with tempfile.TemporaryDirectory(prefix="tinyengine-bench-") as tmp:
         trace = Path(tmp) / "trace.txt"
-        arg = f"{plugin},lo={lo:#x},hi={hi:#x},out={trace}"
+        arg = f"{plugin},lo={lo:#x},hi={hi:#x},out={trace},isa={isa}"
         run_firmware(elf, board, report, [inputs or bench_inputs(report)], timeout_s,
                      ["-plugin", arg], label=str(project))
         events, program = parse_trace(trace.read_text())
     ops = report["ops"]
-    (total, per_op), = split_invocations(events, lo, len(ops))
-    return BenchResult(board.name, board.core, simd, total,
-                       [OpCount(o["name"], o["kernel"], n, o["macs"]) for o, n in zip(ops, per_op)],
-                       report["macs"], program)
+    (total, per_op, per_op_classes), = split_invocations(events, lo, len(ops))
+    modelled = isa == "thumb" and board.core in CORE_TIMINGS
+
+    def cycles(classes: dict[str, int]) -> int | None:
+        return round(board_cycles(classes, board.core, preset)) if modelled else None
+
+    counts = [OpCount(o["name"], o["kernel"], n, o["macs"], c if modelled else {}, cycles(c))
+              for o, n, c in zip(ops, per_op, per_op_classes)]
+    classes = {k: sum(op.classes.get(k, 0) for op in counts) for k in CLASSES}
+    return BenchResult(board.name, board.core, simd, total, counts, report["macs"], program,
+                       classes if modelled else None,
+                       sum(op.cycles or 0 for op in counts) if modelled else None,
+                       preset.name if preset else None, preset.clock_hz if preset else None,
+                       preset.flash_wait_states if preset else 0)
+
+
+def record_bench(project_dir: str | Path, result: BenchResult) -> None:
+    """Put the per-op and total cycles (and milliseconds) in report.json under "bench", keyed
+    by the board (preset) and kernel choice; rewritten atomically."""
+    project = Path(project_dir).resolve()
+    path = project / "report.json"
+    report = json.loads(path.read_text())
+    key = result.preset or result.board
+    key = key if result.simd else f"{key}-portable"
+    entry = {k: v for k, v in result.to_json().items() if k not in ("per_op", "classes")}
+    entry["per_op"] = [{"name": o.name, "kernel": o.kernel, "instructions": o.instructions,
+                        "cycles": o.cycles, "macs": o.macs} for o in result.per_op]
+    report["bench"] = {**report.get("bench", {}), key: entry}
+    fd, tmp = tempfile.mkstemp(prefix=".report.", dir=project)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def format_bench(result: BenchResult, top: int | None = None) -> str:
@@ -187,13 +281,22 @@ def format_bench(result: BenchResult, top: int | None = None) -> str:
         rows.sort()
     name_w = max([len("op"), *(len(op.name) for _, op in rows)])
     kern_w = max([len("kernel"), *(len(op.kernel) for _, op in rows)])
+    has_cycles = result.total_cycles is not None
+    ms_col = has_cycles and result.ms is not None
     lines = [f"{'#':>4}  {'op':<{name_w}}  {'kernel':<{kern_w}}  {'instructions':>13}  "
-             f"{'MACs':>11}  {'instr/MAC':>9}  {'share':>6}"]
+             + (f"{'cycles':>13}  " if has_cycles else "") + (f"{'ms':>8}  " if ms_col else "")
+             + f"{'MACs':>11}  {'instr/MAC':>9}  {'share':>6}"]
     for i, op in rows:
         per_mac = f"{op.instructions / op.macs:.2f}" if op.macs else "-"
-        share = 100.0 * op.instructions / result.total_instructions
+        if has_cycles:  # the share of the time, where there is a cycle model
+            share = 100.0 * (op.cycles or 0) / max(1, result.total_cycles or 0)
+        else:
+            share = 100.0 * op.instructions / result.total_instructions
+        cyc = f"{op.cycles:>13,}  " if has_cycles else ""
+        ms = f"{1000.0 * (op.cycles or 0) / (result.clock_hz or 1):>8.3f}  " if ms_col else ""
         lines.append(f"{i:>4}  {op.name:<{name_w}}  {op.kernel:<{kern_w}}  "
-                     f"{op.instructions:>13,}  {op.macs:>11,}  {per_mac:>9}  {share:>5.1f}%")
+                     f"{op.instructions:>13,}  {cyc}{ms}{op.macs:>11,}  {per_mac:>9}  "
+                     f"{share:>5.1f}%")
     core = CORES.get(result.core)
     if not result.simd:
         kernels = "portable kernels"
@@ -201,7 +304,14 @@ def format_bench(result: BenchResult, top: int | None = None) -> str:
         kernels = "portable kernels: the core has no DSP extension"
     else:
         kernels = "SIMD kernels where the core has them"
+    time = ""
+    if result.total_cycles is not None:
+        time = f", {result.total_cycles:,} cycles"
+        if result.ms is not None and result.clock_hz:
+            time += (f" = {result.ms:.3f} ms at {result.clock_hz / 1e6:g} MHz with "
+                     f"{result.flash_wait_states} flash wait states on {result.preset}")
+        time += " (estimated: see cycles.py for what it leaves out)"
     lines.append(f"total: {result.total_instructions:,} instructions per inference, "
-                 f"{result.macs:,} MACs, {result.instructions_per_mac:.2f} instructions per MAC "
-                 f"({result.core} on {result.board}, {kernels})")
+                 f"{result.macs:,} MACs, {result.instructions_per_mac:.2f} instructions per MAC"
+                 f"{time} ({result.core} on {result.board}, {kernels})")
     return "\n".join(lines)
