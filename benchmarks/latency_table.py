@@ -1,7 +1,14 @@
 """Measure the per-op latency tables of tinyengine/target/latency.py: `bench` (QEMU and the cycle
-model) on the shared models for each core, a line per (kernel, shape class) through the per-op
-cycles, written to tinyengine/target/latency_tables/<core>.json with the per-op records
-(benchmarks/cycle_model.py reads them).
+model) on the shared models and on random subnets of the tinynas spaces for each core, a fit per
+(kernel, shape class) through the per-op cycles, written to
+tinyengine/target/latency_tables/<core>.json with the per-op records (benchmarks/cycle_model.py
+reads them).
+
+The subnets are what the search prices: MBConv networks built as tinynas.resources.build_graph
+builds them (float32 input, QUANTIZE, the engine's kernels for their shapes), compiled with
+placeholder weights (no cycle count depends on the values beyond a clamp's branch), with whole
+tensors and with patches. They are drawn from SUBNET_SEED; tests/test_tinynas_latency.py checks
+the estimate on subnets from other seeds (held out).
 
     .venv/bin/python benchmarks/latency_table.py                      # cortex-m4 and cortex-m7
     .venv/bin/python benchmarks/latency_table.py --core cortex-m33 --core cortex-m55
@@ -18,16 +25,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tinyengine import __version__  # noqa: E402
 from tinyengine.codegen import compile_graph  # noqa: E402
+from tinyengine.cost import with_placeholders  # noqa: E402
 from tinyengine.frontend import load_tflite  # noqa: E402
+from tinyengine.ir import Graph  # noqa: E402
 from tinyengine.memory.schedule import schedule  # noqa: E402
 from tinyengine.target import bench  # noqa: E402
 from tinyengine.target.cycles import core_cycles  # noqa: E402
-from tinyengine.target.latency import TABLE_DIR, build_table, op_features  # noqa: E402
+from tinyengine.target.latency import TABLE_DIR, build_table, op_terms  # noqa: E402
+from tinynas.resources import build_graph  # noqa: E402
+from tinynas.space import get_space  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
 # The shared models the engine claims (tests/conftest.py MODEL_FILES), int8 and 16x8.
@@ -40,26 +53,50 @@ MODEL_FILES = ["tflm_person_detect.tflite", "tiny_kws_ref_model.tflite",
                                                         "transpose_conv"))]
 
 
+SUBNET_SEED = 7
+# (space, subnets, widths, resolutions, patch): the digits space whole, and the small corner of
+# the VWW space (its larger subnets take minutes each under QEMU and use the same kernels).
+SUBNETS = [("digits", 24, None, None, "off"), ("digits", 8, None, None, "auto"),
+           ("digits", 25, (0.25, 0.375, 0.5, 0.625, 0.75), (8, 10, 12, 14, 16), "off"),
+           ("vww", 8, (0.1, 0.15, 0.2, 0.3), (32, 48), "off")]
+
+
+def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, object, str]]:
+    """(name, weightless graph, patch) of the random subnets the tables are measured on."""
+    out = []
+    for group, (space_name, n, widths, resolutions, patch) in enumerate(SUBNETS):
+        space = get_space(space_name)
+        rng = np.random.default_rng([seed, len(out)])
+        for i in range(n):
+            # Given widths and resolutions: every pair in turn (the grid when n covers it).
+            w = None if widths is None else widths[i % len(widths)]
+            r = None if resolutions is None else \
+                resolutions[(i // len(widths or (0,))) % len(resolutions)]
+            arch = space.sample(rng, w, r)
+            name = f"{space_name}-{group}-{patch}-{i}-w{arch.width_mult:g}-r{arch.resolution}"
+            out.append((name, build_graph(arch), patch))
+    return out
+
+
 def tool_version(cmd: list[str]) -> str:
     return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0]
 
 
-def measure(core: str, files: list[str], work: Path) -> list[dict]:
+def measure(core: str, models: list[tuple[str, Graph, str]], work: Path) -> list[dict]:
     """Per-op records of every model on the core: features, and the bench's class counts."""
     records = []
-    for name in files:
-        graph = load_tflite(MODELS / name)
+    for name, graph, patch in models:
         project = work / name.removesuffix(".tflite")
         if not project.is_dir():
-            compile_graph(graph, project, prefix="m")
-        scheduled = schedule(graph, "auto", True, "auto").graph  # compile_graph's defaults
+            compile_graph(graph, project, prefix="m", patch=patch)
+        scheduled = schedule(graph, patch, True, "auto").graph  # compile_graph's defaults
         result = bench(project, core)
         for op, count in zip(scheduled.ops, result.per_op, strict=True):
-            kernel, key, w = op_features(scheduled, op)
+            kernel, key, w, outs, pixels, taps = op_terms(scheduled, op)
             assert (op.name, kernel) == (count.name, count.kernel), (op.name, count.name)
             records.append({"model": name, "op": op.name, "kind": op.kind, "kernel": kernel,
-                            "key": key, "work": w, "macs": count.macs,
-                            "instructions": count.instructions,
+                            "key": key, "work": w, "outputs": outs, "pixels": pixels, "taps": taps,
+                            "macs": count.macs, "instructions": count.instructions,
                             "cycles": core_cycles(count.classes, core),
                             **{q: count.classes[q] for q in ("lines16", "lines32", "literal")}})
         print(f"{core:<14} {name:<40} {result.total_cycles:>12,} cycles", flush=True)
@@ -71,15 +108,18 @@ def main() -> int:
     ap.add_argument("--core", action="append", help="core (repeatable; default m4 and m7)")
     ap.add_argument("-o", "--output", type=Path, default=TABLE_DIR)
     args = ap.parse_args()
-    meta = {"tinyengine_version": __version__, "models": MODEL_FILES,
+    models = [(name, load_tflite(MODELS / name), "auto") for name in MODEL_FILES]
+    models += [(name, with_placeholders(g), patch) for name, g, patch in subnet_graphs()]
+    meta = {"tinyengine_version": __version__, "models": [m[0] for m in models],
             "qemu": tool_version(["qemu-system-arm", "--version"]),
             "gcc": tool_version(["arm-none-eabi-gcc", "--version"]),
-            "how": "benchmarks/latency_table.py: bench (SIMD kernels) on each model, "
+            "how": "benchmarks/latency_table.py: bench (SIMD kernels) on each model and on "
+                   f"random tinynas subnets (seed {SUBNET_SEED}), "
                    "cycles at zero wait states from tinyengine/target/cycles.py"}
     args.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="latency-table-") as tmp:
         for core in args.core or ["cortex-m4", "cortex-m7"]:
-            records = measure(core, MODEL_FILES, Path(tmp))
+            records = measure(core, models, Path(tmp))
             table = build_table(records, core, meta)
             table["records"] = records
             path = args.output / f"{core}.json"

@@ -353,7 +353,7 @@ def measure(setup: ModelSetup, board: Board, elf: Path) -> list[Row]:
     report = setup.report
     lo, hi = invoke_range(elf, PREFIX)
     events, data = _qemu_trace(elf, board, lo, hi)
-    (_, per_op), = split_invocations(events, lo, len(report["ops"]))
+    (_, per_op, _), = split_invocations(events, lo, len(report["ops"]))
     addr, size = symbol_sizes(elf)["vs_call"]
     addr &= ~1
     events, data2 = _qemu_trace(elf, board, addr, addr + size)
@@ -371,7 +371,7 @@ def measure(setup: ModelSetup, board: Board, elf: Path) -> list[Row]:
                                   "the reference (an engine bug: run the target tests)")
     out = np.frombuffer(data, np.int8)
     rows = []
-    for layer, (count, _) in zip(setup.layers, calls):
+    for layer, (count, _, _) in zip(setup.layers, calls):
         got = out[pos:pos + layer.expected.size]
         pos += layer.expected.size
         bad = int(np.count_nonzero(got != layer.expected))

@@ -11,6 +11,12 @@ equal on random subnets, with and without patches). It differs only in how it ge
   architecture.
 `check_budget` goes further for stage one: a candidate whose flash, or whose largest activation
 (a lower bound of any arena), is over budget is rejected before any planning.
+
+Latency (a budget with a board and `latency_ms`) is tinyengine's fast estimate
+(tinyengine/target/latency.py: per-op cycles from tables measured with `bench`, plus the board's
+flash wait states) of the graph as the deploy schedules it, whole tensors or patches as the
+verdict says: a table lookup per op, priced from the features the memory plan's schedule already
+holds, so the search pays no emulator run per candidate.
 """
 
 from __future__ import annotations
@@ -19,10 +25,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tinyengine.cost import Cost, with_placeholders
+from tinyengine.errors import TinyEngineError
 from tinyengine.memory.patch import PatchSchedule, total_macs
 from tinyengine.memory.schedule import schedule
+from tinyengine.target.boards import Board, resolve_board
+from tinyengine.target.latency import OpTerms, op_terms, price_terms
 
 from .arch import Arch
+from .errors import TinyNASError
 from .resources import build_graph, check_patch_search, quick_summary
 
 
@@ -31,10 +41,43 @@ class Budget:
     sram: int  # bytes
     flash: int  # bytes
     macs: int | None = None
+    latency_ms: float | None = None  # needs a board with a clock
+    board: str | None = None  # a tinyengine board preset (tinyengine/target/boards.py)
+
+    def __post_init__(self) -> None:
+        if self.latency_ms is not None and not (self.latency_ms > 0 and
+                                                self.latency_ms < float("inf")):
+            raise TinyNASError(f"latency limit {self.latency_ms!r} ms: give a positive number "
+                               "of milliseconds, e.g. --latency-ms 5")
+        if self.board is not None:
+            b = board_preset(self.board)
+            if self.latency_ms is not None and not b.clock_hz:
+                raise TinyNASError(f"board {b.name} has no clock, so no milliseconds: a latency "
+                                   f"limit needs one of {', '.join(clocked_boards())}")
+        elif self.latency_ms is not None:
+            raise TinyNASError("a latency limit needs a board to price it on: add --board "
+                               f"(one of {', '.join(clocked_boards())})")
 
     def describe(self) -> str:
         s = f"SRAM {fmt_bytes(self.sram)}, flash {fmt_bytes(self.flash)}"
-        return s + (f", MACs {fmt_count(self.macs)}" if self.macs else "")
+        s += f", MACs {fmt_count(self.macs)}" if self.macs else ""
+        if self.latency_ms is not None:
+            s += f", latency {self.latency_ms:g} ms on {self.board}"
+        return s
+
+
+def board_preset(name: str) -> Board:
+    """The tinyengine board (or core) `name`, as a TinyNASError naming the choices if unknown."""
+    try:
+        return resolve_board(name)
+    except TinyEngineError as e:
+        raise TinyNASError(str(e)) from None
+
+
+def clocked_boards() -> list[str]:
+    from tinyengine.target.boards import BOARDS
+
+    return [n for n, b in BOARDS.items() if b.clock_hz]
 
 
 @dataclass(frozen=True)
@@ -43,20 +86,36 @@ class Verdict:
     flash: int
     peak_sram: int | None  # None when rejected before planning
     macs: int | None
-    reason: str  # "" when it fits, else "flash", "sram" or "macs"
+    reason: str  # "" when it fits, else "flash", "sram", "macs" or "latency"
     patched: bool = False  # fits only with patch-based inference (deploy with patch="auto")
+    latency_ms: float | None = None  # the estimate on the budget's board, where it has one
 
 
 @lru_cache(maxsize=1 << 15)
-def _plan(arch: Arch, patch: str, int8_input: bool) -> tuple[int, int, PatchSchedule | None]:
+def _plan(arch: Arch, patch: str, int8_input: bool
+          ) -> tuple[int, int, PatchSchedule | None, tuple[OpTerms, ...]]:
+    """Arena bytes, MACs, patches, and the latency features of each op, of the schedule."""
     check_patch_search(arch, patch)
     sched = schedule(with_placeholders(build_graph(arch, int8_input)), patch)
-    return sched.plan.arena_bytes, total_macs(sched.graph), sched.patches
+    terms = tuple(op_terms(sched.graph, op) for op in sched.graph.ops)
+    return sched.plan.arena_bytes, total_macs(sched.graph), sched.patches, terms
+
+
+def arch_latency_ms(arch: Arch, board: str, patch: str = "off",
+                    int8_input: bool = False) -> float:
+    """tinyengine's latency estimate (ms) of the deployed graph on `board`: patch "off" for whole
+    tensors, "auto" for the patches the deploy would choose."""
+    b = board_preset(board)
+    if not b.clock_hz:
+        raise TinyNASError(f"board {b.name} has no clock, so no milliseconds; choose one of "
+                           f"{', '.join(clocked_boards())}")
+    cycles, _ = price_terms(_plan(arch, patch, int8_input)[3], b)
+    return 1000.0 * cycles / b.clock_hz
 
 
 def arch_cost(arch: Arch, patch: str = "off", int8_input: bool = False) -> Cost:
     """estimate(build_graph(arch, int8_input), patch), computed faster (see above)."""
-    peak, macs, patches = _plan(arch, patch, int8_input)
+    peak, macs, patches, _ = _plan(arch, patch, int8_input)
     flash, _ = quick_summary(arch, int8_input)
     return Cost(peak, flash, macs, patches)
 
@@ -78,15 +137,20 @@ def check_budget(arch: Arch, budget: Budget, patch: str = "off",
     if patched and patch == "off":
         return Verdict(False, flash, None, None, "sram")
     if not patched:
-        peak, macs, _ = _plan(arch, "off", int8_input)
+        peak, macs, _, _ = _plan(arch, "off", int8_input)
         patched = peak > budget.sram and patch == "auto"
     if patched:
-        peak, macs, _ = _plan(arch, "auto", int8_input)
+        peak, macs, _, _ = _plan(arch, "auto", int8_input)
     if peak > budget.sram:
         return Verdict(False, flash, peak, macs, "sram", patched)
     if budget.macs is not None and macs > budget.macs:
         return Verdict(False, flash, peak, macs, "macs", patched)
-    return Verdict(True, flash, peak, macs, "", patched)
+    ms = None
+    if budget.board is not None and board_preset(budget.board).clock_hz:
+        ms = arch_latency_ms(arch, budget.board, "auto" if patched else "off", int8_input)
+        if budget.latency_ms is not None and ms > budget.latency_ms:
+            return Verdict(False, flash, peak, macs, "latency", patched, ms)
+    return Verdict(True, flash, peak, macs, "", patched, ms)
 
 
 def fmt_bytes(n: int) -> str:

@@ -2,8 +2,11 @@
 
     tinynas space --sram 64KB --flash 256KB [--dataset imagenet|vww|digits] [-o DIR]
         stage one: choose the (width multiplier, resolution) of the search space
-    tinynas cost ARCH.json [--patch off|auto]
-        what one architecture costs on the MCU (SRAM, flash, MACs) and its parameters
+    tinynas space --board stm32f412 --latency-ms 5 -o DIR
+        the same within a board's memory and a latency limit on it
+    tinynas cost ARCH.json [--patch off|auto] [--board NAME]
+        what one architecture costs on the MCU (SRAM, flash, MACs; ms on a board) and its
+        parameters
     tinynas pipeline | train | search | deploy
         stage two and the whole path to a C project (tinynas/commands.py)
 
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from tinyengine.memory.report import PeakStep
 
     from .arch import Arch
+    from .budget import Budget
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20,
           "MIB": 1 << 20}
@@ -64,17 +68,59 @@ def parse_count(text: str, what: str) -> int:
     return int(value)
 
 
+def parse_ms(text: str, what: str) -> float:
+    """'5', '2.5', '5ms' -> milliseconds (positive, finite)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(ms)?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise TinyNASError(f"{what} {text!r}: expected milliseconds like 5 or 2.5")
+    value = float(m.group(1))
+    if not (0 < value < math.inf):
+        raise TinyNASError(f"{what} {text!r} must be a positive number of milliseconds")
+    return value
+
+
+def parse_budget(args: argparse.Namespace, sram: str | None = None,
+                 flash: str | None = None) -> Budget:
+    """The budget of --sram/--flash/--macs/--board/--latency-ms. With --board, SRAM and flash
+    default to the board's RAM and flash; without, to `sram`/`flash` (None: required)."""
+    from .budget import Budget, board_preset
+
+    board = board_preset(args.board) if getattr(args, "board", None) else None
+    latency = getattr(args, "latency_ms", None)
+
+    def size(given: str | None, default: str | None, whole: int | None, flag: str) -> int:
+        if given is not None:
+            return parse_bytes(given, flag)
+        if whole is not None:
+            return whole
+        if default is None:
+            raise TinyNASError(f"{flag} is required (or give --board NAME for its memory)")
+        return parse_bytes(default, flag)
+
+    return Budget(size(args.sram, sram, board.ram.length if board else None, "--sram"),
+                  size(args.flash, flash, board.flash.length if board else None, "--flash"),
+                  parse_count(args.macs, "--macs") if args.macs else None,
+                  parse_ms(latency, "--latency-ms") if latency is not None else None,
+                  board.name if board else None)
+
+
+def add_board_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board", help="a board preset (stm32f746, stm32f412, stm32h743, ...): "
+                   "--sram/--flash default to its RAM and flash, and --latency-ms is priced "
+                   "on its core and clock")
+    p.add_argument("--latency-ms", help="latency limit per inference in ms on --board, from "
+                   "tinyengine's per-op latency tables (tinyengine/target/latency.py)")
+
+
 def _cmd_space(args: argparse.Namespace) -> int:
     from tinyengine.progress import progress_bar
 
-    from .budget import Budget
     from .space import SearchSpace, get_space
     from .stage1 import CHUNK, check_feasible, run_stage_one
     from .stage1_report import summary, table, write
 
     space = SearchSpace.load(args.space) if args.space else get_space(args.dataset)
-    budget = Budget(parse_bytes(args.sram, "--sram"), parse_bytes(args.flash, "--flash"),
-                    parse_count(args.macs, "--macs") if args.macs else None)
+    budget = parse_budget(args)
     if args.samples < 1 or args.workers < 1:
         raise TinyNASError("--samples and --workers must be >= 1")
     out = Path(args.output)
@@ -119,11 +165,13 @@ def priced(arch: Arch, patch: str, int8_input: bool) -> tuple[Cost, PeakStep]:
 
 def _cmd_cost(args: argparse.Namespace) -> int:
     from .arch import Arch
-    from .budget import fmt_bytes
+    from .budget import arch_latency_ms, board_preset, fmt_bytes
     from .subnet import SubNet, count_params
 
+    board = board_preset(args.board).name if args.board else None
     arch = Arch.load(args.arch)
     cost, peak = priced(arch, args.patch, args.int8_input)
+    ms = arch_latency_ms(arch, board, args.patch, args.int8_input) if board else None
     params = count_params(SubNet(arch))
     if args.json:
         p = cost.patches
@@ -132,15 +180,16 @@ def _cmd_cost(args: argparse.Namespace) -> int:
             "flash_bytes": cost.flash_bytes, "macs": cost.macs, "parameters": params,
             "patches": None if p is None else {"grid": list(p.grid), "stage_ops": len(p.stage_ops),
                                                "mac_overhead": p.mac_overhead},
-            "peak": peak.to_json()}, indent=1))
+            "peak": peak.to_json(), "board": board, "latency_ms": ms}, indent=1))
         return 0
     patches = ""
     if cost.patches is not None:
         p = cost.patches
         patches = f", patches {p.grid[0]}x{p.grid[1]} over {len(p.stage_ops)} ops"
+    latency = f"; {ms:.3f} ms on {board} (estimate)" if ms is not None else ""
     print(f"{arch.summary()}\nSRAM {fmt_bytes(cost.peak_sram)} ({cost.peak_sram} B), flash "
           f"{fmt_bytes(cost.flash_bytes)} ({cost.flash_bytes} B), {cost.macs:,} MACs, "
-          f"{params:,} parameters{patches}\n{peak.line()}")
+          f"{params:,} parameters{patches}{latency}\n{peak.line()}")
     return 0
 
 
@@ -148,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="tinynas", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("space", help="stage one: choose width multiplier and resolution")
-    sp.add_argument("--sram", required=True, help="SRAM budget, e.g. 64KB")
-    sp.add_argument("--flash", required=True, help="flash budget, e.g. 256KB or 1MB")
+    sp.add_argument("--sram", help="SRAM budget, e.g. 64KB (required without --board)")
+    sp.add_argument("--flash", help="flash budget, e.g. 256KB or 1MB (required without --board)")
     sp.add_argument("--macs", help="optional MAC budget, e.g. 20M")
+    add_board_args(sp)
     sp.add_argument("--dataset", default="digits", help="imagenet, vww or digits (default)")
     sp.add_argument("--space", help="a search space JSON (SearchSpace.to_json) instead of a "
                     "preset; see tinynas/space.py")
@@ -170,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("arch", help="architecture JSON (e.g. examples/mcunet/mcunet-in3.json)")
     cp.add_argument("--patch", choices=["off", "auto"], default="off")
     cp.add_argument("--int8-input", action="store_true")
+    cp.add_argument("--board", help="also print the latency estimate (ms) on this board preset")
     cp.add_argument("--json", action="store_true",
                     help="print the cost as one JSON object on stdout")
     cp.set_defaults(func=_cmd_cost)

@@ -20,12 +20,11 @@ from .pipeline import PipelineConfig
 _DEFAULT = PipelineConfig()
 
 
-def _parse_budget(args: argparse.Namespace) -> Any:
-    from .budget import Budget
-    from .cli import parse_bytes, parse_count
+def _parse_budget(args: argparse.Namespace, sram: str | None = None,
+                  flash: str | None = None) -> Any:
+    from .cli import parse_budget
 
-    return Budget(parse_bytes(args.sram, "--sram"), parse_bytes(args.flash, "--flash"),
-                  parse_count(args.macs, "--macs") if args.macs else None)
+    return parse_budget(args, sram, flash)
 
 
 def _data(args: argparse.Namespace) -> Any:
@@ -45,10 +44,11 @@ def _out_dir(path: str) -> Path:
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
 
-    budget = _parse_budget(args)
+    budget = _parse_budget(args, "2KB", "8KB")
     names = {f.name for f in fields(PipelineConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    overrides.update(sram=budget.sram, flash=budget.flash, macs=budget.macs)
+    overrides.update(sram=budget.sram, flash=budget.flash, macs=budget.macs,
+                     latency_ms=budget.latency_ms, board=budget.board)
     if args.quick:
         overrides.update(_quick(overrides))
     cfg = PipelineConfig(**overrides)
@@ -57,8 +57,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     s = result.summary
     print(f"int8 accuracy (generated C, {s['images']['test']} test images) "
           f"{100 * s['int8_accuracy']:.2f}%, float {100 * s['float_accuracy']:.2f}%; "
-          f"SRAM {s['sram_bytes']} B, flash {s['flash_bytes']} B, {s['macs']:,} MACs; "
-          f"{s['seconds']:.0f} s; wrote {Path(args.output) / 'summary.json'}")
+          f"SRAM {s['sram_bytes']} B, flash {s['flash_bytes']} B, {s['macs']:,} MACs"
+          + (f", {s['latency_ms']:.3f} ms on {s['budget']['board']} (estimate)"
+             if s.get("latency_ms") is not None else "")
+          + f"; {s['seconds']:.0f} s; wrote {Path(args.output) / 'summary.json'}")
     return 0
 
 
@@ -137,8 +139,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     plot_evolution(search, baseline, out / "evolution.png")
     plot_pareto(search, budget, out / "pareto.png", baseline)
     b = search.best
+    ms = f", {b.latency_ms:.3f} ms on {budget.board}" if b.latency_ms is not None else ""
     print(f"best: val fitness {b.accuracy:.4f}, SRAM {b.sram} B, flash {b.flash} B, "
-          f"{b.macs:,} MACs{' (patched)' if b.patched else ''}; {len(search.evaluated)} "
+          f"{b.macs:,} MACs{ms}{' (patched)' if b.patched else ''}; {len(search.evaluated)} "
           f"evaluations" + (f"; random search {baseline.best.accuracy:.4f}" if baseline else "")
           + f"; wrote {out / 'arch.json'}")
     return 0
@@ -179,10 +182,14 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _budget_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--sram", required=required, default="2KB",
-                   help="SRAM budget (default 2KB): arena incl. input, output and scratch")
-    p.add_argument("--flash", required=required, default="8KB", help="flash budget (8KB)")
+    from .cli import add_board_args
+
+    need = " (required without --board)" if required else " (default 2KB; --board: its RAM)"
+    p.add_argument("--sram", help="SRAM budget: arena incl. input, output and scratch" + need)
+    p.add_argument("--flash", help="flash budget" + (need if required else
+                                                     " (default 8KB; --board: its flash)"))
     p.add_argument("--macs", help="optional MAC budget, e.g. 200K")
+    add_board_args(p)
 
 
 def add_commands(sub: Any) -> None:

@@ -1,7 +1,8 @@
 """Stage two's search: evolution of subnets under every constraint at once, and its baseline.
 
 A candidate is admitted only if the engine says it fits: peak SRAM with the best patch schedule
-(input, output and scratch counted), flash, and optionally MACs (budget.check_budget). Its
+(input, output and scratch counted), flash, and optionally MACs and latency on a board
+(budget.check_budget). Its
 fitness is the top-1 accuracy of the subnet with the supernet's weights, after recalibrating its
 BatchNorm statistics on a sample of the training data, measured on the held-out val split
 under the training distortions (`views` distorted copies of every val image, the same copies
@@ -47,10 +48,12 @@ class Candidate:
     macs: int
     index: int  # evaluation number (0-based)
     patched: bool = False  # fits the SRAM budget only with patch-based inference
+    latency_ms: float | None = None  # the estimate on the budget's board, where it has one
 
     def to_dict(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy, "loss": self.loss, "sram_bytes": self.sram,
                 "flash_bytes": self.flash, "macs": self.macs, "patched": self.patched,
+                "latency_ms": self.latency_ms,
                 "evaluation": self.index, "arch": self.arch.to_dict()}
 
 
@@ -114,7 +117,7 @@ class Evaluator:
             self.fitness[arch] = self.measure(arch)
         acc, loss = self.fitness[arch]
         cand = Candidate(arch, acc, loss, verdict.peak_sram, verdict.flash,
-                         verdict.macs, len(self.order), verdict.patched)
+                         verdict.macs, len(self.order), verdict.patched, verdict.latency_ms)
         self.cache[arch] = cand
         self.order.append(cand)
         return cand
@@ -182,6 +185,8 @@ def check_admits_something(supernet: Supernet, ev: Evaluator,
         figures.append(f"peak SRAM {fmt_bytes(v.peak_sram)}")
     if v.macs is not None:
         figures.append(f"{fmt_count(v.macs)} MACs")
+    if v.latency_ms is not None:
+        figures.append(f"{v.latency_ms:.3g} ms on {ev.budget.board}")
     raise TinyNASError(
         f"the budget ({ev.budget.describe()}) admits no subnet of the {space.name} supernet at "
         f"width {supernet.width_mult:g}: its smallest subnet (r={min(resolutions)}) needs "

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .budget import Budget, fmt_bytes, fmt_count
+from .budget import Budget, arch_latency_ms, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
 from .errors import TinyNASError
 from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
@@ -39,6 +39,8 @@ class PipelineConfig:
     sram: int = 2048
     flash: int = 8192
     macs: int | None = None
+    latency_ms: float | None = None  # on `board`: tinyengine's estimate of the deployed graph
+    board: str | None = None  # a tinyengine board preset (its core and clock price latency)
     seed: int = 0  # training, search and fine-tuning
     split_seed: int = 0  # the data split: fixed, so every run reports on the same test images
     test: float = 0.2
@@ -106,7 +108,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     out = Path(out_dir)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    budget = Budget(cfg.sram, cfg.flash, cfg.macs)
+    budget = Budget(cfg.sram, cfg.flash, cfg.macs, cfg.latency_ms, cfg.board)
     data = load_dataset(cfg.dataset)
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
     space = dataset_space(data, cfg.space)
@@ -221,12 +223,19 @@ def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpa
              budget: Budget, width: float, resolutions: tuple[int, ...], search: SearchResult,
              baseline: SearchResult | None, d: Deployment,
              timings: dict[str, float]) -> dict[str, Any]:
+    best = search.best
+    latency = None
+    if budget.board is not None and best.latency_ms is not None:
+        # The deployed project, as compiled (whole tensors or the patches it fits with).
+        latency = arch_latency_ms(best.arch, budget.board, "auto" if best.patched else "off")
     return {
         "float_accuracy": d.float_accuracy, "int8_accuracy": d.int8_accuracy,
+        "latency_ms": latency,
         "agreement": d.agreement, "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
         "macs": d.macs, "patches": d.patches, "seconds": round(timings["total"], 1),
         "timings": {k: round(v, 1) for k, v in timings.items()},
-        "budget": {"sram_bytes": budget.sram, "flash_bytes": budget.flash, "macs": budget.macs},
+        "budget": {"sram_bytes": budget.sram, "flash_bytes": budget.flash, "macs": budget.macs,
+                   "latency_ms": budget.latency_ms, "board": budget.board},
         "dataset": data.name, "images": {"train": len(parts.train), "val": len(parts.val),
                                          "test": len(parts.test)},
         "space": space.name, "width_mult": width, "resolutions": list(resolutions),

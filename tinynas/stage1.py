@@ -103,7 +103,8 @@ class StageOneResult:
         return {"choice": None if c is None else {k: v for k, v in c.to_dict().items()
                                                   if k != "macs"},
                 "budget": {"sram": self.budget.sram, "flash": self.budget.flash,
-                           "macs": self.budget.macs},
+                           "macs": self.budget.macs, "latency_ms": self.budget.latency_ms,
+                           "board": self.budget.board},
                 "dataset": self.space.name, "samples": self.samples, "seed": self.seed,
                 "patch": self.patch, "int8_input": self.int8_input,
                 "min_fraction": self.min_fraction,
@@ -140,7 +141,10 @@ def check_feasible(space: SearchSpace, budget: Budget, patch: str = "off",
     arch = space.smallest()
     c = arch_cost(arch, patch, int8_input)
     cost = {"peak_sram": c.peak_sram, "flash_bytes": c.flash_bytes, "macs": c.macs}
-    if not check_budget(arch, budget, patch, int8_input).fits:
+    verdict = check_budget(arch, budget, patch, int8_input)
+    if verdict.latency_ms is not None:
+        cost["latency_ms"] = verdict.latency_ms  # type: ignore[assignment]
+    if not verdict.fits:
         raise TinyNASError(f"nothing in the {space.name} space fits {budget.describe()}: "
                            f"{_describe_smallest(space, arch, cost)}; raise the budget or use a "
                            "smaller space")
@@ -151,7 +155,8 @@ def _describe_smallest(space: SearchSpace, arch: Arch, cost: dict[str, int]) -> 
     return (f"the smallest subnet of the {space.name} space (w{arch.width_mult:g}, "
             f"r{arch.resolution}, every depth/kernel/expand at its minimum) needs SRAM "
             f"{fmt_bytes(cost['peak_sram'])}, flash {fmt_bytes(cost['flash_bytes'])}, "
-            f"{fmt_count(cost['macs'])} MACs")
+            f"{fmt_count(cost['macs'])} MACs"
+            + (f", {cost['latency_ms']:.3g} ms" if "latency_ms" in cost else ""))
 
 
 def run_stage_one(space: SearchSpace, budget: Budget, samples: int = 1000, seed: int = 0,

@@ -4,12 +4,21 @@ The search (tinynas, issue 16 point 4) prices thousands of candidates, far too m
 run each. So benchmarks/latency_table.py runs `bench` once per core on a set of models and fits,
 per table key (the kernel the op would get and a shape class), a line through the per-op data:
 
-    cycles = per_work * work + per_call        (work: the op's MACs; for ops without MACs, the
-                                               elements it reads and writes)
+    cycles = per_work * work + per_call + per_output * outputs + per_pixel * pixels
+             + per_tap * taps
 
-for the core's cycles at zero wait states and, the same way, for the code lines and literal
-loads that meet the flash's wait states on a board. The tables are JSON files in
-tinyengine/target/latency_tables/, one per core, with the models and tool versions they came
+(work: the op's MACs, or for ops without MACs the elements it reads and writes; outputs: the
+elements it writes; pixels: its output positions; taps: a convolution's MACs less those on the
+padding), for the core's cycles at zero wait states and, the same way, for the code lines and
+literal loads that meet the flash's wait states on a board. The last three terms are what a
+line through MACs alone misses on small networks: a 1x1 convolution with 4 input channels
+spends more on requantising each output than on its MACs, a depthwise convolution pays its
+loop set-up per pixel, and a 5x5 filter on a 4x4 map skips most of its MACs. They are fitted
+(non-negative least squares) where a key or kernel has enough samples; otherwise an entry is the
+two-term line. The models measured are the shared ones and random subnets of the tinynas spaces
+(benchmarks/latency_table.py), so the searched networks are priced from their own kind. The
+tables are JSON files in tinyengine/target/latency_tables/, one per core, with the models and
+tool versions they came
 from. A key the table lacks falls back to the kernel's line over all its shape classes, then to
 the core's cycles per unit of work overall: less exact, and counted in the estimate's `fallbacks`.
 
@@ -33,11 +42,15 @@ import numpy as np
 from ..errors import TinyEngineError
 from ..ir import Graph, Op
 from ..ops import get_op
+from ..ops.common import window_padding
 from .boards import Board, resolve_board
 from .cycles import flash_stall_per_access
 
 TABLE_DIR = Path(__file__).resolve().parent / "latency_tables"
-QUANTITIES = ("cycles", "lines16", "lines32", "literal")  # each fitted as a * work + b
+QUANTITIES = ("cycles", "lines16", "lines32", "literal")  # each fitted as in the docstring
+# An entry's coefficients, in this order: (work, call, outputs, pixels, taps); the first two
+# alone are the two-term line. Enough samples for the four-term fit: a few more than the terms.
+MIN_SAMPLES_FOR_TERMS = 8
 
 
 def _elements(graph: Graph, names: Sequence[str]) -> int:
@@ -52,8 +65,29 @@ def _bucket(c: int) -> str:
     return "c16" if c % 16 == 0 else "c4" if c % 4 == 0 else "c1"
 
 
+def _taps(op: Op, in_h: int, in_w: int, fh: int, fw: int) -> int:
+    """Filter taps that land inside the input, summed over the output positions: a kernel
+    skips the padding, so on the small maps of tiny networks (a 5x5 filter on 4x4) the MACs
+    overstate its work several times."""
+    oh, ow, ph, pw = window_padding(op, in_h, in_w, fh, fw)
+    (sh, sw), (dh, dw) = op.attrs["stride"], op.attrs.get("dilation", (1, 1))
+
+    def axis(n_out: int, stride: int, pad: int, k: int, dil: int, size: int) -> int:
+        at = np.arange(n_out)[:, None] * stride - pad + np.arange(k)[None, :] * dil
+        return int(((at >= 0) & (at < size)).sum())
+
+    return axis(oh, sh, ph, fh, dh, in_h) * axis(ow, sw, pw, fw, dw, in_w)
+
+
 def op_features(graph: Graph, op: Op) -> tuple[str, str, int]:
     """(kernel, table key, work) of one op of a scheduled graph."""
+    kernel, key, work, _, _, _ = op_terms(graph, op)
+    return kernel, key, work
+
+
+def op_terms(graph: Graph, op: Op) -> tuple[str, str, int, int, int, int]:
+    """(kernel, table key, work, outputs, pixels, taps) of one op of a scheduled graph; taps:
+    the MACs of a convolution without those on the padding (else the work)."""
     impl = get_op(op.kind)
     kernel = impl.kernel(graph, op)
     macs = impl.macs(graph, op)
@@ -67,7 +101,16 @@ def op_features(graph: Graph, op: Op) -> tuple[str, str, int]:
                   f"i{_bucket(ins[0].shape[-1])}", f"o{_bucket(w[0] if w[0] > 1 else w[3])}"]
     elif macs and len(ins) >= 2:
         parts += [f"i{_bucket(ins[0].shape[-1])}"]
-    return kernel, "|".join(parts), int(work)
+    outs = _elements(graph, op.outputs)
+    first = graph.tensor(op.outputs[0]).shape if op.outputs else ()
+    pixels = outs // max(1, int(first[-1])) if len(first) >= 2 else outs
+    taps = work
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(ins) >= 2 and work:
+        x, wt = ins[0].shape, ins[1].shape
+        full = _taps(op, x[1], x[2], wt[1], wt[2])
+        oh, ow, _, _ = window_padding(op, x[1], x[2], wt[1], wt[2])
+        taps = round(work * full / max(1, oh * ow * wt[1] * wt[2]))
+    return kernel, "|".join(parts), int(work), int(outs), int(pixels), int(taps)
 
 
 def fit_lines(samples: Sequence[tuple[int, float]]) -> tuple[float, float]:
@@ -86,10 +129,36 @@ def fit_lines(samples: Sequence[tuple[int, float]]) -> tuple[float, float]:
     return float(a), float(b)
 
 
+def fit_terms(rows: Sequence[tuple[int, int, int, int]], values: Sequence[float]
+              ) -> list[float]:
+    """Non-negative least squares of values over (work, 1, outputs, pixels, taps): the
+    coefficients in the table's order. Columns are scaled to unit norm first so that the small
+    per-call term is not lost beside millions of MACs."""
+    from scipy.optimize import nnls
+
+    r = np.array(rows, dtype=float)
+    a = np.stack([r[:, 0], np.ones(len(r)), r[:, 1], r[:, 2], r[:, 3]], axis=1)
+    scale = np.linalg.norm(a, axis=0)
+    scale[scale == 0] = 1.0
+    coef, _ = nnls(a / scale, np.array(values, dtype=float))
+    return [float(c) for c in coef / scale]
+
+
+def line_value(coef: Sequence[float], work: int, outs: int, pixels: int, taps: int) -> float:
+    """An entry's value: the two-term line, plus the output, pixel and tap terms where fitted."""
+    value = coef[0] * work + coef[1]
+    if len(coef) > 2:
+        value += coef[2] * outs + coef[3] * pixels + coef[4] * taps
+    return value
+
+
 def build_table(records: Sequence[dict[str, Any]], core: str,
                 meta: dict[str, Any]) -> dict[str, Any]:
     """The table from per-op records {"kernel", "key", "work", "cycles", "lines16", ...}."""
     def fit(group: list[dict[str, Any]]) -> dict[str, list[float]]:
+        if len(group) >= MIN_SAMPLES_FOR_TERMS and all("taps" in r for r in group):
+            rows = [(r["work"], r["outputs"], r["pixels"], r["taps"]) for r in group]
+            return {q: fit_terms(rows, [r[q] for r in group]) for q in QUANTITIES}
         return {q: list(fit_lines([(r["work"], r[q]) for r in group])) for q in QUANTITIES}
 
     by_key: dict[str, list[dict[str, Any]]] = {}
@@ -127,24 +196,36 @@ class LatencyEstimate:
         return 1000.0 * self.total_cycles / self.clock_hz if self.clock_hz else None
 
 
-def estimate_scheduled(graph: Graph, target: str | Board) -> LatencyEstimate:
-    """Cycles (and ms, for a board with a clock) of a graph as scheduled for code generation."""
+OpTerms = tuple[str, str, int, int, int, int]  # op_terms: (kernel, key, work, outs, pixels, taps)
+
+
+def price_terms(terms: Sequence[OpTerms], target: str | Board
+                ) -> tuple[float, list[tuple[float, bool]]]:
+    """Total cycles, and per op (cycles with the flash stalls, priced without its own key), of
+    ops given by their features: what the search keeps per candidate instead of the graph."""
     board = resolve_board(target)
     table = load_table(board.core)
     stall = flash_stall_per_access(board)
     lines = "lines32" if board.flash_line_bytes >= 32 else "lines16"
-    per_op, fallbacks = [], []
-    for op in graph.ops:
-        kernel, key, work = op_features(graph, op)
-        entry = table["keys"].get(key) or table["kernels"].get(kernel)
-        if key not in table["keys"]:
-            fallbacks.append(op.name)
-        line = entry or table["overall"]
-        value = {q: line[q][0] * work + line[q][1] for q in ("cycles", lines, "literal")}
-        per_op.append((op.name, kernel,
-                       value["cycles"] + stall * (value[lines] + value["literal"])))
+    per_op = []
+    for kernel, key, work, outs, pixels, taps in terms:
+        line = table["keys"].get(key) or table["kernels"].get(kernel) or table["overall"]
+        value = {q: line_value(line[q], work, outs, pixels, taps)
+                 for q in ("cycles", lines, "literal")}
+        per_op.append((value["cycles"] + stall * (value[lines] + value["literal"]),
+                       key not in table["keys"]))
+    return sum(c for c, _ in per_op), per_op
+
+
+def estimate_scheduled(graph: Graph, target: str | Board) -> LatencyEstimate:
+    """Cycles (and ms, for a board with a clock) of a graph as scheduled for code generation."""
+    board = resolve_board(target)
+    terms = [op_terms(graph, op) for op in graph.ops]
+    total, priced = price_terms(terms, board)
+    per_op = [(op.name, t[0], c) for op, t, (c, _) in zip(graph.ops, terms, priced, strict=True)]
+    fallbacks = [op.name for op, (_, fell) in zip(graph.ops, priced, strict=True) if fell]
     return LatencyEstimate(board.core, board.name if board.clock_hz else None, board.clock_hz,
-                           per_op, sum(c for _, _, c in per_op), fallbacks)
+                           per_op, total, fallbacks)
 
 
 def estimate_latency(graph: Graph, target: str | Board, patch: str = "auto",
