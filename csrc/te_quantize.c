@@ -132,11 +132,13 @@ TE_DEFINE_REQUANTIZE(te_requantize_s32_s8, int32_t, int8_t, 0, 0, TE_S8_MIN, TE_
 TE_DEFINE_REQUANTIZE(te_requantize_s32_s16, int32_t, int16_t, 0, 0, TE_S16_MIN, TE_S16_MAX,
                      TE_S16_MIN, TE_S16_MAX)
 
-/* Dequantize of one value: the double product is exact (24 x 17 bits at most), so only the
- * conversion rounds. */
+/* Dequantize of one value: x - zero_point (17 bits at most) converts to float exactly, so the
+ * one float multiply rounds the exact product once, as TFLite's float arithmetic does. (A double
+ * product rounded to float gives the same bits, but pulls the soft-double routines into every
+ * firmware: 1.6 KB on a Cortex-M4, 1.9 KB on an M0+.) */
 static float te_dequantize_one(const te_dequantize_params_t *p, int32_t x)
 {
-    return (float)((double)p->scale * (double)(x - p->zero_point));
+    return p->scale * (float)(x - p->zero_point);
 }
 
 te_status_t te_dequantize_s8_f32(const te_dequantize_params_t *p, const int8_t *input,

@@ -6,7 +6,8 @@ The linked figures come from arm-none-eabi-size; their parts from the linker's m
   and the weights the linker placed are the bytes the code generator counted (report.json);
 - the bare firmware links no stdio, semihosting or heap code;
 - its stack reserve is the deepest call path, and each frame of GCC's -fstack-usage on it;
-- the digits 2 KB / 8 KB network fits 24 KB of flash and 4 KB of RAM at -Os on a Cortex-M4.
+- the digits 2 KB / 8 KB network fits 24 KB of flash and 4 KB of RAM at -Os on a Cortex-M4
+  and a Cortex-M0+.
 
 Needs arm-none-eabi-gcc (with newlib): skipped with the reason where it is missing, a failure
 under CI=true.
@@ -122,13 +123,14 @@ def _digits_project(out: Path) -> Path:
     return out
 
 
-def test_digits_project_fits_24k_flash_4k_ram_at_os(tmp_path):
-    """Acceptance line of issue 16 for the Cortex-M4 (portable kernels: the SIMD ones are
-    larger; see benchmarks/RESULTS.md for every variant)."""
+@pytest.mark.parametrize("board", ["stm32f412", "cortex-m0plus"])
+def test_digits_project_fits_24k_flash_4k_ram_at_os(tmp_path, board):
+    """Acceptance line of issue 16 on a Cortex-M4 board and the Cortex-M0+ (portable kernels:
+    the M4's SIMD ones are larger; see benchmarks/RESULTS.md for every variant)."""
     _require_toolchain()
     project = _digits_project(tmp_path / "digits")
-    elf = build_firmware(project, "stm32f412", opt="Os", runtime="bare", simd=False)
-    totals = _totals(project, "stm32f412", "Os", simd=False)
+    elf = build_firmware(project, board, opt="Os", runtime="bare", simd=False)
+    totals = _totals(project, board, "Os", simd=False)
     _check_parts(project, elf, totals)
     assert totals["flash"] <= 24 * 1024 and totals["ram"] <= 4 * 1024, totals
 
