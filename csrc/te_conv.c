@@ -644,7 +644,8 @@ static int32_t te_conv2d_im2col_bytes(int32_t k)
 
 /** The domain of te_conv2d_im2col_simd: one group, a short kernel row or enough output
  * channels, a zero point that int8 holds (the padding value), and an output with room for one
- * pixel pair besides the work space. The requantisation domain (te_simd_rq_ok) is the caller's check. */
+ * pixel pair besides the work space. The requantisation domain (te_simd_rq_ok) is the
+ * caller's check. */
 static int te_conv2d_im2col_ok(const te_conv2d_params_t *p)
 {
     const int32_t k = p->filter.h * p->filter.w * p->filter.c;
@@ -745,61 +746,96 @@ static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *
 }
 #endif /* TE_SIMD */
 
+/** Output (b, oy, ox, oc) of any convolution, by TFLite's reference loop: the portable kernel,
+ * and the recomputation of the channels outside the SIMD requantisation's domain. */
+static int8_t te_conv2d_value(const te_conv2d_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int32_t b, int32_t oy,
+                              int32_t ox, int32_t oc)
+{
+    const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
+    /* The group's first input channel. */
+    const int32_t ic0 = (oc / (p->output.c / p->groups)) * p->filter.c;
+    int32_t ky, kx, ic, acc = 0;
+    for (ky = 0; ky < p->filter.h; ++ky) {
+        const int32_t in_y = in_y0 + ky * p->dilation_h;
+        if (in_y < 0 || in_y >= p->input.h) {
+            continue;
+        }
+        for (kx = 0; kx < p->filter.w; ++kx) {
+            const int32_t in_x = in_x0 + kx * p->dilation_w;
+            const int8_t *in_px;
+            const int8_t *f_px;
+            if (in_x < 0 || in_x >= p->input.w) {
+                continue;
+            }
+            in_px = input + ((b * p->input.h + in_y) * p->input.w + in_x) * p->input.c + ic0;
+            f_px = filter + ((oc * p->filter.h + ky) * p->filter.w + kx) * p->filter.c;
+            for (ic = 0; ic < p->filter.c; ++ic) {
+                acc += ((int32_t)in_px[ic] + p->q.input_offset) * (int32_t)f_px[ic];
+            }
+        }
+    }
+    if (bias != NULL) {
+        acc += bias[oc];
+    }
+    acc = te_requantize(&p->rq, oc, acc) + p->q.output_offset;
+    return (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+}
+
+#if TE_SIMD
+/** After a SIMD pass over a layer only partly inside the fast requantisation's domain: the
+ * channels outside it again, exactly (out-of-place kernels only: the input is intact). */
+static void te_conv2d_fix_channels(const te_conv2d_params_t *p, const int8_t *input,
+                                   const int8_t *filter, const int32_t *bias, int8_t *output,
+                                   int32_t products)
+{
+    int32_t oc, b, oy, ox;
+    for (oc = 0; oc < p->output.c; ++oc) {
+        if (te_simd_rq_channel_ok(&p->rq, bias, oc, products, TE_CONV_MAX_TERM)) {
+            continue;
+        }
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
+                        te_conv2d_value(p, input, filter, bias, b, oy, ox, oc);
+                }
+            }
+        }
+    }
+}
+#endif
+
 te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
                          const int32_t *bias, int8_t *output)
 {
-    int32_t b, oy, ox, oc, ky, kx, ic;
-    int32_t group_out;
+    int32_t b, oy, ox, oc;
     const te_status_t st = te_conv2d_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
     }
 #if TE_SIMD
-    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w * p->filter.c,
-                      TE_CONV_MAX_TERM)) {
-        const int32_t n_px = p->output.n * p->output.h * p->output.w;
-        const int32_t done =
-            te_conv2d_im2col_ok(p) ? te_conv2d_im2col_simd(p, input, filter, bias, output) : 0;
-        te_conv2d_simd(p, input, filter, bias, output, done, n_px);
-        return TE_OK;
+    {
+        const int32_t products = p->filter.h * p->filter.w * p->filter.c;
+        const int all = te_simd_rq_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM);
+        if (all || te_simd_rq_any_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM)) {
+            const int32_t n_px = p->output.n * p->output.h * p->output.w;
+            const int32_t done =
+                te_conv2d_im2col_ok(p) ? te_conv2d_im2col_simd(p, input, filter, bias, output) : 0;
+            te_conv2d_simd(p, input, filter, bias, output, done, n_px);
+            if (!all) {
+                te_conv2d_fix_channels(p, input, filter, bias, output, products);
+            }
+            return TE_OK;
+        }
     }
 #endif
-    group_out = p->output.c / p->groups; /* output channels per group */
     for (b = 0; b < p->output.n; ++b) {
         for (oy = 0; oy < p->output.h; ++oy) {
-            const int32_t in_y0 = oy * p->stride_h - p->pad_h;
             for (ox = 0; ox < p->output.w; ++ox) {
-                const int32_t in_x0 = ox * p->stride_w - p->pad_w;
                 for (oc = 0; oc < p->output.c; ++oc) {
-                    /* The group's first input channel. */
-                    const int32_t ic0 = (oc / group_out) * p->filter.c;
-                    int32_t acc = 0;
-                    for (ky = 0; ky < p->filter.h; ++ky) {
-                        const int32_t in_y = in_y0 + ky * p->dilation_h;
-                        if (in_y < 0 || in_y >= p->input.h) {
-                            continue;
-                        }
-                        for (kx = 0; kx < p->filter.w; ++kx) {
-                            const int32_t in_x = in_x0 + kx * p->dilation_w;
-                            const int8_t *in_px;
-                            const int8_t *f_px;
-                            if (in_x < 0 || in_x >= p->input.w) {
-                                continue;
-                            }
-                            in_px = input + ((b * p->input.h + in_y) * p->input.w + in_x) * p->input.c +
-                                    ic0;
-                            f_px = filter + ((oc * p->filter.h + ky) * p->filter.w + kx) * p->filter.c;
-                            for (ic = 0; ic < p->filter.c; ++ic) {
-                                acc += ((int32_t)in_px[ic] + p->q.input_offset) * (int32_t)f_px[ic];
-                            }
-                        }
-                    }
-                    if (bias != NULL) {
-                        acc += bias[oc];
-                    }
-                    acc = te_requantize(&p->rq, oc, acc) + p->q.output_offset;
                     output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
-                        (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+                        te_conv2d_value(p, input, filter, bias, b, oy, ox, oc);
                 }
             }
         }
@@ -886,12 +922,18 @@ te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
         return TE_ERR_ARG;
     }
 #if TE_SIMD
-    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)) {
-        const int32_t n = p->output.n * p->output.h * p->output.w;
-        const int32_t done = te_conv2d_1x1_widened_simd(p, input, filter, bias, output);
-        te_conv2d_1x1_simd(p, input + done * p->input.c, filter, bias,
-                           output + done * p->output.c, n - done);
-        return TE_OK;
+    {
+        const int all = te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM);
+        if (all || te_simd_rq_any_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)) {
+            const int32_t n = p->output.n * p->output.h * p->output.w;
+            const int32_t done = te_conv2d_1x1_widened_simd(p, input, filter, bias, output);
+            te_conv2d_1x1_simd(p, input + done * p->input.c, filter, bias,
+                               output + done * p->output.c, n - done);
+            if (!all) {
+                te_conv2d_fix_channels(p, input, filter, bias, output, p->input.c);
+            }
+            return TE_OK;
+        }
     }
 #endif
     /* Outside padding and strides a pointwise convolution is a matrix product over pixels. */

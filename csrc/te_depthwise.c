@@ -522,6 +522,69 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
 }
 #endif /* TE_SIMD */
 
+#if TE_SIMD
+/** Output (b, oy, ox, oc) by TFLite's reference loop: the recomputation of the channels
+ * outside the SIMD requantisation's domain. */
+static int8_t te_dw_value(const te_depthwise_conv_params_t *p, const int8_t *input,
+                          const int8_t *filter, const int32_t *bias, int32_t b, int32_t oy,
+                          int32_t ox, int32_t oc)
+{
+    const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
+    const int32_t ic = oc / p->depth_multiplier;
+    int32_t ky, kx, acc = 0;
+    for (ky = 0; ky < p->filter.h; ++ky) {
+        const int32_t in_y = in_y0 + ky * p->dilation_h;
+        if (in_y < 0 || in_y >= p->input.h) {
+            continue;
+        }
+        for (kx = 0; kx < p->filter.w; ++kx) {
+            const int32_t in_x = in_x0 + kx * p->dilation_w;
+            if (in_x < 0 || in_x >= p->input.w) {
+                continue;
+            }
+            acc += (int32_t)filter[(ky * p->filter.w + kx) * p->filter.c + oc] *
+                   ((int32_t)input[((b * p->input.h + in_y) * p->input.w + in_x) * p->input.c +
+                                   ic] + p->q.input_offset);
+        }
+    }
+    if (bias != NULL) {
+        acc += bias[oc];
+    }
+    acc = te_requantize(&p->rq, oc, acc) + p->q.output_offset;
+    return (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+}
+
+/**
+ * A layer partly inside the fast requantisation's domain (te_simd_rq_channel_ok): the SIMD
+ * pass over every channel, then the channels outside the domain again, exactly (out-of-place
+ * kernels only: the input is intact). Returns 0, doing nothing, when no channel is inside.
+ */
+static int te_depthwise_partial_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output,
+                                     int32_t products)
+{
+    int32_t oc, b, oy, ox;
+    if (!te_simd_rq_any_ok(&p->rq, bias, p->output.c, products, TE_DW_MAX_TERM)) {
+        return 0;
+    }
+    te_depthwise_simd(p, input, filter, bias, output);
+    for (oc = 0; oc < p->output.c; ++oc) {
+        if (te_simd_rq_channel_ok(&p->rq, bias, oc, products, TE_DW_MAX_TERM)) {
+            continue;
+        }
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
+                        te_dw_value(p, input, filter, bias, b, oy, ox, oc);
+                }
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
@@ -533,6 +596,9 @@ te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8
 #if TE_SIMD
     if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w, TE_DW_MAX_TERM)) {
         te_depthwise_simd(p, input, filter, bias, output);
+        return TE_OK;
+    }
+    if (te_depthwise_partial_simd(p, input, filter, bias, output, p->filter.h * p->filter.w)) {
         return TE_OK;
     }
 #endif
@@ -591,6 +657,9 @@ te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const 
 #if TE_SIMD
     if (te_simd_rq_ok(&p->rq, bias, p->output.c, 9, TE_DW_MAX_TERM)) {
         te_depthwise_simd(p, input, filter, bias, output);
+        return TE_OK;
+    }
+    if (te_depthwise_partial_simd(p, input, filter, bias, output, 9)) {
         return TE_OK;
     }
 #endif

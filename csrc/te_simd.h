@@ -342,6 +342,39 @@ static inline int te_simd_rq_ok(const te_requant_t *rq, const int32_t *bias, int
     return max_bias < limit - products * max_product;
 }
 
+/**
+ * Whether channel c alone meets te_simd_rq_ok's conditions. Where some channels of a call do
+ * and others do not, the out-of-place kernels run their SIMD path for every channel and then
+ * recompute the others with the exact scalar rule, instead of taking the portable loops for
+ * the whole layer (a few degenerate channels: multiplier 0, shift -31, a bias near 2^31).
+ */
+static inline int te_simd_rq_channel_ok(const te_requant_t *rq, const int32_t *bias, int32_t c,
+                                        int32_t products, int32_t max_product)
+{
+    const int32_t limit = (int32_t)1 << 30;
+    const int32_t i = rq->per_channel ? c : 0;
+    const int32_t b = bias != NULL ? bias[c] : 0;
+    if (products < 0 || max_product <= 0 || products > (limit - 1) / max_product ||
+        rq->multiplier[i] < 0 || rq->shift[i] > -1 || rq->shift[i] < -22) {
+        return 0;
+    }
+    return b > -limit && b < limit && (b < 0 ? -b : b) < limit - products * max_product;
+}
+
+/** Whether any channel of the call meets te_simd_rq_channel_ok (the partial-domain mode pays
+ * off only then). */
+static inline int te_simd_rq_any_ok(const te_requant_t *rq, const int32_t *bias,
+                                    int32_t channels, int32_t products, int32_t max_product)
+{
+    int32_t c;
+    for (c = 0; c < channels; ++c) {
+        if (te_simd_rq_channel_ok(rq, bias, c, products, max_product)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /** The te_simd_rq_t of multiplier m and shift sh (< 0); zp2p1 = 2 * output_offset + 1.
  * round = 2^(e-1) + zp * 2^e = (2 zp + 1) * 2^(e-1), and e - 1 = -sh - 1 = ~sh; shifted as
  * unsigned, as te_shift_left does. */
@@ -349,8 +382,11 @@ TE_SIMD_INLINE te_simd_rq_t te_simd_rq_make(int32_t m, int32_t sh, int32_t zp2p1
 {
     te_simd_rq_t r;
     r.mult = m;
-    r.shift = -sh;
-    r.round = (int32_t)((uint32_t)zp2p1 << ~sh);
+    /* Masked to 0..31, which changes nothing inside the domain (e in [1, 22]) and keeps a
+     * channel outside it defined: the kernels with a partial domain compute every channel here
+     * and then recompute those (te_simd_rq_channel_ok). */
+    r.shift = -sh & 31;
+    r.round = (int32_t)((uint32_t)zp2p1 << (~sh & 31));
     return r;
 }
 
@@ -379,7 +415,11 @@ TE_SIMD_INLINE te_simd_rq_t te_simd_rq_channel(const te_requant_t *rq, int32_t c
  */
 TE_SIMD_INLINE int32_t te_simd_requant(int32_t acc, te_simd_rq_t q)
 {
-    return te_ssat8((te_smmlar(acc * 2, q.mult, q.round) + (acc >> 31)) >> q.shift);
+    /* The shift and the add as unsigned: the same LSL and ADD, and defined for the out-of-domain
+     * channels the partial-domain kernels compute and then recompute. */
+    const uint32_t r = (uint32_t)te_smmlar((int32_t)((uint32_t)acc << 1), q.mult, q.round) +
+                       (uint32_t)(acc >> 31);
+    return te_ssat8((int32_t)r >> q.shift);
 }
 
 /** One output: requantised, clamped to [lo, hi], as int8. */

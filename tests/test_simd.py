@@ -234,8 +234,25 @@ def slow_requant_graph(seed: int) -> Graph:
     return _graph(b, x, y, f"slow{seed}")
 
 
+def partial_requant_graph(seed: int) -> Graph:
+    """Out-of-place convolutions, pointwise and depthwise layers with some channels outside the
+    fast requantisation's domain (_degenerate_channels): SIMD for all, then those channels
+    again, exactly."""
+    b = _Builder(np.random.default_rng(seed))
+    x = _input(b, (1, 9, 8, 8))
+    y = _conv(b, x, 12, k=3, stride=2, act="RELU")         # generic conv
+    _degenerate_channels(b, y)
+    y = _dw(b, y, m=1, k=3, stride=2)                      # depthwise 3x3, strided
+    _degenerate_channels(b, y)
+    y = _dw(b, y, m=1, k=5, padding="SAME")                # depthwise, generic window
+    _degenerate_channels(b, y)
+    y = _conv(b, y, 20)                                    # pointwise 12 -> 20, out of place
+    _degenerate_channels(b, y)
+    return _graph(b, x, y, f"partial{seed}")
+
+
 BUILT_GRAPHS = {"pointwise": pointwise_graph, "conv": conv_graph, "depthwise": depthwise_graph,
-                "fc": fc_graph, "slow": slow_requant_graph}
+                "fc": fc_graph, "slow": slow_requant_graph, "partial": partial_requant_graph}
 RANDOM_SEEDS = (11, 13)
 GRAPH_NAMES = [f"{name}{seed}" for name in BUILT_GRAPHS for seed in (0, 1)] + \
     [f"random{s}" for s in RANDOM_SEEDS]
@@ -335,7 +352,7 @@ def test_emulated_simd_is_clean_under_sanitizers(built, tmp_path):
     require(shutil.which("make") is not None and shutil.which("cc") is not None,
             "make and cc are needed")
     san = "-fsanitize=address,undefined -fno-sanitize-recover=all"
-    for name in ("pointwise0", "conv0", "depthwise0", "fc0"):
+    for name in ("pointwise0", "conv0", "depthwise0", "fc0", "partial0"):
         _, compiled, records, want = built(name)
         project = tmp_path / name
         shutil.copytree(compiled, project, ignore=shutil.ignore_patterns(".target", ".host"))
