@@ -31,6 +31,7 @@ from ..memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, schedule
 from ..ops import OpEmission, get_op
 from ..resources import CSRC, TEMPLATES
 from .cvalues import CTYPES, array_lines, c_comment, c_literal
+from .integration import write_integration
 
 # The marker file: only this tool writes it, and -o replaces a directory only when it holds it
 # (report.json alone proves nothing: any tool may write one).
@@ -351,6 +352,7 @@ def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: di
         (tmp / "kernels").mkdir()
         for name, src in sorted(kernel_files.items()):
             shutil.copyfile(src, tmp / "kernels" / name)
+        write_integration(tmp, env, ctx, sorted(kernel_files))  # Zephyr, PlatformIO, Arduino
         for name, data in extra_files.items():
             (tmp / name).write_bytes(data)
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))

@@ -37,6 +37,7 @@ from ..errors import TinyEngineError
 from ..resources import TEMPLATES
 from ..runtime.host import load_project_report
 from .boards import ARCHES, Board, resolve_board
+from .timing import BAUD, timing_context
 
 FIRMWARE_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
                    "-fdata-sections")
@@ -66,8 +67,11 @@ RUNTIME_RAM_FLOOR = 256
 BARE_FLASH_FLOOR = 128
 
 # The Makefile fragment and CMake files name the Arm toolchain and QEMU: Arm cores only.
+# The timing firmware (timing.py) is a project file too: its main and the bare startup code.
 ARM_BUILD_FILES = {"firmware.mk.j2": "firmware.mk", "firmware.cmake.j2": "firmware.cmake",
-                   "arm-none-eabi.cmake.j2": "arm-none-eabi.cmake"}
+                   "arm-none-eabi.cmake.j2": "arm-none-eabi.cmake",
+                   "firmware_timing.c.j2": "firmware_timing.c",
+                   "firmware_bare_startup.c.j2": "firmware_timing_startup.c"}
 
 
 def firmware_templates(board: Board, project: bool = False,
@@ -139,7 +143,8 @@ def _context(report: dict[str, Any], board: Board, sources: list[str],
             "ldflags": list(board.cpu.tools.ldflags), "model_sources": sources,
             "build_dir": f"build-{board.name}", "fpu": has_fpu(board),
             "stack_bytes": board.stack_bytes if stack_bytes is None else stack_bytes,
-            "heap_bytes": board.heap_bytes if heap_bytes is None else heap_bytes}
+            "heap_bytes": board.heap_bytes if heap_bytes is None else heap_bytes,
+            "baud": BAUD, **timing_context(board)}
 
 
 def has_fpu(board: Board) -> bool:
