@@ -522,15 +522,15 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
 }
 #endif /* TE_SIMD */
 
-#if TE_SIMD
-/** Output (b, oy, ox, oc) by TFLite's reference loop: the recomputation of the channels
- * outside the SIMD requantisation's domain. */
+/** Output (b, oy, ox, oc) by TFLite's reference loop: the portable kernel, and the
+ * recomputation of the channels outside the SIMD requantisation's domain. */
 static int8_t te_dw_value(const te_depthwise_conv_params_t *p, const int8_t *input,
                           const int8_t *filter, const int32_t *bias, int32_t b, int32_t oy,
                           int32_t ox, int32_t oc)
 {
     const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
-    const int32_t ic = oc / p->depth_multiplier;
+    /* No division where the multiplier is 1: ARMv6-M has no divide instruction. */
+    const int32_t ic = p->depth_multiplier == 1 ? oc : oc / p->depth_multiplier;
     int32_t ky, kx, acc = 0;
     for (ky = 0; ky < p->filter.h; ++ky) {
         const int32_t in_y = in_y0 + ky * p->dilation_h;
@@ -554,6 +554,7 @@ static int8_t te_dw_value(const te_depthwise_conv_params_t *p, const int8_t *inp
     return (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
 }
 
+#if TE_SIMD
 /**
  * A layer partly inside the fast requantisation's domain (te_simd_rq_channel_ok): the SIMD
  * pass over every channel, then the channels outside the domain again, exactly (out-of-place
@@ -588,7 +589,7 @@ static int te_depthwise_partial_simd(const te_depthwise_conv_params_t *p, const 
 te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    int32_t b, oy, ox, ic, m, ky, kx;
+    int32_t b, oy, ox, oc;
     const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
@@ -604,37 +605,10 @@ te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8
 #endif
     for (b = 0; b < p->output.n; ++b) {
         for (oy = 0; oy < p->output.h; ++oy) {
-            const int32_t in_y0 = oy * p->stride_h - p->pad_h;
             for (ox = 0; ox < p->output.w; ++ox) {
-                const int32_t in_x0 = ox * p->stride_w - p->pad_w;
-                for (ic = 0; ic < p->input.c; ++ic) {
-                    for (m = 0; m < p->depth_multiplier; ++m) {
-                        const int32_t oc = ic * p->depth_multiplier + m;
-                        int32_t acc = 0;
-                        for (ky = 0; ky < p->filter.h; ++ky) {
-                            const int32_t in_y = in_y0 + ky * p->dilation_h;
-                            if (in_y < 0 || in_y >= p->input.h) {
-                                continue;
-                            }
-                            for (kx = 0; kx < p->filter.w; ++kx) {
-                                const int32_t in_x = in_x0 + kx * p->dilation_w;
-                                int32_t in_val, f_val;
-                                if (in_x < 0 || in_x >= p->input.w) {
-                                    continue;
-                                }
-                                in_val = input[((b * p->input.h + in_y) * p->input.w + in_x) *
-                                                   p->input.c + ic];
-                                f_val = filter[(ky * p->filter.w + kx) * p->filter.c + oc];
-                                acc += f_val * (in_val + p->q.input_offset);
-                            }
-                        }
-                        if (bias != NULL) {
-                            acc += bias[oc];
-                        }
-                        acc = te_requantize(&p->rq, oc, acc) + p->q.output_offset;
-                        output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
-                            (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
-                    }
+                for (oc = 0; oc < p->output.c; ++oc) {
+                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
+                        te_dw_value(p, input, filter, bias, b, oy, ox, oc);
                 }
             }
         }
