@@ -6,12 +6,14 @@ reads them).
 
 The subnets are what the search prices: MBConv networks built as tinynas.resources.build_graph
 builds them (float32 input, QUANTIZE, the engine's kernels for their shapes), compiled with
-placeholder weights (no cycle count depends on the values beyond a clamp's branch), with whole
-tensors and with patches. They are drawn from SUBNET_SEED; tests/test_tinynas_latency.py checks
+random weights of a trained network's scale (latency.with_typical_weights: placeholder weights
+would send the kernels down their portable paths), with whole tensors and with patches. They are
+drawn from SUBNET_SEED; tests/test_tinynas_latency.py and benchmarks/latency_vs_bench.py check
 the estimate on subnets from other seeds (held out).
 
     .venv/bin/python benchmarks/latency_table.py                      # cortex-m4 and cortex-m7
     .venv/bin/python benchmarks/latency_table.py --core cortex-m33 --core cortex-m55
+    .venv/bin/python benchmarks/latency_table.py --refit   # fit the installed records again
 
 Needs arm-none-eabi-gcc and qemu-system-arm; one QEMU run at a time.
 """
@@ -32,13 +34,17 @@ sys.path.insert(0, str(ROOT))
 
 from tinyengine import __version__  # noqa: E402
 from tinyengine.codegen import compile_graph  # noqa: E402
-from tinyengine.cost import with_placeholders  # noqa: E402
 from tinyengine.frontend import load_tflite  # noqa: E402
 from tinyengine.ir import Graph  # noqa: E402
 from tinyengine.memory.schedule import schedule  # noqa: E402
 from tinyengine.target import bench  # noqa: E402
 from tinyengine.target.cycles import core_cycles  # noqa: E402
-from tinyengine.target.latency import TABLE_DIR, build_table, op_terms  # noqa: E402
+from tinyengine.target.latency import (  # noqa: E402
+    TABLE_DIR,
+    build_table,
+    op_terms,
+    with_typical_weights,
+)
 from tinynas.resources import build_graph  # noqa: E402
 from tinynas.space import get_space  # noqa: E402
 
@@ -54,16 +60,20 @@ MODEL_FILES = ["tflm_person_detect.tflite", "tiny_kws_ref_model.tflite",
 
 
 SUBNET_SEED = 7
-# (space, subnets, widths, resolutions, patch): the digits space whole, and the small corner of
-# the VWW space (its larger subnets take minutes each under QEMU and use the same kernels).
+# (space, subnets, widths, resolutions, patch): the digits space whole, the small corner of
+# the VWW space (its larger subnets take minutes each under QEMU and use the same kernels), and
+# more of the digits space's small corner, where fixed costs weigh most and the lines fit least.
 SUBNETS = [("digits", 24, None, None, "off"), ("digits", 8, None, None, "auto"),
            ("digits", 25, (0.25, 0.375, 0.5, 0.625, 0.75), (8, 10, 12, 14, 16), "off"),
-           ("vww", 8, (0.1, 0.15, 0.2, 0.3), (32, 48), "off")]
+           ("vww", 8, (0.1, 0.15, 0.2, 0.3), (32, 48), "off"),
+           ("digits", 24, (0.25, 0.375), (8, 10, 12), "off"),
+           ("digits", 12, (0.25, 0.375, 0.5), (8, 10), "auto")]
 
 
-def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, object, str]]:
-    """(name, weightless graph, patch) of the random subnets the tables are measured on."""
-    out = []
+def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, Graph, str]]:
+    """(name, graph with typical weights, patch) of the random subnets the tables are measured
+    on."""
+    out: list[tuple[str, Graph, str]] = []
     for group, (space_name, n, widths, resolutions, patch) in enumerate(SUBNETS):
         space = get_space(space_name)
         rng = np.random.default_rng([seed, len(out)])
@@ -74,7 +84,7 @@ def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, object, str]]:
                 resolutions[(i // len(widths or (0,))) % len(resolutions)]
             arch = space.sample(rng, w, r)
             name = f"{space_name}-{group}-{patch}-{i}-w{arch.width_mult:g}-r{arch.resolution}"
-            out.append((name, build_graph(arch), patch))
+            out.append((name, with_typical_weights(build_graph(arch), len(out)), patch))
     return out
 
 
@@ -107,14 +117,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--core", action="append", help="core (repeatable; default m4 and m7)")
     ap.add_argument("-o", "--output", type=Path, default=TABLE_DIR)
+    ap.add_argument("--refit", action="store_true",
+                    help="no measuring: fit the records of the tables in --output again")
     args = ap.parse_args()
+    if args.refit:
+        for path in sorted(args.output.glob("*.json")):
+            old = json.loads(path.read_text())
+            meta = {k: v for k, v in old.items()
+                    if k not in ("core", "keys", "kernels", "overall", "records")}
+            table = build_table(old["records"], old["core"], meta)
+            table["records"] = old["records"]
+            path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+            print(f"refitted {path}: {len(table['keys'])} keys from {len(old['records'])} ops")
+        return 0
     models = [(name, load_tflite(MODELS / name), "auto") for name in MODEL_FILES]
-    models += [(name, with_placeholders(g), patch) for name, g, patch in subnet_graphs()]
+    models += subnet_graphs()
     meta = {"tinyengine_version": __version__, "models": [m[0] for m in models],
             "qemu": tool_version(["qemu-system-arm", "--version"]),
             "gcc": tool_version(["arm-none-eabi-gcc", "--version"]),
             "how": "benchmarks/latency_table.py: bench (SIMD kernels) on each model and on "
-                   f"random tinynas subnets (seed {SUBNET_SEED}), "
+                   f"random tinynas subnets (seed {SUBNET_SEED}, typical weights), "
                    "cycles at zero wait states from tinyengine/target/cycles.py"}
     args.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="latency-table-") as tmp:

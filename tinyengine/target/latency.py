@@ -16,16 +16,21 @@ spends more on requantising each output than on its MACs, a depthwise convolutio
 loop set-up per pixel, and a 5x5 filter on a 4x4 map skips most of its MACs. They are fitted
 (non-negative least squares) where a key or kernel has enough samples; otherwise an entry is the
 two-term line. The models measured are the shared ones and random subnets of the tinynas spaces
-(benchmarks/latency_table.py), so the searched networks are priced from their own kind. The
-tables are JSON files in tinyengine/target/latency_tables/, one per core, with the models and
-tool versions they came
-from. A key the table lacks falls back to the kernel's line over all its shape classes, then to
-the core's cycles per unit of work overall: less exact, and counted in the estimate's `fallbacks`.
+with weights of a trained network's scale (with_typical_weights; benchmarks/latency_table.py),
+so the searched networks are priced from their own kind. An op whose exact shape was measured
+(same key, work, outputs, pixels and taps: `ops` in the table) is priced at its measured
+figures, as the lookup tables of OFA and MCUNet price their blocks; the search's spaces repeat a
+few hundred op shapes, so most of a subnet's ops are found there and the lines price the rest.
+The tables are JSON files in tinyengine/target/latency_tables/, one per core, with the models
+and tool versions they came from. A key the table lacks falls back to the kernel's line over all
+its shape classes, then to the core's cycles per unit of work overall: less exact, and counted
+in the estimate's `fallbacks`.
 
 The shape class is what changes a kernel's cycles per MAC at the same kernel: the filter size,
 the stride, and for the channel loops whether the channel counts are multiples of 4 and of 16
 (the SIMD kernels widen pairs and run four channels at a time). tests/test_cycles_latency.py holds
-the estimate within 5% of `bench` on compiled models.
+the estimate within 5% of `bench` on compiled models, tests/test_tinynas_latency.py on subnets
+the tables never saw.
 """
 
 from __future__ import annotations
@@ -132,15 +137,19 @@ def fit_lines(samples: Sequence[tuple[int, float]]) -> tuple[float, float]:
 def fit_terms(rows: Sequence[tuple[int, int, int, int]], values: Sequence[float]
               ) -> list[float]:
     """Non-negative least squares of values over (work, 1, outputs, pixels, taps): the
-    coefficients in the table's order. Columns are scaled to unit norm first so that the small
-    per-call term is not lost beside millions of MACs."""
+    coefficients in the table's order. Each row is weighted by 1/sqrt(value), between absolute
+    and relative error: unweighted, a key's few large ops (person_detect's) set its line and the
+    small ops of a tiny subnet come out tens of percent high. Columns are scaled to unit norm
+    first so that the small per-call term is not lost beside millions of MACs."""
     from scipy.optimize import nnls
 
     r = np.array(rows, dtype=float)
-    a = np.stack([r[:, 0], np.ones(len(r)), r[:, 1], r[:, 2], r[:, 3]], axis=1)
+    y = np.array(values, dtype=float)
+    weight = 1.0 / np.sqrt(np.maximum(y, 1.0))
+    a = np.stack([r[:, 0], np.ones(len(r)), r[:, 1], r[:, 2], r[:, 3]], axis=1) * weight[:, None]
     scale = np.linalg.norm(a, axis=0)
     scale[scale == 0] = 1.0
-    coef, _ = nnls(a / scale, np.array(values, dtype=float))
+    coef, _ = nnls(a / scale, y * weight)
     return [float(c) for c in coef / scale]
 
 
@@ -168,8 +177,22 @@ def build_table(records: Sequence[dict[str, Any]], core: str,
         by_kernel.setdefault(r["kernel"], []).append(r)
     total_work = sum(r["work"] for r in records) or 1
     overall = {q: [sum(r[q] for r in records) / total_work, 0.0] for q in QUANTITIES}
-    return {"core": core, **meta, "keys": {k: fit(v) for k, v in sorted(by_key.items())},
+    by_op: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if "taps" in r:
+            by_op.setdefault(op_signature(r["key"], r["work"], r["outputs"], r["pixels"],
+                                          r["taps"]), []).append(r)
+    ops = {s: {q: float(np.mean([r[q] for r in v])) for q in QUANTITIES}
+           for s, v in sorted(by_op.items())}
+    return {"core": core, **meta, "ops": ops,
+            "keys": {k: fit(v) for k, v in sorted(by_key.items())},
             "kernels": {k: fit(v) for k, v in sorted(by_kernel.items())}, "overall": overall}
+
+
+def op_signature(key: str, work: int, outs: int, pixels: int, taps: int) -> str:
+    """An op's shape as far as its cycles go: the kernel and shape class with the sizes of the
+    terms (which with the class fix the channels, the map and the padding)."""
+    return f"{key}|{work}|{outs}|{pixels}|{taps}"
 
 
 @cache
@@ -209,9 +232,10 @@ def price_terms(terms: Sequence[OpTerms], target: str | Board
     lines = "lines32" if board.flash_line_bytes >= 32 else "lines16"
     per_op = []
     for kernel, key, work, outs, pixels, taps in terms:
+        measured = table.get("ops", {}).get(op_signature(key, work, outs, pixels, taps))
         line = table["keys"].get(key) or table["kernels"].get(kernel) or table["overall"]
-        value = {q: line_value(line[q], work, outs, pixels, taps)
-                 for q in ("cycles", lines, "literal")}
+        value = measured or {q: line_value(line[q], work, outs, pixels, taps)
+                             for q in ("cycles", lines, "literal")}
         per_op.append((value["cycles"] + stall * (value[lines] + value["literal"]),
                        key not in table["keys"]))
     return sum(c for c, _ in per_op), per_op
@@ -226,6 +250,36 @@ def estimate_scheduled(graph: Graph, target: str | Board) -> LatencyEstimate:
     fallbacks = [op.name for op, (_, fell) in zip(graph.ops, priced, strict=True) if fell]
     return LatencyEstimate(board.core, board.name if board.clock_hz else None, board.clock_hz,
                            per_op, total, fallbacks)
+
+
+def with_typical_weights(graph: Graph, seed: int = 0) -> Graph:
+    """The graph with random weights and biases of a trained network's scale in place of the
+    constants described without data: what the search's networks are measured with.
+
+    Placeholder weights (tinyengine.cost.with_placeholders: zeros at unit scale) give every
+    convolution a requantisation multiplier of about 1, outside the domain of the SIMD requantise
+    (te_simd_rq_ok: shifts in [-22, -1]), so the kernels take their portable paths, 3-5 times
+    slower than on the same network once trained (per-channel weight scales of 0.002-0.01 against
+    activation scales near 0.05, as post-training quantisation gives). Nothing else in the cycles
+    depends on the values beyond a clamp's branch."""
+    from ..cost import with_placeholders
+    from ..ir import QuantParams, Tensor
+
+    missing = {n for n, t in graph.tensors.items() if t.is_const and t.data is None}
+    graph = with_placeholders(graph)
+    rng = np.random.default_rng(seed)
+    tensors = dict(graph.tensors)
+    for name in sorted(missing):
+        t = tensors[name]
+        if t.dtype == "int8" and t.quant is not None:
+            scale = rng.uniform(0.002, 0.01, len(t.quant.scale)).astype(np.float32)
+            quant = QuantParams(scale, t.quant.zero_point, t.quant.axis)
+            tensors[name] = Tensor(t.name, t.shape, t.dtype, quant,
+                                   rng.integers(-127, 128, t.shape).astype(np.int8))
+        elif t.dtype == "int32":
+            tensors[name] = Tensor(t.name, t.shape, t.dtype, t.quant,
+                                   rng.integers(-2000, 2001, t.shape).astype(np.int32))
+    return Graph(tensors, graph.ops, graph.inputs, graph.outputs, graph.name)
 
 
 def estimate_latency(graph: Graph, target: str | Board, patch: str = "auto",
