@@ -50,21 +50,25 @@ def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto",
     def offset_marked(g: Graph, op: Op) -> bool:
         return op.attrs.get("inplace_offset") is not None
 
-    offsets, _ = _fewest(lambda allowed: mark_inplace(graph, offsets=allowed), offset_marked,
-                         planner, external)
+    offsets, first = _fewest(lambda allowed: mark_inplace(graph, offsets=allowed),
+                             offset_marked, planner, external)
+    # `first` was planned with every slow kernel allowed: it is the second call's "every".
     _, best = _fewest(lambda allowed: mark_inplace(graph, offsets=offsets, slow=allowed),
-                      is_slow_inplace, planner, external)
+                      is_slow_inplace, planner, external, every=first)
     return best
 
 
 def _fewest(mark: Callable[[bool | set[str]], Graph], marked: Callable[[Graph, Op], bool],
-            planner: str, external: frozenset[str]
+            planner: str, external: frozenset[str],
+            every: tuple[Graph, MemoryPlan] | None = None
             ) -> tuple[bool | set[str], tuple[Graph, MemoryPlan]]:
     """The plan with the fewest `marked` ops that has the smallest arena, tried three ways:
     every such choice allowed; none; and, where none gives a larger arena, only the ops at the
     steps whose live bytes (planned without them) exceed the arena found with them all. Ties go
-    to fewer marks. Returns what `mark` was given for it, and the plan."""
-    every = _with_views(mark(True), planner, external)
+    to fewer marks. Returns what `mark` was given for it, and the plan. `every`: the plan of
+    mark(True), where the caller has it already."""
+    if every is None:
+        every = _with_views(mark(True), planner, external)
     if not any(marked(every[0], op) for op in every[0].ops):
         return True, every
     plain = _with_views(mark(False), planner, external)
