@@ -37,6 +37,25 @@ def require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+def compiled_models(tmp_path_factory, label: str):
+    """A getter, name -> (graph, project directory), compiling each shared model once (for a
+    module-scoped `projects` fixture: the target tests run one project on many cores)."""
+    from tinyengine.codegen import compile_graph
+    from tinyengine.frontend.tflite_reader import load_tflite
+
+    require(MODELS.is_dir(), f"{MODELS} is absent (the shared models sit beside the project)")
+    root = tmp_path_factory.mktemp(label)
+    cache: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in cache:
+            graph = load_tflite(MODELS / name)
+            compile_graph(graph, root / name.removesuffix(".tflite"), prefix="m")
+            cache[name] = (graph, root / name.removesuffix(".tflite"))
+        return cache[name]
+    return get
+
+
 @pytest.fixture
 def shared_models() -> Path:
     require(MODELS.is_dir(), f"{MODELS} is absent (the shared models sit beside the project)")

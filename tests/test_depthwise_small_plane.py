@@ -14,11 +14,7 @@ Cortex-M4 (SIMD and portable kernels).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ from tinyengine.reference import run_reference
 from tinyengine.runtime import HostModel
 from tinyengine.target import run_records
 
+from .ckernels import build
 from .random_graphs import _Builder
 from .test_kernel_wrappers import CDEF
 from .test_ops_dw_fc_add import CCall
@@ -44,33 +41,9 @@ DW = get_op("DEPTHWISE_CONV_2D")
 
 def _build(cflags: list[str]) -> tuple[Any, Any]:
     """te_conv.c and te_depthwise.c (test_kernel_wrappers' declarations) as a cffi module with
-    extra `cflags`, cached by content and flags."""
-    import cffi
-
-    texts = [CDEF, " ".join(cflags)] + [(CSRC / f).read_text() for f in
-                                        ("te_conv.c", "te_conv.h", "te_depthwise.c",
-                                         "te_depthwise.h", "te_common.h", "te_simd.h",
-                                         "te_requant16.h")]
-    name = "_te_dw_small_" + hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
-    out = Path(tempfile.gettempdir()) / "tinyengine_kernel_tests" / name
-    ffi = cffi.FFI()
-    ffi.cdef(CDEF)
-    ffi.set_source(name, '#include "te_conv.h"\n#include "te_depthwise.h"',
-                   sources=[str(CSRC / "te_conv.c"), str(CSRC / "te_depthwise.c")],
-                   include_dirs=[str(CSRC)],
-                   extra_compile_args=["-std=c99", "-O1", "-Wall", "-Wextra", "-Werror",
-                                       *cflags])
-    libs = list(out.glob(f"{name}*.so"))
-    if not libs:
-        out.mkdir(parents=True, exist_ok=True)
-        ffi.compile(tmpdir=str(out), verbose=False)
-        libs = list(out.glob(f"{name}*.so"))
-    spec = importlib.util.spec_from_file_location(name, libs[0])
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod.ffi, mod.lib
+    extra `cflags`."""
+    return build(["te_conv.h", "te_depthwise.h"], ["te_conv.c", "te_depthwise.c"], CDEF,
+                 tuple(cflags), ("te_simd.h", "te_requant16.h"))
 
 
 @pytest.fixture(scope="module", params=["portable", "emulated"])

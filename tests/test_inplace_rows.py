@@ -17,10 +17,6 @@ Checked here:
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,7 @@ from tinyengine.reference import run_reference
 from tinyengine.runtime import HostModel
 from tinyengine.target import run_records
 
+from .ckernels import build
 from .random_graphs import _Builder
 from .sanitized import check_sanitized_demo
 from .test_kernel_wrappers import CDEF
@@ -126,28 +123,8 @@ def test_narrow_layers_are_not_offered_one_row_bands():
 # --- the C kernels ----------------------------------------------------------------------------
 
 def _build(cflags: list[str]) -> tuple[Any, Any]:
-    import cffi
-
-    texts = [ROWS_CDEF, " ".join(cflags)] + [(CSRC / f).read_text() for f in SOURCES + HEADERS]
-    name = "_te_rows_" + hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
-    out = Path(tempfile.gettempdir()) / "tinyengine_kernel_tests" / name
-    ffi = cffi.FFI()
-    ffi.cdef(ROWS_CDEF)
-    ffi.set_source(name, '#include "te_conv_rows.h"\n#include "te_depthwise_rows.h"',
-                   sources=[str(CSRC / s) for s in SOURCES], include_dirs=[str(CSRC)],
-                   extra_compile_args=["-std=c99", "-O1", "-Wall", "-Wextra", "-Werror",
-                                       *cflags])
-    libs = list(out.glob(f"{name}*.so"))
-    if not libs:
-        out.mkdir(parents=True, exist_ok=True)
-        ffi.compile(tmpdir=str(out), verbose=False)
-        libs = list(out.glob(f"{name}*.so"))
-    spec = importlib.util.spec_from_file_location(name, libs[0])
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod.ffi, mod.lib
+    return build(["te_conv_rows.h", "te_depthwise_rows.h"], SOURCES, ROWS_CDEF, tuple(cflags),
+                 tuple(HEADERS))
 
 
 @pytest.fixture(scope="module", params=["portable", "emulated"])

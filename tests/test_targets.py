@@ -17,9 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinyengine.codegen import compile_graph
 from tinyengine.errors import TinyEngineError
-from tinyengine.frontend import load_tflite
 from tinyengine.inputs import random_inputs
 from tinyengine.runtime import HostModel
 from tinyengine.target import (
@@ -38,7 +36,7 @@ from tinyengine.target import (
 from tinyengine.target.boards import KIB, MIB, emulated_board
 from tinyengine.target.build import RUNTIME_FLASH_FLOOR, model_sources
 
-from .conftest import MODEL_FILES, MODELS, require
+from .conftest import MODEL_FILES, compiled_models, require
 
 
 def _require_toolchain() -> None:
@@ -57,17 +55,7 @@ def _require_qemu() -> None:
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
     """Each shared model compiled once for the module: name -> (graph, project directory)."""
-    require(MODELS.is_dir(), f"{MODELS} is absent (the shared models sit beside the project)")
-    root = tmp_path_factory.mktemp("targets")
-    cache: dict[str, tuple] = {}
-
-    def get(name: str):
-        if name not in cache:
-            graph = load_tflite(MODELS / name)
-            compile_graph(graph, root / name.removesuffix(".tflite"), prefix="m")
-            cache[name] = (graph, root / name.removesuffix(".tflite"))
-        return cache[name]
-    return get
+    return compiled_models(tmp_path_factory, "targets")
 
 
 def _assert_same(host_outputs, target_outputs) -> None:

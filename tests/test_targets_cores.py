@@ -17,15 +17,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinyengine.codegen import compile_graph
 from tinyengine.errors import TinyEngineError
-from tinyengine.frontend import load_tflite
 from tinyengine.inputs import random_inputs
 from tinyengine.runtime import HostModel
 from tinyengine.target import CORES, TARGETS, bench, resolve_board, run_on_target, run_records
 from tinyengine.target.boards import KIB, MIB
 
-from .conftest import MODEL_FILES, MODELS, require
+from .conftest import MODEL_FILES, compiled_models, require
 from .test_targets import _assert_same, _require_qemu, _require_toolchain
 
 NEW_CORES = ["cortex-m0plus", "cortex-m3", "cortex-m33"]
@@ -39,17 +37,7 @@ MICROBIT_MODELS = ["tiny_kws_ref_model.tflite", "tflm_micro_speech_quantized.tfl
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
     """Each shared model compiled once for the module: name -> (graph, project directory)."""
-    require(MODELS.is_dir(), f"{MODELS} is absent (the shared models sit beside the project)")
-    root = tmp_path_factory.mktemp("cores")
-    cache: dict[str, tuple] = {}
-
-    def get(name: str):
-        if name not in cache:
-            graph = load_tflite(MODELS / name)
-            compile_graph(graph, root / name.removesuffix(".tflite"), prefix="m")
-            cache[name] = (graph, root / name.removesuffix(".tflite"))
-        return cache[name]
-    return get
+    return compiled_models(tmp_path_factory, "cores")
 
 
 def _compare(name: str, target, projects, n_records: int = 2) -> None:

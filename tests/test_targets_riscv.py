@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyengine.codegen import compile_graph
 from tinyengine.errors import TinyEngineError
-from tinyengine.frontend import load_tflite
 from tinyengine.inputs import random_inputs
 from tinyengine.runtime import HostModel
 from tinyengine.target import (
@@ -34,7 +32,7 @@ from tinyengine.target import (
 )
 from tinyengine.target.build import find_toolchain, target_files
 
-from .conftest import MODEL_FILES, MODELS, require
+from .conftest import MODEL_FILES, compiled_models, require
 from .test_targets import _assert_same
 
 
@@ -54,17 +52,7 @@ def _require_riscv() -> None:
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
     """Each shared model compiled once for the module: name -> (graph, project directory)."""
-    require(MODELS.is_dir(), f"{MODELS} is absent (the shared models sit beside the project)")
-    root = tmp_path_factory.mktemp("riscv")
-    cache: dict[str, tuple] = {}
-
-    def get(name: str):
-        if name not in cache:
-            graph = load_tflite(MODELS / name)
-            compile_graph(graph, root / name.removesuffix(".tflite"), prefix="m")
-            cache[name] = (graph, root / name.removesuffix(".tflite"))
-        return cache[name]
-    return get
+    return compiled_models(tmp_path_factory, "riscv")
 
 
 def test_rv32imc_preset(monkeypatch):
