@@ -15,7 +15,7 @@ import numpy as np
 
 from .ir import DTYPES, Graph, Op, QuantParams, Tensor, verify
 from .memory.patch import PatchSchedule, total_macs
-from .memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, schedule
+from .memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, Schedule, schedule
 from .ops import get_op
 
 
@@ -75,8 +75,16 @@ def flash_bytes(graph: Graph) -> int:
 def estimate(graph: Graph, patch: str = "off",
              max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD, planner: str = "auto") -> Cost:
     """Peak SRAM, flash and MACs of `graph` as `tinyengine compile` would build it."""
+    return estimate_schedule(graph, patch, max_mac_overhead, planner)[0]
+
+
+def estimate_schedule(graph: Graph, patch: str = "off",
+                      max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
+                      planner: str = "auto") -> tuple[Cost, Schedule]:
+    """`estimate`, with the schedule it priced (its graph, order and plan: what a latency
+    estimate reads)."""
     graph = with_placeholders(graph)
     verify(graph)
     sched = schedule(graph, patch, planner=planner, max_mac_overhead=max_mac_overhead)
     return Cost(sched.plan.arena_bytes, flash_bytes(graph), total_macs(sched.graph),
-                sched.patches, sched.plan.state_bytes)
+                sched.patches, sched.plan.state_bytes), sched

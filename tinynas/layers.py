@@ -34,21 +34,23 @@ class _ExportSameConv(torch.autograd.Function):
     @staticmethod
     def symbolic(g, x, weight, bias, stride, groups, pads):
         inputs = [x, weight] if bias is None else [x, weight, bias]
-        return g.op("Conv", *inputs, strides_i=[stride, stride], pads_i=list(pads),
+        return g.op("Conv", *inputs, strides_i=list(stride), pads_i=list(pads),
                     group_i=groups)
 
 
-def conv2d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
-                groups: int = 1) -> torch.Tensor:
-    """F.conv2d with SAME padding for a square kernel `weight`."""
-    k = int(weight.shape[-1])
-    top, bottom = same_pads(int(x.shape[2]), k, stride)
-    left, right = same_pads(int(x.shape[3]), k, stride)
+def conv2d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                stride: int | tuple[int, int], groups: int = 1) -> torch.Tensor:
+    """F.conv2d with SAME padding for a kh x kw kernel `weight` (1-D blocks use k x 1 with
+    stride (s, 1))."""
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    top, bottom = same_pads(int(x.shape[2]), int(weight.shape[-2]), sh)
+    left, right = same_pads(int(x.shape[3]), int(weight.shape[-1]), sw)
     if top == bottom and left == right:
-        return F.conv2d(x, weight, bias, stride, (top, left), 1, groups)
+        return F.conv2d(x, weight, bias, (sh, sw), (top, left), 1, groups)
     if torch.onnx.is_in_onnx_export():
-        return _ExportSameConv.apply(x, weight, bias, stride, groups, [top, left, bottom, right])
-    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride, 0, 1, groups)
+        return _ExportSameConv.apply(x, weight, bias, (sh, sw), groups,
+                                     [top, left, bottom, right])
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, (sh, sw), 0, 1, groups)
 
 
 class SameConv2d(nn.Conv2d):
