@@ -172,10 +172,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits",
-                   help="digits (default, bundled), a CIFAR-10 python directory or an "
-                        "ImageFolder directory")
+                   help="digits (default, bundled), mnist1d (generated locally), your arrays "
+                        "(a .npz with x and y, or a directory with x.npy and y.npy; layout in "
+                        "tinynas/arrays.py), a CIFAR-10 python directory or an ImageFolder "
+                        "directory")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split")
-    p.add_argument("--test", type=float, default=_DEFAULT.test, help="test fraction (0.2)")
+    p.add_argument("--test", type=float, default=_DEFAULT.test,
+                   help="test fraction (0.2; not used where the dataset fixes its test part: "
+                        "mnist1d, arrays with x_test)")
     p.add_argument("--val", type=float, default=_DEFAULT.val, help="val fraction (0.15)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
