@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinynas.arch import Arch
 from tinynas.budget import Budget, arch_cost, check_budget
 from tinynas.data import load_digits, split
 from tinynas.errors import TinyNASError
-from tinynas.evolve import Evaluator, evolutionary_search, random_search
+from tinynas.evolve import AnyArch, Evaluator, evolutionary_search, random_search
 from tinynas.space import PRESETS
 from tinynas.supernet import Supernet
 from tinynas.train import CHECKPOINT, TrainConfig, train_supernet
@@ -87,7 +86,7 @@ class MacsFitness(Evaluator):
 
     measured = 0
 
-    def measure(self, arch: Arch) -> tuple[float, float]:
+    def measure(self, arch: AnyArch) -> tuple[float, float]:
         MacsFitness.measured += 1
         return arch_cost(arch).macs / 1e6, 0.0
 

@@ -17,6 +17,7 @@ from .budget import Budget
 from .data import Splits, load_dataset, split
 from .evolve import SearchResult
 from .finish import Deployment, check_input
+from .flexarch import FlexArch, load_any
 from .pipeline import PipelineConfig, finish, search_supernet
 from .train import supernet_from_checkpoint
 
@@ -37,7 +38,7 @@ def search(supernet: str | Path, budget: Budget, config: PipelineConfig | None =
     return search_supernet(net, parts, budget, tcfg.resolutions, config, progress)
 
 
-def deploy(supernet: str | Path, arch: Arch | str | Path, output: str | Path,
+def deploy(supernet: str | Path, arch: Arch | FlexArch | str | Path, output: str | Path,
            config: PipelineConfig | None = None, patch: str = "auto",
            progress: bool = False) -> tuple[Deployment, dict[str, Any]]:
     """Fine-tune `arch` (an Arch or its JSON file) from the supernet, quantise it, compile the C
@@ -45,7 +46,7 @@ def deploy(supernet: str | Path, arch: Arch | str | Path, output: str | Path,
     fine-tuning epochs, calibration images and method, seed."""
     config = config or PipelineConfig()
     net, _, _ = supernet_from_checkpoint(supernet)
-    arch = arch if isinstance(arch, Arch) else Arch.load(arch)
+    arch = arch if isinstance(arch, (Arch, FlexArch)) else load_any(arch)
     net.check(arch)
     data, parts = _splits(config)
     check_input(data, arch)

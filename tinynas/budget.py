@@ -33,6 +33,7 @@ from tinyengine.target.latency import OpTerms, op_terms, price_terms
 
 from .arch import Arch
 from .errors import TinyNASError
+from .flexarch import FlexArch
 from .resources import build_graph, check_patch_search, quick_summary
 
 
@@ -101,7 +102,7 @@ def _plan(arch: Arch, patch: str, int8_input: bool
     return sched.plan.arena_bytes, total_macs(sched.graph), sched.patches, terms
 
 
-def arch_latency_ms(arch: Arch, board: str, patch: str = "off",
+def arch_latency_ms(arch: Arch | FlexArch, board: str, patch: str = "off",
                     int8_input: bool = False) -> float:
     """tinyengine's latency estimate (ms) of the deployed graph on `board`: patch "off" for whole
     tensors, "auto" for the patches the deploy would choose."""
@@ -109,18 +110,24 @@ def arch_latency_ms(arch: Arch, board: str, patch: str = "off",
     if not b.clock_hz:
         raise TinyNASError(f"board {b.name} has no clock, so no milliseconds; choose one of "
                            f"{', '.join(clocked_boards())}")
+    if not isinstance(arch, Arch):
+        from .flexcost import flex_latency_ms
+        return flex_latency_ms(arch, board, patch, int8_input)
     cycles, _ = price_terms(_plan(arch, patch, int8_input)[3], b)
     return 1000.0 * cycles / b.clock_hz
 
 
-def arch_cost(arch: Arch, patch: str = "off", int8_input: bool = False) -> Cost:
+def arch_cost(arch: Arch | FlexArch, patch: str = "off", int8_input: bool = False) -> Cost:
     """estimate(build_graph(arch, int8_input), patch), computed faster (see above)."""
+    if not isinstance(arch, Arch):
+        from .flexcost import flex_cost
+        return flex_cost(arch, patch, int8_input)
     peak, macs, patches, _ = _plan(arch, patch, int8_input)
     flash, _ = quick_summary(arch, int8_input)
     return Cost(peak, flash, macs, patches)
 
 
-def check_budget(arch: Arch, budget: Budget, patch: str = "off",
+def check_budget(arch: Arch | FlexArch, budget: Budget, patch: str = "off",
                  int8_input: bool = False) -> Verdict:
     """Whether `arch` fits, testing the cheap figures first. The figures of a fitting
     candidate are estimate()'s.
@@ -129,6 +136,9 @@ def check_budget(arch: Arch, budget: Budget, patch: str = "off",
     MCUNetV2 deploys it: patches cost recomputed MACs), and planning with patches is about a
     hundred times slower, so whole tensors are always tried first; `patched` in the verdict says
     which one fits, and so how to deploy."""
+    if not isinstance(arch, Arch):  # a network of the flexible space (tinynas/flexcost.py)
+        from .flexcost import check_flex_budget
+        return check_flex_budget(arch, budget, patch, int8_input)
     flash, biggest = quick_summary(arch, int8_input)
     if flash > budget.flash:
         return Verdict(False, flash, None, None, "flash")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from .arch import Arch
     from .budget import Budget
+    from .flexarch import FlexArch
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20,
           "MIB": 1 << 20}
@@ -143,36 +144,36 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-def priced(arch: Arch, patch: str, int8_input: bool) -> tuple[Cost, PeakStep]:
-    """estimate_arch's figures and the peak step of the same schedule, scheduled once: what
-    tinyengine.cost.estimate computes, plus where the arena peaks (tests hold the two equal)."""
-    from tinyengine.cost import Cost, flash_bytes, with_placeholders
-    from tinyengine.ir import verify
-    from tinyengine.memory.patch import total_macs
+def priced(arch: Arch | FlexArch, patch: str, int8_input: bool) -> tuple[Cost, PeakStep]:
+    """tinyengine.cost.estimate's figures and the peak step of the same schedule, scheduled
+    once (tests hold the figures equal to estimate_arch's)."""
+    from tinyengine.cost import estimate_schedule
     from tinyengine.memory.report import peak_summary
-    from tinyengine.memory.schedule import schedule
 
-    from .resources import build_graph, check_patch_search
+    from . import flexcost, resources
+    from .arch import Arch
 
-    check_patch_search(arch, patch)
-    graph = with_placeholders(build_graph(arch, int8_input))
-    verify(graph)
-    sched = schedule(graph, patch)
-    cost = Cost(sched.plan.arena_bytes, flash_bytes(graph), total_macs(sched.graph),
-                sched.patches, sched.plan.state_bytes)
+    if isinstance(arch, Arch):
+        resources.check_patch_search(arch, patch)
+        graph = resources.build_graph(arch, int8_input)
+    else:
+        graph = flexcost.build_graph(arch, int8_input)
+    cost, sched = estimate_schedule(graph, patch)
     return cost, peak_summary(sched.graph, sched.plan)
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
     from .arch import Arch
     from .budget import arch_latency_ms, board_preset, fmt_bytes
+    from .flexarch import load_any
+    from .flexnet import FlexNet
     from .subnet import SubNet, count_params
 
     board = board_preset(args.board).name if args.board else None
-    arch = Arch.load(args.arch)
+    arch = load_any(args.arch)
     cost, peak = priced(arch, args.patch, args.int8_input)
     ms = arch_latency_ms(arch, board, args.patch, args.int8_input) if board else None
-    params = count_params(SubNet(arch))
+    params = count_params(SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch))
     if args.json:
         p = cost.patches
         print(json.dumps({

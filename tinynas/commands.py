@@ -141,8 +141,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     b = search.best
     ms = f", {b.latency_ms:.3f} ms on {budget.board}" if b.latency_ms is not None else ""
     print(f"best: val fitness {b.accuracy:.4f}, SRAM {b.sram} B, flash {b.flash} B, "
-          f"{b.macs:,} MACs{ms}{' (patched)' if b.patched else ''}; {len(search.evaluated)} "
-          f"evaluations" + (f"; random search {baseline.best.accuracy:.4f}" if baseline else "")
+          f"{b.macs:,} MACs{ms}{' (patched)' if b.patched else ''}; {search.evaluations} "
+          f"evaluations" + (f"; random search {baseline.best.accuracy:.4f} in "
+                            f"{baseline.evaluations}" if baseline else "")
           + f"; wrote {out / 'arch.json'}")
     return 0
 
@@ -150,14 +151,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     import torch
 
-    from .arch import Arch
     from .finish import check_input
+    from .flexarch import load_any
     from .pipeline import finish
     from .train import supernet_from_checkpoint
 
     torch.set_num_threads(1)
     supernet, _, _ = supernet_from_checkpoint(args.supernet)
-    arch = Arch.load(args.arch)
+    arch = load_any(args.arch)
     supernet.check(arch)
     data, parts = _data(args)
     check_input(data, arch)

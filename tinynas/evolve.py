@@ -12,11 +12,21 @@ tight budget tie or differ by noise; the distorted views separate them (data.dis
 Evolution (MCUNet / once-for-all): an initial population of admitted random subnets; each
 generation keeps the best `parents` fraction, and refills the population with mutations
 (each choice re-drawn with probability `mutate_prob`, the resolution too) and crossovers of
-random parents. Every architecture is evaluated once (a cache), the count of evaluations is the
-search's budget, and a generation that cannot find new admitted children in a bounded number of
+random parents. A generation that cannot find new admitted children in a bounded number of
 tries tops up with random admitted subnets or ends the search early (a tight budget admits few
 subnets), so it never loops forever. `random_search` spends the same number of evaluations on
 uniformly random admitted subnets: the baseline evolution has to beat.
+
+What one evaluation is, for both searches alike: one distinct architecture that the budget
+admitted and whose fitness (accuracy with inherited weights, as above) the search obtained.
+Budget rejections are not evaluations: they cost a resource check, no accuracy measurement.
+Draws of an architecture the search already holds are not evaluations either (the Evaluator's
+cache answers them). `SearchResult.evaluations` is that count; `measured` is how many of them
+ran `Evaluator.measure` in this search, which is fewer only when the Evaluator shares another's
+fitness values (random search reusing evolution's: the same subnet, data and views give the same
+value, so it is looked up instead of measured again). Random search asked for n evaluations
+makes exactly n, or fewer only when no admitted subnet it has not evaluated is left in the space
+(`exhausted`, and the note says so); see `random_search` for how.
 """
 
 from __future__ import annotations
@@ -33,14 +43,18 @@ from .arch import Arch
 from .budget import Budget, Verdict, check_budget, fmt_bytes, fmt_count
 from .data import Dataset, batches, distorted
 from .errors import TinyNASError
-from .subnet import SubNet, recalibrate_bn
-from .supernet import Supernet
-from .train import evaluate
+from .flexarch import FlexArch
+from .space import SearchSpace
+from .space_index import SubnetIndex, subnet_count
+from .subnet import recalibrate_bn
+from .train import AnySupernet, evaluate
+
+AnyArch = Arch | FlexArch  # a subnet of MCUNet's MBConv space or of the flexible space
 
 
 @dataclass(frozen=True)
 class Candidate:
-    arch: Arch
+    arch: AnyArch
     accuracy: float  # val top-1 (over the distorted views) with inherited weights
     loss: float  # val cross-entropy (the same views): breaks ties of accuracy
     sram: int
@@ -61,19 +75,29 @@ class Candidate:
 class SearchResult:
     method: str  # "evolution" or "random"
     best: Candidate
-    evaluated: list[Candidate]
+    evaluated: list[Candidate]  # this search's evaluations, in order (see the module's docstring)
     generations: list[dict[str, float]] = field(default_factory=list)  # evolution only
     rejected: int = 0  # admitted-by-nothing samples (over budget)
     seconds: float = 0.0
-    note: str = ""  # why it ended early, if it did
+    note: str = ""  # why it ended early, or how random search went on when draws ran dry
     views: int = 0  # distorted copies of each val image the fitness measured (0: clean)
+    measured: int = 0  # evaluations whose fitness this search measured (the rest: shared)
+    requested: int | None = None  # random search: the evaluations it was asked for
+    exhausted: bool = False  # random search: no admitted subnet it had not evaluated was left
+
+    @property
+    def evaluations(self) -> int:
+        """Distinct admitted subnets whose fitness this search obtained."""
+        return len(self.evaluated)
 
     def best_so_far(self) -> list[float]:
         """Best fitness after each evaluation: the curve two searches are compared by."""
         return list(np.maximum.accumulate([c.accuracy for c in self.evaluated]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "evaluations": len(self.evaluated),
+        return {"method": self.method, "evaluations": self.evaluations,
+                "measured": self.measured, "requested": self.requested,
+                "exhausted": self.exhausted,
                 "rejected": self.rejected, "seconds": round(self.seconds, 2), "note": self.note,
                 "fitness_views": self.views,
                 "best": self.best.to_dict(), "generations": self.generations,
@@ -83,7 +107,7 @@ class SearchResult:
 class Evaluator:
     """Fitness of subnets of one supernet, each architecture computed once."""
 
-    def __init__(self, supernet: Supernet, calib: Dataset, val: Dataset, budget: Budget,
+    def __init__(self, supernet: AnySupernet, calib: Dataset, val: Dataset, budget: Budget,
                  patch: str = "auto", calib_batches: int = 4, batch: int = 128,
                  views: int = 8, shared: Evaluator | None = None):
         """shared: another Evaluator of the same supernet, data and views whose fitness values
@@ -97,24 +121,26 @@ class Evaluator:
         self.fitness_sets: dict[int, Dataset] = \
             shared.fitness_sets if shared is not None else {}  # per resolution
         self.calib, self.calib_batches, self.batch = calib, calib_batches, batch
-        self.fitness: dict[Arch, tuple[float, float]] = \
+        self.fitness: dict[AnyArch, tuple[float, float]] = \
             shared.fitness if shared is not None else {}
-        self.cache: dict[Arch, Candidate] = {}
+        self.cache: dict[AnyArch, Candidate] = {}
         self.order: list[Candidate] = []
+        self.measured = 0  # calls of measure(): the fitness values this Evaluator computed
 
-    def admit(self, arch: Arch) -> Verdict:
+    def admit(self, arch: AnyArch) -> Verdict:
         return check_budget(arch, self.budget, self.patch)
 
-    def seen(self, arch: Arch) -> bool:
+    def seen(self, arch: AnyArch) -> bool:
         return arch in self.cache
 
-    def __call__(self, arch: Arch) -> Candidate:
+    def __call__(self, arch: AnyArch) -> Candidate:
         if arch in self.cache:
             return self.cache[arch]
         verdict = self.admit(arch)
         assert verdict.fits and verdict.peak_sram is not None and verdict.macs is not None
         if arch not in self.fitness:
             self.fitness[arch] = self.measure(arch)
+            self.measured += 1
         acc, loss = self.fitness[arch]
         cand = Candidate(arch, acc, loss, verdict.peak_sram, verdict.flash,
                          verdict.macs, len(self.order), verdict.patched, verdict.latency_ms)
@@ -122,7 +148,7 @@ class Evaluator:
         self.order.append(cand)
         return cand
 
-    def measure(self, arch: Arch) -> tuple[float, float]:
+    def measure(self, arch: AnyArch) -> tuple[float, float]:
         """(val accuracy, val cross-entropy) of the subnet with inherited weights."""
         net = inherited(self.supernet, arch, self.calib, self.calib_batches, self.batch)
         r = arch.resolution
@@ -132,11 +158,11 @@ class Evaluator:
             return evaluate(net, self.fitness_sets[r], r)
 
 
-def inherited(supernet: Supernet, arch: Arch, calib: Dataset, calib_batches: int,
-              batch: int = 128, seed: int = 0) -> SubNet:
+def inherited(supernet: AnySupernet, arch: AnyArch, calib: Dataset, calib_batches: int,
+              batch: int = 128, seed: int = 0) -> torch.nn.Module:
     """The subnet with the supernet's weights and its own BatchNorm statistics, recalibrated on
     `calib_batches` batches of `calib` (shuffled by `seed`: the same images for everyone)."""
-    net = supernet.extract(arch)
+    net = supernet.extract(arch)  # type: ignore[arg-type]  # each supernet checks its kind
     gen = torch.Generator().manual_seed(seed)
     recalibrate_bn(net, (x for x, _ in batches(calib, batch, arch.resolution, gen)),
                    calib_batches)
@@ -148,16 +174,17 @@ def rank(c: Candidate) -> tuple[float, float, int]:
     return (-c.accuracy, c.loss, c.index)
 
 
-def _plain(arch: Arch) -> Arch:
+def _plain(arch: AnyArch) -> AnyArch:
     """The architecture without its name, so that equal choices compare equal."""
     return replace(arch, name="") if arch.name else arch
 
 
-def sample_admitted(supernet: Supernet, ev: Evaluator, rng: np.random.Generator,
-                    resolutions: tuple[int, ...], tries: int) -> tuple[Arch | None, int]:
+def sample_admitted(supernet: AnySupernet, ev: Evaluator, rng: np.random.Generator,
+                    resolutions: tuple[int, ...], tries: int,
+                    smallest: bool = True) -> tuple[AnyArch | None, int]:
     """(a random admitted subnet not evaluated yet or None, rejected samples). When `tries`
-    samples find none, the smallest subnet (admitted: the search checks it first) is the
-    answer if it has not been evaluated, so a tight budget still gets a search."""
+    samples find none and `smallest`, the smallest subnet (admitted: the search checks it
+    first) is the answer if it has not been evaluated, so a tight budget still gets a search."""
     rejected = 0
     for _ in range(tries):
         r = int(resolutions[rng.integers(len(resolutions))])
@@ -167,12 +194,13 @@ def sample_admitted(supernet: Supernet, ev: Evaluator, rng: np.random.Generator,
         if ev.admit(arch).fits:
             return arch, rejected
         rejected += 1
-    smallest = supernet.space.extreme(supernet.width_mult, min(resolutions), largest=False)
-    smallest = _plain(smallest)
-    return (None if ev.seen(smallest) else smallest), rejected
+    if not smallest:
+        return None, rejected
+    least = _plain(supernet.space.extreme(supernet.width_mult, min(resolutions), largest=False))
+    return (None if ev.seen(least) else least), rejected
 
 
-def check_admits_something(supernet: Supernet, ev: Evaluator,
+def check_admits_something(supernet: AnySupernet, ev: Evaluator,
                            resolutions: tuple[int, ...]) -> None:
     """Raise, naming the figures, when even the supernet's smallest subnet is over budget."""
     space = supernet.space
@@ -194,7 +222,7 @@ def check_admits_something(supernet: Supernet, ev: Evaluator,
         "space (a lower width multiplier or resolution)")
 
 
-def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[int, ...],
+def evolutionary_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, ...],
                         population: int = 40, generations: int = 15, parents: float = 0.25,
                         mutation: float = 0.5, mutate_prob: float = 0.2, seed: int = 0,
                         tries: int = 500, progress: Callable[[int, float], None] | None = None
@@ -205,6 +233,7 @@ def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[in
                            "0 < parents < 1 and 0 <= mutation <= 1")
     start = time.perf_counter()
     check_admits_something(supernet, ev, resolutions)
+    first, measured = len(ev.order), ev.measured  # an Evaluator used before counts from here
     rng = np.random.default_rng(seed)
     space = supernet.space
     pop: list[Candidate] = []
@@ -225,7 +254,7 @@ def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[in
         pop.sort(key=rank)
         history.append({"generation": g, "best": pop[0].accuracy,
                         "mean": float(np.mean([c.accuracy for c in pop])),
-                        "evaluations": len(ev.order)})
+                        "evaluations": len(ev.order) - first})
         if progress is not None:
             progress(g, pop[0].accuracy)
         if g == generations - 1:
@@ -248,14 +277,14 @@ def evolutionary_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[in
         if note:
             pop.sort(key=rank)
             break
-    best = min(ev.order, key=rank)
-    return SearchResult("evolution", best, list(ev.order), history, rejected,
-                        time.perf_counter() - start, note, ev.views)
+    evaluated = ev.order[first:]
+    return SearchResult("evolution", min(evaluated, key=rank), evaluated, history, rejected,
+                        time.perf_counter() - start, note, ev.views, ev.measured - measured)
 
 
 def _child(space: Any, elite: list[Candidate], ev: Evaluator, rng: np.random.Generator,
            resolutions: tuple[int, ...], tries: int, mutate: bool,
-           mutate_prob: float) -> tuple[Arch | None, int]:
+           mutate_prob: float) -> tuple[AnyArch | None, int]:
     rejected = 0
     for _ in range(tries):
         if mutate:
@@ -273,24 +302,102 @@ def _child(space: Any, elite: list[Candidate], ev: Evaluator, rng: np.random.Gen
     return None, rejected
 
 
-def random_search(supernet: Supernet, ev: Evaluator, resolutions: tuple[int, ...],
-                  evaluations: int, seed: int = 0, tries: int = 500) -> SearchResult:
-    """Uniformly random admitted subnets, `evaluations` of them (fewer if the budget admits
-    fewer): the baseline with the same evaluation budget."""
+# Walking the space checks each subnet against the budget once at most: 4 ms a subnet with
+# whole tensors, 11 ms with patches allowed (all 21,168 digits subnets at w0.25, r 8 and 10:
+# 87 s and 228 s on this project's 2-core machine). The digits space at one width, all five
+# resolutions, is 52,920 subnets; a walk costs minutes only where random draws have already
+# stopped finding new admitted subnets. Bigger spaces are not walked.
+WALK_LIMIT = 1 << 16
+
+
+class _UnseenAdmitted:
+    """Uniformly random admitted subnets that `ev` has not evaluated, one at a time.
+
+    Random draws first (cheap while many admitted subnets are new); once `tries` draws in a row
+    find none, a walk through every subnet of the space in a seeded random order, from where it
+    last stopped. Every subnet behind the walk's cursor is evaluated or over budget, so the next
+    admitted unevaluated one after it is a uniform pick among those left, and reaching the end
+    proves that none is left (`exhausted`). A space too large to walk keeps the draws' old
+    fallback (its smallest subnet, once) and then stops."""
+
+    def __init__(self, supernet: AnySupernet, ev: Evaluator, rng: np.random.Generator,
+                 resolutions: tuple[int, ...], tries: int, walk_limit: int):
+        self.supernet, self.ev, self.rng = supernet, ev, rng
+        self.resolutions, self.tries = resolutions, tries
+        self.count = subnet_count(supernet.space, resolutions)
+        self.walkable = self.count is not None and self.count <= walk_limit
+        self.walk_limit = walk_limit
+        self.rejected = 0
+        self.walk: tuple[SubnetIndex, np.ndarray] | None = None
+        self.cursor = 0
+        self.exhausted = False
+        self.note = ""
+
+    def next(self) -> AnyArch | None:
+        if self.walk is None:
+            arch, rej = sample_admitted(self.supernet, self.ev, self.rng, self.resolutions,
+                                        self.tries, smallest=not self.walkable)
+            self.rejected += rej
+            if arch is not None:
+                return arch
+            after = (f"{self.tries} random draws in a row found no new admitted subnet after "
+                     f"{len(self.ev.order)} evaluations")
+            if not self.walkable:
+                size = "cannot be listed" if self.count is None else \
+                    f"has {self.count:,} subnets, more than the {self.walk_limit:,} it may list"
+                self.note = f"{after}, and the space {size}, so the search stopped short"
+                return None
+            assert self.count is not None
+            self.note = (f"{after}; the rest came from a walk through all {self.count:,} "
+                         "subnets in a seeded random order")
+            space = self.supernet.space
+            assert isinstance(space, SearchSpace)  # the only kind subnet_count numbers
+            self.walk = (SubnetIndex(space, self.supernet.width_mult, self.resolutions),
+                         self.rng.permutation(self.count))
+        index, order = self.walk
+        while self.cursor < len(order):
+            arch = index[int(order[self.cursor])]
+            self.cursor += 1
+            if self.ev.seen(arch):
+                continue
+            if self.ev.admit(arch).fits:
+                return arch
+            self.rejected += 1
+        self.exhausted = True
+        self.note = (f"the budget admits only {len(self.ev.order)} distinct subnets of the "
+                     f"{len(index):,} at width {self.supernet.width_mult:g}, resolutions "
+                     f"{list(self.resolutions)} (every one checked), and all were evaluated")
+        return None
+
+
+def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, ...],
+                  evaluations: int, seed: int = 0, tries: int = 500,
+                  walk_limit: int = WALK_LIMIT) -> SearchResult:
+    """Uniformly random admitted subnets, exactly `evaluations` of them (ask for
+    `evolution.evaluations` to compare with an evolution): the baseline with the same number of
+    evaluations. It makes fewer only when the space has no admitted subnet left that it has not
+    evaluated (the result is `exhausted` and its note says so), which cannot happen when asked
+    for the count an evolution reached with the same supernet, budget and resolutions; or, in a
+    space it cannot walk (more than `walk_limit` subnets, or one space_index.py cannot number:
+    the flexible space), when `tries` random draws in a row find no new admitted one (the note
+    says so; `exhausted` stays False)."""
+    if isinstance(evaluations, bool) or not isinstance(evaluations, int) or evaluations < 1:
+        raise TinyNASError(f"random search needs a whole number of evaluations >= 1, got "
+                           f"{evaluations!r}")
     start = time.perf_counter()
     check_admits_something(supernet, ev, resolutions)
-    rng = np.random.default_rng(seed)
-    rejected, note = 0, ""
-    for _ in range(evaluations):
-        arch, rej = sample_admitted(supernet, ev, rng, resolutions, tries)
-        rejected += rej
+    first, measured = len(ev.order), ev.measured
+    pick = _UnseenAdmitted(supernet, ev, np.random.default_rng(seed), resolutions, tries,
+                           walk_limit)
+    while len(ev.order) - first < evaluations:
+        arch = pick.next()
         if arch is None:
-            note = f"no new admitted subnet in {tries} tries after {len(ev.order)} evaluations"
             break
         ev(arch)
-    if not ev.order:
+    evaluated = ev.order[first:]
+    if not evaluated:
         raise TinyNASError(f"no admitted subnet in {tries} random samples under "
                            f"{ev.budget.describe()}; raise the budget")
-    best = min(ev.order, key=rank)
-    return SearchResult("random", best, list(ev.order), [], rejected,
-                        time.perf_counter() - start, note, ev.views)
+    return SearchResult("random", min(evaluated, key=rank), evaluated, [], pick.rejected,
+                        time.perf_counter() - start, pick.note, ev.views,
+                        ev.measured - measured, evaluations, pick.exhausted)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,12 @@ from torch import nn
 from .arch import Arch
 from .data import Dataset, augment, batches, resize_numpy
 from .errors import TinyNASError
+from .flexarch import FlexArch
 from .train import progress_bar
 
 
-def finetune(net: nn.Module, arch: Arch, train: Dataset, epochs: int, lr: float = 3e-3,
+def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,
+             lr: float = 3e-3,
              seed: int = 0, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
              kd: float = 0.5, batch: int = 64, weight_decay: float = 1e-4,
              progress: bool = False) -> nn.Module:
@@ -76,15 +78,20 @@ class Deployment:
     project: str
     seconds: float
     calibration: str = "minmax"  # the calibration method the deployed ranges come from
+    # The C's top-1 class per test example, for paired comparisons (not in to_dict: large).
+    predictions: list[int] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        del d["predictions"]
+        return d
 
 
 METHODS = ("minmax", "percentile", "mse")
 
 
-def deploy(net: nn.Module, arch: Arch, calib: Dataset, test: Dataset, out_dir: str | Path,
+def deploy(net: nn.Module, arch: Arch | FlexArch, calib: Dataset, test: Dataset,
+           out_dir: str | Path,
            prefix: str = "model", calib_images: int = 256, method: str = "minmax",
            patch: str = "auto", val: Dataset | None = None) -> Deployment:
     """Quantise, compile to out_dir, build on the host and measure the C over `test`.
@@ -114,10 +121,12 @@ def deploy(net: nn.Module, arch: Arch, calib: Dataset, test: Dataset, out_dir: s
     return Deployment(float(np.mean(float_pred == test.y)), float(np.mean(c_pred == test.y)),
                       float(np.mean(c_pred == float_pred)), len(test), int(report["arena_bytes"]),
                       int(report["flash_bytes"]), int(report["macs"]), report.get("patches"),
-                      str(out_dir), time.perf_counter() - start, chosen)
+                      str(out_dir), time.perf_counter() - start, chosen,
+                      [int(v) for v in c_pred])
 
 
-def _compile(net: nn.Module, arch: Arch, calib: Dataset, out_dir: str | Path, prefix: str,
+def _compile(net: nn.Module, arch: Arch | FlexArch, calib: Dataset, out_dir: str | Path,
+             prefix: str,
              calib_images: int, method: str, patch: str) -> dict[str, Any]:
     from tinyengine.convert import compile_torch
 
@@ -127,7 +136,7 @@ def _compile(net: nn.Module, arch: Arch, calib: Dataset, out_dir: str | Path, pr
                          method=method, prefix=prefix, patch=patch)
 
 
-def c_predictions(project: str | Path, arch: Arch, data: Dataset) -> np.ndarray:
+def c_predictions(project: str | Path, arch: Arch | FlexArch, data: Dataset) -> np.ndarray:
     """Top-1 predictions of the generated C (built on the host) over `data`."""
     from tinyengine.runtime import HostModel
     from tinyengine.runtime.host import load_project_report
@@ -142,7 +151,7 @@ def c_predictions(project: str | Path, arch: Arch, data: Dataset) -> np.ndarray:
     return logits.reshape(len(x), -1).argmax(1)
 
 
-def check_input(data: Dataset, arch: Arch) -> None:
+def check_input(data: Dataset, arch: Arch | FlexArch) -> None:
     if data.in_channels != arch.in_channels or data.num_classes != arch.num_classes:
         raise TinyNASError(f"dataset {data.name} has {data.in_channels}-channel images and "
                            f"{data.num_classes} classes; the architecture expects "

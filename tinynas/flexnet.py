@@ -13,7 +13,7 @@ that architecture (tests/test_tinynas_flex.py).
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -64,10 +64,20 @@ class FlexSupernet(nn.Module):
     def largest(self, resolution: int | None = None) -> FlexArch:
         return self.space.extreme(self.width_mult, resolution, largest=True)
 
-    def check(self, arch: FlexArch) -> None:
+    def check(self, arch: Any) -> None:
+        if not isinstance(arch, FlexArch):
+            raise TinyNASError(f"{getattr(arch, 'name', '') or 'the architecture'} is an MBConv "
+                               f"network (tinynas-arch/1), not one of the {self.space.name} "
+                               "space")
         if arch.width_mult != self.width_mult or not self.space.contains(arch):
             raise TinyNASError(f"{arch.name or 'the architecture'} is not a subnet of the "
                                f"{self.space.name} supernet at width {self.width_mult:g}")
+
+    def sort_channels(self) -> None:
+        """Nothing to reorder: every width is a prefix of the slot's channels from the first
+        step of training on (the sandwich trains the smallest and random widths beside the
+        largest), so the first channels are the ones every subnet relies on. (MCUNet's space
+        sorts its middle channels after a largest-only phase; this space has none to sort.)"""
 
     def forward(self, x: torch.Tensor, arch: FlexArch) -> torch.Tensor:
         for layer in arch.layers:

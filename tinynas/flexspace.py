@@ -26,8 +26,10 @@ from .blocks.base import pick
 from .blocks.graph import same_out
 from .errors import TinyNASError
 from .flexarch import FlexArch
+from .space import SearchSpace
 
 POOL_KINDS = ("maxpool", "avgpool")
+FLEX_FORMAT = "tinynas-flexspace/1"
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ class FlexSpace:
     # -- JSON ------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "tinynas-flexspace/1", **asdict(self)}
+        return {"format": FLEX_FORMAT, **asdict(self)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -324,3 +326,6 @@ FLEX_PRESETS: dict[str, FlexSpace] = {
                SlotSpec(_ANY, 48, (3,), optional=True)),
         prune=(0.5, 0.75, 1.0), head_hidden=(0, 32), head_pools=("avg", "flatten")),
 }
+
+# Either kind of space: MCUNet's MBConv space (tinynas/space.py) or the flexible one.
+AnySpace = SearchSpace | FlexSpace

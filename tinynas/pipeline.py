@@ -23,14 +23,23 @@ from typing import Any
 
 import torch
 
+from .arch import parse_json, read_text
 from .budget import Budget, arch_latency_ms, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
 from .errors import TinyNASError
 from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
 from .finish import Deployment, deploy, finetune
-from .space import SearchSpace, get_space
-from .supernet import Supernet
-from .train import TrainConfig, accuracy, progress_bar, train_supernet
+from .flexspace import FLEX_PRESETS, FlexSpace
+from .space import PRESETS, SearchSpace, get_space
+from .train import (
+    AnySpace,
+    AnySupernet,
+    TrainConfig,
+    accuracy,
+    progress_bar,
+    space_from_dict,
+    train_supernet,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class PipelineConfig:
     generations: int = 15
     fitness_views: int = 8  # distorted copies of each val image the fitness measures; 0: clean
     random_baseline: bool = True
+    deploy_random: bool = False  # also fine-tune and deploy random search's best (benchmarks)
     finetune_epochs: int = 30
     finetune_lr: float = 1e-3
     calib_images: int = 256
@@ -75,18 +85,44 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def dataset_space(data: Dataset, space: str | None) -> SearchSpace:
-    """The search space for a dataset: a JSON file, else the digits preset for digits and the
-    VWW preset (MCUNet's small-image grid) for anything else, with the dataset's channels and
-    classes."""
-    if space is not None:
-        base = SearchSpace.load(space)
+def dataset_space(data: Dataset, space: str | None) -> AnySpace:
+    """The search space for a dataset: a preset name or a JSON file (either kind of space);
+    else the flexible mnist1d space for sequences (1-D blocks, resolutions scaled to the
+    dataset's length), the digits preset for digits and the VWW preset (MCUNet's small-image
+    grid) for other images; always with the dataset's channels and classes."""
+    if space is not None and space in FLEX_PRESETS:
+        base: AnySpace = FLEX_PRESETS[space]
+    elif space is not None and space in PRESETS:
+        base = PRESETS[space]
+    elif space is not None:
+        base = load_space(space)
+    elif data.kind == "sequence":
+        base = FLEX_PRESETS["mnist1d"]
+        n = data.native_resolution
+        if data.name != "mnist1d":
+            base = replace(base, resolutions=tuple(sorted({max(8, round(n * f))
+                                                           for f in (0.6, 0.8, 1.0)})))
     else:
         base = get_space("digits" if data.name == "digits" else "vww")
+    dims = 1 if data.kind == "sequence" else 2
+    if isinstance(base, FlexSpace) and base.dims != dims:
+        holds = "sequences" if base.dims == 1 else "images"
+        raise TinyNASError(f"search space {base.name} is for {holds}; dataset {data.name} "
+                           f"holds {data.kind}s")
+    if isinstance(base, SearchSpace) and dims == 1:
+        raise TinyNASError(f"search space {base.name} is MCUNet's image space; dataset "
+                           f"{data.name} holds sequences: use the mnist1d space (the default) "
+                           "or another 1-D flexible space")
     return replace(base, in_channels=data.in_channels, num_classes=data.num_classes)
 
 
-def search_resolutions(space: SearchSpace, fitting: list[int]) -> tuple[int, ...]:
+def load_space(path: str | Path) -> AnySpace:
+    """A search space JSON of either kind (the flexible one says its format)."""
+    p = Path(path)
+    return space_from_dict(parse_json(read_text(p, "a search space JSON"), str(p)), str(p))
+
+
+def search_resolutions(space: AnySpace, fitting: list[int]) -> tuple[int, ...]:
     """The resolutions the supernet trains and the evolution searches: those where stage one
     found whole-tensor subnets that fit, and the next one up, which patch-based inference may
     admit (stage one prices whole tensors: planning patches is ~100x slower)."""
@@ -144,11 +180,26 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     deployment, tuning = finish(trained.supernet, best.arch, parts, out / "project", cfg,
                                 "auto" if best.patched else "off", progress)
     timings["finish"] = time.perf_counter() - t
+
+    predictions = {"labels": [int(v) for v in parts.test.y],
+                   "evolution": deployment.predictions}
+    random_deployed = None
+    if cfg.deploy_random and baseline is not None:
+        t = time.perf_counter()
+        random_deployed, _ = finish(trained.supernet, baseline.best.arch, parts,
+                                    out / "random_project", cfg,
+                                    "auto" if baseline.best.patched else "off", progress)
+        predictions["random"] = random_deployed.predictions
+        timings["finish_random"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     summary = _summary(cfg, data, parts, space, budget, width, resolutions, search, baseline,
                        deployment, timings)
     summary["finetune"] = tuning
+    if random_deployed is not None:
+        summary["random_search_deployed"] = random_deployed.to_dict()
+    # Per test example, what the generated C predicted: for paired tests between runs.
+    (out / "predictions.json").write_text(json.dumps(predictions))
     (out / "search.json").write_text(json.dumps(
         {"evolution": search.to_dict(),
          "random": baseline.to_dict() if baseline is not None else None}, indent=1))
@@ -162,7 +213,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     return PipelineResult(summary, search, baseline, deployment, timings)
 
 
-def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
+def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
                     resolutions: tuple[int, ...], cfg: PipelineConfig,
                     progress: bool) -> tuple[SearchResult, SearchResult | None]:
     ev = Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views)
@@ -177,21 +228,20 @@ def search_supernet(supernet: Supernet, parts: Splits, budget: Budget,
                                  generations=cfg.generations, seed=cfg.seed, progress=tick)
     if bar is not None:
         bar.close()
-    _say(progress, f"evolution: best val fitness {search.best.accuracy:.4f} after "
-                   f"{len(search.evaluated)} evaluations" + (f" ({search.note})"
-                                                             if search.note else ""))
+    from .search_report import log_line
+
+    _say(progress, log_line(search))
     baseline = None
     if cfg.random_baseline:
         rev = Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views,
                         shared=ev)
-        baseline = random_search(supernet, rev, resolutions, len(search.evaluated),
+        baseline = random_search(supernet, rev, resolutions, search.evaluations,
                                  seed=cfg.seed + 1)
-        _say(progress, f"random search, same {len(baseline.evaluated)} evaluations: best val "
-                       f"fitness {baseline.best.accuracy:.4f}")
+        _say(progress, log_line(baseline, search))
     return search, baseline
 
 
-def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
+def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
            patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
     """Fine-tune the winner (BN recalibrated first), keep whichever of the inherited and the
     fine-tuned weights is better on val (the search's fitness: the distorted views), then
@@ -219,7 +269,7 @@ def finish(supernet: Supernet, arch: Any, parts: Splits, project: Path, cfg: Pip
                "epochs": cfg.finetune_epochs, "val_views": cfg.fitness_views}
 
 
-def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpace,
+def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: AnySpace,
              budget: Budget, width: float, resolutions: tuple[int, ...], search: SearchResult,
              baseline: SearchResult | None, d: Deployment,
              timings: dict[str, float]) -> dict[str, Any]:
@@ -240,7 +290,8 @@ def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: SearchSpa
                                          "test": len(parts.test)},
         "space": space.name, "width_mult": width, "resolutions": list(resolutions),
         "arch": search.best.arch.to_dict(), "search_val_accuracy": search.best.accuracy,
-        "evaluations": len(search.evaluated),
+        "evaluations": search.evaluations,
+        "random_search_evaluations": baseline.evaluations if baseline else None,
         "random_search_val_accuracy": baseline.best.accuracy if baseline else None,
         "project": d.project, "config": cfg.to_dict(),
     }

@@ -27,7 +27,8 @@ import numpy as np
 from .arch import Arch
 from .budget import Budget, arch_cost, check_budget, fmt_bytes, fmt_count
 from .errors import TinyNASError
-from .space import SearchSpace
+from .flexarch import FlexArch
+from .flexspace import AnySpace
 
 CHUNK = 250  # samples per task: small enough for a smooth progress bar and load balance
 BOOTSTRAP = 1000
@@ -71,7 +72,7 @@ class ConfigResult:
 
 @dataclass
 class StageOneResult:
-    space: SearchSpace
+    space: AnySpace
     budget: Budget
     samples: int
     seed: int
@@ -116,7 +117,7 @@ class StageOneResult:
 _Chunk = tuple[int, int, list[int], Counter[str], int]
 
 
-def _evaluate(task: tuple[SearchSpace, Budget, str, bool, int, int, int, int]) -> _Chunk:
+def _evaluate(task: tuple[AnySpace, Budget, str, bool, int, int, int, int]) -> _Chunk:
     """One chunk of one configuration: (config index, chunk, fitting MACs, rejections, plans)."""
     space, budget, patch, int8_input, seed, index, chunk, n = task
     w, r = space.configs[index]
@@ -135,7 +136,7 @@ def _evaluate(task: tuple[SearchSpace, Budget, str, bool, int, int, int, int]) -
     return index, chunk, macs, rejected, plans
 
 
-def check_feasible(space: SearchSpace, budget: Budget, patch: str = "off",
+def check_feasible(space: AnySpace, budget: Budget, patch: str = "off",
                    int8_input: bool = False) -> dict[str, int]:
     """The smallest subnet's cost; raise TinyNASError naming it when even it does not fit."""
     arch = space.smallest()
@@ -151,7 +152,7 @@ def check_feasible(space: SearchSpace, budget: Budget, patch: str = "off",
     return cost
 
 
-def _describe_smallest(space: SearchSpace, arch: Arch, cost: dict[str, int]) -> str:
+def _describe_smallest(space: AnySpace, arch: Arch | FlexArch, cost: dict[str, int]) -> str:
     return (f"the smallest subnet of the {space.name} space (w{arch.width_mult:g}, "
             f"r{arch.resolution}, every depth/kernel/expand at its minimum) needs SRAM "
             f"{fmt_bytes(cost['peak_sram'])}, flash {fmt_bytes(cost['flash_bytes'])}, "
@@ -159,7 +160,7 @@ def _describe_smallest(space: SearchSpace, arch: Arch, cost: dict[str, int]) -> 
             + (f", {cost['latency_ms']:.3g} ms" if "latency_ms" in cost else ""))
 
 
-def run_stage_one(space: SearchSpace, budget: Budget, samples: int = 1000, seed: int = 0,
+def run_stage_one(space: AnySpace, budget: Budget, samples: int = 1000, seed: int = 0,
                   workers: int = 2, patch: str = "off", min_fraction: float = 0.0,
                   int8_input: bool = False, progress: Callable[[int], Any] | None = None
                   ) -> StageOneResult:

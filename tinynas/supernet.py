@@ -17,7 +17,7 @@ supernet's for that architecture (tests/test_tinynas_supernet.py).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -167,8 +167,12 @@ class Supernet(nn.Module):
         self.check(arch)
         self.active = arch
 
-    def check(self, arch: Arch) -> None:
+    def check(self, arch: Any) -> None:
         """Raise unless `arch` is a subnet of this supernet (resolution aside: any works)."""
+        if not isinstance(arch, Arch):
+            raise TinyNASError(f"{getattr(arch, 'name', '') or 'the architecture'} is not an "
+                               f"MBConv network (tinynas-arch/1): not a subnet of the "
+                               f"{self.space.name} supernet")
         probe = arch if arch.resolution in self.space.resolutions else \
             replace(arch, resolution=self.space.resolutions[0])
         if arch.width_mult != self.width_mult or not self.space.contains(probe):

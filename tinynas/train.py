@@ -38,11 +38,28 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import MAX_FIELD, Arch
+from .arch import MAX_FIELD
 from .data import Dataset, augment, batches, resize
 from .errors import TinyNASError
+from .flexnet import FlexSupernet
+from .flexspace import FLEX_FORMAT, AnySpace, FlexSpace
 from .space import SearchSpace
 from .supernet import Supernet
+
+AnySupernet = Supernet | FlexSupernet
+
+
+def build_supernet(space: AnySpace, width_mult: float) -> AnySupernet:
+    """The supernet of either kind of space: MCUNet's MBConv space or the flexible one."""
+    if isinstance(space, FlexSpace):
+        return FlexSupernet(space, width_mult)
+    return Supernet(space, width_mult)
+
+
+def space_from_dict(d: Any, source: str) -> AnySpace:
+    if isinstance(d, dict) and d.get("format") == FLEX_FORMAT:
+        return FlexSpace.from_dict(d, source)
+    return SearchSpace.from_dict(d, source)
 
 CHECKPOINT = "supernet.pt"
 _KEYS = {"config", "space", "model"}  # and, to resume from, epoch, optimizer, history
@@ -105,7 +122,7 @@ class EpochLog:
 
 @dataclass
 class TrainResult:
-    supernet: Supernet
+    supernet: AnySupernet
     config: TrainConfig
     history: list[EpochLog] = field(default_factory=list)
     resumed_from: int = 0  # epochs already done when this run started
@@ -117,11 +134,11 @@ class _Step(nn.Module):
     """One forward over several subnets of the supernet: DistributedDataParallel wraps this, so
     a step is one forward and one backward whatever the sandwich holds."""
 
-    def __init__(self, supernet: Supernet):
+    def __init__(self, supernet: AnySupernet):
         super().__init__()
         self.supernet = supernet
 
-    def forward(self, x: torch.Tensor, archs: list[Arch]) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, archs: list[Any]) -> list[torch.Tensor]:
         return [self.supernet(x, a) for a in archs]
 
 
@@ -217,19 +234,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def supernet_from_checkpoint(path: str | Path) -> tuple[Supernet, TrainConfig, SearchSpace]:
+def supernet_from_checkpoint(path: str | Path) -> tuple[AnySupernet, TrainConfig, AnySpace]:
     state = load_checkpoint(path)
     try:
-        space = SearchSpace.from_dict(state["space"], f"{path}")
+        space = space_from_dict(state["space"], f"{path}")
         cfg = TrainConfig.from_dict(state["config"])
         with torch.device("meta"):  # shapes only: nothing is allocated for a crafted space
-            shapes = {k: v.shape for k, v in Supernet(space, cfg.width_mult).state_dict().items()}
+            shapes = {k: v.shape for k, v in
+                      build_supernet(space, cfg.width_mult).state_dict().items()}
         model = state["model"]
         if not isinstance(model, dict) or any(
                 not isinstance(model.get(k), torch.Tensor) or model[k].shape != shape
                 for k, shape in shapes.items()) or len(model) != len(shapes):
             raise TinyNASError("its weights do not match the supernet its settings describe")
-        net = Supernet(space, cfg.width_mult)
+        net = build_supernet(space, cfg.width_mult)
         net.load_state_dict(model)
     except TinyNASError as e:
         raise TinyNASError(f"{path}: a damaged tinynas checkpoint: {e}") from None
@@ -239,7 +257,7 @@ def supernet_from_checkpoint(path: str | Path) -> tuple[Supernet, TrainConfig, S
     return net.eval(), cfg, space
 
 
-def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace,
+def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: AnySpace,
                   path: Path) -> None:
     old = state["config"] if isinstance(state["config"], dict) else {}
     diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in cfg.to_dict().items()
@@ -252,7 +270,7 @@ def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace,
                            "--no-resume) to start over")
 
 
-def _restore(state: dict[str, Any], net: Supernet, opt: torch.optim.Optimizer,
+def _restore(state: dict[str, Any], net: AnySupernet, opt: torch.optim.Optimizer,
              cfg: TrainConfig, result: TrainResult, path: Path) -> int:
     """Load the weights, optimizer and history of a checkpoint that _check_resume accepted;
     returns the epochs done. Whatever is malformed is named, never a traceback."""
@@ -273,7 +291,7 @@ def _restore(state: dict[str, Any], net: Supernet, opt: torch.optim.Optimizer,
     return start
 
 
-def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainConfig,
+def train_supernet(space: AnySpace, data: Dataset, val: Dataset, cfg: TrainConfig,
                    out_dir: str | Path | None = None, resume: bool = True,
                    progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train the supernet of `space` at `cfg.width_mult`; checkpoint to out_dir/supernet.pt.
@@ -286,7 +304,7 @@ def train_supernet(space: SearchSpace, data: Dataset, val: Dataset, cfg: TrainCo
     if cfg.batch < size:
         raise TinyNASError(f"batch {cfg.batch} is smaller than the {size} processes")
     torch.manual_seed(cfg.seed)  # initial weights: the same in every process
-    net = Supernet(space, cfg.width_mult)
+    net = build_supernet(space, cfg.width_mult)
     opt = _optimizer(net, cfg)
     result = TrainResult(net, cfg)
     ckpt = Path(out_dir) / CHECKPOINT if out_dir is not None else None
@@ -343,7 +361,7 @@ def _replicas_identical(net: nn.Module) -> bool:
     return bool(torch.equal(hi, lo))
 
 
-def _epoch(step_net: nn.Module, net: Supernet, opt: torch.optim.Optimizer, data: Dataset,
+def _epoch(step_net: nn.Module, net: AnySupernet, opt: torch.optim.Optimizer, data: Dataset,
            val: Dataset, cfg: TrainConfig, epoch: int, rank: int, size: int) -> EpochLog:
     phase = "largest" if epoch < cfg.largest_epochs else "supernet"
     arch_rng = np.random.default_rng([cfg.seed, epoch])  # same in every process
