@@ -128,6 +128,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(population=args.population, generations=args.generations,
                          fitness_views=args.fitness_views, seed=args.seed,
                          random_baseline=not args.no_random)
+    if args.pareto:
+        return _pareto(args, supernet, parts, budget, tcfg.resolutions)
     search, baseline = search_supernet(supernet, parts, budget, tcfg.resolutions, cfg,
                                        not args.quiet)
     out = _out_dir(args.output)
@@ -148,6 +150,33 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pareto(args: argparse.Namespace, supernet: Any, parts: Any, budget: Any,
+            resolutions: tuple[int, ...]) -> int:
+    from .evolve import Evaluator
+    from .pareto import pareto_search, save_front
+    from .train import progress_bar
+
+    ev = Evaluator(supernet, parts.train, parts.val, budget, views=args.fitness_views)
+    bar = progress_bar(not args.quiet, args.evaluations, "pareto", "subnet")
+
+    def tick(done: int, size: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+            bar.set_postfix(front=size)
+
+    result = pareto_search(supernet, ev, resolutions, args.evaluations,
+                           population=args.population, seed=args.seed, progress=tick)
+    if bar is not None:
+        bar.close()
+    js, png = save_front(result, budget, _out_dir(args.output))
+    print(f"{len(result.front)} points on the front of {result.evaluations} evaluated subnets "
+          f"({result.seconds:.0f} s); wrote {js} and {png}")
+    for i, c in enumerate(result.front):
+        print(f"  {i:3d}: val fitness {c.accuracy:.4f}, SRAM {c.sram} B, flash {c.flash} B, "
+              f"{c.macs:,} MACs  {c.arch.summary()}")
+    return 0
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
     import torch
 
@@ -157,16 +186,34 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     from .train import supernet_from_checkpoint
 
     torch.set_num_threads(1)
+    if (args.arch is None) == (args.front is None):
+        raise TinyNASError("give --arch FILE, or --front FILE with --pick N")
+    point = None
+    if args.front is not None:
+        from .pareto import load_point
+
+        point = load_point(args.front, args.pick)
+        arch = point.arch
+    else:
+        arch = load_any(args.arch)
     supernet, _, _ = supernet_from_checkpoint(args.supernet)
-    arch = load_any(args.arch)
     supernet.check(arch)
     data, parts = _data(args)
     check_input(data, arch)
     cfg = PipelineConfig(finetune_epochs=args.finetune_epochs, seed=args.seed,
                          calib_images=args.calib_images, quant=args.quant)
     out = _out_dir(args.output)
-    d, tuning = finish(supernet, arch, parts, out / "project", cfg, args.patch, not args.quiet)
-    (out / "deploy.json").write_text(json.dumps({**d.to_dict(), "finetune": tuning}, indent=1))
+    patch = args.patch if point is None else ("auto" if point.patched else "off")
+    d, tuning = finish(supernet, arch, parts, out / "project", cfg, patch, not args.quiet)
+    promised = None
+    if point is not None:
+        promised = {"point": point.index, "sram_bytes": point.sram,
+                     "flash_bytes": point.flash, "macs": point.macs,
+                     "as_promised": (d.sram_bytes, d.flash_bytes) == (point.sram, point.flash)}
+        print(f"point {point.index}: SRAM {d.sram_bytes} B (promised {point.sram}), flash "
+              f"{d.flash_bytes} B (promised {point.flash})")
+    (out / "deploy.json").write_text(json.dumps({**d.to_dict(), "finetune": tuning,
+                                                 "front_point": promised}, indent=1))
     print(f"wrote {out / 'project'} and {out / 'deploy.json'}")
     return 0
 
@@ -242,12 +289,19 @@ def add_commands(sub: Any) -> None:
     sp.add_argument("--fitness-views", type=int, default=d.fitness_views,
                     help="distorted copies of each val image the fitness measures (0: clean)")
     sp.add_argument("--no-random", action="store_true", help="skip the random-search baseline")
+    sp.add_argument("--pareto", action="store_true",
+                    help="multi-objective: the front of accuracy against SRAM, flash and MACs "
+                         "within the budget (front.json, front.png), instead of one winner")
+    sp.add_argument("--evaluations", type=int, default=400,
+                    help="--pareto: subnets to evaluate (400)")
     sp.add_argument("-o", "--output", required=True)
     sp.set_defaults(func=_cmd_search)
 
     dp = sub.add_parser("deploy", help="fine-tune, quantise and compile an architecture")
     dp.add_argument("--supernet", required=True)
-    dp.add_argument("--arch", required=True, help="arch.json from `tinynas search`")
+    dp.add_argument("--arch", help="arch.json from `tinynas search`")
+    dp.add_argument("--front", help="front.json from `tinynas search --pareto` (with --pick)")
+    dp.add_argument("--pick", type=int, default=0, help="the front's point to deploy (0)")
     _data_args(dp)
     dp.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
     dp.add_argument("--calib-images", type=int, default=d.calib_images)
