@@ -8,6 +8,8 @@ Presets:
 - "mnist1d": sequences of 40 samples (MNIST-1D), 1-D blocks; three stride-2 positions where
   pooling competes with strided blocks, an optional stride-1 position after each, a flatten or
   pooled head.
+- "mnist1d-mbconv": the same positions with MBConv blocks only and a pooled head (MCUNet's
+  space in 1-D: the baseline the flexible space must beat).
 - "digits-flex": scikit-learn's 8x8 digits with the same choices in 2-D.
 """
 
@@ -315,6 +317,19 @@ FLEX_PRESETS: dict[str, FlexSpace] = {
                SlotSpec(_DOWN, 48, (3,), stride=2),
                SlotSpec(_ANY, 48, (3,), optional=True)),
         prune=(0.5, 0.75, 1.0), head_hidden=(0, 32), head_pools=("avg", "flatten")),
+    # MCUNet's block in the same positions (no other kind, no pooling, pooled head): the
+    # "best subnet of an MBConv-only space" baseline of benchmarks/nas_baselines.py.
+    "mnist1d-mbconv": FlexSpace(
+        "mnist1d-mbconv", dims=1, in_channels=1, num_classes=10, resolutions=(24, 32, 40),
+        width_mults=(0.5, 0.75, 1.0),
+        slots=(SlotSpec(("conv",), 16, (3, 5, 7)),
+               SlotSpec(("mbconv",), 24, (3, 5), stride=2),
+               SlotSpec(("mbconv",), 24, (3, 5), optional=True),
+               SlotSpec(("mbconv",), 32, (3, 5), stride=2),
+               SlotSpec(("mbconv",), 32, (3, 5), optional=True),
+               SlotSpec(("mbconv",), 48, (3,), stride=2),
+               SlotSpec(("mbconv",), 48, (3,), optional=True)),
+        prune=(0.5, 0.75, 1.0), head_hidden=(0,), head_pools=("avg",)),
     "digits-flex": FlexSpace(
         "digits-flex", dims=2, in_channels=1, num_classes=10, resolutions=(8, 10, 12),
         width_mults=(0.5, 0.75, 1.0),

@@ -1,0 +1,171 @@
+"""The search against every baseline of issue 14 point 5, on MNIST-1D (or digits), per budget
+and seed, with paired tests on the test split.
+
+    .venv/bin/python benchmarks/nas_baselines.py [--dataset mnist1d] [--budgets 512B:2KB ...]
+        [--seeds 0 1 2] [--jobs 2] [-o out/nas_baselines]   (--report: tables from DIR again)
+
+Per (budget, seed), every model's int8 accuracy is the generated C's on the test split (MNIST-1D:
+the package's 2,400 test examples), every one under the same budget check (tinyengine.cost) and
+trained with the same recipe (the pipeline's epochs, learning rate, augmentation; calibration
+chosen on val):
+- search: `tinynas pipeline` on the flexible space (the dataset's default), its winner;
+- random: random search over the same supernet with the same number of evaluations, its winner
+  fine-tuned and deployed like the search's;
+- mbconv: the pipeline on the MBConv-only space (MCUNet's block in the same positions);
+- plain / dwsep: hand-written CNNs (tinynas/baselines.py) scaled to the widest that fits,
+  trained from scratch for as many epochs as the supernet (largest + sandwich phases), the head
+  (global pooling or flatten) chosen on val.
+Paired tests: exact McNemar of the search's C against each baseline's, per seed and pooled over
+seeds (the test examples of every seed concatenated). Writes DIR/results.json and each run's
+outputs under DIR/<budget>-s<seed>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn
+from tinynas.budget import Budget, check_budget
+from tinynas.cli import parse_bytes
+from tinynas.data import load_dataset, split
+from tinynas.finish import deploy, finetune
+from tinynas.flexnet import FlexNet
+from tinynas.pipeline import PipelineConfig, run_pipeline
+from tinynas.train import accuracy
+
+BASELINES = ("random", "mbconv", "plain", "dwsep")
+
+
+def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    data = load_dataset(cfg.dataset)
+    parts = split(data, cfg.test, cfg.val, cfg.split_seed)
+    budget = Budget(cfg.sram, cfg.flash)
+    dims = 1 if data.kind == "sequence" else 2
+    r = data.native_resolution
+    build = plain_cnn if kind == "plain" else dwsep_cnn
+    tried = []
+    for head in ("avg", "flatten"):
+        arch = fit_to_budget(lambda w, h=head: build(w, r, data.in_channels, data.num_classes,
+                                                   dims, h), budget)
+        torch.manual_seed(cfg.seed)
+        net = finetune(FlexNet(arch), arch, parts.train, cfg.largest_epochs + cfg.epochs,
+                       cfg.lr, cfg.seed)
+        tried.append((accuracy(net, parts.val, r), head, arch, net))
+    val, head, arch, net = max(tried, key=lambda t: t[0])
+    v = check_budget(arch, budget)
+    d = deploy(net, arch, parts.train, parts.test, out / f"{kind}_project",
+               calib_images=cfg.calib_images, method=cfg.quant,
+               patch="auto" if v.patched else "off", val=parts.val)
+    return {"val_accuracy": val, "arch": arch.summary(), "head": head,
+            "heads": {t[1]: t[0] for t in tried}, **d.to_dict(), "predictions": d.predictions}
+
+
+QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
+             stage1_samples=40, calib_images=32)
+
+
+def one_run(task: tuple[str, str, int, str, bool]) -> dict[str, Any]:
+    dataset, budget, seed, root, quick = task
+    extra: dict[str, Any] = QUICK if quick else {}
+    sram, flash = (parse_bytes(x, "budget") for x in budget.split(":"))
+    out = Path(root) / f"{budget.replace(':', '-')}-s{seed}"
+    done = out / "bench.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    cfg = PipelineConfig(dataset=dataset, sram=sram, flash=flash, seed=seed,
+                         deploy_random=True, **extra)
+    row: dict[str, Any] = {"budget": budget, "seed": seed}
+    t = time.perf_counter()
+    result = run_pipeline(cfg, out / "search", progress=False)
+    preds = json.loads((out / "search" / "predictions.json").read_text())
+    row["labels"] = preds["labels"]
+    row["search"] = {**_short(result.summary), "predictions": preds["evolution"],
+                     "seconds": time.perf_counter() - t}
+    row["random"] = {**result.summary["random_search_deployed"],
+                     "predictions": preds["random"]}
+    t = time.perf_counter()
+    mb_space = "mnist1d-mbconv" if dataset == "mnist1d" else "digits"
+    mb = run_pipeline(PipelineConfig(dataset=dataset, sram=sram, flash=flash, seed=seed,
+                                     space=mb_space, random_baseline=False, **extra),
+                                     out / "mbconv",
+                      progress=False)
+    row["mbconv"] = {**_short(mb.summary), "predictions": json.loads(
+        (out / "mbconv" / "predictions.json").read_text())["evolution"],
+        "seconds": time.perf_counter() - t}
+    for kind in ("plain", "dwsep"):
+        t = time.perf_counter()
+        row[kind] = {**hand_written(kind, cfg, out), "seconds": time.perf_counter() - t}
+    done.write_text(json.dumps(row))
+    return row
+
+
+def _short(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("int8_accuracy", "float_accuracy", "sram_bytes", "flash_bytes", "macs",
+            "evaluations", "random_search_evaluations", "search_val_accuracy", "seconds")
+    from tinynas.flexarch import FlexArch
+
+    arch = summary["arch"]
+    s = FlexArch.from_dict(arch).summary() if arch.get("format") == "tinynas-arch/2" else ""
+    return {**{k: summary.get(k) for k in keys}, "arch": s}
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for budget in sorted({r["budget"] for r in rows}, key=lambda b: parse_bytes(b.split(":")[0],
+                                                                                "budget")):
+        rs = sorted((r for r in rows if r["budget"] == budget), key=lambda r: r["seed"])
+        lines.append(f"\n### {budget} (SRAM:flash), seeds {[r['seed'] for r in rs]}\n")
+        lines.append("| model | int8 accuracy per seed | mean | SRAM B | flash B | paired vs "
+                     "search (search only / baseline only, pooled p) |")
+        lines.append("|---|---|---|---|---|---|")
+        labels = np.concatenate([np.asarray(r["labels"]) for r in rs])
+        right = {m: np.concatenate([np.asarray(r[m]["predictions"]) == np.asarray(r["labels"])
+                                    for r in rs]) for m in ("search",) + BASELINES}
+        for m in ("search",) + BASELINES:
+            accs = [r[m]["int8_accuracy"] for r in rs]
+            pair = ""
+            if m != "search":
+                t = mcnemar(right["search"], right[m])
+                pair = f"{t.a_only} / {t.b_only}, p = {t.p_value:.3g}"
+            lines.append(f"| {m} | {', '.join(f'{a:.4f}' for a in accs)} | "
+                         f"{np.mean(accs):.4f} | {max(r[m]['sram_bytes'] for r in rs)} | "
+                         f"{max(r[m]['flash_bytes'] for r in rs)} | {pair} |")
+        lines.append(f"\n{len(labels)} paired test examples; search winners: " + "; ".join(
+            f"s{r['seed']} {r['search']['arch']} ({r['search']['seconds']:.0f} s)" for r in rs))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="mnist1d")
+    ap.add_argument("--budgets", nargs="+", default=["512B:2KB", "1KB:4KB", "2KB:8KB"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="the pipeline's smoke-test settings")
+    ap.add_argument("-o", "--output", default="out/nas_baselines")
+    args = ap.parse_args()
+    root = Path(args.output)
+    if args.report:
+        rows = [json.loads(p.read_text()) for p in sorted(root.glob("*/bench.json"))]
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        tasks = [(args.dataset, b, s, str(root), args.quick) for b in args.budgets
+                 for s in args.seeds]
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            rows = list(pool.imap_unordered(one_run, tasks))
+        (root / "results.json").write_text(json.dumps(rows))
+    print(report(rows))
+
+
+if __name__ == "__main__":
+    main()
