@@ -98,7 +98,8 @@ def test_tinynas_search_and_deploy(tmp_path):
                  "-o", str(tmp_path / "sn")]) == 0
     supernet = tmp_path / "sn" / "supernet.pt"
     config = tinynas.PipelineConfig(population=4, generations=1, fitness_views=0,
-                                    random_baseline=False, finetune_epochs=0, calib_images=16)
+                                    random_baseline=False, finetune_epochs=0, calib_images=16,
+                                    scratch_epochs=0)
     budget = tinynas.Budget(4096, 16384)
     search, baseline = tinynas.search(supernet, budget, config)
     assert baseline is None and search.best.sram <= budget.sram

@@ -67,6 +67,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 def _quick(given: dict[str, Any]) -> dict[str, Any]:
     """--quick: a few epochs and evaluations, for a smoke test of the whole path."""
     small = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
+                 scratch_epochs=1,
                  stage1_samples=40, calib_images=32)
     return {k: v for k, v in small.items() if k not in given or given[k] == getattr(_DEFAULT, k)}
 
@@ -201,6 +202,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     data, parts = _data(args)
     check_input(data, arch)
     cfg = PipelineConfig(finetune_epochs=args.finetune_epochs, seed=args.seed,
+                         scratch_epochs=args.scratch_epochs,
                          calib_images=args.calib_images, quant=args.quant)
     out = _out_dir(args.output)
     patch = args.patch if point is None else ("auto" if point.patched else "off")
@@ -258,6 +260,8 @@ def add_commands(sub: Any) -> None:
     pp.add_argument("--fitness-views", type=int, help="distorted copies of each val image the "
                     f"fitness measures, 0 for the clean images ({d.fitness_views})")
     pp.add_argument("--finetune-epochs", type=int, help=f"({d.finetune_epochs})")
+    pp.add_argument("--scratch-epochs", type=int, help="the winner trained from scratch too, "
+                    "best on val deployed (default: the supernet's epochs; 0: off)")
     pp.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
     pp.add_argument("--no-resume", action="store_true",
                     help="refuse to continue an interrupted run in DIR")
@@ -304,6 +308,8 @@ def add_commands(sub: Any) -> None:
     dp.add_argument("--pick", type=int, default=0, help="the front's point to deploy (0)")
     _data_args(dp)
     dp.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
+    dp.add_argument("--scratch-epochs", type=int, default=0,
+                    help="also train from scratch for this many epochs (0: off)")
     dp.add_argument("--calib-images", type=int, default=d.calib_images)
     dp.add_argument("--quant", default=d.quant, choices=["auto", "minmax", "percentile", "mse"],
                     help="calibration: auto (default) keeps the most accurate C on val")

@@ -23,14 +23,16 @@ from typing import Any
 
 import torch
 
-from .arch import parse_json, read_text
+from .arch import Arch, parse_json, read_text
 from .budget import Budget, arch_latency_ms, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
 from .errors import TinyNASError
 from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
 from .finish import Deployment, deploy, finetune
+from .flexnet import FlexNet
 from .flexspace import FLEX_PRESETS, FlexSpace
 from .space import PRESETS, SearchSpace, get_space
+from .subnet import SubNet
 from .train import (
     AnySpace,
     AnySupernet,
@@ -69,6 +71,9 @@ class PipelineConfig:
     deploy_random: bool = False  # also fine-tune and deploy random search's best (benchmarks)
     finetune_epochs: int = 30
     finetune_lr: float = 1e-3
+    # The winner also trained from scratch with the supernet's epochs and learning rate (the
+    # recipe the hand-written baselines get); None: largest_epochs + epochs, 0: off.
+    scratch_epochs: int | None = None
     calib_images: int = 256
     quant: str = "auto"  # or minmax, percentile, mse; auto keeps the best C on val
 
@@ -243,30 +248,45 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
 
 def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
            patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
-    """Fine-tune the winner (BN recalibrated first), keep whichever of the inherited and the
-    fine-tuned weights is better on val (the search's fitness: the distorted views), then
-    deploy it. Distillation from the supernet's largest subnet is not used here: its BatchNorm
-    statistics are the sandwich's mixture, and as a teacher it made the winner worse."""
+    """Three sets of weights for the winner, the best on val (the search's fitness: the
+    distorted views) deployed: inherited (BN recalibrated), fine-tuned from them, and trained
+    from scratch with the supernet's epochs and learning rate. The inherited weights are what
+    the search ranks by; they are rarely the best a small network can reach (on MNIST-1D at
+    1 KB / 4 KB a winner's inherited-then-fine-tuned C reached 90.2%, the same architecture
+    trained from scratch 97.8%), and a hand-written baseline trained from scratch must be beaten
+    by the architecture, not by the recipe. Distillation from the supernet's largest subnet is
+    not used: its BatchNorm statistics are the sandwich's mixture, and as a teacher it made the
+    winner worse."""
     net: torch.nn.Module = inherited(supernet, arch, parts.train, 8, seed=cfg.seed)
     fit = distorted(parts.val, arch.resolution, cfg.fitness_views)
-    before = accuracy(net, fit, arch.resolution)
-    kept, after = "inherited", before
+    scores = {"inherited": accuracy(net, fit, arch.resolution)}
+    nets = {"inherited": net}
     if cfg.finetune_epochs > 0:
-        tuned = finetune(copy.deepcopy(net), arch, parts.train, cfg.finetune_epochs,
-                         cfg.finetune_lr, cfg.seed, progress=progress)
-        after = accuracy(tuned, fit, arch.resolution)
-        if after >= before:
-            net, kept = tuned, "fine-tuned"
-    d = deploy(net, arch, parts.train, parts.test, project, calib_images=cfg.calib_images,
-               method=cfg.quant, patch=patch, val=parts.val)
-    _say(progress, f"deployed ({kept} weights; val {before:.4f} inherited, {after:.4f} "
-                   f"fine-tuned): float {d.float_accuracy:.4f}, int8 (generated C) "
-                   f"{d.int8_accuracy:.4f} on {d.test_images} test images ({d.calibration} "
-                   f"calibration); SRAM "
+        nets["fine-tuned"] = finetune(copy.deepcopy(net), arch, parts.train,
+                                      cfg.finetune_epochs, cfg.finetune_lr, cfg.seed,
+                                      progress=progress)
+        scores["fine-tuned"] = accuracy(nets["fine-tuned"], fit, arch.resolution)
+    scratch = cfg.largest_epochs + cfg.epochs if cfg.scratch_epochs is None \
+        else cfg.scratch_epochs
+    if scratch > 0:
+        torch.manual_seed(cfg.seed)
+        fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
+        nets["scratch"] = finetune(fresh, arch, parts.train, scratch, cfg.lr, cfg.seed,
+                                   progress=progress)
+        scores["scratch"] = accuracy(nets["scratch"], fit, arch.resolution)
+    kept = max(scores, key=lambda k: scores[k])  # ties: the first (inherited, fine-tuned)
+    d = deploy(nets[kept], arch, parts.train, parts.test, project,
+               calib_images=cfg.calib_images, method=cfg.quant, patch=patch, val=parts.val)
+    vals = ", ".join(f"{v:.4f} {k}" for k, v in scores.items())
+    _say(progress, f"deployed ({kept} weights; val {vals}): float {d.float_accuracy:.4f}, "
+                   f"int8 (generated C) {d.int8_accuracy:.4f} on {d.test_images} test images "
+                   f"({d.calibration} calibration); SRAM "
                    f"{fmt_bytes(d.sram_bytes)}, flash {fmt_bytes(d.flash_bytes)}, "
                    f"{fmt_count(d.macs)} MACs")
-    return d, {"val_inherited": before, "val_finetuned": after, "kept": kept,
-               "epochs": cfg.finetune_epochs, "val_views": cfg.fitness_views}
+    return d, {"val_inherited": scores["inherited"],
+               "val_finetuned": scores.get("fine-tuned"), "val_scratch": scores.get("scratch"),
+               "kept": kept, "epochs": cfg.finetune_epochs, "scratch_epochs": scratch,
+               "val_views": cfg.fitness_views}
 
 
 def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: AnySpace,
