@@ -14,55 +14,16 @@ functions faster, from the pieces cached here (`segment_summary`).
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
-
-import numpy as np
 
 from tinyengine.cost import Cost, estimate, flash_bytes, with_placeholders
-from tinyengine.ir import Graph, Op, QuantParams, Tensor
+from tinyengine.ir import Graph
 
 from .arch import Arch, LayerSpec
+from .blocks.graph import GraphBuilder
 from .errors import TinyNASError
 
-# Any valid per-tensor parameters: no figure depends on the values.
-_ACT_Q = QuantParams(np.array([0.05], np.float32), np.array([-128], np.int64))
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.tensors: dict[str, Tensor] = {}
-        self.ops: list[Op] = []
-
-    def act(self, name: str, shape: tuple[int, ...], dtype: str = "int8") -> str:
-        self.tensors[name] = Tensor(name, shape, dtype, None if dtype == "float32" else _ACT_Q)
-        return name
-
-    def const(self, name: str, shape: tuple[int, ...], dtype: str) -> str:
-        self.tensors[name] = Tensor(name, shape, dtype, const=True)
-        return name
-
-    def op(self, name: str, kind: str, inputs: list[str], output: str,
-           attrs: dict[str, Any]) -> str:
-        self.ops.append(Op(name, kind, inputs, [output], attrs))
-        return output
-
-    def conv(self, name: str, x: str, cout: int, k: int, stride: int, activation: str,
-             depthwise: bool = False) -> str:
-        _, h, w, cin = self.tensors[x].shape
-        oh, ow = (h + stride - 1) // stride, (w + stride - 1) // stride  # SAME
-        attrs: dict[str, Any] = {"stride": (stride, stride), "dilation": (1, 1),
-                                 "padding": "SAME", "activation": activation}
-        if depthwise:
-            cout = cin
-            wt = self.const(f"{name}.filter", (1, k, k, cin), "int8")
-            attrs["depth_multiplier"] = 1
-        else:
-            wt = self.const(f"{name}.filter", (cout, k, k, cin), "int8")
-            attrs["groups"] = 1
-        b = self.const(f"{name}.bias", (cout,), "int32")
-        y = self.act(f"{name}:out", (1, oh, ow, cout))
-        return self.op(name, "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [x, wt, b], y,
-                       attrs)
+# One builder for both spaces: the MBConv graph is written with the block kinds' own.
+_Builder = GraphBuilder
 
 
 def _emit_input(g: _Builder, r: int, cin: int, stem: int, stride: int,
