@@ -239,15 +239,20 @@ def _from_dict(d: Any, source: str) -> Arch:
             _int(kw[k], f"{source}: {k}")
     if "head_channels" in kw:
         _int(kw["head_channels"], f"{source}: head_channels", lo=0)
+    check_common_fields(kw, source)
+    try:
+        return Arch(stages=tuple(stages), **kw)
+    except TinyNASError as e:
+        raise TinyNASError(f"{source}: {e}") from None
+
+
+def check_common_fields(kw: dict[str, Any], source: str) -> None:
+    """width_mult, name and extra: the fields both architecture formats share."""
     wm = kw.get("width_mult")
     if wm is not None and (isinstance(wm, bool) or not isinstance(wm, (int, float)) or wm <= 0):
         raise TinyNASError(f"{source}: width_mult must be a positive number or null")
     if not isinstance(kw.get("name", ""), str) or not isinstance(kw.get("extra", {}), dict):
         raise TinyNASError(f"{source}: name must be a string and extra an object")
-    try:
-        return Arch(stages=tuple(stages), **kw)
-    except TinyNASError as e:
-        raise TinyNASError(f"{source}: {e}") from None
 
 
 # Limits of what an architecture may describe. No microcontroller network comes near them

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from .arch import FORMAT as FORMAT1
-from .arch import MAX_BLOCKS, MAX_FIELD, MAX_TENSOR_BYTES, MAX_WEIGHTS, Arch, parse_json, read_text
+from .arch import (
+    MAX_BLOCKS,
+    MAX_FIELD,
+    MAX_TENSOR_BYTES,
+    MAX_WEIGHTS,
+    Arch,
+    check_common_fields,
+    parse_json,
+    read_text,
+)
 from .blocks import HEAD, Layer, get_kind
 from .blocks.graph import same_out
 from .errors import TinyNASError
@@ -174,11 +183,7 @@ def _from_dict(d: Any, source: str) -> FlexArch:
     for k in ("resolution", "in_channels", "num_classes", "dims"):
         if k in kw:
             _int(kw[k], f"{source}: {k}")
-    wm = kw.get("width_mult")
-    if wm is not None and (isinstance(wm, bool) or not isinstance(wm, (int, float)) or wm <= 0):
-        raise TinyNASError(f"{source}: width_mult must be a positive number or null")
-    if not isinstance(kw.get("name", ""), str) or not isinstance(kw.get("extra", {}), dict):
-        raise TinyNASError(f"{source}: name must be a string and extra an object")
+    check_common_fields(kw, source)
     try:
         return FlexArch(layers=tuple(layers), **kw)
     except TinyNASError as e:

@@ -25,22 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arch import Arch, LayerSpec, make_divisible
+from .blocks.base import bn_tensors, sliced_bn
 from .errors import TinyNASError
 from .layers import ConvBN, conv2d_same
 from .space import SearchSpace
 from .subnet import MBBlock, SubNet, init_weights
-
-
-def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, n: int) -> torch.Tensor:
-    """nn.BatchNorm2d over the first n channels (its momentum logic, on sliced statistics)."""
-    factor = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-    use_batch = bn.training or bn.running_mean is None
-    mean = bn.running_mean[:n] if bn.running_mean is not None else None
-    var = bn.running_var[:n] if bn.running_var is not None else None
-    return F.batch_norm(x, mean, var, bn.weight[:n], bn.bias[:n], use_batch, factor, bn.eps)
 
 
 class ElasticBlock(nn.Module):
@@ -85,9 +74,9 @@ class ElasticBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, kernel: int, expand: int) -> torch.Tensor:
         m = self.mid(expand)
-        y = F.relu6(_bn(F.conv2d(x, self.expand_conv.weight[:m]), self.expand_bn, m))
+        y = F.relu6(sliced_bn(F.conv2d(x, self.expand_conv.weight[:m]), self.expand_bn, m))
         y = conv2d_same(y, self.dw_kernel(kernel)[:m], None, self.stride, groups=m)
-        y = F.relu6(_bn(y, self.dw_bn, m))
+        y = F.relu6(sliced_bn(y, self.dw_bn, m))
         y = self.project_bn(F.conv2d(y, self.project_conv.weight[:, :m]))
         return x + y if self.residual else y
 
@@ -102,7 +91,7 @@ class ElasticBlock(nn.Module):
         self.dw_conv.weight.copy_(self.dw_conv.weight[order])
         self.expand_conv.weight.copy_(self.expand_conv.weight[order])
         for bn in (self.dw_bn, self.expand_bn):
-            for t in _bn_tensors(bn):
+            for t in bn_tensors(bn):
                 t.copy_(t[order])
 
     @torch.no_grad()
@@ -118,14 +107,8 @@ class ElasticBlock(nn.Module):
         block.project.bn.load_state_dict(self.project_bn.state_dict())
 
 
-def _bn_tensors(bn: nn.BatchNorm2d) -> list[torch.Tensor]:
-    """Scale, shift, running mean and variance: the per-channel tensors of a BatchNorm."""
-    assert bn.running_mean is not None and bn.running_var is not None
-    return [bn.weight, bn.bias, bn.running_mean, bn.running_var]
-
-
 def _copy_bn(src: nn.BatchNorm2d, dst: nn.BatchNorm2d, n: int) -> None:
-    for s, d in zip(_bn_tensors(src), _bn_tensors(dst)):
+    for s, d in zip(bn_tensors(src), bn_tensors(dst)):
         d.copy_(s[:n])
     if src.num_batches_tracked is not None and dst.num_batches_tracked is not None:
         dst.num_batches_tracked.copy_(src.num_batches_tracked)
