@@ -10,7 +10,14 @@ The layout is the pipeline:
     stage1.py     search-space optimisation: choose width multiplier and resolution
     stage1_report.py, cli.py   tables, plots, the `tinynas` command
     zoo.py        MCUNet's released models as descriptions
-    data.py       datasets (digits, CIFAR-10, ImageFolder), splits, augmentation
+    blocks/       block kinds of the flexible space (conv, dwsep, mbconv, pooling, dense head):
+                  each owns its choices, elastic module, extraction and engine graph
+    flexarch.py, flexspace.py, flexnet.py, flexcost.py   the flexible space (muNAS-style,
+                  1-D and 2-D): networks (tinynas-arch/2), the space, supernet, costs
+    pareto.py     multi-objective search: the front of accuracy vs SRAM, flash, MACs
+    baselines.py  hand-written CNNs fitted to a budget, and the McNemar paired test
+    data.py       datasets (digits, MNIST-1D, CIFAR-10, ImageFolder), splits, augmentation
+    arrays.py     the user's own arrays (.npz / .npy), validated
     train.py      supernet training: largest first, then the sandwich with distillation;
                   checkpoints, exact resume, DDP
     evolve.py     stage two: evolution under the budget, and random search with the same budget
@@ -25,7 +32,9 @@ The Python API (tinynas/api.py; each name is imported on first use):
     search(supernet_path, budget, config)           stage two: evolution under the budget
     deploy(supernet_path, arch, output, config)     fine-tune, quantise, compile, measure
     estimate_arch(arch, patch="off")                SRAM, flash and MACs, from the engine
-    Arch, Budget, SearchSpace, get_space, PipelineConfig, TrainConfig, TinyNASError
+    flex_cost(flex_arch, patch="off")               the same for a flexible-space network
+    Arch, FlexArch, FlexSpace, Budget, SearchSpace, get_space, PipelineConfig, TrainConfig,
+    TinyNASError
 """
 
 from __future__ import annotations
@@ -40,15 +49,16 @@ _EXPORTS = {
     "run_pipeline": ".pipeline", "PipelineConfig": ".pipeline", "PipelineResult": ".pipeline",
     "run_stage_one": ".stage1",
     "train_supernet": ".train", "TrainConfig": ".train",
-    "estimate_arch": ".resources",
+    "estimate_arch": ".resources", "flex_cost": ".flexcost",
+    "FlexArch": ".flexarch", "FlexSpace": ".flexspace",
     "Arch": ".arch", "Budget": ".budget", "SearchSpace": ".space", "get_space": ".space",
     "TinyNASError": ".errors",
 }
 
 __all__ = [
     "__version__", "search", "deploy", "run_pipeline", "PipelineConfig", "PipelineResult",
-    "run_stage_one", "train_supernet", "TrainConfig", "estimate_arch", "Arch", "Budget",
-    "SearchSpace", "get_space", "TinyNASError",
+    "run_stage_one", "train_supernet", "TrainConfig", "estimate_arch", "flex_cost", "Arch",
+    "FlexArch", "FlexSpace", "Budget", "SearchSpace", "get_space", "TinyNASError",
 ]
 
 if TYPE_CHECKING:
@@ -56,6 +66,9 @@ if TYPE_CHECKING:
     from .arch import Arch
     from .budget import Budget
     from .errors import TinyNASError
+    from .flexarch import FlexArch
+    from .flexcost import flex_cost
+    from .flexspace import FlexSpace
     from .pipeline import PipelineConfig, PipelineResult, run_pipeline
     from .resources import estimate_arch
     from .space import SearchSpace, get_space

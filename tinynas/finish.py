@@ -153,6 +153,9 @@ def c_predictions(project: str | Path, arch: Arch | FlexArch, data: Dataset) -> 
 
 def check_input(data: Dataset, arch: Arch | FlexArch) -> None:
     if data.in_channels != arch.in_channels or data.num_classes != arch.num_classes:
-        raise TinyNASError(f"dataset {data.name} has {data.in_channels}-channel images and "
-                           f"{data.num_classes} classes; the architecture expects "
+        raise TinyNASError(f"dataset {data.name} has {data.in_channels}-channel {data.kind}s "
+                           f"and {data.num_classes} classes; the architecture expects "
                            f"{arch.in_channels} and {arch.num_classes}")
+    if isinstance(arch, FlexArch) and (arch.dims == 1) != (data.kind == "sequence"):
+        raise TinyNASError(f"dataset {data.name} holds {data.kind}s; the architecture is for "
+                           f"{'sequences' if arch.dims == 1 else 'images'}")
