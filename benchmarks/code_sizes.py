@@ -9,8 +9,10 @@ toolchain's archives. Of each object the table keeps its allocated sections (siz
 their references (relocations), the functions' frames (-fstack-usage; the prologue for library
 code), their calls, and which functions load another's address (for indirect calls). The
 parameter structs' and arrays' sizes and alignments come from a probe file. The model's own code
-(init, invoke) is fitted per call site on TRAIN_SEEDS random graphs (tests/random_graphs.py),
-none of them a model the check below uses.
+is the schedule of codegen_templates/model_schedule.j2, the same text in every model: probe files
+rendered from those macros give each call function by its argument count (1 to MAX_CALL_ARGS),
+invoke by its number of call functions (0 to MAX_CALLS), and init and reset with and without a
+state table.
 
 The check: every shared model that tests/conftest.py lists and the digits pipeline's project,
 linked bare for cortex-m4 at -O2 and -Os, against code_size.estimate_firmware. Prints a markdown
@@ -25,7 +27,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,17 @@ from tinyengine.target.build import find_toolchain, firmware_flags, firmware_key
 from tinyengine.target.code_size import (  # noqa: E402
     TABLE,
     estimate_firmware,
-    model_features,
     source_hash,
     table_key,
 )
-from tinyengine.target.sizes import call_graph, map_sections  # noqa: E402
+from tinyengine.target.sizes import call_graph  # noqa: E402
 
 CONFIGS = [("cortex-m4", "O2", True), ("cortex-m4", "Os", True)]
-TRAIN_SEEDS = range(1000, 1024)
+RUNTIME_SEED = 1000
+# The largest call function (arguments, the params pointer included) and the most call
+# functions (distinct kernels and argument counts) in one model that the table measures.
+MAX_CALL_ARGS = 32
+MAX_CALLS = 64
 _CALLS = ("R_ARM_THM_CALL", "R_ARM_THM_JUMP24", "R_ARM_CALL", "R_ARM_JUMP24")
 _SEC = re.compile(r"^\s*\[\s*(\d+)\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+"
                   r"[0-9a-f]+\s+([A-Za-z]*)\s+(\d+)\s+(\d+)\s+(\d+)$")
@@ -197,84 +201,110 @@ def digits_project(out: Path) -> Path:
     return build(out)
 
 
-def _train_projects(out: Path) -> list[Path]:
+def _runtime_project(out: Path) -> Path:
+    """A small project whose bare firmware gives the runtime objects (main, startup)."""
     from random_graphs import ALL_KINDS, random_graph
 
-    projects = []
-    for seed in TRAIN_SEEDS:
-        p = out / f"random{seed}"
-        if not (p / "report.json").is_file():
-            compile_graph(random_graph(np.random.default_rng(seed), ALL_KINDS), p, prefix="m")
-        projects.append(p)
-    return projects
+    p = out / f"random{RUNTIME_SEED}"
+    if not (p / "report.json").is_file():
+        compile_graph(random_graph(np.random.default_rng(RUNTIME_SEED), ALL_KINDS), p, prefix="m")
+    return p
 
 
-def _su_frame(su: str, function: str) -> int:
-    m = re.search(rf":{function}\t(\d+)", su)
-    if m is None:
-        raise RuntimeError(f"no frame of {function} in the -fstack-usage output")
-    return int(m.group(1))
+# A probe <prefix>_model.c: the schedule's code exactly as model.c.j2 writes it (the same
+# macros), with `calls` call functions to kernels te_probe<j> and a state table or none.
+_PROBE = """{% import "model_schedule.j2" as schedule %}
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "te_common.h"
+
+int m_init(void);
+void m_reset(void);
+int m_invoke(void);
+{% for c in calls %}
+te_status_t {{ c.kernel }}({{ c.proto }});
+{% endfor %}
+static int32_t m_state[16];
+#define STATE ((uint8_t *)m_state)
+#define TE_ARENA_STEP(op) ((void)0)
+#define TE_ARENA_RELEASE() ((void)0)
+{{ schedule.types("m") }}
+{% for c in calls %}
+{{ schedule.call_function(c) }}
+{% endfor %}
+static void *const m_args_op0[3] = {(void *)m_state, NULL, NULL};
+static const m_op_t m_ops[{{ calls | length + 1 }}] = {
+{% for c in calls %}
+    {m_args_op0, {{ loop.index0 }}},
+{% endfor %}
+    {NULL, 0},
+};
+{% if fills %}
+static const uint32_t m_fills[2][3] = { {0, 0, 16}, {0, 0, 0} };
+{% endif %}
+{{ schedule.init_function("m") }}
+{{ schedule.reset_function("m", fills) }}
+{{ schedule.invoke_function("m", calls) }}
+"""
 
 
-def _fit_model_code(projects: list[Path], core: str, opt: str, simd: bool) -> dict:
-    """Least squares of the model's init and invoke code on model_features, and the invoke
-    frame by the number of stack arguments (the most common one seen)."""
-    rows, sizes, inits = [], [], []
-    frames: dict[str, Counter[int]] = {}
-    align = 4
-    for p in projects:
-        elf = build_firmware(p, core, opt=opt, runtime="bare", simd=simd)
-        secs = {s["section"]: s["bytes"] for s in map_sections(f"{elf}.map")
-                if s["object"].endswith("m_model.o")}
-        feats = model_features((p / "m_model.c").read_text(), "m")
-        rows.append([feats["invoke"][k] for k in sorted(feats["invoke"])])
-        sizes.append(secs[".text.m_invoke"])
-        inits.append(secs.get(".text.m_init", 0) + secs.get(".text.m_reset", 0))
-        su = (elf.parent / "obj" / "m_model.su").read_text()
-        frame = _su_frame(su, "m_invoke")
-        frames.setdefault(str(int(feats["frame"]["max_stack_args"])), Counter())[frame] += 1
-        model_o = read_object(elf.parent / "obj" / "m_model.o", None, "arm-none-eabi-objdump")
-        align = next(sec[2] for sec in model_o["sections"] if sec[0] == ".text.m_invoke")
-        init_frame = _su_frame(su, "m_init")
-    coef, *_ = np.linalg.lstsq(np.array(rows), np.array(sizes, dtype=float), rcond=None)
-    fills = _fit_state_fills(core, opt, simd, projects[0].parent)
-    keys = sorted(model_features("", "m")["invoke"])
-    return {"invoke": {k: round(float(c), 4) for k, c in zip(keys, coef)},
-            "init": fills if fills else {"one": float(np.median(inits)), "fills": 0.0},
-            "frame": {k: c.most_common(1)[0][0] for k, c in sorted(frames.items())},
-            "init_frame": init_frame, "align": align,
-            "fitted_on": f"{len(projects)} random graphs (tests/random_graphs.py, ALL_KINDS, "
-                         f"seeds {TRAIN_SEEDS.start}-{TRAIN_SEEDS.stop - 1})"}
+def _probe(flags: list[str], tmp: Path, name: str, arities: list[int], fills: bool) -> dict:
+    """Compile a probe model.c with one call function per entry of `arities` (its argument
+    count) and read it back as the table holds objects; local references by section name."""
+    from tinyengine.codegen.project import call_name, template_env
+
+    calls = [{"name": call_name("m", f"te_probe{j}", n), "kernel": f"te_probe{j}",
+              "args": ["const void"] * n, "proto": ", ".join(["const void *"] * n)}
+             for j, n in enumerate(arities)]
+    src = tmp / f"{name}.c"
+    src.write_text(template_env().from_string(_PROBE).render(calls=calls, fills=fills))
+    obj = tmp / f"{name}.o"
+    _run(["arm-none-eabi-gcc", *flags, "-fstack-usage", f"-I{CSRC}", "-c", str(src), "-o",
+          str(obj)])
+    probe = read_object(obj, obj.with_suffix(".su"), "arm-none-eabi-objdump")
+    names = [sec[0].split(".", 2)[-1] for sec in probe["sections"]]
+    for sec in probe["sections"]:
+        sec[4] = [names[r] if isinstance(r, int) else r for r in sec[4]]
+    probe["by_name"] = {n: sec for n, sec in zip(names, probe["sections"])}
+    probe["calls_list"] = calls
+    return probe
 
 
-def _fit_state_fills(core: str, opt: str, simd: bool, tmp: Path) -> dict[str, float]:
-    """init + reset code of a model with state (k memset calls, as model.c.j2 writes them),
-    fitted on probes with k = 0..8: no random graph has state."""
-    flags = firmware_flags(resolve_board(core), simd, opt)
-    xs, ys = [], []
-    for k in range(9):
-        fills = "".join(f"    memset(STATE + {1024 * i}, {255 * (i % 2)}, {512 + 64 * i});\n"
-                        for i in range(k)) or "    (void)m_state;\n"
-        (tmp / "fills.c").write_text(
-            "#include <stdint.h>\n#include <string.h>\nstatic int32_t m_state[4096];\n"
-            "#define STATE ((uint8_t *)m_state)\nint m_init(void);\nvoid m_reset(void);\n"
-            "int m_init(void)\n{\n    m_reset();\n    return 0;\n}\n"
-            f"void m_reset(void)\n{{\n{fills}}}\n")
-        _run(["arm-none-eabi-gcc", *flags, "-c", str(tmp / "fills.c"), "-o",
-              str(tmp / "fills.o")])
-        obj = read_object(tmp / "fills.o", None, "arm-none-eabi-objdump")
-        secs = {sec[0]: sec for sec in obj["sections"]}
-        init = secs[".text.m_init"]
-        size = init[1] + (secs[".text.m_reset"][1] if "m_reset" in init[4] else 0)
-        xs.append([1.0, float(k)])
-        ys.append(float(size))
-    coef, *_ = np.linalg.lstsq(np.array(xs), np.array(ys), rcond=None)
-    return {"one": round(float(coef[0]), 4), "fills": round(float(coef[1]), 4)}
+def _measure_schedule(core: str, opt: str, simd: bool, tmp: Path) -> dict:
+    """The schedule code of model.c (model_schedule.j2) at these flags: each call function by
+    its argument count, invoke by the number of call functions, init and reset with and
+    without a state table; and the entry sizes of the op, argument and state tables."""
+    flags = [f for f in firmware_flags(resolve_board(core), simd, opt) if f != "-Werror"]
+    calls = _probe(flags, tmp, "calls", list(range(1, MAX_CALL_ARGS + 1)), False)
+    call_sizes = {}
+    for n, c in enumerate(calls["calls_list"], start=1):
+        sec = calls["by_name"][c["name"]]
+        call_sizes[str(n)] = [sec[1], sec[2], calls["frames"][c["name"]]]
+    invoke = {}
+    for k in range(MAX_CALLS + 1):
+        probe = _probe(flags, tmp, f"invoke{k}", [2] * k, False)
+        sec = probe["by_name"]["m_invoke"]
+        invoke[str(k)] = [sec[1], sec[2], probe["frames"]["m_invoke"]]
+    init = {}
+    for fills in (False, True):
+        probe = _probe(flags, tmp, f"init{int(fills)}", [2], fills)
+        order = [sec[0].split(".", 2)[-1] for sec in probe["sections"]]
+        # In the order GCC emits them (at -Os reset comes first once it has a loop).
+        init["fills" if fills else "none"] = [
+            {"function": f, "section": probe["by_name"][f], "frame": probe["frames"][f],
+             "calls": probe["calls"][f]} for f in sorted(("m_init", "m_reset"), key=order.index)]
+    ops, args = probe["by_name"]["m_ops"], probe["by_name"]["m_args_op0"]
+    fills_sec = probe["by_name"]["m_fills"]
+    return {"calls": call_sizes, "invoke": invoke, "init": init,
+            "op_entry": [ops[1] // 2, ops[2]], "pointer": [args[1] // 3, args[2]],
+            "fill_entry": [fills_sec[1] // 2, fills_sec[2]]}
 
 
 def measure(out: Path) -> dict:
     tools = find_toolchain("arm")
-    train = _train_projects(out / "train")
+    runtime = _runtime_project(out / "runtime")
     entries = {}
     for core, opt, simd in CONFIGS:
         board = resolve_board(core)
@@ -286,7 +316,7 @@ def measure(out: Path) -> dict:
             _run([tools.gcc, *flags, "-fstack-usage", f"-I{CSRC}", "-c", str(src), "-o",
                   str(obj)])
             objs[src.name] = read_object(obj, obj.with_suffix(".su"), tools.objdump)
-        elf = build_firmware(train[0], board, opt=opt, runtime="bare", simd=simd)
+        elf = build_firmware(runtime, board, opt=opt, runtime="bare", simd=simd)
         for name in ("firmware_main", "firmware_startup"):
             o = elf.parent / "obj" / f"{name}.o"
             objs[f"{name}.c"] = read_object(o, o.with_suffix(".su"), tools.objdump)
@@ -295,7 +325,7 @@ def measure(out: Path) -> dict:
         entries[table_key(core, opt, simd)] = {
             "objects": {**objs, **library}, "library_order": list(library),
             "types": types, "array_align": array_align, "prefix": "m",
-            "model_code": _fit_model_code(train, core, opt, simd)}
+            "schedule": _measure_schedule(core, opt, simd, tmp)}
         print(f"measured {table_key(core, opt, simd)}", file=sys.stderr)
     return {"source_hash": source_hash(), "toolchain": tools.version,
             "flags": "build.firmware_flags + -fstack-usage, bare runtime", "entries": entries}

@@ -58,6 +58,7 @@ def _patches_json(report: dict) -> dict | None:
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .api import compile_model
     from .convert import activations_note
+    from .target.code_size import estimate_phrase
 
     report = compile_model(args.model, args.output, prefix=args.prefix, calib=args.calib,
                            calib_method=args.calib_method, io=args.io,
@@ -80,7 +81,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         note += f" + persistent state {report['persistent_bytes']} B"
     print(f"{args.output}: {len(report['ops'])} ops, arena {report['arena_bytes']} B{note}, "
           f"flash {report['flash_bytes']} B, {report['macs']} MACs{_patch_note(report)}"
-          f"{activations_note(report)}")
+          f"{activations_note(report)}{estimate_phrase(report)}")
     if totals:
         f, r = totals["flash_parts"], totals["ram_parts"]
         print(f"firmware ({totals['board']}, -{args.opt}, bare runtime, linked): flash "

@@ -66,6 +66,12 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def template_env() -> jinja2.Environment:
+    """The jinja2 environment every project file is rendered with (benchmarks/code_sizes.py
+    renders the schedule's macros with it too)."""
+    return _env()
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -140,13 +146,43 @@ def _op_context(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan,
             args.append({"kind": "arena", "ctype": a.ctype,
                          "offset": plan.offsets[scratch_name(op.name)]})
         elif a.ref:
-            args.append({"kind": "symbol", "symbol": symbols[a.ref]})
+            args.append({"kind": "symbol", "ctype": a.ctype, "symbol": symbols[a.ref]})
         else:
-            args.append({"kind": "null"})
+            args.append({"kind": "null", "ctype": a.ctype})
     return {"index": index, "name": op.name, "kind": op.kind, "kernel": em.kernel,
             "params_type": em.params_type, "params_sym": f"{prefix}_op{index}_params",
             "params": [{"field": k, "init": c_literal(v, symbols)} for k, v in em.params.items()],
-            "args": args}
+            "args": args, "args_sym": f"{prefix}_args_op{index}",
+            "streamed": any(a["kind"] == "stream" for a in args),
+            "call": call_name(prefix, em.kernel, len(args) + 1)}
+
+
+def call_name(prefix: str, kernel: str, n_args: int) -> str:
+    """The function in <prefix>_model.c that calls `kernel` with an op's list of n_args
+    arguments (model.c.j2): one per kernel and argument count, which is all its code depends
+    on (target/code_size.py measures it under this name's pattern)."""
+    return f"{prefix}_call{n_args}_{kernel}"
+
+
+def _calls(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The call functions the ops use, in order of first use (the cases of invoke's switch;
+    each op gets its number as "call_index"), with the pointer types their arguments are cast
+    to: the first op's, as a kernel's types are the same for every op, and a variadic kernel
+    reads its extra arguments as exactly these types."""
+    calls: dict[str, dict[str, Any]] = {}
+    for op in ops:
+        if op["call"] not in calls:
+            calls[op["call"]] = {"name": op["call"], "kernel": op["kernel"],
+                                 "args": [f"const {op['params_type']}",
+                                          *(a["ctype"] for a in op["args"])]}
+        op["call_index"] = list(calls).index(op["call"])
+    return list(calls.values())
+
+
+def _stream_cells(ops: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:
+    """The argument-list entries that hold streamed input `index` (set by stream_input)."""
+    return [{"args_sym": op["args_sym"], "slot": k + 1} for op in ops
+            for k, a in enumerate(op["args"]) if a["kind"] == "stream" and a["index"] == index]
 
 
 _C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -267,12 +303,16 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
     kernel_files = sorted(kernel_paths)
     io = {"inputs": _io_info(graph, graph.inputs, plan),
           "outputs": _io_info(graph, graph.outputs, plan)}
+    stream_cells = {t["index"]: _stream_cells(ops, t["index"]) for t in io["inputs"]
+                    if t["streamed"]}
     ctx = {"prefix": prefix, "PREFIX": prefix.upper(), "version": __version__,
            "source": source or graph.name, "arena_bytes": plan.arena_bytes, "ops": ops,
            "consts": consts, "kernel_headers": [f for f in kernel_files if f.endswith(".h")],
            "kernel_sources": [f for f in kernel_files if f.endswith(".c")],
            "poison": _poison_tables(graph, emissions, plan), "state": _state_info(graph, plan),
-           "state_bytes": plan.state_bytes, **io}
+           "state_bytes": plan.state_bytes, "calls": _calls(ops),
+           "inputs": [{**t, "stream_cells": stream_cells.get(t["index"], [])}
+                      for t in io["inputs"]], "outputs": io["outputs"]}
     report = _report(graph, source or graph.name, prefix, emissions, plan, io, flash)
     report["patches"] = sched.patches.to_json() if sched.patches else None
     report["source_model"] = source_model or {"format": "graph"}
@@ -356,6 +396,7 @@ def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: di
         for name, data in extra_files.items():
             (tmp / name).write_bytes(data)
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+        _add_firmware_estimate(tmp, report)
         (tmp / PROJECT_MARKER).write_text(f"{MARKER_SIGNATURE}\nversion {__version__}\n")
         _swap_in(tmp, out)
     except OSError as e:
@@ -364,6 +405,16 @@ def _write_project(out: Path, prefix: str, ctx: dict[str, Any], kernel_files: di
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _add_firmware_estimate(project: Path, report: dict[str, Any]) -> None:
+    """report.json "firmware_estimate": the bare firmware's flash and RAM, part by part, from
+    the code-size table (target/code_size.py), for every compile; the linked figures come with
+    --target ("firmware_totals")."""
+    from ..target.code_size import firmware_estimates
+
+    report["firmware_estimate"] = firmware_estimates(project, report)
+    (project / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
 
 
 def is_project_dir(path: Path) -> bool:

@@ -11,10 +11,13 @@ optimisation level:
   every function (-fstack-usage, or the prologue for library code) and its calls.
 - The model's own objects are rebuilt from the generated C: the weights arrays and parameter
   structs by their declared types (sizes and alignments GCC gives them, from the table), the
-  arena and state by their declared lengths. Only the model's code (init, reset, invoke) is not
-  known exactly: it is a sequence of calls with constant arguments whose size depends on GCC's
-  register allocation and literal pools, so it comes from a linear fit per call site
-  (coefficients in the table; benchmarks/code_sizes.py fits them on random graphs).
+  arena and state by their declared lengths. The model's code is the schedule of
+  codegen_templates/model_schedule.j2, which is the same text in every model: invoke is one
+  loop over a const table of ops, each a pointer to its argument list and the number of its
+  call function, one per kernel and argument count. The table holds each call function by its
+  argument count, invoke by its number of call functions, init and reset with and without a
+  state table (compiled from those macros); the op table and the argument lists are data of
+  known size.
 - --gc-sections keeps the sections reachable from the reset handler and the vector table;
   they are laid out in the linker script's order (vector table; code of every object in link
   order; constants of every object; .data; .bss; the stack) with each section's alignment, so
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TinyEngineError
-from ..resources import CSRC
+from ..resources import CSRC, TEMPLATES
 
 TABLE = Path(__file__).with_name("code_sizes.json")
 FLASH_ORIGIN = 0
@@ -41,18 +44,25 @@ RAM_ORIGIN = 0x20000000
 ISR_VECTOR = ".isr_vector"
 
 _ARRAY = re.compile(r"^(?:static )?const (\w+) (\w+)\[(\d+)\] =", re.M)
-_PARAMS = re.compile(r"^static const (\w+) (\w+_op\d+_params) = \{(.*?)^\};", re.M | re.S)
 _BSS = re.compile(r"^static (\w+) (\w+)\[([0-9 ()+*/]+)\];", re.M)
-_CALL = re.compile(r"status = (\w+)\((.*?)\);", re.S)
-_FUNC = re.compile(r"^(?:int|void|void \*) (\w+)\((?:void|int \w+(?:, const void \*\w+)?)\)\n\{",
-                   re.M)
 
 
-def source_hash(csrc: Path = CSRC) -> str:
-    """sha256 of the kernel sources and headers a table was measured from."""
+# The templates whose output the table measures or the estimate reads: the model's schedule
+# code and the layout of its C (model.c.j2, model_schedule.j2, weights.c.j2), and the bare
+# runtime and its linker script.
+TEMPLATE_FILES = ("model.c.j2", "model_schedule.j2", "weights.c.j2",
+                  "target/firmware_bare_main.c.j2", "target/firmware_bare_startup.c.j2",
+                  "target/firmware.ld.j2")
+
+
+def source_hash(csrc: Path = CSRC, templates: Path = TEMPLATES) -> str:
+    """sha256 of the kernel sources and headers and of the templates (TEMPLATE_FILES) a table
+    was measured from."""
     h = hashlib.sha256()
     for f in sorted(csrc.glob("*.[ch]")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for name in TEMPLATE_FILES:
+        h.update(name.encode() + b"\0" + (templates / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -69,50 +79,32 @@ def load_table(path: Path = TABLE) -> dict[str, Any]:
 
 # --- the model's own objects, from the generated C ---------------------------------------------
 
-def _function_bodies(src: str) -> dict[str, str]:
-    """Name -> body of each top-level function of <prefix>_model.c (outside the ASan block)."""
-    starts = [(m.group(1), m.end()) for m in _FUNC.finditer(src)]
-    bodies = {}
-    for name, start in starts:
-        end = src.find("\n}\n", start)
-        bodies[name] = src[start:end]
-    return bodies
+_PARAMS = re.compile(r"^static const (\w+) (\w+_op\d+_params) = \{(.*?)^\};", re.M | re.S)
+_ARGS = re.compile(r"^static void \*(const )?(\w+_args_op\d+)\[(\d+)\] = \{(.*?)^\};", re.M | re.S)
+_OPS = re.compile(r"^static const \w+_op_t (\w+_ops)\[(\d+)\] = \{", re.M)
+_FILLS = re.compile(r"^static const uint32_t (\w+_fills)\[(\d+)\]\[3\] = \{", re.M)
+_CALL_FN = re.compile(r"^TE_CALL_FN (\w+)\(void \*const \*a\)\n\{\n    return (\w+)\((.*?)\);",
+                      re.M | re.S)
 
 
-def model_features(model_c: str, prefix: str) -> dict[str, dict[str, float]]:
-    """What the size of the model's code depends on, per function the firmware keeps: the
-    inputs of the per-call-site fit (benchmarks/code_sizes.py)."""
-    bodies = _function_bodies(model_c)
-    invoke = bodies.get(f"{prefix}_invoke", "")
-    calls = _CALL.findall(invoke)
-    args = [len([a for a in re.split(r",(?![^(]*\))", a) if a.strip()]) for _, a in calls]
-    syms = set(re.findall(rf"\b{re.escape(prefix)}_op\d+_\w+", invoke))
-    offsets = set(re.findall(r"ARENA \+ (\d+)", invoke))
-    reset = bodies.get(f"{prefix}_reset", "")
-    fills = len(re.findall(r"\b(?:memset|memcpy)\(", reset))
-    return {
-        "invoke": {"one": 1.0, "calls": float(len(calls)),
-                   "reg_args": float(sum(min(a, 4) for a in args)),
-                   "stack_args": float(sum(max(a - 4, 0) for a in args)),
-                   "symbols": float(len(syms)), "offsets": float(len(offsets)),
-                   "other_lines": float(len(re.findall(r"^    (?!status|if|TE_|/\*|\}| )",
-                                                       invoke, re.M)))},
-        "init": {"one": 1.0, "fills": float(fills)},
-        "frame": {"max_stack_args": float(max([max(a - 4, 0) for a in args], default=0))},
-    }
-
-
-def _predict(coef: dict[str, float], feats: dict[str, float], align: int) -> int:
-    value = sum(coef.get(k, 0.0) * v for k, v in feats.items())
-    return max(align, int(round(value / align)) * align)
+def _args_refs(body: str, prefix: str) -> list[str]:
+    """What an argument list points at: the params struct, constant arrays, arena, state."""
+    refs = set(re.findall(r"&(\w+)|\(void \*\)(\w+)", body))
+    names = {n for pair in refs for n in pair if n}
+    names |= {f"{prefix}_{b.lower()}" for b in ("ARENA", "STATE") if re.search(rf"\b{b}\b", body)}
+    return sorted(names)
 
 
 def _model_objects(project: Path, prefix: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The sections of <prefix>_model.o and <prefix>_weights.o, as the compiler would emit them:
-    functions in definition order, variables in reverse definition order (GCC's varpool)."""
+    """The sections of <prefix>_model.o and <prefix>_weights.o, as the compiler emits them:
+    functions in definition order, variables in reverse definition order (GCC's varpool).
+
+    The model's code is the schedule of model_schedule.j2 (measured in entry["schedule"]): one
+    call function per kernel and argument count, invoke by its number of call functions, init
+    and reset by whether there is a state table; the rest is data of known size."""
     model_c = (project / f"{prefix}_model.c").read_text()
     weights_c = (project / f"{prefix}_weights.c").read_text()
-    types, array_align = entry["types"], entry["array_align"]
+    types, array_align, sched = entry["types"], entry["array_align"], entry["schedule"]
 
     def ctype(name: str, where: str) -> list[int]:
         if name not in types:
@@ -120,50 +112,90 @@ def _model_objects(project: Path, prefix: str, entry: dict[str, Any]) -> list[di
                                   "table does not know; re-run benchmarks/code_sizes.py --write")
         return list(types[name])
 
+    def measured(table: dict[str, Any], key: int, what: str) -> list[int]:
+        if str(key) not in table:
+            raise TinyEngineError(f"{project}: {what} is beyond what the code-size table "
+                                  f"measured (up to {max(int(k) for k in table)}); raise it in "
+                                  "benchmarks/code_sizes.py and re-run it with --write")
+        return list(table[str(key)])
+
     weights: list[list[Any]] = []
-    names = set()
     for t, name, n in _ARRAY.findall(weights_c):
         size, _ = ctype(t, name)
         weights.append([f".rodata.{name}", size * int(n), array_align[t], "", []])
-        names.add(name)
     weights.reverse()
 
-    feats = model_features(model_c, prefix)
-    mc = entry["model_code"]
-    invoke_src = _function_bodies(model_c).get(f"{prefix}_invoke", "")
-    callees = sorted({f for f, _ in _CALL.findall(invoke_src)})
-    refs = sorted(set(re.findall(rf"\b{re.escape(prefix)}_op\d+_\w+", invoke_src)))
-    reset_src = _function_bodies(model_c).get(f"{prefix}_reset", "")
-    init_refs = sorted(set(re.findall(r"\b(memset|memcpy)\(", reset_src)))
-    init_refs += [f"{prefix}_state"] if "STATE" in reset_src else []
-    refs += [f"{prefix}_{b}" for b in ("arena", "state") if b.upper() in invoke_src]
-    text = [[f".text.{prefix}_init", _predict(mc["init"], feats["init"], 2), mc["align"], "",
-             init_refs],
-            [f".text.{prefix}_invoke", _predict(mc["invoke"], feats["invoke"], 4), mc["align"],
-             "", callees + refs]]
-    params = []
-    for t, name, body in _PARAMS.findall(model_c):
-        size, align = ctype(t, name)
-        params.append([f".rodata.{name}", size, align, "",
-                       sorted(set(re.findall(rf"\b{re.escape(prefix)}_op\d+_\w+", body)))])
-    params.reverse()
+    # Functions, in the order GCC emits them: the call functions, init and reset (in the
+    # measured order), invoke. The others
+    # (stream_input, input, output) are never kept by the bare firmware, which calls none.
+    text: list[list[Any]] = []
+    frames: dict[str, int] = {}
+    calls: dict[str, list[str]] = {}
+    call_names = []
+    for name, kernel, args in _CALL_FN.findall(model_c):
+        size, align, frame = measured(sched["calls"], args.count("a["),
+                                      f"{name} ({args.count('a[')} arguments)")
+        text.append([f".text.{name}", size, align, "", [kernel]])
+        frames[name], calls[name] = frame, [kernel]
+        call_names.append(name)
+    fills = _FILLS.search(model_c)
+    init = sched["init"]["fills" if fills else "none"]
+    for m in init:
+        name = _renamed_ref(m["function"], prefix)
+        text.append([f".text.{name}", *m["section"][1:4], [_renamed_ref(r, prefix)
+                                                          for r in m["section"][4]]])
+        frames[name], calls[name] = m["frame"], [_renamed_ref(r, prefix) for r in m["calls"]]
+    ops = _OPS.search(model_c)
+    if ops is None:
+        raise TinyEngineError(f"{project}/{prefix}_model.c has no op table; it was generated "
+                              "by another version of tinyengine: compile the model again")
+    size, align, frame = measured(sched["invoke"], len(call_names),
+                                  f"invoke with {len(call_names)} call functions")
+    text.append([f".text.{prefix}_invoke", size, align, "", [ops.group(1), *call_names]])
+    frames[f"{prefix}_invoke"], calls[f"{prefix}_invoke"] = frame, list(call_names)
+
+    # Variables, in definition order (reversed below): per op its params and argument list,
+    # then the op table and the state table.
+    found: list[tuple[int, list[Any]]] = []
+    for m in _PARAMS.finditer(model_c):
+        size, align = ctype(m.group(1), m.group(2))
+        refs = sorted(set(re.findall(rf"\b{re.escape(prefix)}_op\d+_\w+", m.group(3))))
+        found.append((m.start(), [f".rodata.{m.group(2)}", size, align, "", refs]))
+    ptr, ptr_align = sched["pointer"]
+    for m in _ARGS.finditer(model_c):
+        kind = ".rodata" if m.group(1) else ".data"
+        found.append((m.start(), [f"{kind}.{m.group(2)}", ptr * int(m.group(3)), ptr_align, "",
+                                  _args_refs(m.group(4), prefix)]))
+    body = model_c[ops.end():model_c.index("\n};", ops.end())]
+    found.append((ops.start(), [f".rodata.{ops.group(1)}",
+                                sched["op_entry"][0] * int(ops.group(2)), sched["op_entry"][1],
+                                "", sorted(set(re.findall(r"\w+_args_op\d+", body)))]))
+    if fills:
+        found.append((fills.start(), [f".rodata.{fills.group(1)}",
+                                       sched["fill_entry"][0] * int(fills.group(2)),
+                                       sched["fill_entry"][1], "", []]))
+    data = [sec for _, sec in sorted(found, key=lambda t: t[0])]
+    data.reverse()
     bss = []
     for t, name, expr in _BSS.findall(model_c):
         size, _ = ctype(t, name)
         n = eval(expr.replace("/", "//"), {"__builtins__": {}})  # digits and + - * / ( ) only
         bss.append([f".bss.{name}", size * n, array_align[t], "nobits", []])
     bss.reverse()
-    frame = feats["frame"]["max_stack_args"]
-    invoke_frame = int(mc["frame"].get(str(int(frame)), 8 + 4 * frame))
-    model = {"name": f"{prefix}_model.o", "sections": text + params + bss,
-             "where": {f"{prefix}_init": 0, f"{prefix}_invoke": 1},
-             "frames": {f"{prefix}_init": mc["init_frame"], f"{prefix}_invoke": invoke_frame},
-             "calls": {f"{prefix}_init": init_refs, f"{prefix}_invoke": callees}}
-    model["symbols"] = {s[0].split(".", 2)[2]: i for i, s in enumerate(model["sections"])}
+    sections = text + data + bss
+    model = {"name": f"{prefix}_model.o", "sections": sections,
+             "where": {s[0].split(".", 2)[2]: i for i, s in enumerate(text)},
+             "frames": frames, "calls": calls,
+             "symbols": {s[0].split(".", 2)[2]: i for i, s in enumerate(sections)}}
     weights_obj = {"name": f"{prefix}_weights.o", "sections": weights, "frames": {},
                    "calls": {}, "where": {},
                    "symbols": {s[0].split(".", 2)[2]: i for i, s in enumerate(weights)}}
     return [model, weights_obj]
+
+
+def _renamed_ref(name: str, prefix: str, old: str = "m") -> str:
+    """A name of the probe model (prefix "m") under the model's prefix."""
+    return f"{prefix}_{name[len(old) + 1:]}" if name.startswith(f"{old}_") else name
 
 
 # --- the linker: which sections stay, where they go --------------------------------------------
@@ -263,9 +295,12 @@ def _layout(objs: list[dict[str, Any]], kept: set[tuple[int, int]],
 
 
 def _model_part(section: str) -> str:
+    """sizes._part for a section of <prefix>_model.o or <prefix>_weights.o: the op table, the
+    argument lists and the state table are the schedule, counted with the model's code."""
     if section.endswith("_params"):
         return "params"
-    if section.startswith(".text"):
+    if section.startswith(".text") or section.endswith(("_ops", "_fills")) or \
+            re.search(r"_args_op\d+$", section):
         return "model_code"
     if section.endswith("_arena"):
         return "arena"
@@ -320,11 +355,14 @@ def _stack(objs: list[dict[str, Any]], kept: set[tuple[int, int]],
 
 
 def estimate_firmware(project_dir: str | Path, core: str = "cortex-m4", opt: str = "O2",
-                      simd: bool = True, table: dict[str, Any] | None = None) -> dict[str, Any]:
+                      simd: bool = True, table: dict[str, Any] | None = None,
+                      report: dict[str, Any] | None = None) -> dict[str, Any]:
     """Flash and RAM of the project's bare firmware on `core` at -`opt`, part by part (the
-    parts of sizes.linked_parts), from the code-size table; no toolchain needed."""
+    parts of sizes.linked_parts), from the code-size table; no toolchain needed. `report`:
+    the project's report (read from its report.json when not given)."""
     project = Path(project_dir)
-    report = json.loads((project / "report.json").read_text())
+    if report is None:
+        report = json.loads((project / "report.json").read_text())
     table = load_table() if table is None else table
     key = table_key(core, opt, simd)
     if key not in table["entries"]:
@@ -349,5 +387,40 @@ def estimate_firmware(project_dir: str | Path, core: str = "cortex-m4", opt: str
     ram_parts["alignment"] = ram - sum(ram_parts.values())
     return {"core": core, "opt": opt, "simd": simd, "runtime": "bare", "flash": flash, "ram": ram,
             "flash_parts": flash_parts, "ram_parts": ram_parts, "stack_path": stack["path"],
-            "method": "estimated from tinyengine/target/code_sizes.json (model code: fitted)",
+            "method": "estimated from tinyengine/target/code_sizes.json",
             "table_source_hash": table["source_hash"]}
+
+
+# What every compile estimates (report.json "firmware_estimate"): the table's configurations.
+REPORT_CONFIGS = (("cortex-m4", "O2"), ("cortex-m4", "Os"))
+
+
+def firmware_estimates(project_dir: str | Path,
+                       report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """report.json "firmware_estimate": per "<core>-<opt>" of REPORT_CONFIGS the estimated
+    flash and RAM totals and their parts, or {"unavailable": why} (a streamed input, a kernel
+    the table does not hold). A few milliseconds: cheap enough for every compile."""
+    try:
+        table = load_table()
+    except TinyEngineError as e:
+        return {f"{core}-{opt}": {"unavailable": str(e)} for core, opt in REPORT_CONFIGS}
+    out: dict[str, Any] = {}
+    for core, opt in REPORT_CONFIGS:
+        try:
+            est = estimate_firmware(project_dir, core, opt, table=table, report=report)
+        except TinyEngineError as e:
+            out[f"{core}-{opt}"] = {"unavailable": str(e)}
+            continue
+        out[f"{core}-{opt}"] = {k: est[k] for k in ("flash", "ram", "flash_parts", "ram_parts")}
+    return out
+
+
+def estimate_phrase(report: dict[str, Any], key: str = "cortex-m4-O2") -> str:
+    """The compile summary's phrase for report["firmware_estimate"][key] ("" when there is
+    none), e.g. ", firmware est. 2,748 B flash / 288 B RAM (cortex-m4 -O2, bare)"."""
+    est = report.get("firmware_estimate", {}).get(key, {})
+    if "flash" not in est:
+        return ""
+    core, opt = key.rsplit("-", 1)
+    return (f", firmware est. {est['flash']:,} B flash / {est['ram']:,} B RAM ({core} -{opt}, "
+            "bare)")
