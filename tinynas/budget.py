@@ -21,7 +21,7 @@ holds, so the search pays no emulator run per candidate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from tinyengine.cost import Cost, with_placeholders
@@ -44,8 +44,23 @@ class Budget:
     macs: int | None = None
     latency_ms: float | None = None  # needs a board with a clock
     board: str | None = None  # a tinyengine board preset (tinyengine/target/boards.py)
+    # What --sram/--flash bound: "model" (weights and parameters; the arena), as the NAS papers
+    # count, or "firmware" (everything linked: code, runtime, stack; tinynas/firmware.py) on
+    # the board's core (cortex-m4 without a board) at -`opt`.
+    flash_scope: str = "model"
+    opt: str = "O2"
 
     def __post_init__(self) -> None:
+        if self.flash_scope not in ("model", "firmware") or self.opt not in ("O2", "Os"):
+            raise TinyNASError(f"flash scope {self.flash_scope!r} / -{self.opt}: choose "
+                               "--flash-scope model or firmware, --opt O2 or Os")
+        if self.flash_scope == "firmware":
+            from .firmware import has_table, table_cores
+
+            if not has_table(self.core, self.opt):
+                raise TinyNASError(f"--flash-scope firmware: no code-size table for {self.core} "
+                                   f"at -{self.opt} (measured: {', '.join(table_cores())}); "
+                                   "use --flash-scope model")
         if self.latency_ms is not None and not (self.latency_ms > 0 and
                                                 self.latency_ms < float("inf")):
             raise TinyNASError(f"latency limit {self.latency_ms!r} ms: give a positive number "
@@ -59,8 +74,14 @@ class Budget:
             raise TinyNASError("a latency limit needs a board to price it on: add --board "
                                f"(one of {', '.join(clocked_boards())})")
 
+    @property
+    def core(self) -> str:
+        return board_preset(self.board).core if self.board else "cortex-m4"
+
     def describe(self) -> str:
         s = f"SRAM {fmt_bytes(self.sram)}, flash {fmt_bytes(self.flash)}"
+        if self.flash_scope == "firmware":
+            s += f" (whole firmware, {self.core} -{self.opt})"
         s += f", MACs {fmt_count(self.macs)}" if self.macs else ""
         if self.latency_ms is not None:
             s += f", latency {self.latency_ms:g} ms on {self.board}"
@@ -90,6 +111,8 @@ class Verdict:
     reason: str  # "" when it fits, else "flash", "sram", "macs" or "latency"
     patched: bool = False  # fits only with patch-based inference (deploy with patch="auto")
     latency_ms: float | None = None  # the estimate on the budget's board, where it has one
+    firmware_flash: int | None = None  # the whole firmware's, where the budget's scope is it
+    firmware_ram: int | None = None
 
 
 @lru_cache(maxsize=1 << 15)
@@ -135,10 +158,27 @@ def check_budget(arch: Arch | FlexArch, budget: Budget, patch: str = "off",
     patch="auto" asks for patch-based inference only where whole tensors do not fit (as
     MCUNetV2 deploys it: patches cost recomputed MACs), and planning with patches is about a
     hundred times slower, so whole tensors are always tried first; `patched` in the verdict says
-    which one fits, and so how to deploy."""
+    which one fits, and so how to deploy.
+
+    With the firmware scope, the model's flash and arena (lower bounds of the firmware's) are
+    checked first, then the whole firmware's estimate (tinynas/firmware.py)."""
     if not isinstance(arch, Arch):  # a network of the flexible space (tinynas/flexcost.py)
         from .flexcost import check_flex_budget
-        return check_flex_budget(arch, budget, patch, int8_input)
+        v = check_flex_budget(arch, budget, patch, int8_input)
+    else:
+        v = _check_model(arch, budget, patch, int8_input)
+    if not v.fits or budget.flash_scope != "firmware":
+        return v
+    from .firmware import firmware_figures
+
+    flash, ram = firmware_figures(arch, budget.core, budget.opt,
+                                  "auto" if v.patched else "off", int8_input)
+    reason = "flash" if flash > budget.flash else "sram" if ram > budget.sram else ""
+    return replace(v, fits=not reason, reason=reason, firmware_flash=flash, firmware_ram=ram)
+
+
+def _check_model(arch: Arch, budget: Budget, patch: str, int8_input: bool) -> Verdict:
+    """check_budget in the model scope, for MCUNet's MBConv networks."""
     flash, biggest = quick_summary(arch, int8_input)
     if flash > budget.flash:
         return Verdict(False, flash, None, None, "flash")

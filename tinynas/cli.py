@@ -98,11 +98,16 @@ def parse_budget(args: argparse.Namespace, sram: str | None = None,
             raise TinyNASError(f"{flag} is required (or give --board NAME for its memory)")
         return parse_bytes(default, flag)
 
+    from .firmware import default_scope
+
+    opt = getattr(args, "opt", None) or "O2"
     return Budget(size(args.sram, sram, board.ram.length if board else None, "--sram"),
                   size(args.flash, flash, board.flash.length if board else None, "--flash"),
                   parse_count(args.macs, "--macs") if args.macs else None,
                   parse_ms(latency, "--latency-ms") if latency is not None else None,
-                  board.name if board else None)
+                  board.name if board else None,
+                  default_scope(getattr(args, "flash_scope", None),
+                                board.name if board else None, opt), opt)
 
 
 def add_board_args(p: argparse.ArgumentParser) -> None:
@@ -111,6 +116,13 @@ def add_board_args(p: argparse.ArgumentParser) -> None:
                    "on its core and clock")
     p.add_argument("--latency-ms", help="latency limit per inference in ms on --board, from "
                    "tinyengine's per-op latency tables (tinyengine/target/latency.py)")
+    p.add_argument("--flash-scope", choices=["model", "firmware"],
+                   help="what --sram/--flash bound: model (weights and parameters; the arena; "
+                        "the NAS papers' meaning, default without --board) or firmware "
+                        "(everything linked: code, runtime, stack; default with a --board "
+                        "whose core has a code-size table)")
+    p.add_argument("--opt", choices=["O2", "Os"], default="O2",
+                   help="optimisation level the firmware scope is estimated at (O2)")
 
 
 def _cmd_space(args: argparse.Namespace) -> int:

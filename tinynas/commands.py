@@ -48,7 +48,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(PipelineConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
     overrides.update(sram=budget.sram, flash=budget.flash, macs=budget.macs,
-                     latency_ms=budget.latency_ms, board=budget.board)
+                     latency_ms=budget.latency_ms, board=budget.board,
+                     flash_scope=budget.flash_scope, opt=budget.opt)
     if args.quick:
         overrides.update(_quick(overrides))
     cfg = PipelineConfig(**overrides)
@@ -60,6 +61,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
           f"SRAM {s['sram_bytes']} B, flash {s['flash_bytes']} B, {s['macs']:,} MACs"
           + (f", {s['latency_ms']:.3f} ms on {s['budget']['board']} (estimate)"
              if s.get("latency_ms") is not None else "")
+          + "".join(f"; firmware {k}: flash {v['flash_bytes']} B, RAM {v['ram_bytes']} B"
+                    for k, v in s.get("firmware", {}).items())
           + f"; {s['seconds']:.0f} s; wrote {Path(args.output) / 'summary.json'}")
     return 0
 

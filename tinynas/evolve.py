@@ -63,11 +63,14 @@ class Candidate:
     index: int  # evaluation number (0-based)
     patched: bool = False  # fits the SRAM budget only with patch-based inference
     latency_ms: float | None = None  # the estimate on the budget's board, where it has one
+    firmware_flash: int | None = None  # the whole firmware's, where the budget's scope is it
+    firmware_ram: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy, "loss": self.loss, "sram_bytes": self.sram,
                 "flash_bytes": self.flash, "macs": self.macs, "patched": self.patched,
-                "latency_ms": self.latency_ms,
+                "latency_ms": self.latency_ms, "firmware_flash_bytes": self.firmware_flash,
+                "firmware_ram_bytes": self.firmware_ram,
                 "evaluation": self.index, "arch": self.arch.to_dict()}
 
 
@@ -143,7 +146,8 @@ class Evaluator:
             self.measured += 1
         acc, loss = self.fitness[arch]
         cand = Candidate(arch, acc, loss, verdict.peak_sram, verdict.flash,
-                         verdict.macs, len(self.order), verdict.patched, verdict.latency_ms)
+                         verdict.macs, len(self.order), verdict.patched, verdict.latency_ms,
+                         verdict.firmware_flash, verdict.firmware_ram)
         self.cache[arch] = cand
         self.order.append(cand)
         return cand

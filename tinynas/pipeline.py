@@ -29,6 +29,7 @@ from .data import Dataset, Splits, distorted, load_dataset, split
 from .errors import TinyNASError
 from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
 from .finish import Deployment, deploy, finetune
+from .firmware import default_scope
 from .flexnet import FlexNet
 from .flexspace import FLEX_PRESETS, FlexSpace
 from .space import PRESETS, SearchSpace, get_space
@@ -52,6 +53,8 @@ class PipelineConfig:
     macs: int | None = None
     latency_ms: float | None = None  # on `board`: tinyengine's estimate of the deployed graph
     board: str | None = None  # a tinyengine board preset (its core and clock price latency)
+    flash_scope: str | None = None  # model or firmware; None: firmware with a board (budget.py)
+    opt: str = "O2"  # the firmware scope's optimisation level
     seed: int = 0  # training, search and fine-tuning
     split_seed: int = 0  # the data split: fixed, so every run reports on the same test images
     test: float = 0.2
@@ -149,7 +152,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     out = Path(out_dir)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    budget = Budget(cfg.sram, cfg.flash, cfg.macs, cfg.latency_ms, cfg.board)
+    budget = Budget(cfg.sram, cfg.flash, cfg.macs, cfg.latency_ms, cfg.board,
+                    default_scope(cfg.flash_scope, cfg.board, cfg.opt), cfg.opt)
     data = load_dataset(cfg.dataset)
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
     space = dataset_space(data, cfg.space)
@@ -298,8 +302,14 @@ def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: AnySpace,
     if budget.board is not None and best.latency_ms is not None:
         # The deployed project, as compiled (whole tensors or the patches it fits with).
         latency = arch_latency_ms(best.arch, budget.board, "auto" if best.patched else "off")
+    report = json.loads((Path(d.project) / "report.json").read_text())
+    estimates = report.get("firmware_estimate", {})
+    # The whole firmware beside the model's figures, whatever the budget bounded.
+    firmware = {k: {"flash_bytes": v["flash"], "ram_bytes": v["ram"]}
+                for k, v in estimates.items() if "flash" in v}
     return {
         "float_accuracy": d.float_accuracy, "int8_accuracy": d.int8_accuracy,
+        "firmware": firmware, "flash_scope": budget.flash_scope,
         "latency_ms": latency,
         "agreement": d.agreement, "sram_bytes": d.sram_bytes, "flash_bytes": d.flash_bytes,
         "macs": d.macs, "patches": d.patches, "seconds": round(timings["total"], 1),
