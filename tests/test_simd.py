@@ -207,6 +207,24 @@ def depthwise_graph(seed: int) -> Graph:
     return _graph(b, x, y, f"depthwise{seed}")
 
 
+def dw3x3_graph(seed: int) -> Graph:
+    """3x3 depthwise layers (multiplier 1) of the widened-filter paths: in place a row at a time
+    (h >= 8) and through the pixel ring (h < 8: two rows of four channels do not fit the
+    scratch), out of place with SAME and VALID padding, strides 1 and 2, per tensor and per
+    channel, channel tails."""
+    b = _Builder(np.random.default_rng(seed))
+    x = _input(b, (1, 10, 20, 1))
+    y = _conv(b, x, 8)
+    y = _dw(b, y, m=1, k=3, inplace=True)                  # 10x20: rows in place
+    y = _dw(b, y, m=1, k=3, stride=2, per_channel=False)   # 5x10, strided, per tensor
+    y = _dw(b, y, m=1, k=3, inplace=True)                  # 5x10: 8 * 10 > 50, pixel ring
+    y = _dw(b, y, m=1, k=3, padding="VALID", act="RELU")   # 3x8, no border pixel
+    y = _conv(b, y, 11)
+    y = _dw(b, y, m=1, k=3, act="RELU6")                   # out of place, 11 channels
+    y = _conv(b, y, 6)
+    return _graph(b, x, y, f"dwrows{seed}")
+
+
 def fc_graph(seed: int) -> Graph:
     """Fully connected layers: odd and even features, weights zero points, per channel with
     some channels outside the fast requantisation's domain, a whole layer outside it."""
@@ -252,7 +270,8 @@ def partial_requant_graph(seed: int) -> Graph:
 
 
 BUILT_GRAPHS = {"pointwise": pointwise_graph, "conv": conv_graph, "depthwise": depthwise_graph,
-                "fc": fc_graph, "slow": slow_requant_graph, "partial": partial_requant_graph}
+                "dwrows": dw3x3_graph, "fc": fc_graph, "slow": slow_requant_graph,
+                "partial": partial_requant_graph}
 RANDOM_SEEDS = (11, 13)
 GRAPH_NAMES = [f"{name}{seed}" for name in BUILT_GRAPHS for seed in (0, 1)] + \
     [f"random{s}" for s in RANDOM_SEEDS]
@@ -352,7 +371,7 @@ def test_emulated_simd_is_clean_under_sanitizers(built, tmp_path):
     require(shutil.which("make") is not None and shutil.which("cc") is not None,
             "make and cc are needed")
     san = "-fsanitize=address,undefined -fno-sanitize-recover=all"
-    for name in ("pointwise0", "conv0", "depthwise0", "fc0", "partial0"):
+    for name in ("pointwise0", "conv0", "depthwise0", "dwrows0", "fc0", "partial0"):
         _, compiled, records, want = built(name)
         project = tmp_path / name
         shutil.copytree(compiled, project, ignore=shutil.ignore_patterns(".target", ".host"))
