@@ -26,6 +26,7 @@ import argparse
 import json
 import multiprocessing as mp
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,39 +74,45 @@ QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_e
              stage1_samples=40, calib_images=32)
 
 
-def one_run(task: tuple[str, str, int, str, bool]) -> dict[str, Any]:
-    dataset, budget, seed, root, quick = task
+def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...]]) -> dict[str, Any]:
+    """One budget and seed; each model's row is kept in DIR/<budget>-s<seed>/<model>.json as it
+    finishes, so an interrupted run resumes where it stopped."""
+    dataset, budget, seed, root, quick, models = task
     extra: dict[str, Any] = QUICK if quick else {}
     sram, flash = (parse_bytes(x, "budget") for x in budget.split(":"))
     out = Path(root) / f"{budget.replace(':', '-')}-s{seed}"
-    done = out / "bench.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
     cfg = PipelineConfig(dataset=dataset, sram=sram, flash=flash, seed=seed,
                          deploy_random=True, **extra)
     row: dict[str, Any] = {"budget": budget, "seed": seed}
-    t = time.perf_counter()
-    result = run_pipeline(cfg, out / "search", progress=False)
-    preds = json.loads((out / "search" / "predictions.json").read_text())
-    row["labels"] = preds["labels"]
-    row["search"] = {**_short(result.summary), "predictions": preds["evolution"],
-                     "seconds": time.perf_counter() - t}
-    row["random"] = {**result.summary["random_search_deployed"],
-                     "predictions": preds["random"]}
-    t = time.perf_counter()
-    mb_space = "mnist1d-mbconv" if dataset == "mnist1d" else "digits"
-    mb = run_pipeline(PipelineConfig(dataset=dataset, sram=sram, flash=flash, seed=seed,
-                                     space=mb_space, random_baseline=False, **extra),
-                                     out / "mbconv",
-                      progress=False)
-    row["mbconv"] = {**_short(mb.summary), "predictions": json.loads(
-        (out / "mbconv" / "predictions.json").read_text())["evolution"],
-        "seconds": time.perf_counter() - t}
-    for kind in ("plain", "dwsep"):
-        t = time.perf_counter()
-        row[kind] = {**hand_written(kind, cfg, out), "seconds": time.perf_counter() - t}
-    done.write_text(json.dumps(row))
+    for model in ("search",) + tuple(m for m in models if m != "random"):
+        part = out / f"{model}.json"
+        if not part.exists():
+            part.write_text(json.dumps(_model(model, dataset, cfg, out, extra)))
+        row.update(json.loads(part.read_text()))
+    (out / "bench.json").write_text(json.dumps(row))
     return row
+
+
+def _model(model: str, dataset: str, cfg: PipelineConfig, out: Path,
+           extra: dict[str, Any]) -> dict[str, Any]:
+    t = time.perf_counter()
+    if model == "search":
+        result = run_pipeline(cfg, out / "search", progress=False)
+        preds = json.loads((out / "search" / "predictions.json").read_text())
+        return {"labels": preds["labels"],
+                "search": {**_short(result.summary), "predictions": preds["evolution"],
+                           "seconds": time.perf_counter() - t},
+                "random": {**result.summary["random_search_deployed"],
+                           "predictions": preds["random"]}}
+    if model == "mbconv":
+        mb_space = "mnist1d-mbconv" if dataset == "mnist1d" else "digits"
+        mb = run_pipeline(replace(cfg, space=mb_space, random_baseline=False,
+                                  deploy_random=False), out / "mbconv", progress=False)
+        return {"mbconv": {**_short(mb.summary), "predictions": json.loads(
+            (out / "mbconv" / "predictions.json").read_text())["evolution"],
+            "seconds": time.perf_counter() - t}}
+    return {model: {**hand_written(model, cfg, out), "seconds": time.perf_counter() - t}}
 
 
 def _short(summary: dict[str, Any]) -> dict[str, Any]:
@@ -128,9 +135,10 @@ def report(rows: list[dict[str, Any]]) -> str:
                      "search (search only / baseline only, pooled p) |")
         lines.append("|---|---|---|---|---|---|")
         labels = np.concatenate([np.asarray(r["labels"]) for r in rs])
+        ran = [m for m in ("search",) + BASELINES if all(m in r for r in rs)]
         right = {m: np.concatenate([np.asarray(r[m]["predictions"]) == np.asarray(r["labels"])
-                                    for r in rs]) for m in ("search",) + BASELINES}
-        for m in ("search",) + BASELINES:
+                                    for r in rs]) for m in ran}
+        for m in ran:
             accs = [r[m]["int8_accuracy"] for r in rs]
             pair = ""
             if m != "search":
@@ -139,6 +147,9 @@ def report(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {m} | {', '.join(f'{a:.4f}' for a in accs)} | "
                          f"{np.mean(accs):.4f} | {max(r[m]['sram_bytes'] for r in rs)} | "
                          f"{max(r[m]['flash_bytes'] for r in rs)} | {pair} |")
+        missing = [m for m in BASELINES if m not in ran]
+        if missing:
+            lines.append(f"\nnot run: {', '.join(missing)}")
         lines.append(f"\n{len(labels)} paired test examples; search winners: " + "; ".join(
             f"s{r['seed']} {r['search']['arch']} ({r['search']['seconds']:.0f} s)" for r in rs))
     return "\n".join(lines)
@@ -152,15 +163,25 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--quick", action="store_true", help="the pipeline's smoke-test settings")
+    ap.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES,
+                    help="the baselines to run beside the search (all)")
     ap.add_argument("-o", "--output", default="out/nas_baselines")
     args = ap.parse_args()
     root = Path(args.output)
     if args.report:
         rows = [json.loads(p.read_text()) for p in sorted(root.glob("*/bench.json"))]
+        for d in sorted(root.glob("*-s*")):  # rows an interrupted run left in parts
+            if not (d / "bench.json").exists() and (d / "search.json").exists():
+                row: dict[str, Any] = {}
+                for part in sorted(d.glob("*.json")):
+                    if part.stem in ("search",) + BASELINES:
+                        row.update(json.loads(part.read_text()))
+                budget, seed = d.name.rsplit("-s", 1)
+                rows.append({"budget": budget.replace("-", ":", 1), "seed": int(seed), **row})
     else:
         root.mkdir(parents=True, exist_ok=True)
-        tasks = [(args.dataset, b, s, str(root), args.quick) for b in args.budgets
-                 for s in args.seeds]
+        tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models))
+                 for b in args.budgets for s in args.seeds]
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))

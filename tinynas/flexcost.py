@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from tinyengine.cost import Cost, estimate_schedule
+from tinyengine.cost import Cost, estimate_schedule, flash_bytes, with_placeholders
 from tinyengine.ir import Graph
 from tinyengine.target.latency import op_terms, price_terms
 
@@ -60,13 +60,26 @@ def flex_latency_ms(arch: FlexArch, board: str, patch: str = "off",
     return 1000.0 * cycles / b.clock_hz
 
 
+@lru_cache(maxsize=1 << 15)
+def _bounds(arch: FlexArch, int8_input: bool) -> tuple[int, int]:
+    """(flash bytes, largest activation bytes) of the graph, without planning it: the engine's
+    flash figure, and a lower bound of any whole-tensor arena. A tenth of a plan's time, and a
+    tight budget rejects most candidates on them."""
+    graph = with_placeholders(build_graph(arch, int8_input))
+    return flash_bytes(graph), max(t.nbytes for t in graph.activations())
+
+
 def check_flex_budget(arch: FlexArch, budget: Budget, patch: str = "off",
                       int8_input: bool = False) -> Verdict:
-    """Whether `arch` fits: whole tensors first, patches only where they do not fit."""
+    """Whether `arch` fits: the unplanned figures first, then whole tensors, patches only where
+    they do not fit."""
+    flash, biggest = _bounds(arch, int8_input)
+    if flash > budget.flash:
+        return Verdict(False, flash, None, None, "flash")
+    if biggest > budget.sram and patch == "off":
+        return Verdict(False, flash, None, None, "sram")
     cost = flex_cost(arch, "off", int8_input)
     patched = False
-    if cost.flash_bytes > budget.flash:
-        return Verdict(False, cost.flash_bytes, None, None, "flash")
     if cost.peak_sram > budget.sram and patch == "auto":
         cost, patched = flex_cost(arch, "auto", int8_input), True
     if cost.peak_sram > budget.sram:
