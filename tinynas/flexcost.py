@@ -42,7 +42,7 @@ def build_graph(arch: FlexArch, int8_input: bool = False) -> Graph:
 @lru_cache(maxsize=1 << 14)
 def _priced(arch: FlexArch, patch: str, int8_input: bool
             ) -> tuple[Cost, tuple]:
-    cost, sched = estimate_schedule(build_graph(arch, int8_input), patch)
+    cost, sched = estimate_schedule(_graph(arch, int8_input), patch)
     return cost, tuple(op_terms(sched.graph, op) for op in sched.graph.ops)
 
 
@@ -65,8 +65,14 @@ def _bounds(arch: FlexArch, int8_input: bool) -> tuple[int, int]:
     """(flash bytes, largest activation bytes) of the graph, without planning it: the engine's
     flash figure, and a lower bound of any whole-tensor arena. A tenth of a plan's time, and a
     tight budget rejects most candidates on them."""
-    graph = with_placeholders(build_graph(arch, int8_input))
+    graph = _graph(arch, int8_input)
     return flash_bytes(graph), max(t.nbytes for t in graph.activations())
+
+
+@lru_cache(maxsize=1 << 10)
+def _graph(arch: FlexArch, int8_input: bool) -> Graph:
+    """The graph with placeholder constants, built once for the bounds and the plan."""
+    return with_placeholders(build_graph(arch, int8_input))
 
 
 def check_flex_budget(arch: FlexArch, budget: Budget, patch: str = "off",
