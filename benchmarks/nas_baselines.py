@@ -74,15 +74,16 @@ QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_e
              stage1_samples=40, calib_images=32)
 
 
-def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...]]) -> dict[str, Any]:
+def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...], str | None]
+            ) -> dict[str, Any]:
     """One budget and seed; each model's row is kept in DIR/<budget>-s<seed>/<model>.json as it
     finishes, so an interrupted run resumes where it stopped."""
-    dataset, budget, seed, root, quick, models = task
+    dataset, budget, seed, root, quick, models, space = task
     extra: dict[str, Any] = QUICK if quick else {}
     sram, flash = (parse_bytes(x, "budget") for x in budget.split(":"))
     out = Path(root) / f"{budget.replace(':', '-')}-s{seed}"
     out.mkdir(parents=True, exist_ok=True)
-    cfg = PipelineConfig(dataset=dataset, sram=sram, flash=flash, seed=seed,
+    cfg = PipelineConfig(dataset=dataset, sram=sram, flash=flash, seed=seed, space=space,
                          deploy_random=True, **extra)
     row: dict[str, Any] = {"budget": budget, "seed": seed}
     for model in ("search",) + tuple(m for m in models if m != "random"):
@@ -161,6 +162,8 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", default=["512B:2KB", "1KB:4KB", "2KB:8KB"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--space", help="the search's space (default: the dataset's; digits: give "
+                    "digits-flex for the flexible space)")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--quick", action="store_true", help="the pipeline's smoke-test settings")
     ap.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES,
@@ -180,7 +183,7 @@ def main() -> None:
                 rows.append({"budget": budget.replace("-", ":", 1), "seed": int(seed), **row})
     else:
         root.mkdir(parents=True, exist_ok=True)
-        tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models))
+        tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space)
                  for b in args.budgets for s in args.seeds]
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             rows = list(pool.imap_unordered(one_run, tasks))
