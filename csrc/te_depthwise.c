@@ -531,6 +531,172 @@ static void te_depthwise_simd_w9(const te_depthwise_conv_params_t *p, const int8
     }
 }
 
+/* ---- one input channel, a multiplier of 4: two output pixels per input word -----------------
+ *
+ * A depthwise layer over one input channel (micro_speech's 49x40x1 -> 25x20x8, 10x8 window,
+ * stride 2) reads the taps of a window row as consecutive input bytes. One word of them,
+ * x[a + k .. a + k + 3], sign-extended by SXTAB16 (which adds the input offset) gives
+ * (x[a + k], x[a + k + 2]): tap k of the window starting at column a and of the one starting at
+ * a + 2 (the next pixel at stride 2, the one after it at stride 1); the ROR #8 form gives tap
+ * k + 1 of both. So each filter word (four output channels of one tap) is sign-extended once for
+ * two pixels: per tap 1.5 instructions of input, 3 of filter and 8 MACs for 8 products, where
+ * te_dw_acc4 spends 12 on 4. Near the left and right border the two windows keep different
+ * columns: the pair takes the columns both keep, and the one or two columns only one of them
+ * keeps go through te_dw_acc4. Every read stays inside the image.
+ */
+
+/** Whether te_depthwise_simd_pairs takes the layer: one input channel, a depth multiplier that
+ * is a multiple of 4, dilation 1 along x and stride 1 or 2 along x; not a te_dw_fast3 window,
+ * whose unrolled taps cost less than the pair loop's per-row overhead on 3 taps (person_detect's
+ * 96x96x1 -> 48x48x8 stride-2 3x3: 760k instructions unrolled, 1006k in pairs, cortex-m4 -O2;
+ * a 4x4 or 3x5 window is 1.2x faster in pairs). */
+static int te_dw_pairs_c1(const te_depthwise_conv_params_t *p)
+{
+    return p->input.c == 1 && p->depth_multiplier % 4 == 0 && p->dilation_w == 1 &&
+           (p->stride_w == 1 || p->stride_w == 2) && !te_dw_fast3(p);
+}
+
+/** Tap k of pixels A and B (x: their offset inputs as two int16 lanes) for the four channels
+ * whose filter values are the word at pf; a0..a3 and b0..b3 are A's and B's sums. */
+#define TE_DW_PAIR_TAP(xv, pf)                                                                  \
+    do {                                                                                        \
+        const int32_t x_ = (xv);                                                                \
+        const uint32_t w_ = te_simd_load4(pf);                                                  \
+        const int32_t we_ = te_sxtb16(w_), wo_ = te_sxtb16_r8(w_);                              \
+        a0 = te_smlabb(we_, x_, a0);                                                            \
+        b0 = te_smlatb(x_, we_, b0);                                                            \
+        a2 = te_smlatb(we_, x_, a2);                                                            \
+        b2 = te_smlatt(we_, x_, b2);                                                            \
+        a1 = te_smlabb(wo_, x_, a1);                                                            \
+        b1 = te_smlatb(x_, wo_, b1);                                                            \
+        a3 = te_smlatb(wo_, x_, a3);                                                            \
+        b3 = te_smlatt(wo_, x_, b3);                                                            \
+    } while (0)
+
+/** Adds to s[0..3] (pixel A, its first tap at `in`) and s[4..7] (pixel B, two columns on) the
+ * products of nx >= 2 taps per row over ny rows (input rows in_dy apart, filter rows f_dy),
+ * four channels whose filter starts at f (taps cf apart). Reads the two windows' bytes only. */
+TE_SIMD_INLINE void te_dw_pair_rows(const int8_t *in, const int8_t *f, int32_t ny, int32_t nx,
+                                    int32_t in_dy, int32_t f_dy, int32_t cf, int32_t off2,
+                                    int32_t s[8])
+{
+    int32_t a0 = s[0], a1 = s[1], a2 = s[2], a3 = s[3];
+    int32_t b0 = s[4], b1 = s[5], b2 = s[6], b3 = s[7];
+    const int32_t cf2 = 2 * cf;
+    int32_t ky, kx;
+    for (ky = ny; ky > 0; --ky) {
+        const int8_t *pi = in, *pf = f;
+        for (kx = nx >> 1; kx > 0; --kx) {
+            const uint32_t x = te_simd_load4(pi);
+            TE_DW_PAIR_TAP(te_sxtab16(off2, x), pf);
+            TE_DW_PAIR_TAP(te_sxtab16_r8(off2, x), pf + cf);
+            pi += 2;
+            pf += cf2;
+        }
+        if (nx & 1) { /* the last tap: bytes 1 and 3 of the word one back (nx >= 3 here) */
+            TE_DW_PAIR_TAP(te_sxtab16_r8(off2, te_simd_load4(pi - 1)), pf);
+        }
+        in += in_dy;
+        f += f_dy;
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+    s[4] = b0;
+    s[5] = b1;
+    s[6] = b2;
+    s[7] = b3;
+}
+#undef TE_DW_PAIR_TAP
+
+/** Valid taps [k0, k1) of a window whose tap 0 is at input column x0 (dilation 1). */
+TE_SIMD_INLINE void te_dw_cols(int32_t x0, int32_t taps, int32_t w, int32_t *k0, int32_t *k1)
+{
+    *k0 = x0 < 0 ? -x0 : 0;
+    *k1 = w - x0 < taps ? w - x0 : taps;
+    if (*k1 < *k0) {
+        *k1 = *k0;
+    }
+}
+
+/** Output pixels ox and ox + span of output row r (channels oc..oc+3) of a te_dw_pairs_c1
+ * layer, stored at out + ox * c and out + (ox + span) * c. Returns 0, storing nothing, where
+ * fewer than 2 columns are inside both windows. */
+static int te_dw_pair4(const te_depthwise_conv_params_t *p, const int8_t *input,
+                       const int8_t *filter, te_dw_row_t r, int32_t ox, int32_t span,
+                       int32_t oc, const te_dw_quad_t *d, const te_simd_act_t *a, int32_t off2,
+                       int8_t *out)
+{
+    const int32_t fw = p->filter.w, c = p->output.c, x0 = ox * p->stride_w - p->pad_w;
+    const int32_t in_dy = p->dilation_h * p->input.w, f_dy = fw * c;
+    int32_t a0, a1, b0, b1, s[8];
+    const int8_t *in = input + r.in_row + x0, *f = filter + r.ky0 * f_dy + oc;
+    te_dw_cols(x0, fw, p->input.w, &a0, &a1);
+    te_dw_cols(x0 + 2, fw, p->input.w, &b0, &b1);
+    /* A keeps taps [a0, a1), B [b0, b1), with b0 <= a0 and b1 <= a1: both keep [a0, b1). */
+    if (b1 - a0 < 2) {
+        return 0;
+    }
+    s[0] = s[4] = d->b0;
+    s[1] = s[5] = d->b1;
+    s[2] = s[6] = d->b2;
+    s[3] = s[7] = d->b3;
+    if (r.ny > 0) {
+        te_dw_steps_t st;
+        st.in_dy = in_dy;
+        st.in_dx = 1;
+        st.f_dy = f_dy;
+        st.f_dx = c;
+        te_dw_pair_rows(in + a0, f + a0 * c, r.ny, b1 - a0, in_dy, f_dy, c, off2, s);
+        if (b0 < a0) { /* columns only B's window keeps, on the left */
+            te_dw_acc4(in + 2 + b0, f + b0 * c, r.ny, a0 - b0, st, 1, off2, s + 4);
+        }
+        if (b1 < a1) { /* columns only A's window keeps, on the right */
+            te_dw_acc4(in + b1, f + b1 * c, r.ny, a1 - b1, st, 1, off2, s);
+        }
+    }
+    te_simd_store4(out + ox * c, te_dw_out4(s[0], s[1], s[2], s[3], d, a));
+    te_simd_store4(out + (ox + span) * c, te_dw_out4(s[4], s[5], s[6], s[7], d, a));
+    return 1;
+}
+
+/** Depthwise convolution of a te_dw_pairs_c1 layer, every channel: pixels ox and ox + span
+ * (span = 2 / stride) together, in blocks of 2 * span columns; a pixel left over, or a pair with
+ * fewer than two columns in common, one at a time. */
+static void te_depthwise_simd_pairs(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                    const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
+    const int32_t oc_n = p->output.c, ow = p->output.w, span = 2 / p->stride_w;
+    int32_t oc, b, oy, ox, j;
+    for (oc = 0; oc < oc_n; oc += 4) {
+        const te_dw_quad_t d = te_dw_quad(p, bias, oc);
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const te_dw_row_t r = te_dw_row(p, b, oy);
+                int8_t *out = output + (b * p->output.h + oy) * ow * oc_n + oc;
+                for (ox = 0; ox + 2 * span <= ow; ox += 2 * span) {
+                    for (j = ox; j < ox + span; ++j) {
+                        if (!te_dw_pair4(p, input, filter, r, j, span, oc, &d, &a, off2, out)) {
+                            te_simd_store4(out + j * oc_n, te_dw_pixel4(p, input, filter, r, j,
+                                                                        oc, 1, &d, &a, off2));
+                            te_simd_store4(out + (j + span) * oc_n,
+                                           te_dw_pixel4(p, input, filter, r, j + span, oc, 1,
+                                                        &d, &a, off2));
+                        }
+                    }
+                }
+                for (; ox < ow; ++ox) {
+                    te_simd_store4(out + ox * oc_n,
+                                   te_dw_pixel4(p, input, filter, r, ox, oc, 1, &d, &a, off2));
+                }
+            }
+        }
+    }
+}
+
 /** Depthwise convolution, any geometry: channel groups outside, pixels inside. */
 static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
                               const int8_t *filter, const int32_t *bias, int8_t *output)
@@ -543,6 +709,10 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
     const int fast3 = te_dw_fast3(p);
     const int32_t row = p->input.w * p->input.c, step = p->stride_w * p->input.c;
     int32_t lo, hi;
+    if (te_dw_pairs_c1(p)) {
+        te_depthwise_simd_pairs(p, input, filter, bias, output);
+        return;
+    }
     te_dw_interior_x(p, &lo, &hi);
     if (fast3 && !bcast) {
         te_depthwise_simd_w9(p, input, filter, bias, output);

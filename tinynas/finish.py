@@ -26,7 +26,7 @@ from .arch import Arch
 from .data import Dataset, augment, batches, resize_numpy
 from .errors import TinyNASError
 from .flexarch import FlexArch
-from .train import progress_bar
+from .train import adamw, progress_bar
 
 
 def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,
@@ -37,7 +37,7 @@ def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,
     """Cosine-decayed AdamW on the training split at the subnet's resolution, with the same
     augmentation as supernet training. Returns the module in eval mode."""
     r = arch.resolution
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = adamw(net, lr, weight_decay)
     shuffle = torch.Generator().manual_seed(seed)
     aug = torch.Generator().manual_seed(seed + 1)
     bar = progress_bar(progress, epochs, "fine-tune", "epoch")
