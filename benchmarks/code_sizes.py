@@ -48,7 +48,11 @@ from tinyengine.target.code_size import (  # noqa: E402
 )
 from tinyengine.target.sizes import call_graph  # noqa: E402
 
-CONFIGS = [("cortex-m4", "O2", True), ("cortex-m4", "Os", True)]
+# Not the Cortex-M0+ yet: its table measures, but the estimate is 20 B short at -Os (outside
+# the model code) and 104-148 B short of the model code at -O2 (Thumb-1 lays out the schedule's
+# code differently); the firmware scope stays "model" by default on its boards until it is exact.
+CONFIGS = [("cortex-m4", "O2", True), ("cortex-m4", "Os", True), ("cortex-m7", "O2", True),
+           ("cortex-m7", "Os", True)]
 RUNTIME_SEED = 1000
 # The largest call function (arguments, the params pointer included) and the most call
 # functions (distinct kernels and argument counts) in one model that the table measures.
@@ -141,13 +145,22 @@ def _probe_types(flags: list[str], tmp: Path) -> tuple[dict, dict]:
     names = sorted({m for h in CSRC.glob("*.h") for m in typedef.findall(h.read_text())})
     base = ["int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
             "float"]
-    lines = ["#include <stdint.h>", *(f'#include "{h.name}"' for h in sorted(CSRC.glob("*.h")))]
-    lines += [f"const {t} te_probe_{t} = {{0}};" for t in names + base]
-    lines += [f"const {t} te_probe_arr_{t}[3] = {{0}};" for t in base]
-    (tmp / "probe.c").write_text("\n".join(lines) + "\n")
     flags = [f for f in flags if f not in ("-Werror", "-Wall", "-Wextra")]
-    _run(["arm-none-eabi-gcc", *flags, f"-I{CSRC}", "-c", str(tmp / "probe.c"), "-o",
-          str(tmp / "probe.o")])
+    while True:  # types the headers declare only for SIMD builds drop out on portable cores
+        lines = ["#include <stdint.h>", *(f'#include "{h.name}"'
+                                          for h in sorted(CSRC.glob("*.h")))]
+        lines += [f"const {t} te_probe_{t} = {{0}};" for t in names + base]
+        lines += [f"const {t} te_probe_arr_{t}[3] = {{0}};" for t in base]
+        (tmp / "probe.c").write_text("\n".join(lines) + "\n")
+        done = subprocess.run(["arm-none-eabi-gcc", *flags, f"-I{CSRC}", "-c",
+                               str(tmp / "probe.c"), "-o", str(tmp / "probe.o")],
+                              capture_output=True, text=True)
+        unknown = set(re.findall(r"unknown type name '(te_\w+_t)'", done.stderr))
+        if done.returncode == 0 or not unknown & set(names):
+            break
+        names = [t for t in names if t not in unknown]
+    if done.returncode != 0:
+        raise SystemExit(f"the type probe does not compile:\n{done.stderr}")
     obj = read_object(tmp / "probe.o", None, "arm-none-eabi-objdump")
     got = {s[0].split(".", 2)[-1]: (s[1], s[2]) for s in obj["sections"]}
     types = {t: list(got[f"te_probe_{t}"]) for t in names + base}

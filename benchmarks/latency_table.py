@@ -36,6 +36,7 @@ from tinyengine import __version__  # noqa: E402
 from tinyengine.codegen import compile_graph  # noqa: E402
 from tinyengine.frontend import load_tflite  # noqa: E402
 from tinyengine.ir import Graph  # noqa: E402
+from tinyengine.memory.fuse import fuse_blocks  # noqa: E402
 from tinyengine.memory.schedule import schedule  # noqa: E402
 from tinyengine.target import bench  # noqa: E402
 from tinyengine.target.cycles import core_cycles  # noqa: E402
@@ -63,11 +64,14 @@ SUBNET_SEED = 7
 # (space, subnets, widths, resolutions, patch): the digits space whole, the small corner of
 # the VWW space (its larger subnets take minutes each under QEMU and use the same kernels), and
 # more of the digits space's small corner, where fixed costs weigh most and the lines fit least.
+# The last group runs every inverted-residual block fused (memory/fuse.py), which the planner
+# picks only where the arena needs it: the fused blocks' own lines.
 SUBNETS = [("digits", 24, None, None, "off"), ("digits", 8, None, None, "auto"),
            ("digits", 25, (0.25, 0.375, 0.5, 0.625, 0.75), (8, 10, 12, 14, 16), "off"),
            ("vww", 8, (0.1, 0.15, 0.2, 0.3), (32, 48), "off"),
            ("digits", 24, (0.25, 0.375), (8, 10, 12), "off"),
-           ("digits", 12, (0.25, 0.375, 0.5), (8, 10), "auto")]
+           ("digits", 12, (0.25, 0.375, 0.5), (8, 10), "auto"),
+           ("digits", 30, (0.25, 0.375, 0.5, 0.625, 0.75), (8, 10, 12, 14, 16), "fused")]
 
 
 def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, Graph, str]]:
@@ -84,7 +88,12 @@ def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, Graph, str]]:
                 resolutions[(i // len(widths or (0,))) % len(resolutions)]
             arch = space.sample(rng, w, r)
             name = f"{space_name}-{group}-{patch}-{i}-w{arch.width_mult:g}-r{arch.resolution}"
-            out.append((name, with_typical_weights(build_graph(arch), len(out)), patch))
+            graph = with_typical_weights(build_graph(arch), len(out))
+            if patch == "fused":
+                graph, patch_of = fuse_blocks(graph), "off"
+            else:
+                patch_of = patch
+            out.append((name, graph, patch_of))
     return out
 
 

@@ -4,8 +4,9 @@
         [--compare BEFORE.json]
 
 Each examples/mcunet/*.json architecture is priced as `tinynas cost ARCH --int8-input` prices
-it (tinynas.resources.estimate_arch: the engine's real schedule), with the peak step (its op)
-and the live-set lower bound of the plan. --shared adds the models of tests/conftest.py's
+it (tinynas.resources.estimate_arch: the engine's real schedule), with the peak step (its op),
+the live-set lower bound of the plan and how many inverted-residual blocks the planner fused
+(run row by row, tinyengine/memory/fuse.py). --shared adds the models of tests/conftest.py's
 MODEL_FILES (../shared/models), priced as `tinyengine compile` prices them. --json writes the
 figures; --compare reads such a file and prints before -> after, and exits 1 if a shared
 model's arena grew.
@@ -39,8 +40,10 @@ def figures(graph: Graph, patch: str) -> dict:
     t0 = time.perf_counter()
     sched = schedule(graph, patch)
     peak = peak_summary(sched.graph, sched.plan)
+    fused = sum(op.kind == "FUSED_BLOCK" for op in sched.graph.ops)
     return {"arena": sched.plan.arena_bytes, "bound": peak.bound, "peak_op": peak.op,
-            "peak_kind": peak.kind, "seconds": round(time.perf_counter() - t0, 2)}
+            "peak_kind": peak.kind, "fused": fused,
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def mcunet(patches: list[str]) -> dict[str, dict]:
@@ -62,8 +65,8 @@ def shared(patches: list[str]) -> dict[str, dict]:
 
 
 def table(title: str, rows: dict[str, dict], before: dict[str, dict] | None) -> str:
-    lines = [f"| {title} | patch | arena (B) | live lower bound (B) | peak op |",
-             "|---|---|---|---|---|"]
+    lines = [f"| {title} | patch | arena (B) | live lower bound (B) | fused blocks | peak op |",
+             "|---|---|---|---|---|---|"]
     for name, by_patch in rows.items():
         for patch, f in by_patch.items():
             arena = f"{f['arena']:,}"
@@ -71,7 +74,7 @@ def table(title: str, rows: dict[str, dict], before: dict[str, dict] | None) -> 
             if old is not None:
                 arena = f"{old['arena']:,} -> {arena}"
             lines.append(f"| {name} | {patch} | {arena} | {f['bound']:,} | "
-                         f"{f['peak_op']} ({f['peak_kind']}) |")
+                         f"{f.get('fused', 0)} | {f['peak_op']} ({f['peak_kind']}) |")
     return "\n".join(lines)
 
 

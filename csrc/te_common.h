@@ -28,10 +28,13 @@ typedef struct {
     int32_t c;
 } te_dims_t;
 
-/** Requantisation of an int32 accumulator to int8, per channel or per tensor. */
+/** Requantisation of an int32 accumulator to int8, per channel or per tensor.
+ * Shifts are int8_t: TFLite's QuantizeMultiplier gives them in [-31, 31], and a word per channel
+ * would waste 3 bytes of flash each. The code generator stores one (multiplier, shift) pair with
+ * per_channel 0 where every channel has the same one (tinyengine/ops/common.py). */
 typedef struct {
     const int32_t *multiplier; /**< Q31 multipliers, one per output channel (or one) */
-    const int32_t *shift;      /**< shifts, same length; > 0 is a left shift */
+    const int8_t *shift;       /**< shifts, same length, in [-31, 31]; > 0 is a left shift */
     int32_t per_channel;       /**< 1: index by output channel, 0: use element 0 */
 } te_requant_t;
 

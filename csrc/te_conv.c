@@ -226,7 +226,8 @@ static void te_conv2d_1x1_simd(const te_conv2d_params_t *p, const int8_t *input,
 
 /** Loop-invariant views of a call's requantisation, hoisted out of the block loops. */
 typedef struct {
-    const int32_t *mult, *shift; /* this block's entries */
+    const int32_t *mult;         /* this block's entries */
+    const int8_t *shift;
     int32_t step;                /* entries per output channel: 1 per channel, 0 per tensor */
     int32_t zp2p1;               /* 2 * output_offset + 1 */
 } te_conv_rq_iter_t;
@@ -329,7 +330,8 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_q15_x8(const te_conv2d_params_t *p,
     if (p->rq.per_channel && bias != NULL && oc_n >= 2 && ic >= 8 &&
         ((uintptr_t)q & 3) == 0) {
         const int8_t *const q0 = q;
-        const int32_t *mp = p->rq.multiplier, *shp = p->rq.shift, *bp = bias;
+        const int32_t *mp = p->rq.multiplier, *bp = bias;
+        const int8_t *shp = p->rq.shift;
         const int32_t zp2p1 = 2 * p->q.output_offset + 1;
         int8_t *const d_end = dst + (oc_n & ~1);
         const int8_t *w = filter, *end = q + 4 * ic;
@@ -356,7 +358,8 @@ TE_SIMD_NOINLINE static void te_conv2d_1x1_q15_x8(const te_conv2d_params_t *p,
             "ldrd %[t0], %[t1], [%[xa]], #8\n\t" /* multipliers */
             "str %[xa], %[mp]\n\t"
             "ldr %[xa], %[shp]\n\t"
-            "ldrd %[xb], %[xc], [%[xa]], #8\n\t" /* shifts sh < 0: e = -sh, e - 1 = ~sh */
+            "ldrsb %[xc], [%[xa], #1]\n\t" /* int8 shifts sh < 0: e = -sh, e - 1 = ~sh */
+            "ldrsb %[xb], [%[xa]], #2\n\t"
             "str %[xa], %[shp]\n\t"
             "ldr %[xa], %[zz]\n\t"
             "mvn %[xd], %[xb]\n\t"

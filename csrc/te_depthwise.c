@@ -353,17 +353,9 @@ TE_SIMD_INLINE uint32_t te_dw_out4(int32_t s0, int32_t s1, int32_t s2, int32_t s
                      a->lo4, a->hi4);
 }
 
-/** A whole 3x3 window: in at its tap (0, 0), pixels ci apart, rows `row` apart. */
-TE_SIMD_INLINE uint32_t te_dw_pixel4_w9(const int8_t *in, int32_t ci, int32_t row,
-                                        const te_dw_w9_t *f, const te_dw_quad_t *d,
-                                        const te_simd_act_t *a)
-{
-    int32_t s0 = f->b9[0], s1 = f->b9[1], s2 = f->b9[2], s3 = f->b9[3];
 #if TE_SIMD_ASM
-    /* The taps of te_dw_pixel4_w9's C loop below, in its order: 13 values live where GCC,
-     * allocating them itself, spills the pixel steps inside the window. Rows are `row` apart;
-     * the three taps of a row are [in], [in, ci] and [in, ci, lsl #1]. */
-    int32_t x, xe, we, wo;
+/* One tap of te_dw_pixel4_w9's assembly: the filter words at byte K of fw, the input word at
+ * ADDR. */
 #define TE_ASM_DW_TAP(ADDR, K)                                                                  \
     "ldrd %[we], %[wo], [%[fw], #" K "]\n\t"                                                     \
     "ldr %[x], " ADDR "\n\t"                                                                    \
@@ -373,21 +365,47 @@ TE_SIMD_INLINE uint32_t te_dw_pixel4_w9(const int8_t *in, int32_t ci, int32_t ro
     "smlatt %[s2], %[xe], %[we], %[s2]\n\t"                                                     \
     "smlabb %[s1], %[x], %[wo], %[s1]\n\t"                                                      \
     "smlatt %[s3], %[x], %[wo], %[s3]\n\t"
-#define TE_ASM_DW_ROW(K0, K1, K2)                                                               \
-    TE_ASM_DW_TAP("[%[in]]", K0) TE_ASM_DW_TAP("[%[in], %[ci]]", K1)                            \
-        TE_ASM_DW_TAP("[%[in], %[ci], lsl #1]", K2)
-    __asm__(TE_ASM_DW_ROW("0", "8", "16") "add %[in], %[in], %[row]\n\t"
-            TE_ASM_DW_ROW("24", "32", "40") "add %[in], %[in], %[row]\n\t"
-            TE_ASM_DW_ROW("48", "56", "64")
-            : [in] "+&r"(in), [s0] "+&r"(s0), [s1] "+&r"(s1), [s2] "+&r"(s2), [s3] "+&r"(s3),
-              [x] "=&r"(x), [xe] "=&r"(xe), [we] "=&r"(we), [wo] "=&r"(wo)
-            : [ci] "r"(ci), [row] "r"(row), [fw] "r"(f->w)
-            : "memory");
-#undef TE_ASM_DW_ROW
-#undef TE_ASM_DW_TAP
+/* The nine taps, rows `row` apart, a row's three taps at A0, A1 and A2. */
+#define TE_ASM_DW_9(A0, A1, A2)                                                                 \
+    TE_ASM_DW_TAP(A0, "0") TE_ASM_DW_TAP(A1, "8") TE_ASM_DW_TAP(A2, "16")                       \
+    "add %[in], %[in], %[row]\n\t"                                                              \
+    TE_ASM_DW_TAP(A0, "24") TE_ASM_DW_TAP(A1, "32") TE_ASM_DW_TAP(A2, "40")                     \
+    "add %[in], %[in], %[row]\n\t"                                                              \
+    TE_ASM_DW_TAP(A0, "48") TE_ASM_DW_TAP(A1, "56") TE_ASM_DW_TAP(A2, "64")
+#define TE_ASM_DW_OUTS                                                                          \
+    [in] "+&r"(in), [s0] "+&r"(s0), [s1] "+&r"(s1), [s2] "+&r"(s2), [s3] "+&r"(s3),             \
+        [x] "=&r"(x), [xe] "=&r"(xe), [we] "=&r"(we), [wo] "=&r"(wo)
+#endif
+
+/** A whole 3x3 window: in at its tap (0, 0), pixels ci apart, rows `row` apart. `packed` (a
+ * constant): ci is 4, the pixels of a padded copy, and the assembly takes it as an offset,
+ * which frees a register for the loop around it. */
+TE_SIMD_INLINE uint32_t te_dw_pixel4_w9(const int8_t *in, int32_t ci, int32_t row, int packed,
+                                        const te_dw_w9_t *f, const te_dw_quad_t *d,
+                                        const te_simd_act_t *a)
+{
+    int32_t s0 = f->b9[0], s1 = f->b9[1], s2 = f->b9[2], s3 = f->b9[3];
+#if TE_SIMD_ASM
+    /* The taps of te_dw_pixel4_w9's C loop below, in its order: 13 values live where GCC,
+     * allocating them itself, spills the pixel steps inside the window. */
+    int32_t x, xe, we, wo;
+    if (packed) {
+        __asm__(TE_ASM_DW_9("[%[in]]", "[%[in], #4]", "[%[in], #8]")
+                : TE_ASM_DW_OUTS
+                : [row] "r"(row), [fw] "r"(f->w)
+                : "memory");
+    } else {
+        __asm__(TE_ASM_DW_9("[%[in]]", "[%[in], %[ci]]", "[%[in], %[ci], lsl #1]")
+                : TE_ASM_DW_OUTS
+                : [ci] "r"(ci), [row] "r"(row), [fw] "r"(f->w)
+                : "memory");
+    }
 #else
     const int32_t *fw = f->w;
     int32_t ky;
+    if (packed) {
+        ci = 4;
+    }
     for (ky = 0; ky < 3; ++ky) {
         TE_DW_TAPW(in, fw, 0, s0, s1, s2, s3);
         TE_DW_TAPW(in + ci, fw + 2, 0, s0, s1, s2, s3);
@@ -398,6 +416,11 @@ TE_SIMD_INLINE uint32_t te_dw_pixel4_w9(const int8_t *in, int32_t ci, int32_t ro
 #endif
     return te_dw_out4(s0, s1, s2, s3, d, a);
 }
+#if TE_SIMD_ASM
+#undef TE_ASM_DW_OUTS
+#undef TE_ASM_DW_9
+#undef TE_ASM_DW_TAP
+#endif
 
 /** Output channel oc at pixel (row r, ox), requantised and clamped. */
 static int8_t te_dw_pixel1(const te_depthwise_conv_params_t *p, const int8_t *input,
@@ -499,7 +522,7 @@ static void te_dw_row4_w9(const te_depthwise_conv_params_t *p, const int8_t *inp
             dst += dst_step;
         }
         for (; ox < hi; ++ox) {
-            te_simd_store4(dst, te_dw_pixel4_w9(in, ci, row, f, d, a));
+            te_simd_store4(dst, te_dw_pixel4_w9(in, ci, row, 0, f, d, a));
             in += sw * ci;
             dst += dst_step;
         }
@@ -773,10 +796,10 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
  * is then an interior 3x3 window of the copy and is written straight to the output, whose block
  * has been read already. Scratch: 4 * (h + 2) * (w + 2) bytes.
  */
-static void te_depthwise_inplace_small_simd(const te_depthwise_conv_params_t *p,
-                                            const int8_t *input, const int8_t *filter,
-                                            const int32_t *bias, int8_t *output,
-                                            int8_t *scratch, int32_t c_end)
+static TE_SIMD_NOINLINE void
+te_depthwise_inplace_small_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output,
+                                int8_t *scratch, int32_t c_end)
 {
     const te_simd_act_t a = te_simd_act(&p->q);
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
@@ -870,6 +893,130 @@ static void te_depthwise_inplace_rows_simd(const te_depthwise_conv_params_t *p,
     }
 }
 
+/* ---- in place through a ring of three padded input rows -------------------------------------
+ *
+ * On a narrow plane most 3x3 windows are cut by the left or right side (kws's 25x5: 56 of 125
+ * per channel quad), and a cut window takes te_dw_border4's loop over its taps at about twice
+ * the instructions of the unrolled interior window. Here the quad's input rows oy - 1 .. oy + 1
+ * are copied into scratch with a word of the input's zero point before, between and after
+ * them, and the rows above and below the image are zero-point words too: a zero-point tap adds
+ * (zp + input_offset) * f = 0 to a sum that te_dw_w9 starts with the offset of all nine taps,
+ * so every window is an interior one of the copy (te_dw_pixel4_w9). Output row oy then goes
+ * straight over input row oy, whose copy is held; the copy of row oy + 1 takes the ring slot of
+ * row oy - 2. The slots stay in place and the filter's rows turn instead: with the window's
+ * first row in slot j, slot k holds kernel row (k - j) mod 3, one of three tables per quad.
+ */
+
+/** Scratch bytes of the ring: three rows of w words and four zero-point words around them. */
+static int32_t te_dw_ring_bytes(int32_t w)
+{
+    return 4 * (3 * w + 4);
+}
+
+/**
+ * Whether te_depthwise_inplace_ring3_simd takes the in-place layer: a te_dw_fast3 window,
+ * stride 1, padding 1 on each side, at least 4 channels, the input's zero point an int8 (the
+ * padding holds it), no small-plane copy, and the ring inside the one-plane scratch.
+ */
+static int te_dw_inplace_ring3(const te_depthwise_conv_params_t *p)
+{
+    return te_dw_fast3(p) && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 1 &&
+           p->pad_w == 1 && p->output.c >= 4 && p->q.input_offset >= -127 &&
+           p->q.input_offset <= 128 && te_dw_small_pixels(p) == 0 &&
+           te_dw_ring_bytes(p->output.w) <= p->output.h * p->output.w;
+}
+
+/** dst = src with its filter rows turned one slot on: dst's row k is src's row (k + 2) mod 3. */
+static void te_dw_w9_turn(const te_dw_w9_t *src, te_dw_w9_t *dst)
+{
+    int32_t k, t;
+    for (k = 0; k < 3; ++k) {
+        const int32_t from = k == 0 ? 2 : k - 1;
+        for (t = 0; t < 6; ++t) {
+            dst->w[6 * k + t] = src->w[6 * from + t];
+        }
+    }
+    for (t = 0; t < 4; ++t) {
+        dst->b9[t] = src->b9[t];
+    }
+}
+
+/** Input row `in` (four channels of w pixels, c_n apart) into the ring row at dst, or the
+ * zero point where in is NULL (the rows above and below the image). */
+static void te_dw_ring_fill(int8_t *dst, const int8_t *in, int32_t w, int32_t c_n,
+                            uint32_t pad4)
+{
+    int32_t x;
+    if (in == NULL) {
+        for (x = 0; x < w; ++x) {
+            te_simd_store4(dst + 4 * x, pad4);
+        }
+        return;
+    }
+    for (x = 0; x < w; ++x) {
+        te_simd_store4(dst + 4 * x, te_simd_load4(in));
+        in += c_n;
+    }
+}
+
+/** One output row of four channels from the ring (its first row at `ring`, the next `slot`
+ * bytes on), pixel by pixel into dst .. end, c_n apart. Out of line: with only the pixel loop's
+ * values live, GCC -Os keeps them in registers around the window's assembly. */
+static TE_SIMD_NOINLINE void te_dw_ring_row4(const int8_t *ring, int32_t slot,
+                                             const te_dw_w9_t *f, const te_dw_quad_t *d,
+                                             const te_simd_act_t *a, int8_t *dst,
+                                             const int8_t *end, int32_t c_n)
+{
+    do {
+        te_simd_store4(dst, te_dw_pixel4_w9(ring, 4, slot, 1, f, d, a));
+        ring += 4;
+        dst += c_n;
+    } while (dst != end);
+}
+
+/**
+ * In-place 3x3 depthwise convolution through the ring of padded rows above (domain:
+ * te_dw_inplace_ring3), channels below c_n & ~3; the others are left to the caller.
+ * Scratch: te_dw_ring_bytes(w).
+ */
+static TE_SIMD_NOINLINE void
+te_depthwise_inplace_ring3_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output,
+                                int8_t *scratch)
+{
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int32_t c_n = p->output.c, w = p->output.w, h = p->output.h, row = w * c_n;
+    const int32_t slot = 4 * (w + 1); /* from one ring row to the next, their pad word shared */
+    const uint32_t pad4 = (uint32_t)(uint8_t)(int8_t)(-p->q.input_offset) * 0x01010101u;
+    int8_t *const rows = scratch + 4; /* slot 0's first pixel */
+    int32_t c, b, oy, k;
+    for (k = 0; k < 4; ++k) { /* the side padding, the same for every quad */
+        te_simd_store4(scratch + k * slot, pad4);
+    }
+    for (c = 0; c < (c_n & ~3); c += 4) {
+        const te_dw_quad_t d = te_dw_quad(p, bias, c);
+        te_dw_w9_t f[3]; /* f[j]: the window's first row in slot j */
+        te_dw_w9(filter + c, c_n, &d, p->q.input_offset, &f[0]);
+        te_dw_w9_turn(&f[0], &f[1]);
+        te_dw_w9_turn(&f[1], &f[2]);
+        for (b = 0; b < p->output.n; ++b) {
+            const int8_t *in = input + b * h * row + c;
+            int8_t *out = output + b * h * row + c;
+            int32_t next = 1; /* the slot of input row oy + 1; the window starts one after */
+            te_dw_ring_fill(rows + 2 * slot, NULL, w, c_n, pad4);
+            te_dw_ring_fill(rows, in, w, c_n, pad4);
+            for (oy = 0; oy < h; ++oy) {
+                const te_dw_w9_t *fj = &f[next == 2 ? 0 : next + 1];
+                int8_t *dst = out + oy * row;
+                te_dw_ring_fill(rows + next * slot, oy + 1 < h ? in + (oy + 1) * row : NULL, w,
+                                c_n, pad4);
+                te_dw_ring_row4(scratch, slot, fj, &d, &a, dst, dst + row, c_n);
+                next = next == 2 ? 0 : next + 1;
+            }
+        }
+    }
+}
+
 /**
  * In-place depthwise convolution (depth multiplier 1, output shape = input shape).
  *
@@ -878,10 +1025,12 @@ static void te_depthwise_inplace_rows_simd(const te_depthwise_conv_params_t *p,
  * pixels up to k - 1 are computed, input pixel k - L with L = pad_h * w + pad_w + 1 has no reader
  * left and its four channels can take their outputs, freeing the ring slot pixel k needs. The
  * ring holds L pixels of 4 channels, which fits the caller's one-plane scratch (h * w bytes)
- * when 4 L <= h * w. A 3x3 layer whose ring does not fit takes the small-plane path
- * (te_depthwise_inplace_small_simd, for which the scratch is larger). Channels left over, and
- * other layers whose ring does not fit, go one channel at a time through the plane as in the
- * portable path.
+ * when 4 L <= h * w. 3x3 layers with padding 1 take faster paths where they apply: the ring of
+ * three padded input rows (te_depthwise_inplace_ring3_simd, when it fits the plane), else a row
+ * at a time (te_depthwise_inplace_rows_simd, h >= 8), else on a plane too small for the pixel
+ * ring the small-plane path (te_depthwise_inplace_small_simd, for which the scratch is larger).
+ * Channels left over, and other layers whose ring does not fit, go one channel at a time
+ * through the plane as in the portable path.
  */
 static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
                                       const int8_t *filter, const int32_t *bias,
@@ -891,12 +1040,13 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
     const int32_t c_n = p->output.c, plane = p->output.h * p->output.w;
     const int32_t ring = p->pad_h * p->output.w + p->pad_w + 1;
-    const int small = te_dw_small_pixels(p) > 0, rows = te_dw_inplace_rows(p);
-    const int32_t simd_end = !small && !rows && p->stride_h == 1 && p->stride_w == 1 &&
-                                     4 * ring <= plane
+    const int small = te_dw_small_pixels(p) > 0, ring3 = te_dw_inplace_ring3(p);
+    const int rows = !ring3 && te_dw_inplace_rows(p);
+    const int32_t simd_end = !small && !rows && !ring3 && p->stride_h == 1 &&
+                                     p->stride_w == 1 && 4 * ring <= plane
                                  ? c_n & ~3
                                  : 0;
-    const int32_t plane_start = small || rows ? c_n & ~3 : simd_end;
+    const int32_t plane_start = small || rows || ring3 ? c_n & ~3 : simd_end;
     const int fast3 = te_dw_fast3(p);
     const int32_t row = p->input.w * c_n;
     int32_t c, b, oy, ox, px, lo, hi;
@@ -940,6 +1090,9 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
     }
     if (rows) {
         te_depthwise_inplace_rows_simd(p, input, filter, bias, output, scratch);
+    }
+    if (ring3) {
+        te_depthwise_inplace_ring3_simd(p, input, filter, bias, output, scratch);
     }
     for (c = plane_start; c < c_n; ++c) {
         /* Channel c of the output depends on channel c of the input only. */

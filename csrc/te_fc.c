@@ -11,14 +11,26 @@ typedef struct {
     int32_t fast;
 } te_fc_rq_t;
 
-static inline te_fc_rq_t te_fc_rq(const te_fully_connected_params_t *p, int32_t c)
+static inline te_fc_rq_t te_fc_rq(int32_t m, int32_t sh, int32_t zp2p1)
 {
-    const int32_t m = p->rq.multiplier[c], sh = p->rq.shift[c];
     te_fc_rq_t r;
     r.fast = m >= 0 && sh <= -1 && sh >= -22;
-    r.q = te_simd_rq_make(m, r.fast ? sh : -1, 2 * p->q.output_offset + 1);
+    r.q = te_simd_rq_make(m, r.fast ? sh : -1, zp2p1);
     return r;
 }
+
+/**
+ * What every output of a call needs, copied out of the parameters once. The kernel stores int8
+ * values, which may alias anything, so read through p each output would be read again after
+ * every store: for the small layers (hello_world's 1 -> 16, 16 -> 1) those reloads and the
+ * per-output set-up were most of the call.
+ */
+typedef struct {
+    const int32_t *mult;
+    const int8_t *shift;
+    int32_t per_channel, zp2p1, lo, hi;
+    te_fc_rq_t r0; /**< channel 0's, the only one of a per-tensor layer */
+} te_fc_ctx_t;
 
 /* The exact rule, out of line: it is rare, and inlined it would crowd the registers of the
  * loops that call te_fc_out. */
@@ -35,14 +47,13 @@ static TE_SIMD_NOINLINE int8_t te_fc_out_exact(const te_fully_connected_params_t
  * per output, so a layer with a few degenerate channels (multiplier 0, a shift of -31, a bias
  * near 2^31 as in keyword_scrambled) keeps SIMD sums for all and the fast rule for the rest.
  * The sums themselves need no domain: SMLAD wraps modulo 2^32 as the int32 loop does.
- * r0 is channel 0's te_fc_rq, computed once per call for per-tensor quantisation.
  */
-static inline int8_t te_fc_out(const te_fully_connected_params_t *p, te_fc_rq_t r0, int32_t acc,
-                               int32_t c)
+static inline int8_t te_fc_out(const te_fully_connected_params_t *p, const te_fc_ctx_t *k,
+                               int32_t acc, int32_t c)
 {
-    const te_fc_rq_t r = p->rq.per_channel ? te_fc_rq(p, c) : r0;
+    const te_fc_rq_t r = k->per_channel ? te_fc_rq(k->mult[c], k->shift[c], k->zp2p1) : k->r0;
     if (r.fast && (uint32_t)acc + ((1u << 30) - 1u) < (1u << 31) - 1u) {
-        return te_simd_out1(acc, r.q, p->q.act_min, p->q.act_max);
+        return (int8_t)te_clamp(te_simd_requant(acc, r.q), k->lo, k->hi);
     }
     return te_fc_out_exact(p, acc, c);
 }
@@ -86,47 +97,258 @@ static inline void te_fc_dot_1x4(const int8_t *x, const int8_t *w, int32_t n, in
 }
 
 /**
- * SIMD path (te_simd.h), bit-exact with the loop below for every parameter set the kernel
- * accepts: output features in fours (no weight offset) or pairs, each block one pass over the
- * input row with SMLAD for two MACs per instruction, then te_fc_out per output.
+ * TFLite's MultiplyByQuantizedMultiplier(acc, m, -e) + output_offset for EVERY int32 acc, with
+ * m >= 0 and e in [1, 22], as one 64-bit sum: no |acc| < 2^30 check and no exact fallback.
+ * - SaturatingRoundingDoublingHighMul(acc, m) = r = floor((P + 2^30) / 2^31), P = acc * m, for
+ *   both signs of P (te_simd_requant's derivation; its saturation case needs m < 0).
+ * - RoundingDivideByPOT(r, e) + zp = floor((r + 2^(e-1) - [r<0] + zp 2^e) / 2^e), and with
+ *   m >= 0, [r<0] may be [acc<0] (r = 0 rounds to 0 either way).
+ * - floor((floor(X / 2^31) + c) / 2^e) = floor((X + c 2^31) / 2^(31+e)) for integer c, so the
+ *   result is floor((P + k - [acc<0] 2^31) / 2^(31+e)) with k = 2^30 + (2 zp + 1) 2^(30+e):
+ *   the high word of that 64-bit sum shifted right by e - 1. |P| < 2^62 and |k| < 2^61, so
+ *   the sum does not overflow. On the M4/M7 GCC makes it SMLAL, AND, SUBS, SBC, ASR, SSAT
+ * (and two moves of k), about what the fast rule and its |acc| < 2^30 check take together.
  */
-static void te_fully_connected_simd(const te_fully_connected_params_t *p, const int8_t *input,
-                                    const int8_t *weights, const int32_t *bias, int8_t *output)
+typedef struct {
+    int64_t k;
+    int32_t m, e1; /**< multiplier, e - 1 */
+} te_fc_wide_t;
+
+static inline te_fc_wide_t te_fc_wide_make(int32_t m, int32_t sh, int32_t output_offset)
 {
-    const int32_t n = p->in_features, n_out = p->out_features;
+    te_fc_wide_t q;
+    q.e1 = -sh - 1;
+    /* (2 zp + 1) 2^e1 fits in 30 bits for e1 <= 21; scaled by 2^31 by multiplication, as a
+     * left shift of a negative value is undefined. */
+    q.k = (int64_t)((2 * output_offset + 1) * (1 << q.e1)) * ((int64_t)1 << 31) + (1 << 30);
+    q.m = m;
+    return q;
+}
+
+static inline int32_t te_fc_wide(int32_t acc, te_fc_wide_t q)
+{
+    const int64_t t = q.k + (int64_t)acc * q.m - (int64_t)((uint32_t)acc & 0x80000000u);
+    return te_ssat8((int32_t)(t >> 32) >> q.e1);
+}
+
+/** te_fc_wide for one output of a per-tensor layer in its domain, out of line: it is rare
+ * (|acc| >= 2^30), and inlined it would crowd the registers of the blocks of four. */
+static TE_SIMD_NOINLINE int8_t te_fc_out_wide(const te_fully_connected_params_t *p,
+                                              int32_t acc)
+{
+    const te_fc_wide_t q = te_fc_wide_make(p->rq.multiplier[0], p->rq.shift[0],
+                                           p->q.output_offset);
+    return (int8_t)te_clamp(te_fc_wide(acc, q), p->q.act_min, p->q.act_max);
+}
+
+/** Whether |acc| < 2^30, te_simd_requant's domain, in two instructions (ADD, CMP): acc + 2^30
+ * is in [1, 2^31 - 1] exactly then. Modulo conversion of the sum, as GCC and Clang define it. */
+static inline int te_fc_acc_ok(int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (1u << 30)) > 0;
+}
+
+/**
+ * Output of accumulator acc for a per-tensor layer whose multiplier and shift are in the fast
+ * rule's domain: the fast rule where |acc| < 2^30, else te_fc_wide.
+ */
+static inline int8_t te_fc_out_pt(const te_fully_connected_params_t *p, te_simd_rq_t q,
+                                  int32_t lo, int32_t hi, int32_t acc)
+{
+    if (te_fc_acc_ok(acc)) {
+        return (int8_t)te_clamp(te_simd_requant(acc, q), lo, hi);
+    }
+    return te_fc_out_wide(p, acc);
+}
+
+/**
+ * Fewer than four outputs (hello_world's 16 -> 1, keyword_scrambled's 32 -> 2), per tensor,
+ * no weights offset, m >= 0 and shift in [-22, -1] (te_fully_connected_simd checks). One
+ * output at a time and nothing else: run as tails of te_fc_per_tensor, these layers paid for
+ * the set-up GCC hoists ahead of its blocks of four (about 50 instructions, whether a block
+ * runs or not) and its prologue, a third of the call; and te_fc_wide needs no exact fallback
+ * (keyword_scrambled's biases near -2^31 sent both of its outputs there). The weights are read
+ * straight through, row after row, and every parameter is read from p where it is used, once
+ * an output: hoisted, they would outnumber the registers and spill inside the sum's loop, and
+ * with at most three outputs a row the reloads cost less than the spills.
+ */
+static TE_SIMD_NOINLINE te_status_t te_fc_few(const te_fully_connected_params_t *p,
+                                              const int8_t *input, const int8_t *weights,
+                                              const int32_t *bias, int8_t *output)
+{
+    const int8_t *const end = output + p->batches * p->out_features;
+    const int8_t *x = input, *w = weights;
+    int32_t o = 0;
+    while (output != end) {
+        const int32_t x_off2 = te_simd_dup16(p->q.input_offset);
+        const int8_t *const x4 = x + (p->in_features & ~3);
+        int32_t acc = bias != NULL ? bias[o] : 0, i;
+        /* A do-while loop: as a while loop, -Os tests at the top and jumps back. */
+        if (x != x4) {
+            do {
+                const uint32_t a = TE_SIMD_NEXT4(x), b = TE_SIMD_NEXT4(w);
+                acc = te_smlad(te_sxtab16(x_off2, a), te_sxtb16(b),
+                               te_smlad(te_sxtab16_r8(x_off2, a), te_sxtb16_r8(b), acc));
+            } while (x != x4);
+        }
+        for (i = p->in_features & 3; i > 0; --i) {
+            acc += (*x++ + p->q.input_offset) * *w++;
+        }
+        acc = te_fc_wide(acc, te_fc_wide_make(p->rq.multiplier[0], p->rq.shift[0],
+                                              p->q.output_offset));
+        *output++ = (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+        if (++o == p->out_features) { /* x is at the batch's next row */
+            o = 0;
+            w = weights;
+        } else {
+            x -= p->in_features;
+        }
+    }
+    return TE_OK;
+}
+
+/**
+ * The common case, per tensor with the multiplier and shift in the fast rule's domain (every
+ * FC layer of the shared models; te_fully_connected_simd checks), as its own function. Four
+ * outputs at a time are requantised, packed, clamped bytewise (SSUB8, SEL) and stored as one
+ * word, about 7 instructions an output where the general loop's channel look-ups and branches
+ * take 25-45: for small layers (hello_world's 1 -> 16) that, not the sums, was most of the
+ * call. An accumulator outside |acc| < 2^30 sends its block of four through te_fc_wide
+ * (te_fc_out_wide), output by output.
+ */
+static TE_SIMD_NOINLINE te_status_t te_fc_per_tensor(const te_fully_connected_params_t *p,
+                                                     const int8_t *input,
+                                                     const int8_t *weights,
+                                                     const int32_t *bias, int8_t *output)
+{
+    const int32_t m = p->rq.multiplier[0], sh = p->rq.shift[0];
+    const int32_t n = p->in_features, n_out = p->out_features, batches = p->batches;
+    const int32_t lo = p->q.act_min, hi = p->q.act_max;
+    const uint32_t lo4 = te_simd_dup8(lo), hi4 = te_simd_dup8(hi);
     const int32_t x_off2 = te_simd_dup16(p->q.input_offset);
     const int32_t w_off2 = te_simd_dup16(p->filter_offset);
-    const te_fc_rq_t r0 = te_fc_rq(p, 0);
-    int32_t b, o, j;
-    for (b = 0; b < p->batches; ++b) {
+    const int32_t by4 = p->filter_offset == 0 ? n_out & ~3 : 0;
+    const te_simd_rq_t q = te_simd_rq_make(m, sh, 2 * p->q.output_offset + 1);
+    int32_t b, o;
+    for (b = 0; b < batches; ++b) {
         const int8_t *x = input + b * n;
         int8_t *out = output + b * n_out;
-        o = 0;
-        if (p->filter_offset == 0) {
-            for (; o + 4 <= n_out; o += 4) {
-                int32_t s[4];
-                for (j = 0; j < 4; ++j) {
-                    s[j] = bias != NULL ? bias[o + j] : 0;
-                }
-                te_fc_dot_1x4(x, weights + o * n, n, x_off2, s);
-                for (j = 0; j < 4; ++j) {
-                    out[o + j] = te_fc_out(p, r0, s[j], o + j);
-                }
+        const int8_t *w = weights;
+        for (o = 0; o < by4; o += 4, w += 4 * n) {
+            int32_t s[4] = {0, 0, 0, 0};
+            if (bias != NULL) {
+                s[0] = bias[o];
+                s[1] = bias[o + 1];
+                s[2] = bias[o + 2];
+                s[3] = bias[o + 3];
+            }
+            te_fc_dot_1x4(x, w, n, x_off2, s);
+            if (te_fc_acc_ok(s[0]) && te_fc_acc_ok(s[1]) && te_fc_acc_ok(s[2]) &&
+                te_fc_acc_ok(s[3])) {
+                te_simd_store4(out + o, te_clamp4(te_pack4(te_simd_requant(s[0], q),
+                                                           te_simd_requant(s[1], q),
+                                                           te_simd_requant(s[2], q),
+                                                           te_simd_requant(s[3], q)),
+                                                  lo4, hi4));
+            } else {
+                out[o] = te_fc_out_pt(p, q, lo, hi, s[0]);
+                out[o + 1] = te_fc_out_pt(p, q, lo, hi, s[1]);
+                out[o + 2] = te_fc_out_pt(p, q, lo, hi, s[2]);
+                out[o + 3] = te_fc_out_pt(p, q, lo, hi, s[3]);
             }
         }
-        for (; o + 2 <= n_out; o += 2) {
+        for (; o + 2 <= n_out; o += 2, w += 2 * n) {
+            int32_t s[2] = {0, 0};
+            if (bias != NULL) {
+                s[0] = bias[o];
+                s[1] = bias[o + 1];
+            }
+            te_simd_dot_1x2(x, w, n, n, x_off2, w_off2, s);
+            out[o] = te_fc_out_pt(p, q, lo, hi, s[0]);
+            out[o + 1] = te_fc_out_pt(p, q, lo, hi, s[1]);
+        }
+        if (o < n_out) {
+            out[o] = te_fc_out_pt(p, q, lo, hi, te_simd_dot_1x1(x, w, n, x_off2, w_off2,
+                                                                bias != NULL ? bias[o] : 0));
+        }
+    }
+    return TE_OK;
+}
+
+/**
+ * The general SIMD path: per channel, or a per-tensor multiplier or shift outside the fast
+ * rule's domain. Output features in fours (no weight offset) or pairs, each block one pass over
+ * the input row with SMLAD for two MACs per instruction, then te_fc_out per output.
+ */
+static TE_SIMD_NOINLINE te_status_t te_fc_general(const te_fully_connected_params_t *p,
+                                                  const int8_t *input, const int8_t *weights,
+                                                  const int32_t *bias, int8_t *output)
+{
+    const int32_t n = p->in_features, n_out = p->out_features, batches = p->batches;
+    const int32_t x_off2 = te_simd_dup16(p->q.input_offset);
+    const int32_t w_off2 = te_simd_dup16(p->filter_offset);
+    const int32_t by4 = p->filter_offset == 0 ? n_out & ~3 : 0;
+    te_fc_ctx_t k;
+    int32_t b, o;
+    k.mult = p->rq.multiplier;
+    k.shift = p->rq.shift;
+    k.per_channel = p->rq.per_channel;
+    k.zp2p1 = 2 * p->q.output_offset + 1;
+    k.lo = p->q.act_min;
+    k.hi = p->q.act_max;
+    k.r0 = te_fc_rq(k.mult[0], k.shift[0], k.zp2p1);
+    for (b = 0; b < batches; ++b) {
+        const int8_t *x = input + b * n;
+        int8_t *out = output + b * n_out;
+        const int8_t *w = weights;
+        for (o = 0; o < by4; o += 4, w += 4 * n) {
+            int32_t s[4] = {0, 0, 0, 0};
+            if (bias != NULL) {
+                s[0] = bias[o];
+                s[1] = bias[o + 1];
+                s[2] = bias[o + 2];
+                s[3] = bias[o + 3];
+            }
+            te_fc_dot_1x4(x, w, n, x_off2, s);
+            out[o] = te_fc_out(p, &k, s[0], o);
+            out[o + 1] = te_fc_out(p, &k, s[1], o + 1);
+            out[o + 2] = te_fc_out(p, &k, s[2], o + 2);
+            out[o + 3] = te_fc_out(p, &k, s[3], o + 3);
+        }
+        for (; o + 2 <= n_out; o += 2, w += 2 * n) {
             int32_t s[2];
             s[0] = bias != NULL ? bias[o] : 0;
             s[1] = bias != NULL ? bias[o + 1] : 0;
-            te_simd_dot_1x2(x, weights + o * n, n, n, x_off2, w_off2, s);
-            out[o] = te_fc_out(p, r0, s[0], o);
-            out[o + 1] = te_fc_out(p, r0, s[1], o + 1);
+            te_simd_dot_1x2(x, w, n, n, x_off2, w_off2, s);
+            out[o] = te_fc_out(p, &k, s[0], o);
+            out[o + 1] = te_fc_out(p, &k, s[1], o + 1);
         }
         if (o < n_out) {
-            out[o] = te_fc_out(p, r0, te_simd_dot_1x1(x, weights + o * n, n, x_off2, w_off2,
-                                                   bias != NULL ? bias[o] : 0), o);
+            out[o] = te_fc_out(p, &k, te_simd_dot_1x1(x, w, n, x_off2, w_off2,
+                                                      bias != NULL ? bias[o] : 0), o);
         }
     }
+    return TE_OK;
+}
+
+/**
+ * SIMD path (te_simd.h), bit-exact with the loop below for every parameter set the kernel
+ * accepts. Each path is its own function: inlined here, GCC would hoist the set-up of all of
+ * them ahead of the choice, about 100 instructions a call whichever runs. The per-tensor
+ * domain is checked here once, and each path is a tail call.
+ */
+static te_status_t te_fully_connected_simd(const te_fully_connected_params_t *p,
+                                           const int8_t *input, const int8_t *weights,
+                                           const int32_t *bias, int8_t *output)
+{
+    const int32_t m = p->rq.multiplier[0], sh = p->rq.shift[0];
+    if (p->rq.per_channel || m < 0 || sh > -1 || sh < -22) {
+        return te_fc_general(p, input, weights, bias, output);
+    }
+    if (p->out_features < 4 && p->filter_offset == 0) {
+        return te_fc_few(p, input, weights, bias, output);
+    }
+    return te_fc_per_tensor(p, input, weights, bias, output);
 }
 #endif
 
@@ -144,8 +366,7 @@ te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const in
         return TE_ERR_ARG;
     }
 #if TE_SIMD
-    te_fully_connected_simd(p, input, weights, bias, output);
-    return TE_OK;
+    return te_fully_connected_simd(p, input, weights, bias, output);
 #endif
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + b * p->in_features;

@@ -33,6 +33,7 @@ from tinyengine.target.code_size import (
 from .conftest import MODEL_FILES, MODELS, require
 
 OPTS = ("O2", "Os")
+CORES = ("cortex-m4", "cortex-m7")  # the cores code_sizes.json measures
 ALIGN = 8  # the largest section alignment in play: one section's padding
 RANDOM_SEEDS = (7, 11, 13)  # random graphs besides the shared models (tests/random_graphs.py)
 
@@ -77,8 +78,8 @@ def test_unknown_entry_is_refused(hello):
 
 @pytest.fixture(scope="session")
 def linked_and_estimated(tmp_path_factory):
-    """(name, opt, estimate, linked) for every shared model and the digits project: one link
-    per model and level, all in one fixture."""
+    """(name and core, opt, estimate, linked) for every shared model, the digits project and a
+    few random graphs: one link per model, core and level, all in one fixture."""
     require(shutil.which("arm-none-eabi-gcc") is not None,
             "arm-none-eabi-gcc is not installed (apt-get install --no-install-recommends "
             "gcc-arm-none-eabi libnewlib-arm-none-eabi)")
@@ -97,14 +98,16 @@ def linked_and_estimated(tmp_path_factory):
         out = root / f"random{seed}"
         compile_graph(random_graph(np.random.default_rng(seed), ALL_KINDS), out, prefix="m")
         projects.append((f"random graph {seed}", out))
-    board = resolve_board("cortex-m4")
     rows = []
-    for name, project in projects:
-        for opt in OPTS:
-            build_firmware(project, board, opt=opt, runtime="bare")
-            report = json.loads((project / "report.json").read_text())
-            linked = report["firmware_totals"][firmware_key(board, True, opt, "bare")]
-            rows.append((name, opt, estimate_firmware(project, "cortex-m4", opt), linked))
+    for core in CORES:
+        board = resolve_board(core)
+        for name, project in projects:
+            for opt in OPTS:
+                build_firmware(project, board, opt=opt, runtime="bare")
+                report = json.loads((project / "report.json").read_text())
+                linked = report["firmware_totals"][firmware_key(board, True, opt, "bare")]
+                rows.append((f"{name} {core}", opt, estimate_firmware(project, core, opt),
+                             linked))
     return rows
 
 

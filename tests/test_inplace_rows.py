@@ -267,11 +267,12 @@ def project(tmp_path_factory) -> tuple[Graph, Path, list, list]:
 
 
 def test_planner_runs_the_strided_layers_row_by_row():
-    sched = schedule(mcunet_like(0), "off")
+    # Without fusion: the fused block (memory/fuse.py) takes this strided chain whole.
+    sched = schedule(mcunet_like(0), "off", fuse=False)
     kernels = [get_op(op.kind).kernel(sched.graph, op) for op in sched.graph.ops]
     assert kernels[0] == "te_conv2d_rows_inplace_s8"
     assert kernels.count("te_depthwise_conv_rows_inplace_s8") >= 1
-    without = schedule(mcunet_like(0), "off", inplace=False)
+    without = schedule(mcunet_like(0), "off", inplace=False, fuse=False)
     assert sched.plan.arena_bytes < without.plan.arena_bytes
 
 

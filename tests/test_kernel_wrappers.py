@@ -19,7 +19,7 @@ from .test_ops_dw_fc_add import CCall
 CDEF = """
 typedef enum { TE_OK = 0, TE_ERR_ARG = 1, TE_ERR_SCRATCH = 2 } te_status_t;
 typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } te_dims_t;
-typedef struct { const int32_t *multiplier; const int32_t *shift; int32_t per_channel; }
+typedef struct { const int32_t *multiplier; const int8_t *shift; int32_t per_channel; }
     te_requant_t;
 typedef struct { int32_t input_offset; int32_t output_offset; int32_t act_min; int32_t act_max; }
     te_quant_t;

@@ -117,7 +117,7 @@ def test_reference_int32_accumulator_without_bias() -> None:
 CDEF = """
 typedef enum { TE_OK = 0, TE_ERR_ARG = 1, TE_ERR_SCRATCH = 2 } te_status_t;
 typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } te_dims_t;
-typedef struct { const int32_t *multiplier; const int32_t *shift; int32_t per_channel; }
+typedef struct { const int32_t *multiplier; const int8_t *shift; int32_t per_channel; }
     te_requant_t;
 typedef struct { int32_t input_offset; int32_t output_offset; int32_t act_min; int32_t act_max; }
     te_quant_t;
@@ -211,10 +211,11 @@ def test_c_int64_rule_on_edge_multipliers(kernels: tuple[Any, Any]) -> None:
     g = graph_of(op, [act16("x", (64, 1), 1e-4), w, b, act16("y", (64, k), 1e-2)])
     em = get_op(op.kind).emit(g, op)
     call = CCall(ffi, em)
-    m32, s32 = mults.astype(np.int32), shifts.astype(np.int32)
-    call.keep += [m32, s32]
+    m32, s8 = mults.astype(np.int32), shifts.astype(np.int8)
+    call.keep += [m32, s8]
     call.params.rq.multiplier = ffi.from_buffer("int32_t[]", m32)
-    call.params.rq.shift = ffi.from_buffer("int32_t[]", s32)
+    call.params.rq.shift = ffi.from_buffer("int8_t[]", s8)
+    call.params.rq.per_channel = 1  # equal weight scales: the generator stored one pair
     x = i16(rng, (64, 1))
     out = np.zeros((64, k), np.int16)
     assert call(lib, {"x": x, "y": out}) == TE_OK
@@ -251,7 +252,7 @@ def test_c_kernels_refuse_parameters_outside_their_domain(kernels: tuple[Any, An
             else:
                 arr = call.consts["shift" if change == "shift" else "mult"].copy()
                 arr[0] = requant16.MAX_SHIFT64 + 1 if change == "shift" else -1
-                ptr = ffi.from_buffer("int32_t[]", arr)
+                ptr = ffi.from_buffer(f"{arr.dtype}_t[]", arr)
                 call.keep += [arr, ptr]
                 setattr(rq, change, ptr)
             assert call(lib, tensors) == TE_ERR_ARG, (kind, change)

@@ -383,7 +383,7 @@ def test_add_reference_matches_naive() -> None:
 CDEF = """
 typedef enum { TE_OK = 0, TE_ERR_ARG = 1, TE_ERR_SCRATCH = 2 } te_status_t;
 typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } te_dims_t;
-typedef struct { const int32_t *multiplier; const int32_t *shift; int32_t per_channel; }
+typedef struct { const int32_t *multiplier; const int8_t *shift; int32_t per_channel; }
     te_requant_t;
 typedef struct { int32_t input_offset; int32_t output_offset; int32_t act_min; int32_t act_max; }
     te_quant_t;
@@ -540,8 +540,8 @@ def test_add_c_kernel_runs_in_place(kernels: tuple[Any, Any]) -> None:
 def _dw_params(ffi: Any, **over: Any) -> tuple[Any, list[Any]]:
     """A valid 3x3, multiplier-1 parameter block on an 1x5x5x2 input, with fields overridden."""
     mult = np.full(6, 1 << 30, np.int32)
-    shift = np.zeros(6, np.int32)
-    keep = [ffi.from_buffer("int32_t[]", mult), ffi.from_buffer("int32_t[]", shift)]
+    shift = np.zeros(6, np.int8)
+    keep = [ffi.from_buffer("int32_t[]", mult), ffi.from_buffer("int8_t[]", shift)]
     p = ffi.new("te_depthwise_conv_params_t *", {
         "input": [1, 5, 5, 2], "filter": [1, 3, 3, 2], "output": [1, 5, 5, 2],
         "depth_multiplier": 1, "stride_h": 1, "stride_w": 1, "dilation_h": 1, "dilation_w": 1,
@@ -588,8 +588,8 @@ def test_kernels_reject_bad_arguments(kernels: tuple[Any, Any]) -> None:
         assert lib.te_depthwise_conv_s8(p, x, x, ffi.NULL, x) == TE_ERR_ARG, over
 
     m = np.array([1 << 30], np.int32)
-    s = np.array([0], np.int32)
-    rq = [ffi.from_buffer("int32_t[]", m), ffi.from_buffer("int32_t[]", s)]
+    s = np.array([0], np.int8)
+    rq = [ffi.from_buffer("int32_t[]", m), ffi.from_buffer("int8_t[]", s)]
     fc = ffi.new("te_fully_connected_params_t *", {
         "batches": 2, "in_features": 4, "out_features": 3, "filter_offset": 0,
         "q": [0, 0, -128, 127], "rq": [rq[0], rq[1], 0]})

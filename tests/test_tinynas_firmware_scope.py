@@ -47,9 +47,10 @@ def test_scope_decides_what_fits():
 def test_default_scope_and_bad_scopes():
     assert default_scope(None, None, "O2") == "model"
     assert default_scope(None, "stm32f412", "O2") == "firmware"  # a Cortex-M4 board
-    assert default_scope(None, "stm32f746", "O2") == "model"  # no M7 table measured
+    assert default_scope(None, "stm32f746", "O2") == "firmware"  # a Cortex-M7 board
+    assert default_scope(None, "mps2-an385-m0plus", "Os") == "model"  # no M0+ table measured
     assert default_scope("model", "stm32f412", "Os") == "model"
-    with pytest.raises(TinyNASError, match="no code-size table for cortex-m7"):
-        Budget(1024, 4096, board="stm32f746", flash_scope="firmware")
+    with pytest.raises(TinyNASError, match="no code-size table for cortex-m0plus"):
+        Budget(1024, 4096, board="mps2-an385-m0plus", flash_scope="firmware")
     with pytest.raises(TinyNASError, match="--flash-scope model or firmware"):
         Budget(1024, 4096, flash_scope="linked")

@@ -101,7 +101,9 @@ def _search(budget: Budget, seed: int = 0, population: int = 12, generations: in
 
 # Planning with patches is about a hundred times slower than with whole tensors, so most
 # searches here price whole tensors only; one asks for patches where whole tensors do not fit.
-BUDGET = Budget(sram=2048, flash=7 * 1024)
+# SRAM binds at 1 KB (fused inverted-residual blocks let most of the 2 KB subnets fit), so the
+# searches below have something to find.
+BUDGET = Budget(sram=1024, flash=7 * 1024)
 
 
 @pytest.mark.parametrize("patch, population", [("off", 12), ("auto", 5)])

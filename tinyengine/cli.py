@@ -282,6 +282,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                      max_mac_overhead=args.max_mac_overhead, stream_input=args.stream_input)
     print(live_table(sched.graph, sched.plan))
     print(peak_summary(sched.graph, sched.plan).line())
+    fused = [op.name for op in sched.graph.ops if op.kind == "FUSED_BLOCK"]
+    if fused:  # memory/fuse.py: taken only where the arena needs it (they run slower)
+        print(f"fused blocks, expansion held a window of rows at a time ({len(fused)}): "
+              + ", ".join(fused))
     for kind, names in (("inputs", sched.graph.inputs), ("outputs", sched.graph.outputs)):
         print(f"graph {kind}: " + ", ".join(
             f"{i} {n} ({'x'.join(map(str, sched.graph.tensor(n).shape))})"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ir import DTYPES, Graph, Op, QuantParams, Tensor, verify
+from .memory.fuse import fuse_blocks
 from .memory.patch import PatchSchedule, total_macs
 from .memory.schedule import DEFAULT_MAX_MAC_OVERHEAD, Schedule, schedule
 from .ops import get_op
@@ -39,11 +40,14 @@ def _weight_axis(graph: Graph, op: Op) -> int | None:
 
 
 def _placeholder(t: Tensor, axis: int | None) -> Tensor:
-    """A constant with zero values, and unit scales where the description gives none."""
+    """A constant with zero values, and scales where the description gives none: distinct per
+    channel, as a trained network's are, since channels that share one (multiplier, shift)
+    store one pair (ops/common.compact_requant) and equal scales would price too little flash."""
     quant = t.quant
     if quant is None:
         n = t.shape[axis] if axis is not None else 1
-        quant = QuantParams(np.ones(n, np.float32), np.zeros(n, np.int64), axis or 0)
+        quant = QuantParams(np.linspace(1.0, 2.0, n, dtype=np.float32), np.zeros(n, np.int64),
+                            axis or 0)
     return Tensor(t.name, t.shape, t.dtype, quant, np.zeros(t.shape, DTYPES[t.dtype]))
 
 
@@ -70,6 +74,14 @@ def flash_bytes(graph: Graph) -> int:
             else:
                 total += int(c.values.nbytes)
     return total + sum(shared.values())
+
+
+def arena_lower_bound(graph: Graph) -> int:
+    """Bytes every whole-tensor plan of `graph` holds at once at least: its largest activation
+    once every fusable inverted-residual block is fused (a fused block never holds its
+    expanded tensor whole; memory/fuse.py), so no plan, fused or not, is below it. Cheap: no
+    planning. Patches can go lower still."""
+    return max(t.nbytes for t in fuse_blocks(graph).activations())
 
 
 def estimate(graph: Graph, patch: str = "off",

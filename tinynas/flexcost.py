@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from tinyengine.cost import Cost, estimate_schedule, flash_bytes, with_placeholders
+from tinyengine.cost import (
+    Cost,
+    arena_lower_bound,
+    estimate_schedule,
+    flash_bytes,
+    with_placeholders,
+)
 from tinyengine.ir import Graph
 from tinyengine.target.latency import op_terms, price_terms
 
@@ -66,7 +72,7 @@ def _bounds(arch: FlexArch, int8_input: bool) -> tuple[int, int]:
     flash figure, and a lower bound of any whole-tensor arena. A tenth of a plan's time, and a
     tight budget rejects most candidates on them."""
     graph = _graph(arch, int8_input)
-    return flash_bytes(graph), max(t.nbytes for t in graph.activations())
+    return flash_bytes(graph), arena_lower_bound(graph)
 
 
 @lru_cache(maxsize=1 << 10)

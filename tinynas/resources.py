@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from tinyengine.cost import Cost, estimate, flash_bytes, with_placeholders
+from tinyengine.cost import Cost, arena_lower_bound, estimate, flash_bytes, with_placeholders
 from tinyengine.ir import Graph
 
 from .arch import Arch, LayerSpec
@@ -134,7 +134,7 @@ def segment_flash(kind: str, cin: int, params: tuple) -> int:
 def segment_activations(kind: str, h: int, cin: int, params: tuple) -> tuple[int, int]:
     """(largest activation bytes, output height) of one piece on an h x h input."""
     graph, out_h = _segment(kind, h, cin, params)
-    return max(t.nbytes for t in graph.activations()), out_h
+    return arena_lower_bound(graph), out_h
 
 
 def quick_summary(arch: Arch, int8_input: bool = False) -> tuple[int, int]:

@@ -226,10 +226,14 @@ def mark_inplace(graph: Graph, offsets: bool | Collection[str] = True,
         offered = opdef.inplace_offsets(graph, op) if allowed else []
         choices += [(k, off, True) for k, off in offered]
         best: tuple[int, dict[int, int], int, int, bool] | None = None
+        # Scratch the op needs out of place too (a fused block's window of rows) is no cost of
+        # running in place: only what the in-place kernel needs beyond it counts.
+        base = _aligned(opdef.scratch_bytes(graph, op)) if choices else 0
         for k, offset, rows in choices:
             if not groups.dies_at(op.inputs[k], i):
                 continue  # the group is still read later: writing over it would corrupt it
-            scratch = _aligned(opdef.scratch_bytes(graph, _marked(op, k, offset if rows else None)))
+            scratch = max(0, _aligned(opdef.scratch_bytes(
+                graph, _marked(op, k, offset if rows else None))) - base)
             delta = groups.merge_delta(op.inputs[k], op.outputs[0], i, offset, scratch)
             top = max(profile[s] + d for s, d in delta.items())
             if top > peak or (best is not None and top >= best[0]):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import TinyEngineError
 from ..ir import Graph, Op
 from ..ops import get_op
+from .fuse import block_name, fusable_blocks, fuse_blocks
 from .inplace import is_slow_inplace, mark_inplace, mark_views
 from .order import best_order, reorder
 from .patch import PatchSchedule, parse_patch_spec, patch_graph, search_patches
@@ -56,6 +57,40 @@ def plan_graph(graph: Graph, inplace: bool = True, planner: str = "auto",
     _, best = _fewest(lambda allowed: mark_inplace(graph, offsets=offsets, slow=allowed),
                       is_slow_inplace, planner, external, every=first)
     return best
+
+
+def plan_fused(graph: Graph, inplace: bool = True, planner: str = "auto",
+               external: frozenset[str] = frozenset(),
+               fuse: bool = True) -> tuple[Graph, MemoryPlan]:
+    """plan_graph, with inverted-residual blocks fused (memory/fuse.py) where that makes the
+    arena smaller. A fused block runs slower (a row copy and member-kernel calls per output
+    row), so as with _fewest: every block fused; none; and, where none gives a larger arena,
+    only the blocks with a step whose live bytes (planned unfused) exceed the arena found with
+    them all. Ties go to fewer fused blocks."""
+    plain = plan_graph(graph, inplace, planner, external)
+    blocks = fusable_blocks(graph) if fuse else []
+    if not inplace or not blocks:
+        return plain
+    every = plan_graph(fuse_blocks(graph, True), inplace, planner, external)
+    if every[1].arena_bytes >= plain[1].arena_bytes:
+        return plain
+    live = dict(zip((op.name for op in plain[0].ops), live_bytes(plain[1].buffers)))
+    needed = {block_name(c) for c in blocks
+              if any(live[op.name] > every[1].arena_bytes for op in c)}
+    if len(needed) == len(blocks):
+        return every
+    some = plan_graph(fuse_blocks(graph, needed), inplace, planner, external)
+    return some if some[1].arena_bytes <= every[1].arena_bytes else every
+
+
+def fused_lower_bound(graph: Graph, inplace: bool = True, fuse: bool = True) -> int:
+    """The live-set lower bound over the plans plan_fused compares: the lower of the unfused
+    graph's and the all-fused graph's. A plan with only some blocks fused is taken only where it
+    is no larger than the all-fused one, so the search's pruning by this bound is a heuristic
+    there, not a proof."""
+    fused = fuse_blocks(graph, inplace and fuse)
+    bound = lower_bound(graph, inplace)
+    return bound if fused is graph else min(bound, lower_bound(fused, inplace))
 
 
 def _fewest(mark: Callable[[bool | set[str]], Graph], marked: Callable[[Graph, Op], bool],
@@ -125,19 +160,22 @@ def choose_order(graph: Graph, inplace: bool = True, planner: str = "auto") -> G
 
 def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: str = "auto",
              max_mac_overhead: float = DEFAULT_MAX_MAC_OVERHEAD,
-             stream_input: bool = False) -> Schedule:
+             stream_input: bool = False, fuse: bool = True) -> Schedule:
     """patch: "off", "auto" (search split and grid within `max_mac_overhead`), or "RxC@N".
 
     stream_input: an explicit, labelled choice, never the default: with patches, the input is
     read window by window from the caller's buffer and the arena does not hold it.
+    fuse: let the planner run inverted-residual blocks row by row where the arena needs it
+    (plan_fused); False plans every op on its own, as before fusion existed.
     """
     if max_mac_overhead < 0:
         raise TinyEngineError("the MAC overhead budget must be >= 0")
     graph = choose_order(graph, inplace, planner)
     patches = None
     if patch == "auto":
-        found = search_patches(graph, lambda g: lower_bound(g, inplace),
-                               lambda g: plan_graph(g, inplace, planner)[1].arena_bytes,
+        found = search_patches(graph, lambda g: fused_lower_bound(g, inplace, fuse),
+                               lambda g: plan_fused(g, inplace, planner, fuse=fuse)[1]
+                               .arena_bytes,
                                max_mac_overhead)
         if found is not None:
             graph, patches = found
@@ -152,5 +190,5 @@ def schedule(graph: Graph, patch: str = "off", inplace: bool = True, planner: st
             raise TinyEngineError("input streaming needs patch-based inference that reads the "
                                   "input window by window; use --patch auto or RxC@N (and check "
                                   "that patches were chosen)")
-    graph, plan = plan_graph(graph, inplace, planner, external)
+    graph, plan = plan_fused(graph, inplace, planner, external, fuse)
     return Schedule(graph, plan, patches)

@@ -13,7 +13,7 @@ import tflite
 from .. import quant
 from ..errors import UnsupportedError
 from ..ir import QRANGE, Graph, Op, Tensor
-from .base import Arg, ConstArray, TfliteImport, TfliteLowering
+from .base import Arg, ConstArray, CValue, TfliteImport, TfliteLowering
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -211,13 +211,43 @@ def conv_requant(inp: Tensor, weights: Tensor, out: Tensor) -> tuple[np.ndarray,
     return quant.quantize_multipliers(real)
 
 
+def compact_requant(mult: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The requantisation tables as stored in flash: one (multiplier, shift) pair where every
+    output channel has the same one (a per-tensor layer, or per-channel scales that happen to
+    agree), else one pair per channel. The kernels read element 0 for every channel when
+    te_requant_t.per_channel is 0, which requant_init sets exactly for one pair."""
+    m, s = np.asarray(mult).ravel(), np.asarray(shift).ravel()
+    if m.size > 1 and (m == m[0]).all() and (s == s[0]).all():
+        return m[:1], s[:1]
+    return m, s
+
+
+def requant_init(mult: np.ndarray) -> list[CValue]:
+    """The te_requant_t initialiser of an op's "mult" and "shift" arrays (requant_consts):
+    per_channel is 1 where more than one pair is stored."""
+    return ["@mult", "@shift", int(np.asarray(mult).size > 1)]
+
+
+def requant_consts(mult: np.ndarray, shift: np.ndarray) -> list[ConstArray]:
+    """The multiplier (int32_t) and shift (int8_t) arrays of te_requant_t.
+
+    quant.quantize_multiplier gives shifts in [-31, 31] (it rejects larger left shifts and
+    zeroes smaller right ones), so int8_t holds every one, for the int32 and the int64
+    (16x8) rules alike; a word per channel would waste 3 bytes of each."""
+    s = np.asarray(shift).ravel()
+    assert s.size == 0 or (s.min() >= -31 and s.max() <= 31), s
+    return [ConstArray("mult", "int32_t", np.asarray(mult).ravel().astype(np.int32)),
+            ConstArray("shift", "int8_t", s.astype(np.int8))]
+
+
 def weight_consts(weights: Tensor, bias: Tensor | None, mult: np.ndarray, shift: np.ndarray,
                   weights_name: str = "filter") -> list[ConstArray]:
-    """The flash arrays of a weighted op: weights, requantisation tables, and the bias if any."""
+    """The flash arrays of a weighted op: weights, requantisation tables, and the bias if any.
+    The tables are stored as given: callers that compact them (compact_requant) say so in the
+    params with requant_init."""
     assert weights.data is not None
     consts = [ConstArray(weights_name, "int8_t", weights.data.ravel()),
-              ConstArray("mult", "int32_t", mult.astype(np.int32)),
-              ConstArray("shift", "int32_t", shift.astype(np.int32))]
+              *requant_consts(mult, shift)]
     if bias is not None:
         assert bias.data is not None
         consts.append(ConstArray("bias", "int32_t", bias.data.ravel()))

@@ -30,11 +30,13 @@ from .common import (
     check_io,
     check_window,
     clamp_int8,
+    compact_requant,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
     io_dtype,
+    requant_init,
     require_inputs,
     tflite_import,
     tflite_options,
@@ -270,7 +272,7 @@ class Conv2D(OpDef):
         oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
         sh, sw = op.attrs["stride"]
         dh, dw = op.attrs.get("dilation", (1, 1))
-        mult, shift = conv_requant(xt, wt, ot)
+        mult, shift = compact_requant(*conv_requant(xt, wt, ot))
         lo, hi = act_limits(op, ot)
         # The band-by-band kernel (an inplace_offset mark) takes no scratch.
         inplace = op.attrs.get("inplace") is not None and op.attrs.get("inplace_offset") is None
@@ -296,7 +298,7 @@ class Conv2D(OpDef):
                 "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
                 "pad_h": ph, "pad_w": pw,
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": ["@mult", "@shift", int(wt.quant.per_channel) if wt.quant else 0],
+                "rq": requant_init(mult),
                 "groups": conv_groups(op),
             },
             args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),

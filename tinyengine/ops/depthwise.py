@@ -27,11 +27,13 @@ from .common import (
     check_bias,
     check_io,
     check_window,
+    compact_requant,
     conv_requant,
     dims4,
     fb_activation,
     fb_padding,
     io_dtype,
+    requant_init,
     require_inputs,
     tflite_import,
     tflite_options,
@@ -261,7 +263,7 @@ class DepthwiseConv2D(OpDef):
         oh, ow, ph, pw = window_padding(op, xt.shape[1], xt.shape[2], fh, fw)
         sh, sw = op.attrs["stride"]
         dh, dw = op.attrs.get("dilation", (1, 1))
-        mult, shift = conv_requant(xt, wt, ot)
+        mult, shift = compact_requant(*conv_requant(xt, wt, ot))
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
         # The band-by-band kernel (an inplace_offset mark) takes no scratch.
@@ -287,7 +289,7 @@ class DepthwiseConv2D(OpDef):
                 "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
                 "pad_h": ph, "pad_w": pw,
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
+                "rq": requant_init(mult),
             },
             args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,

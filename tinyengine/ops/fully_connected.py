@@ -39,9 +39,11 @@ from .common import (
     check_activation,
     check_bias,
     check_io,
+    compact_requant,
     conv_requant,
     fb_activation,
     io_dtype,
+    requant_init,
     require_inputs,
     tflite_import,
     tflite_options,
@@ -188,7 +190,7 @@ class FullyConnected(OpDef):
                       graph.tensor(op.outputs[0]))
         b = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
         batches, n_in, n_out = fc_geometry(graph, op)
-        mult, shift = fc_requant(xt, wt, ot)
+        mult, shift = compact_requant(*fc_requant(xt, wt, ot))
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
         if ot.dtype == "int16":
@@ -211,7 +213,7 @@ class FullyConnected(OpDef):
                 "batches": batches, "in_features": n_in, "out_features": n_out,
                 "filter_offset": filter_offset(wt),
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
+                "rq": requant_init(mult),
             },
             args=io_args,
             consts=consts,

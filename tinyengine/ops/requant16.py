@@ -26,7 +26,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from ..quant import multiply_by_quantized_multiplier_64
 from .base import ConstArray
-from .common import clamp_to, where
+from .common import clamp_to, requant_consts, where
 
 # TFLM's contract for the int64 MultiplyByQuantizedMultiplier: |x| < 2^47, so that x * reduced
 # (reduced < 2^15) stays inside int64.
@@ -127,9 +127,8 @@ def weight_consts16(weights: Tensor, bias: Tensor | None, mult: np.ndarray, shif
                     acc_type: str, weights_name: str = "filter") -> list[ConstArray]:
     """The flash arrays of a 16x8 op: int8 weights, requantisation tables, the bias."""
     assert weights.data is not None
-    return [ConstArray(weights_name, "int8_t", weights.data.ravel()),
-            ConstArray("mult", "int32_t", mult.astype(np.int32)),
-            ConstArray("shift", "int32_t", shift.astype(np.int32))] + bias_const16(bias, acc_type)
+    return ([ConstArray(weights_name, "int8_t", weights.data.ravel())]
+            + requant_consts(mult, shift) + bias_const16(bias, acc_type))
 
 
 def bias_type_attr(options: Any) -> dict[str, str]:

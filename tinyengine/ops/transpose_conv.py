@@ -47,6 +47,7 @@ from .common import (
     check_activation,
     check_bias,
     check_io,
+    compact_requant,
     conv_requant,
     dims4,
     fb_activation,
@@ -55,6 +56,7 @@ from .common import (
     keep_inputs,
     out_size,
     pad_before,
+    requant_init,
     tflite_const,
     tflite_options,
     weight_consts,
@@ -210,7 +212,7 @@ class TransposeConv(OpDef):
         b = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
         _, _, ph, pw = geometry(graph, op)
         sh, sw = op.attrs["stride"]
-        mult, shift = conv_requant(xt, wt, ot)
+        mult, shift = compact_requant(*conv_requant(xt, wt, ot))
         lo, hi = act_limits(op, ot)
         assert wt.quant is not None
         if ot.dtype == "int16":
@@ -232,7 +234,7 @@ class TransposeConv(OpDef):
                 "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
                 "stride_h": int(sh), "stride_w": int(sw), "pad_h": ph, "pad_w": pw,
                 "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": ["@mult", "@shift", int(wt.quant.per_channel)],
+                "rq": requant_init(mult),
             },
             args=io_args,
             consts=consts,

@@ -90,6 +90,26 @@ def op_features(graph: Graph, op: Op) -> tuple[str, str, int]:
     return kernel, key, work
 
 
+def _fused_terms(graph: Graph, op: Op, kernel: str, work: int
+                 ) -> tuple[str, str, int, int, int, int]:
+    """op_terms of a fused inverted-residual block. It calls its members' kernels once per
+    output row, so its cycles go with its rows (the calls' fixed costs) and with the expanded
+    elements it computes and shifts through its window, besides its MACs: the terms are (MACs,
+    outputs, output rows, expanded elements), and its class is its depthwise window and stride
+    and whether it adds the residual. Its lines are measured on blocks of these classes
+    (benchmarks/latency_table.py fuses one group of subnets whole)."""
+    from ..ops.fused_block import member_graph, members
+
+    g = member_graph(graph, op)
+    expand, dw, _, add = members(op)
+    fw, stride = g.tensor(dw.inputs[1]).shape, dw.attrs.get("stride", (1, 1))
+    out = g.tensor(op.outputs[0]).shape
+    key = "|".join([kernel, f"k{fw[1]}x{fw[2]}", f"s{stride[0]}x{stride[1]}"] +
+                   (["add"] if add is not None else []))
+    expanded = int(np.prod(g.tensor(expand.outputs[0]).shape))
+    return kernel, key, work, int(np.prod(out)), int(out[0] * out[1]), expanded
+
+
 def op_terms(graph: Graph, op: Op) -> tuple[str, str, int, int, int, int]:
     """(kernel, table key, work, outputs, pixels, taps) of one op of a scheduled graph; taps:
     the MACs of a convolution without those on the padding (else the work)."""
@@ -97,6 +117,8 @@ def op_terms(graph: Graph, op: Op) -> tuple[str, str, int, int, int, int]:
     kernel = impl.kernel(graph, op)
     macs = impl.macs(graph, op)
     work = macs if macs else _elements(graph, op.inputs) + _elements(graph, op.outputs)
+    if op.kind == "FUSED_BLOCK":
+        return _fused_terms(graph, op, kernel, int(work))
     parts = [kernel]
     ins = [graph.tensor(n) for n in op.inputs if n]
     if macs and len(ins) >= 2 and ins[1].is_const and len(ins[1].shape) == 4:
