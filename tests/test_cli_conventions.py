@@ -242,12 +242,17 @@ def _children(pid: int) -> list[str]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """CPU time the process has used (user + system), from /proc; 0 where it cannot be read."""
+    """CPU time of the process and everything under it (user + system; children that ended
+    are in its cutime/cstime, live ones are summed), from /proc; 0 where it cannot be read.
+    The commands may do their work in child processes."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        kids = [int(k) for t in Path(f"/proc/{pid}/task").iterdir()
+                for k in (t / "children").read_text().split()]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(k) for k in kids)
 
 
 def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
