@@ -255,6 +255,14 @@ def _cpu_seconds(pid: int) -> float:
     return own + sum(_cpu_seconds(k) for k in kids)
 
 
+def _as_at_a_terminal() -> None:
+    """In the child before exec: its own session, and Ctrl-C at its default. A process started
+    with SIGINT ignored keeps it ignored (Python then installs no KeyboardInterrupt handler),
+    and the test runner's workers may be such processes: the command would never see Ctrl-C."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
                workers: int = 0) -> subprocess.CompletedProcess:
     """Run a command, press Ctrl-C once it is at work, and return how it ended.
@@ -265,7 +273,7 @@ def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
     and whatever is left of it (workers included) is killed when the test ends, pass or fail."""
     env = dict(os.environ, TMPDIR=str(tmp))
     p = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                         stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 300
         if workers:
