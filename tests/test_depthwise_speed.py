@@ -25,12 +25,12 @@ import pytest
 
 from tinyengine.codegen import compile_graph
 from tinyengine.inputs import random_inputs
-from tinyengine.ir import Graph, Op, QuantParams, Tensor, verify
+from tinyengine.ir import Graph, Op, Tensor, verify
 from tinyengine.ops import get_op
 from tinyengine.reference import run_reference
 from tinyengine.target import run_records
 
-from .test_depthwise_small_plane import _build
+from .test_depthwise_small_plane import _build, _qp
 from .test_ops_dw_fc_add import CCall
 from .test_simd import EMULATE, _assert_same, _require_qemu
 
@@ -40,11 +40,6 @@ DW = get_op("DEPTHWISE_CONV_2D")
 @pytest.fixture(scope="module", params=["portable", "emulated"])
 def kernels(request) -> tuple[Any, Any]:
     return _build(EMULATE if request.param == "emulated" else [])
-
-
-def _qp(scale: Any, zp: Any, axis: int = 0) -> QuantParams:
-    return QuantParams(np.atleast_1d(np.asarray(scale, np.float32)),
-                       np.atleast_1d(np.asarray(zp, np.int64)), axis)
 
 
 def _out_size(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
