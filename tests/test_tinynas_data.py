@@ -367,6 +367,21 @@ def test_resize_shapes_and_identity():
     assert resize_numpy(x.numpy(), 12).dtype == np.float32
 
 
+def test_resize_sequences_follow_the_image_rule():
+    # A sequence (N, C, L, 1) is resized along L with the rule an image gets along each side:
+    # every column of a square image whose columns are the sequence. (torch's antialiased
+    # filter once returned the sequence's mean in every sample for a width of 1, which made
+    # every subnet below the native length train and score at chance.)
+    seq = torch.rand(2, 3, 40, 1, generator=torch.Generator().manual_seed(1))
+    for r in (20, 24, 32, 48):
+        image = resize(seq.expand(2, 3, 40, 40).contiguous(), r)
+        got = resize(seq, r)
+        assert got.shape == (2, 3, r, 1)
+        torch.testing.assert_close(got[..., 0], image[..., 0])
+    ramp = torch.arange(40.0).view(1, 1, 40, 1)
+    assert bool((resize(ramp, 24).diff(dim=2) > 0).all())
+
+
 def test_augment(digits):
     x = torch.from_numpy(digits.x[:16])
     a = augment(x, 12, torch.Generator().manual_seed(5))

@@ -352,8 +352,12 @@ def resize(x: torch.Tensor, r: int) -> torch.Tensor:
     if is_sequence(x):
         if x.shape[-2] == r:
             return x
-        return F.interpolate(x, size=(r, 1), mode="bilinear", align_corners=False,
-                             antialias=r < x.shape[-2])
+        # torch's antialiased bilinear filter returns one constant per row when the width is
+        # 1 (torch 2.13: every output sample the mean of the whole sequence), so the sequence
+        # is resized as two equal columns and one is kept: the rule along L is the same.
+        two = x.expand(*x.shape[:-1], 2)
+        return F.interpolate(two, size=(r, 2), mode="bilinear", align_corners=False,
+                             antialias=r < x.shape[-2])[..., :1].contiguous()
     if x.shape[-1] == r and x.shape[-2] == r:
         return x
     return F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False,
