@@ -70,7 +70,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 def _quick(given: dict[str, Any]) -> dict[str, Any]:
     """--quick: a few epochs and evaluations, for a smoke test of the whole path."""
     small = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
-                 scratch_epochs=1,
+                 scratch_epochs=1, rerank=2, rerank_epochs=1,
                  stage1_samples=40, calib_images=32)
     return {k: v for k, v in small.items() if k not in given or given[k] == getattr(_DEFAULT, k)}
 
@@ -265,6 +265,12 @@ def add_commands(sub: Any) -> None:
     pp.add_argument("--finetune-epochs", type=int, help=f"({d.finetune_epochs})")
     pp.add_argument("--scratch-epochs", type=int, help="the winner trained from scratch too, "
                     "best on val deployed (default: the supernet's epochs; 0: off)")
+    pp.add_argument("--rerank", type=int, help="the search's best N trained briefly from "
+                    f"scratch, the best on val deployed; 1: off ({d.rerank})")
+    pp.add_argument("--rerank-epochs", type=int, help=f"their epochs ({d.rerank_epochs})")
+    pp.add_argument("--uniform-sampling", dest="budget_sampling", action="store_false",
+                    default=None, help="train the supernet on subnets drawn from the whole "
+                    "space, not only those that fit the budget")
     pp.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
     pp.add_argument("--no-resume", action="store_true",
                     help="refuse to continue an interrupted run in DIR")

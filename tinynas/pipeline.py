@@ -27,11 +27,19 @@ from .arch import Arch, parse_json, read_text
 from .budget import Budget, arch_latency_ms, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
 from .errors import TinyNASError
-from .evolve import Evaluator, SearchResult, evolutionary_search, inherited, random_search
+from .evolve import (
+    Candidate,
+    Evaluator,
+    SearchResult,
+    evolutionary_search,
+    inherited,
+    random_search,
+)
 from .finish import Deployment, deploy, finetune
 from .firmware import default_scope
 from .flexnet import FlexNet
 from .flexspace import FLEX_PRESETS, FlexSpace
+from .rerank import rerank
 from .space import PRESETS, SearchSpace, get_space
 from .subnet import SubNet
 from .train import (
@@ -79,6 +87,12 @@ class PipelineConfig:
     scratch_epochs: int | None = None
     calib_images: int = 256
     quant: str = "auto"  # or minmax, percentile, mse; auto keeps the best C on val
+    # Supernet training samples subnets that fit the budget (train_pool.py); False: uniform.
+    budget_sampling: bool = True
+    # The search's best `rerank` subnets trained `rerank_epochs` from scratch, the best on val
+    # deployed (rerank.py); 1 or 0: the search's best as it is.
+    rerank: int = 6
+    rerank_epochs: int = 30
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +188,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     tcfg = TrainConfig(width, resolutions, cfg.largest_epochs, cfg.epochs, lr=cfg.lr,
-                       subnets=cfg.subnets, kd=cfg.kd, seed=cfg.seed)
+                       subnets=cfg.subnets, kd=cfg.kd, seed=cfg.seed,
+                       budget=asdict(budget) if cfg.budget_sampling else None)
     trained = train_supernet(space, parts.train, parts.val, tcfg, out, resume=resume,
                              progress=progress)
     timings["train"] = time.perf_counter() - t
@@ -185,7 +200,14 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     timings["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    best = search.best
+    chosen = rerank(search, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs, cfg.lr,
+                    cfg.seed, cfg.fitness_views, progress)
+    timings["rerank"] = time.perf_counter() - t
+    if chosen.rows:
+        _say(progress, f"re-ranked the best {len(chosen.rows)} by {cfg.rerank_epochs} epochs "
+                       f"from scratch: {chosen.best.arch.summary()}")
+    t = time.perf_counter()
+    best = chosen.best
     deployment, tuning = finish(trained.supernet, best.arch, parts, out / "project", cfg,
                                 "auto" if best.patched else "off", progress)
     timings["finish"] = time.perf_counter() - t
@@ -195,16 +217,19 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     random_deployed = None
     if cfg.deploy_random and baseline is not None:
         t = time.perf_counter()
-        random_deployed, _ = finish(trained.supernet, baseline.best.arch, parts,
+        random_chosen = rerank(baseline, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs,
+                               cfg.lr, cfg.seed, cfg.fitness_views, progress).best
+        random_deployed, _ = finish(trained.supernet, random_chosen.arch, parts,
                                     out / "random_project", cfg,
-                                    "auto" if baseline.best.patched else "off", progress)
+                                    "auto" if random_chosen.patched else "off", progress)
         predictions["random"] = random_deployed.predictions
         timings["finish_random"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
-    summary = _summary(cfg, data, parts, space, budget, width, resolutions, search, baseline,
-                       deployment, timings)
+    summary = _summary(cfg, data, parts, space, budget, width, resolutions, best, search,
+                       baseline, deployment, timings)
     summary["finetune"] = tuning
+    summary["rerank"] = chosen.to_dict()
     if random_deployed is not None:
         summary["random_search_deployed"] = random_deployed.to_dict()
     # Per test example, what the generated C predicted: for paired tests between runs.
@@ -294,10 +319,9 @@ def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: 
 
 
 def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: AnySpace,
-             budget: Budget, width: float, resolutions: tuple[int, ...], search: SearchResult,
-             baseline: SearchResult | None, d: Deployment,
+             budget: Budget, width: float, resolutions: tuple[int, ...], best: Candidate,
+             search: SearchResult, baseline: SearchResult | None, d: Deployment,
              timings: dict[str, float]) -> dict[str, Any]:
-    best = search.best
     latency = None
     if budget.board is not None and best.latency_ms is not None:
         # The deployed project, as compiled (whole tensors or the patches it fits with).
@@ -319,7 +343,7 @@ def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: AnySpace,
         "dataset": data.name, "images": {"train": len(parts.train), "val": len(parts.val),
                                          "test": len(parts.test)},
         "space": space.name, "width_mult": width, "resolutions": list(resolutions),
-        "arch": search.best.arch.to_dict(), "search_val_accuracy": search.best.accuracy,
+        "arch": best.arch.to_dict(), "search_val_accuracy": best.accuracy,
         "evaluations": search.evaluations,
         "random_search_evaluations": baseline.evaluations if baseline else None,
         "random_search_val_accuracy": baseline.best.accuracy if baseline else None,

@@ -5,7 +5,9 @@ by importance (supernet.sort_channels) so that every expand ratio keeps the best
 two trains the supernet with the sandwich rule: each step runs the largest subnet (cross-entropy)
 and `subnets` others, the smallest among them, each distilled from the largest's logits of the
 same batch (knowledge distillation, weight `kd`, the rest cross-entropy). Every step draws one
-resolution for all its subnets, so the supernet serves the whole resolution range.
+resolution for all its subnets, so the supernet serves the whole resolution range. Given the
+search's budget (cfg.budget), the other sampled subnets are drawn from those that fit it
+(train_pool.py), so the shared weights are trained where the search will look.
 
 Checkpoint and resume: the state is written (atomically) after every epoch. Every random draw of
 an epoch comes from generators seeded by (seed, epoch, rank) and the learning rate is a function
@@ -45,6 +47,7 @@ from .flexnet import FlexSupernet
 from .flexspace import FLEX_FORMAT, AnySpace, FlexSpace
 from .space import SearchSpace
 from .supernet import Supernet
+from .train_pool import draw, fitting_pool
 
 AnySupernet = Supernet | FlexSupernet
 
@@ -78,6 +81,9 @@ class TrainConfig:
     kd: float = 0.7  # weight of distillation against cross-entropy for sampled subnets
     augment: bool = True
     seed: int = 0
+    # A Budget's fields: sampled subnets come from those that fit it (train_pool.py); None:
+    # uniform over the space.
+    budget: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.largest_epochs < 0 or self.epochs < 0 or self.largest_epochs + self.epochs == 0:
@@ -328,12 +334,15 @@ def train_supernet(space: AnySpace, data: Dataset, val: Dataset, cfg: TrainConfi
     if size > 1:
         step_net = nn.parallel.DistributedDataParallel(step_net, find_unused_parameters=True)
     end = cfg.total_epochs if stop_after is None else min(cfg.total_epochs, stop_after)
+    pools: dict[int, list[Any]] = {}
+    if cfg.budget is not None and cfg.subnets > 1 and end > cfg.largest_epochs:
+        pools = fitting_pool(net, cfg.resolutions, cfg.budget, cfg.seed)
     bar = progress_bar(progress and rank == 0, cfg.total_epochs, "supernet", "epoch", start)
     for epoch in range(start, end):
         if epoch == cfg.largest_epochs and epoch > 0:
             net.sort_channels()
             opt = _optimizer(net, cfg)
-        log = _epoch(step_net, net, opt, data, val, cfg, epoch, rank, size)
+        log = _epoch(step_net, net, opt, data, val, cfg, epoch, rank, size, pools)
         result.history.append(log)
         if ckpt is not None and rank == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -369,7 +378,8 @@ def _replicas_identical(net: nn.Module) -> bool:
 
 
 def _epoch(step_net: nn.Module, net: AnySupernet, opt: torch.optim.Optimizer, data: Dataset,
-           val: Dataset, cfg: TrainConfig, epoch: int, rank: int, size: int) -> EpochLog:
+           val: Dataset, cfg: TrainConfig, epoch: int, rank: int, size: int,
+           pools: dict[int, list[Any]]) -> EpochLog:
     phase = "largest" if epoch < cfg.largest_epochs else "supernet"
     arch_rng = np.random.default_rng([cfg.seed, epoch])  # same in every process
     shuffle = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
@@ -390,7 +400,7 @@ def _epoch(step_net: nn.Module, net: AnySupernet, opt: torch.optim.Optimizer, da
         archs = [largest]
         if phase == "supernet" and cfg.subnets:
             archs.append(net.space.extreme(cfg.width_mult, r, largest=False))
-            archs += [net.sample(arch_rng, r) for _ in range(cfg.subnets - 1)]
+            archs += [draw(pools, net, arch_rng, r) for _ in range(cfg.subnets - 1)]
         xb = augment(x, r, aug_gen) if cfg.augment else resize(x, r)
         outs = step_net(xb, archs)
         loss = F.cross_entropy(outs[0], y)
