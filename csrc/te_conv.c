@@ -495,8 +495,9 @@ static void te_conv_valid_taps(int32_t in0, int32_t dilation, int32_t size, int3
 /**
  * Generic convolution: output channel pairs (within a group) outside; inside, pixel pairs whose
  * taps all fall inside the image columns take 2x2 blocks, the other pixels 1x2 blocks over their
- * valid taps. Where all taps of the pixel pair are valid (the interior), the input offset is
- * folded into the bias as in the pointwise path. Only output pixels px0 .. px1 - 1 (in NHW
+ * valid taps. Pixel pairs whose column taps are all valid have the input offset folded into
+ * the bias as in the pointwise path, less the share of the kernel rows that fall outside the
+ * image in their output row. Only output pixels px0 .. px1 - 1 (in NHW
  * order) are computed: te_conv2d_im2col_simd may have done the others.
  */
 static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
@@ -522,7 +523,7 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
         const int32_t ws = ((oc % ocg) + 2 <= ocg ? 1 : 0) * k;
         const int32_t ic0 = (oc / ocg) * icg;
         const int8_t *w = filter + oc * k;
-        te_conv_pair_t c, cf;
+        te_conv_pair_t c, cf, cr;
         rows = ws != 0 ? 2 : 1;
         c = te_conv_pair(p, bias, oc, oc + rows - 1);
         cf = te_conv_pair_folded(p, bias, filter, k, oc, oc + rows - 1);
@@ -540,6 +541,15 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
                 ox = px0 > row_px ? px0 - row_px : 0;
                 out = output + (row_px + ox) * oc_n + oc;
                 te_conv_valid_taps(in_y0, dh, p->input.h, fh, &ky0, &ky1);
+                /* The folded offset less the share of the kernel rows outside the image. */
+                cr = cf;
+                for (ky = 0; ky < fh; ++ky) {
+                    if (ky < ky0 || ky >= ky1) {
+                        cr.b0 -= p->q.input_offset * te_simd_sum(w + ky * fw * icg, fw * icg);
+                        cr.b1 -= p->q.input_offset * te_simd_sum(w + ws + ky * fw * icg,
+                                                                 fw * icg);
+                    }
+                }
                 while (ox < ox_end) {
                     const int32_t in_x0 = ox * p->stride_w - p->pad_w;
                     const int32_t base = ((b * p->input.h + in_y0) * in_w + in_x0) * c_in + ic0;
@@ -548,33 +558,28 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
                     te_conv_valid_taps(in_x0 + p->stride_w, dw, in_w, fw, &kx0b, &kx1b);
                     if (ox + 1 < ox_end && kx0 == 0 && kx1 == fw && kx0b == 0 &&
                         kx1b == fw) {
-                        /* Two pixels, every column tap inside the image. */
-                        const int interior = ky0 == 0 && ky1 == fh;
-                        const te_conv_pair_t *cc = interior ? &cf : &c;
+                        /* Two pixels, every column tap inside the image: the offset
+                         * folded into the bias (cr: for this row's valid kernel rows). */
                         int32_t s[4];
-                        s[0] = s[2] = cc->b0;
-                        s[1] = s[3] = cc->b1;
+                        s[0] = s[2] = cr.b0;
+                        s[1] = s[3] = cr.b1;
                         for (ky = ky0; ky < ky1; ++ky) {
                             const int8_t *x = input + (base + ky * dh * in_w * c_in);
                             const int8_t *wr = w + ky * fw * icg;
                             if (row_runs) {
-                                if (interior) {
-                                    te_simd_dot_2x2(x, xs, wr, ws, fw * icg, 0, 0, s);
-                                } else {
-                                    te_simd_dot_2x2(x, xs, wr, ws, fw * icg, 1, off2, s);
-                                }
+                                te_simd_dot_2x2(x, xs, wr, ws, fw * icg, 0, 0, s);
                             } else {
                                 for (kx = 0; kx < fw; ++kx) {
                                     te_simd_dot_2x2(x + kx * dw * c_in, xs, wr + kx * icg, ws,
-                                                    icg, 1, interior ? 0 : off2, s);
+                                                    icg, 0, 0, s);
                                 }
                             }
                         }
                         if (rows == 2) {
-                            te_simd_store_2x2(out, oc_n, s, cc->q0, cc->q1, 0, &act);
+                            te_simd_store_2x2(out, oc_n, s, cr.q0, cr.q1, 0, &act);
                         } else {
-                            out[0] = te_simd_out1(s[0], cc->q0, lo, hi);
-                            out[oc_n] = te_simd_out1(s[2], cc->q0, lo, hi);
+                            out[0] = te_simd_out1(s[0], cr.q0, lo, hi);
+                            out[oc_n] = te_simd_out1(s[2], cr.q0, lo, hi);
                         }
                         out += 2 * oc_n;
                         ox += 2;
@@ -638,26 +643,106 @@ static void te_conv2d_simd(const te_conv2d_params_t *p, const int8_t *input,
 #define TE_CONV_IM2COL_MAX_ROW 32
 #define TE_CONV_IM2COL_MIN_OC 8
 
-/** Bytes of the work space for patches of k values: the two int8 columns, then the widened
- * pair (4 * k bytes, word-aligned: up to 3 bytes of alignment). */
-static int32_t te_conv2d_im2col_bytes(int32_t k)
-{
-    return 6 * k + 3;
-}
-
-/** The domain of te_conv2d_im2col_simd: one group, a short kernel row or enough output
- * channels, a zero point that int8 holds (the padding value), and an output with room for one
- * pixel pair besides the work space. The requantisation domain (te_simd_rq_ok) is the
- * caller's check. */
-static int te_conv2d_im2col_ok(const te_conv2d_params_t *p)
+/** Bytes of the work space for patches of k values: the two int8 columns (unless the input
+ * channels are a multiple of 4: te_conv_im2col_q15 needs none), then the widened pair (4 * k
+ * bytes, word-aligned: up to 3 bytes of alignment). */
+static int32_t te_conv2d_im2col_bytes(const te_conv2d_params_t *p)
 {
     const int32_t k = p->filter.h * p->filter.w * p->filter.c;
-    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    return ((p->input.c & 3) == 0 ? 4 * k : 6 * k) + 3;
+}
+
+/** s += the 2x2 q15 product of the n values widened at q (te_simd_widen2's layout) with filter
+ * rows w + 2j * k and w + (2j + 1) * k, for channel pairs j < pairs, whose four sums each lie
+ * at sums + 16j (s[0..3] of te_simd_dot_2x2_q15). On Arm, with n a multiple of 8 and q
+ * word-aligned, one block of assembly around TE_ASM_STEP_2X2_Q15: 15 instructions per 16 MACs
+ * and 19 per channel pair around them; its 14 registers as te_conv2d_1x1_q15_x8's, the sums'
+ * pointer a memory operand. */
+TE_SIMD_NOINLINE static void te_conv_q15_acc(const int8_t *q, const int8_t *w, int32_t k,
+                                             int32_t n, int8_t *sums, int32_t pairs)
+{
+    int32_t j, i;
+#if TE_SIMD_ASM
+    if (n >= 8 && (n & 7) == 0 && ((uintptr_t)q & 3) == 0 && pairs >= 1) {
+        const int8_t *const q_end = q + 4 * n;
+        int8_t *sp = sums;
+        int8_t *const sp_end = sums + 16 * pairs;
+        int32_t s00, s01, s10, s11, t0, t1;
+        register int32_t xa __asm__("r0"), xb __asm__("r1"), xc __asm__("r2"),
+            xd __asm__("r3");
+        __asm__ volatile(
+            "0:\n\t"
+            "ldr %[t0], %[sp]\n\t"
+            "ldrd %[s00], %[s01], [%[t0]]\n\t"
+            "ldrd %[s10], %[s11], [%[t0], #8]\n\t"
+            "ldr %[t1], %[n]\n\t"
+            "tst %[t1], #8\n\t" /* 16 values per iteration; an odd 8 enters halfway */
+            "bne 2f\n\t"
+            "1:\n\t" TE_ASM_STEP_2X2_Q15 TE_ASM_STEP_2X2_Q15
+            "2:\n\t" TE_ASM_STEP_2X2_Q15 TE_ASM_STEP_2X2_Q15
+            "cmp %[q], %[end]\n\t"
+            "bne 1b\n\t"
+            "ldr %[t1], %[n]\n\t"
+            "sub %[q], %[q], %[t1], lsl #2\n\t" /* back to the pair's first lanes */
+            "sub %[w], %[w], %[t1]\n\t"
+            "add %[w], %[w], %[st], lsl #1\n\t" /* the next channel pair's rows */
+            "ldr %[t0], %[sp]\n\t"
+            "strd %[s00], %[s01], [%[t0]], #8\n\t"
+            "strd %[s10], %[s11], [%[t0]], #8\n\t"
+            "str %[t0], %[sp]\n\t"
+            "ldr %[t1], %[spend]\n\t"
+            "cmp %[t0], %[t1]\n\t"
+            "bne 0b\n\t"
+            : [q] "+r"(q), [w] "+r"(w), [s00] "=&r"(s00), [s01] "=&r"(s01), [s10] "=&r"(s10),
+              [s11] "=&r"(s11), [t0] "=&r"(t0), [t1] "=&r"(t1), [xa] "=&r"(xa), [xb] "=&r"(xb),
+              [xc] "=&r"(xc), [xd] "=&r"(xd), [sp] "+m"(sp)
+            : [st] "r"(k), [end] "r"(q_end), [n] "m"(n), [spend] "m"(sp_end)
+            : "cc", "memory");
+        return;
+    }
+#endif
+    for (j = 0; j < pairs; ++j, w += 2 * k) {
+        int32_t s[4];
+        for (i = 0; i < 4; ++i) {
+            s[i] = (int32_t)te_simd_load4(sums + 16 * j + 4 * i);
+        }
+        te_simd_dot_2x2_q15(q, w, k, n, s);
+        for (i = 0; i < 4; ++i) {
+            te_simd_store4(sums + 16 * j + 4 * i, (uint32_t)s[i]);
+        }
+    }
+}
+
+/** Bytes of te_conv2d_im2col_rows_simd's work space: a kernel row of the pair widened, the
+ * pair's int32 sums (four per channel pair, an odd last channel's included), and up to 3 bytes
+ * of alignment. */
+static int32_t te_conv2d_im2col_rows_bytes(const te_conv2d_params_t *p)
+{
+    return 4 * p->filter.w * p->filter.c + 16 * ((p->output.c + 1) >> 1) + 3;
+}
+
+/** The layers te_conv2d_im2col_simd takes: one group, a short kernel row or enough output
+ * channels, a zero point that int8 holds (the padding value), a pixel pair. */
+static int te_conv2d_im2col_layer(const te_conv2d_params_t *p)
+{
     return p->groups == 1 &&
            (p->filter.w * p->filter.c <= TE_CONV_IM2COL_MAX_ROW ||
             p->output.c >= TE_CONV_IM2COL_MIN_OC) &&
            p->output.c >= 2 && p->q.input_offset >= -127 && p->q.input_offset <= 128 &&
-           n_px >= 2 && (n_px - 2) * p->output.c >= te_conv2d_im2col_bytes(k);
+           p->output.n * p->output.h * p->output.w >= 2;
+}
+
+/** The domain of te_conv2d_im2col_simd: such a layer, and an output (with `room` bytes after
+ * it) that holds one pixel pair besides the work space (the smaller one of
+ * te_conv2d_im2col_rows_simd where that runs). The requantisation domain
+ * (te_simd_rq_ok) is the caller's check. */
+static int te_conv2d_im2col_ok(const te_conv2d_params_t *p, int32_t room)
+{
+    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    const int32_t need = te_conv2d_im2col_bytes(p);
+    const int32_t rows = te_conv2d_im2col_rows_bytes(p);
+    const int32_t least = (p->input.c & 3) == 0 && p->filter.h > 1 && rows < need ? rows : need;
+    return te_conv2d_im2col_layer(p) && (n_px - 2) * p->output.c + room >= least;
 }
 
 /** n bytes from src to dst: one word move for the common 4, no call for short runs. */
@@ -716,19 +801,160 @@ static void te_conv_im2col_column(const te_conv2d_params_t *p, const int8_t *inp
     }
 }
 
+/** n4 groups of 4 values of two pixels, a and b (each stepping by ia, ib bytes: 4 for input, 0
+ * for a word of padding bytes), plus the offset, as te_simd_widen2 lays them out; returns the
+ * end of what was written. */
+TE_SIMD_INLINE int8_t *te_conv_widen_run(int8_t *q, const int8_t *a, int32_t ia, const int8_t *b,
+                                         int32_t ib, int32_t n4, int32_t off2)
+{
+    for (; n4 > 0; --n4) {
+        const uint32_t u = te_simd_load4(a), v = te_simd_load4(b);
+        a += ia;
+        b += ib;
+        te_simd_store4(q, (uint32_t)te_sxtab16(off2, u));
+        te_simd_store4(q + 4, (uint32_t)te_sxtab16_r8(off2, u));
+        te_simd_store4(q + 8, (uint32_t)te_sxtab16(off2, v));
+        te_simd_store4(q + 12, (uint32_t)te_sxtab16_r8(off2, v));
+        q += 16;
+    }
+    return q;
+}
+
+/** Where output pixel px's window starts: its first input row and column (may be outside). */
+typedef struct {
+    int32_t y0, x0;     /* the window's top-left tap in the input */
+    int32_t kx0, kx1;   /* its valid column taps */
+    const int8_t *img;  /* its batch's image */
+} te_conv_win_t;
+
+TE_SIMD_INLINE te_conv_win_t te_conv_win(const te_conv2d_params_t *p, const int8_t *input,
+                                         int32_t px)
+{
+    const int32_t ox = px % p->output.w, t = px / p->output.w;
+    te_conv_win_t w;
+    w.y0 = (t % p->output.h) * p->stride_h - p->pad_h;
+    w.x0 = ox * p->stride_w - p->pad_w;
+    w.img = input + (t / p->output.h) * p->input.h * p->input.w * p->input.c;
+    te_conv_valid_taps(w.x0, p->dilation_w, p->input.w, p->filter.w, &w.kx0, &w.kx1);
+    return w;
+}
+
+/** Input channels a multiple of 4: kernel rows ky0 .. ky1 - 1 of the patches of pixels px and
+ * px + 1 go straight from the input into their widened lanes (the layout of te_simd_widen2 over
+ * that part of their im2col columns), a
+ * kernel row at a time where both rows lie inside the image and taps are adjacent, else a tap at
+ * a time, padding taps from a word of padding bytes (which widen to 0). 4 bytes per value. */
+static void te_conv_im2col_q15(const te_conv2d_params_t *p, const int8_t *input, int32_t px,
+                               int32_t ky0, int32_t ky1, int8_t *q, int32_t off2)
+{
+    const int32_t c = p->input.c, fw = p->filter.w, dw = p->dilation_w;
+    const te_conv_win_t wa = te_conv_win(p, input, px), wb = te_conv_win(p, input, px + 1);
+    const uint32_t padw = te_simd_dup8(-p->q.input_offset);
+    const int8_t *const pad = (const int8_t *)&padw;
+    int32_t ky, kx;
+    for (ky = ky0; ky < ky1; ++ky) {
+        const int32_t ya = wa.y0 + ky * p->dilation_h, yb = wb.y0 + ky * p->dilation_h;
+        const int in_a = ya >= 0 && ya < p->input.h, in_b = yb >= 0 && yb < p->input.h;
+        /* Index of tap kx = 0 in the image (outside it where the tap is). */
+        const int32_t ra = (ya * p->input.w + wa.x0) * c, rb = (yb * p->input.w + wb.x0) * c;
+        if (dw == 1 && in_a && in_b && wa.kx0 == 0 && wa.kx1 == fw && wb.kx0 == 0 &&
+            wb.kx1 == fw) {
+            q = te_conv_widen_run(q, wa.img + ra, 4, wb.img + rb, 4, (fw * c) >> 2, off2);
+            continue;
+        }
+        for (kx = 0; kx < fw; ++kx) {
+            const int va = in_a && kx >= wa.kx0 && kx < wa.kx1;
+            const int vb = in_b && kx >= wb.kx0 && kx < wb.kx1;
+            q = te_conv_widen_run(q, va ? wa.img + (ra + kx * dw * c) : pad, va ? 4 : 0,
+                                  vb ? wb.img + (rb + kx * dw * c) : pad, vb ? 4 : 0, c >> 2,
+                                  off2);
+        }
+    }
+}
+
+/**
+ * Once the whole widened pair no longer fits beside the outputs still to write: pixel pairs
+ * px, px + 2, ... a kernel row at a time, each row widened (te_conv_im2col_q15) and run across
+ * every output channel pair into int32 sums kept in the work space, which then are requantised
+ * and stored. The work space is about 4 * fw * c + 8 * oc bytes instead of 4 * k, so fewer of the
+ * last pixels are left to te_conv2d_simd (resnet's 8x8x64 layer: 21 of 64 instead of 37).
+ * Input channels a multiple of 4. Returns the pixels done, px included.
+ */
+static int32_t te_conv2d_im2col_rows_simd(const te_conv2d_params_t *p, const int8_t *input,
+                                          const int8_t *filter, const int32_t *bias,
+                                          int8_t *output, int32_t room, int32_t px)
+{
+    const int32_t row = p->filter.w * p->filter.c, k = p->filter.h * row, oc_n = p->output.c;
+    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    int8_t *const end = output + n_px * oc_n + room;
+    const int32_t sum_bytes = 16 * ((oc_n + 1) >> 1); /* four per channel pair */
+    int8_t *const sums = end - sum_bytes - (int32_t)((uintptr_t)(end - sum_bytes) & 3);
+    int8_t *const q = sums - 4 * row;
+    const int32_t off2 = te_simd_dup16(p->q.input_offset);
+    const te_simd_act_t a = te_simd_act(&p->q);
+    const int full = te_simd_act_full(&p->q);
+    int32_t oc, ky, j;
+    if (p->filter.h < 2) {
+        return px; /* a single kernel row: the whole pair did not fit either */
+    }
+    for (; px + 2 <= n_px && output + (px + 2) * oc_n <= q; px += 2) {
+        int8_t *const dst = output + px * oc_n;
+        te_conv_rq_iter_t r = te_conv_rq_iter(p);
+        for (oc = 0; oc < oc_n; ++oc) { /* (b0, b1, b0, b1) per channel pair */
+            const uint32_t b = bias != NULL ? (uint32_t)bias[oc] : 0;
+            te_simd_store4(sums + 8 * (oc & ~1) + 4 * (oc & 1), b);
+            te_simd_store4(sums + 8 * (oc & ~1) + 4 * (oc & 1) + 8, b);
+        }
+        for (ky = 0; ky < p->filter.h; ++ky) {
+            te_conv_im2col_q15(p, input, px, ky, ky + 1, q, off2);
+            te_conv_q15_acc(q, filter + ky * row, k, row, sums, oc_n >> 1);
+            if (oc_n & 1) { /* the last channel, its row twice */
+                int32_t s[4];
+                int8_t *const sp = sums + 8 * (oc_n - 1);
+                for (j = 0; j < 4; ++j) {
+                    s[j] = j & 1 ? 0 : (int32_t)te_simd_load4(sp + 4 * j);
+                }
+                te_simd_dot_2x2_q15(q, filter + (oc_n - 1) * k + ky * row, 0, row, s);
+                te_simd_store4(sp, (uint32_t)s[0]);
+                te_simd_store4(sp + 8, (uint32_t)s[2]);
+            }
+        }
+        for (oc = 0; oc < oc_n; oc += 2) {
+            int32_t s[4];
+            for (j = 0; j < 4; ++j) {
+                s[j] = (int32_t)te_simd_load4(sums + 8 * oc + 4 * j);
+            }
+            if (oc + 1 < oc_n) {
+                te_simd_store_2x2(dst + oc, oc_n, s, te_conv_rq_at(&r, 0), te_conv_rq_at(&r, 1),
+                                  full, &a);
+            } else {
+                dst[oc] = te_simd_out1(s[0], te_conv_rq_at(&r, 0), a.lo, a.hi);
+                dst[oc_n + oc] = te_simd_out1(s[2], te_conv_rq_at(&r, 0), a.lo, a.hi);
+            }
+            r.mult += 2 * r.step;
+            r.shift += 2 * r.step;
+        }
+    }
+    return px;
+}
+
 /**
  * Output pixels 0 .. (returned) - 1, in pairs, by im2col and the widened 2x2 product; the
- * caller computes the rest. Domain: te_conv2d_im2col_ok and te_simd_rq_ok.
+ * caller computes the rest. The work space ends `room` bytes after the output. Domain:
+ * te_conv2d_im2col_ok and te_simd_rq_ok.
  */
 static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output)
+                                     const int8_t *filter, const int32_t *bias, int8_t *output,
+                                     int32_t room)
 {
     const int32_t k = p->filter.h * p->filter.w * p->filter.c, oc_n = p->output.c;
     const int32_t n_px = p->output.n * p->output.h * p->output.w;
-    int8_t *const end = output + n_px * oc_n;
+    int8_t *const end = output + n_px * oc_n + room;
     /* The work space at the output's end: the widened pair word-aligned (the assembly's LDM). */
     int8_t *const q = end - 4 * k - (int32_t)((uintptr_t)(end - 4 * k) & 3);
-    int8_t *const cols = q - 2 * k;
+    /* Input channels a multiple of 4 widen straight from the input (te_conv_im2col_q15). */
+    const int direct = (p->input.c & 3) == 0;
+    int8_t *const cols = direct ? q : q - 2 * k;
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
     const te_simd_act_t a = te_simd_act(&p->q);
     const int fast = (k & 7) == 0 && te_simd_act_full(&p->q);
@@ -736,16 +962,20 @@ static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *
     int32_t px;
     pk.input.c = k;
     for (px = 0; px + 2 <= n_px && output + (px + 2) * oc_n <= cols; px += 2) {
-        te_conv_im2col_column(p, input, px, cols);
-        te_conv_im2col_column(p, input, px + 1, cols + k);
-        te_simd_widen2(q, cols, cols + k, k, off2);
+        if (direct) {
+            te_conv_im2col_q15(p, input, px, 0, p->filter.h, q, off2);
+        } else {
+            te_conv_im2col_column(p, input, px, cols);
+            te_conv_im2col_column(p, input, px + 1, cols + k);
+            te_simd_widen2(q, cols, cols + k, k, off2);
+        }
         if (fast) {
             te_conv2d_1x1_q15_x8(&pk, q, filter, bias, output + px * oc_n, oc_n, &a);
         } else {
             te_conv2d_1x1_q15_any(&pk, q, filter, bias, output + px * oc_n, oc_n, &a);
         }
     }
-    return px;
+    return direct ? te_conv2d_im2col_rows_simd(p, input, filter, bias, output, room, px) : px;
 }
 #endif /* TE_SIMD */
 
@@ -809,13 +1039,35 @@ static void te_conv2d_fix_channels(const te_conv2d_params_t *p, const int8_t *in
 }
 #endif
 
+int32_t te_conv2d_room_bytes(const te_conv2d_params_t *p)
+{
+#if TE_SIMD
+    if (p != NULL && te_conv2d_im2col_layer(p)) {
+        return te_conv2d_im2col_bytes(p);
+    }
+#else
+    (void)p;
+#endif
+    return 0;
+}
+
 te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
                          const int32_t *bias, int8_t *output)
+{
+    return te_conv2d_room_s8(p, input, filter, bias, output, 0);
+}
+
+te_status_t te_conv2d_room_s8(const te_conv2d_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int8_t *output,
+                              int32_t room)
 {
     int32_t b, oy, ox, oc;
     const te_status_t st = te_conv2d_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
+    }
+    if (room < 0) {
+        return TE_ERR_ARG;
     }
 #if TE_SIMD
     {
@@ -824,7 +1076,9 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
         if (all || te_simd_rq_any_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM)) {
             const int32_t n_px = p->output.n * p->output.h * p->output.w;
             const int32_t done =
-                te_conv2d_im2col_ok(p) ? te_conv2d_im2col_simd(p, input, filter, bias, output) : 0;
+                te_conv2d_im2col_ok(p, room)
+                    ? te_conv2d_im2col_simd(p, input, filter, bias, output, room)
+                    : 0;
             te_conv2d_simd(p, input, filter, bias, output, done, n_px);
             if (!all) {
                 te_conv2d_fix_channels(p, input, filter, bias, output, products);

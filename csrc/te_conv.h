@@ -37,6 +37,20 @@ te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const
                          const int32_t *bias, int8_t *output);
 
 /**
+ * te_conv2d_s8 with `room` (>= 0) bytes after the output's end that the caller leaves free for
+ * the kernel to use (te_conv2d_rows_inplace_s8: the gap between a band's output and the input
+ * rows still to read). The im2col path puts its work space at the end of output + room, so
+ * with room >= te_conv2d_room_bytes(p) every pixel takes it. As te_conv2d_s8 otherwise.
+ */
+te_status_t te_conv2d_room_s8(const te_conv2d_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int8_t *output,
+                              int32_t room);
+
+/** Bytes of work space te_conv2d_s8's im2col path uses on this layer (0 where it does not run:
+ * a portable build, or outside its domain). */
+int32_t te_conv2d_room_bytes(const te_conv2d_params_t *p);
+
+/**
  * Pointwise convolution. Domain: 1x1 filter, stride 1, no padding (dilation is then irrelevant),
  * one group.
  * Returns TE_ERR_ARG outside that domain rather than computing a wrong answer.

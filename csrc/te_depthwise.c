@@ -32,9 +32,9 @@ static te_status_t te_depthwise_conv_check(const te_depthwise_conv_params_t *p,
  * Pixels of the padded copy te_depthwise_inplace_small_simd makes of four channels, or 0 outside
  * its domain: depth multiplier 1, a 3x3 window, dilation 1, stride 1, padding 1 on each side
  * (the in-place shape), at least 4 channels, a plane too small for the ring of delayed outputs
- * (4 * (w + 2) > h * w, see te_depthwise_inplace_simd), the padded plane (h + 2) x (w + 2) at
- * most TE_DW_SMALL_MAX_PIXELS, and the input's zero point (-input_offset) an int8 so that the
- * padding can hold it. Shared by the scratch size (every build) and the SIMD kernel.
+ * (4 * (w + 2) > h * w, see te_depthwise_inplace_ring_simd), the padded plane (h + 2) x (w + 2)
+ * at most TE_DW_SMALL_MAX_PIXELS, and the input's zero point (-input_offset) an int8 so that
+ * the padding can hold it. Shared by the scratch size (every build) and the SIMD kernel.
  */
 static int32_t te_dw_small_pixels(const te_depthwise_conv_params_t *p)
 {
@@ -533,7 +533,7 @@ static void te_dw_row4_w9(const te_depthwise_conv_params_t *p, const int8_t *inp
     }
 }
 
-/** te_depthwise_simd's channel quads for a te_dw_fast3 layer with multiplier 1. */
+/** The w9 path's channel quads for a te_dw_fast3 layer with multiplier 1. */
 static void te_depthwise_simd_w9(const te_depthwise_conv_params_t *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
@@ -720,9 +720,49 @@ static void te_depthwise_simd_pairs(const te_depthwise_conv_params_t *p, const i
     }
 }
 
-/** Depthwise convolution, any geometry: channel groups outside, pixels inside. */
-static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
-                              const int8_t *filter, const int32_t *bias, int8_t *output)
+/* ---- the out-of-place SIMD paths ------------------------------------------------------------
+ *
+ * Each path is a static function here and a public entry point further down
+ * (te_depthwise_conv_<path>_s8), so that a model links the paths its layers take and no other:
+ * the code generator picks the path from the layer's shapes and constants
+ * (tinyengine/ops/depthwise.py, simd_path), te_depthwise_path_s8 by the same rule at run time.
+ */
+
+/** Output channels oc0 and up, one at a time: multipliers that are neither 1 nor a multiple of
+ * 4, and the channels left over after the quads. */
+static void te_depthwise_simd_ones(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                   const int8_t *filter, const int32_t *bias, int8_t *output,
+                                   int32_t oc0)
+{
+    const int32_t oc_n = p->output.c;
+    int32_t oc, b, oy, ox;
+    for (oc = oc0; oc < oc_n; ++oc) {
+        int8_t *out = output + oc;
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                const te_dw_row_t r = te_dw_row(p, b, oy);
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    *out = te_dw_pixel1(p, input, filter, bias, r, ox, oc);
+                    out += oc_n;
+                }
+            }
+        }
+    }
+}
+
+/** The w9 path (a te_dw_fast3 window, multiplier 1): the quads through the widened filter, the
+ * channels left over one at a time. */
+static void te_depthwise_simd_w9_all(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    te_depthwise_simd_w9(p, input, filter, bias, output);
+    te_depthwise_simd_ones(p, input, filter, bias, output, p->output.c & ~3);
+}
+
+/** The quads path, any geometry: channel groups of four outside, pixels inside (a 3x3 window
+ * inside the image unrolled), then the channels left over one at a time. */
+static void te_depthwise_simd_quads(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                    const int8_t *filter, const int32_t *bias, int8_t *output)
 {
     const te_simd_act_t a = te_simd_act(&p->q);
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
@@ -732,15 +772,8 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
     const int fast3 = te_dw_fast3(p);
     const int32_t row = p->input.w * p->input.c, step = p->stride_w * p->input.c;
     int32_t lo, hi;
-    if (te_dw_pairs_c1(p)) {
-        te_depthwise_simd_pairs(p, input, filter, bias, output);
-        return;
-    }
     te_dw_interior_x(p, &lo, &hi);
-    if (fast3 && !bcast) {
-        te_depthwise_simd_w9(p, input, filter, bias, output);
-    }
-    for (oc = fast3 && !bcast ? simd_end : 0; oc < simd_end; oc += 4) {
+    for (oc = 0; oc < simd_end; oc += 4) {
         const te_dw_quad_t d = te_dw_quad(p, bias, oc);
         int8_t *out = output + oc;
         for (b = 0; b < p->output.n; ++b) {
@@ -774,18 +807,7 @@ static void te_depthwise_simd(const te_depthwise_conv_params_t *p, const int8_t 
             }
         }
     }
-    for (oc = simd_end; oc < oc_n; ++oc) {
-        int8_t *out = output + oc;
-        for (b = 0; b < p->output.n; ++b) {
-            for (oy = 0; oy < p->output.h; ++oy) {
-                const te_dw_row_t r = te_dw_row(p, b, oy);
-                for (ox = 0; ox < p->output.w; ++ox) {
-                    *out = te_dw_pixel1(p, input, filter, bias, r, ox, oc);
-                    out += oc_n;
-                }
-            }
-        }
-    }
+    te_depthwise_simd_ones(p, input, filter, bias, output, simd_end);
 }
 
 /**
@@ -1017,41 +1039,49 @@ te_depthwise_inplace_ring3_simd(const te_depthwise_conv_params_t *p, const int8_
     }
 }
 
-/**
- * In-place depthwise convolution (depth multiplier 1, output shape = input shape).
+/* ---- the in-place SIMD paths ----------------------------------------------------------------
  *
- * Four channels at a time through a ring of delayed output pixels: with stride 1, output pixel
- * k (raster order over n, h, w) reads input pixels up to k + pad_h * w + pad_w only, so once
- * pixels up to k - 1 are computed, input pixel k - L with L = pad_h * w + pad_w + 1 has no reader
- * left and its four channels can take their outputs, freeing the ring slot pixel k needs. The
- * ring holds L pixels of 4 channels, which fits the caller's one-plane scratch (h * w bytes)
- * when 4 L <= h * w. 3x3 layers with padding 1 take faster paths where they apply: the ring of
+ * Depth multiplier 1, output shape = input shape. Four channels at a time by one of: the ring of
  * three padded input rows (te_depthwise_inplace_ring3_simd, when it fits the plane), else a row
- * at a time (te_depthwise_inplace_rows_simd, h >= 8), else on a plane too small for the pixel
- * ring the small-plane path (te_depthwise_inplace_small_simd, for which the scratch is larger).
- * Channels left over, and other layers whose ring does not fit, go one channel at a time
- * through the plane as in the portable path.
+ * at a time (te_depthwise_inplace_rows_simd, h >= 8), else on a plane too small for the ring of
+ * delayed outputs below the small-plane path (te_depthwise_inplace_small_simd, for which the
+ * scratch is larger), else that ring of delayed outputs (te_depthwise_inplace_ring_simd).
+ * Channels left over, and layers none of these takes, go one channel at a time through the
+ * plane (te_depthwise_inplace_plane_simd) as in the portable path. te_depthwise_path_s8 orders
+ * them; each is a public entry point of its own (te_depthwise_conv_inplace_<path>_s8).
  */
-static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
-                                      const int8_t *filter, const int32_t *bias,
-                                      int8_t *output, int8_t *scratch)
+
+/** Whether the ring of delayed output pixels takes the in-place layer: stride 1, at least 4
+ * channels, and a ring of L = pad_h * w + pad_w + 1 pixels of four channels inside the
+ * one-plane scratch (4 L <= h * w). */
+static int te_dw_inplace_ring(const te_depthwise_conv_params_t *p)
+{
+    const int32_t ring = p->pad_h * p->output.w + p->pad_w + 1;
+    return p->stride_h == 1 && p->stride_w == 1 && p->output.c >= 4 &&
+           4 * ring <= p->output.h * p->output.w;
+}
+
+/**
+ * In-place depthwise convolution through a ring of delayed output pixels, channels below
+ * c_n & ~3 (domain: te_dw_inplace_ring). With stride 1, output pixel k (raster order over n, h,
+ * w) reads input pixels up to k + pad_h * w + pad_w only, so once pixels up to k - 1 are
+ * computed, input pixel k - L with L = pad_h * w + pad_w + 1 has no reader left and its four
+ * channels can take their outputs, freeing the ring slot pixel k needs. The ring holds L pixels
+ * of 4 channels: 4 L bytes of the one-plane scratch.
+ */
+static void te_depthwise_inplace_ring_simd(const te_depthwise_conv_params_t *p,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output, int8_t *scratch)
 {
     const te_simd_act_t a = te_simd_act(&p->q);
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
-    const int32_t c_n = p->output.c, plane = p->output.h * p->output.w;
+    const int32_t c_n = p->output.c;
     const int32_t ring = p->pad_h * p->output.w + p->pad_w + 1;
-    const int small = te_dw_small_pixels(p) > 0, ring3 = te_dw_inplace_ring3(p);
-    const int rows = !ring3 && te_dw_inplace_rows(p);
-    const int32_t simd_end = !small && !rows && !ring3 && p->stride_h == 1 &&
-                                     p->stride_w == 1 && 4 * ring <= plane
-                                 ? c_n & ~3
-                                 : 0;
-    const int32_t plane_start = small || rows || ring3 ? c_n & ~3 : simd_end;
     const int fast3 = te_dw_fast3(p);
     const int32_t row = p->input.w * c_n;
     int32_t c, b, oy, ox, px, lo, hi;
     te_dw_interior_x(p, &lo, &hi);
-    for (c = 0; c < simd_end; c += 4) {
+    for (c = 0; c < (c_n & ~3); c += 4) {
         const te_dw_quad_t d = te_dw_quad(p, bias, c);
         int32_t k = 0, slot = 0; /* pixel k goes to ring slot k % L */
         for (b = 0; b < p->output.n; ++b) {
@@ -1085,17 +1115,18 @@ static void te_depthwise_inplace_simd(const te_depthwise_conv_params_t *p, const
             te_simd_store4(output + px * c_n + c, te_simd_load4(scratch + 4 * (px % ring)));
         }
     }
-    if (small) {
-        te_depthwise_inplace_small_simd(p, input, filter, bias, output, scratch, plane_start);
-    }
-    if (rows) {
-        te_depthwise_inplace_rows_simd(p, input, filter, bias, output, scratch);
-    }
-    if (ring3) {
-        te_depthwise_inplace_ring3_simd(p, input, filter, bias, output, scratch);
-    }
-    for (c = plane_start; c < c_n; ++c) {
-        /* Channel c of the output depends on channel c of the input only. */
+}
+
+/** In-place channels c0 and up, one at a time: channel c is computed whole into the one-plane
+ * scratch from input channel c only, then written over it. */
+static void te_depthwise_inplace_plane_simd(const te_depthwise_conv_params_t *p,
+                                            const int8_t *input, const int8_t *filter,
+                                            const int32_t *bias, int8_t *output,
+                                            int8_t *scratch, int32_t c0)
+{
+    const int32_t c_n = p->output.c, plane = p->output.h * p->output.w;
+    int32_t c, b, oy, ox, px;
+    for (c = c0; c < c_n; ++c) {
         for (b = 0; b < p->output.n; ++b) {
             for (oy = 0; oy < p->output.h; ++oy) {
                 const te_dw_row_t r = te_dw_row(p, b, oy);
@@ -1144,55 +1175,42 @@ static int8_t te_dw_value(const te_depthwise_conv_params_t *p, const int8_t *inp
     return (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
 }
 
-#if TE_SIMD
-/**
- * A layer partly inside the fast requantisation's domain (te_simd_rq_channel_ok): the SIMD
- * pass over every channel, then the channels outside the domain again, exactly (out-of-place
- * kernels only: the input is intact). Returns 0, doing nothing, when no channel is inside.
- */
-static int te_depthwise_partial_simd(const te_depthwise_conv_params_t *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output,
-                                     int32_t products)
+/* The 3x3 kernel's domain (its own check refuses anything else). */
+static int te_dw_is_3x3(const te_depthwise_conv_params_t *p)
 {
-    int32_t oc, b, oy, ox;
-    if (!te_simd_rq_any_ok(&p->rq, bias, p->output.c, products, TE_DW_MAX_TERM)) {
-        return 0;
-    }
-    te_depthwise_simd(p, input, filter, bias, output);
-    for (oc = 0; oc < p->output.c; ++oc) {
-        if (te_simd_rq_channel_ok(&p->rq, bias, oc, products, TE_DW_MAX_TERM)) {
-            continue;
-        }
-        for (b = 0; b < p->output.n; ++b) {
-            for (oy = 0; oy < p->output.h; ++oy) {
-                for (ox = 0; ox < p->output.w; ++ox) {
-                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
-                        te_dw_value(p, input, filter, bias, b, oy, ox, oc);
-                }
-            }
-        }
-    }
-    return 1;
+    return p->depth_multiplier == 1 && p->filter.h == 3 && p->filter.w == 3 &&
+           p->dilation_h == 1 && p->dilation_w == 1 && p->pad_h >= 0 && p->pad_h <= 1 &&
+           p->pad_w >= 0 && p->pad_w <= 1;
 }
-#endif
 
-te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
-                                 const int8_t *filter, const int32_t *bias, int8_t *output)
+/* What every in-place entry point checks: the arguments, the in-place domain (depth multiplier
+ * 1, output shape = input shape) and the scratch. */
+static te_status_t te_dw_inplace_check(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                       const int8_t *filter, const int8_t *output,
+                                       const int8_t *scratch)
+{
+    const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
+    if (st != TE_OK) {
+        return st;
+    }
+    if (p->depth_multiplier != 1 || p->input.h != p->output.h || p->input.w != p->output.w ||
+        p->input.c != p->output.c) {
+        return TE_ERR_ARG;
+    }
+    return scratch == NULL ? TE_ERR_SCRATCH : TE_OK;
+}
+
+/* ---- the portable loops: every build has them --------------------------------------------- */
+
+te_status_t te_depthwise_conv_portable_s8(const te_depthwise_conv_params_t *p,
+                                          const int8_t *input, const int8_t *filter,
+                                          const int32_t *bias, int8_t *output)
 {
     int32_t b, oy, ox, oc;
     const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
     }
-#if TE_SIMD
-    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w, TE_DW_MAX_TERM)) {
-        te_depthwise_simd(p, input, filter, bias, output);
-        return TE_OK;
-    }
-    if (te_depthwise_partial_simd(p, input, filter, bias, output, p->filter.h * p->filter.w)) {
-        return TE_OK;
-    }
-#endif
     for (b = 0; b < p->output.n; ++b) {
         for (oy = 0; oy < p->output.h; ++oy) {
             for (ox = 0; ox < p->output.w; ++ox) {
@@ -1206,27 +1224,18 @@ te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8
     return TE_OK;
 }
 
-te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output)
+te_status_t te_depthwise_conv_3x3_portable_s8(const te_depthwise_conv_params_t *p,
+                                              const int8_t *input, const int8_t *filter,
+                                              const int32_t *bias, int8_t *output)
 {
     int32_t b, oy, ox, c, ky, kx, channels, row_stride;
     const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
     }
-    if (p->depth_multiplier != 1 || p->filter.h != 3 || p->filter.w != 3 || p->dilation_h != 1 ||
-        p->dilation_w != 1 || p->pad_h > 1 || p->pad_w > 1) {
+    if (!te_dw_is_3x3(p)) {
         return TE_ERR_ARG;
     }
-#if TE_SIMD
-    if (te_simd_rq_ok(&p->rq, bias, p->output.c, 9, TE_DW_MAX_TERM)) {
-        te_depthwise_simd(p, input, filter, bias, output);
-        return TE_OK;
-    }
-    if (te_depthwise_partial_simd(p, input, filter, bias, output, 9)) {
-        return TE_OK;
-    }
-#endif
     channels = p->input.c;
     row_stride = p->input.w * channels;
     /* With multiplier 1 and dilation 1 the taps that fall inside the image form one rectangle
@@ -1267,34 +1276,16 @@ te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const 
     return TE_OK;
 }
 
-int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params_t *p)
-{
-    const int32_t plane = p->output.h * p->output.w, small = 4 * te_dw_small_pixels(p);
-    return small > plane ? small : plane;
-}
-
-te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
-                                         const int8_t *filter, const int32_t *bias,
-                                         int8_t *output, int8_t *scratch)
+te_status_t te_depthwise_conv_inplace_portable_s8(const te_depthwise_conv_params_t *p,
+                                                  const int8_t *input, const int8_t *filter,
+                                                  const int32_t *bias, int8_t *output,
+                                                  int8_t *scratch)
 {
     int32_t b, c, oy, ox, ky, kx, px;
-    const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
+    const te_status_t st = te_dw_inplace_check(p, input, filter, output, scratch);
     if (st != TE_OK) {
         return st;
     }
-    if (p->depth_multiplier != 1 || p->input.h != p->output.h || p->input.w != p->output.w ||
-        p->input.c != p->output.c) {
-        return TE_ERR_ARG;
-    }
-    if (scratch == NULL) {
-        return TE_ERR_SCRATCH;
-    }
-#if TE_SIMD
-    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w, TE_DW_MAX_TERM)) {
-        te_depthwise_inplace_simd(p, input, filter, bias, output, scratch);
-        return TE_OK;
-    }
-#endif
     for (b = 0; b < p->output.n; ++b) {
         const int32_t base = b * p->input.h * p->input.w * p->input.c;
         for (c = 0; c < p->output.c; ++c) {
@@ -1336,12 +1327,298 @@ te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, co
     return TE_OK;
 }
 
-/* The 3x3 kernel's domain (its own check refuses anything else). */
-static int te_dw_is_3x3(const te_depthwise_conv_params_t *p)
+/* ---- the SIMD paths' entry points ----------------------------------------------------------
+ *
+ * Each checks its arguments, its path's geometry and the requantisation domain it needs, and
+ * refuses anything else with TE_ERR_ARG: a path called outside its domain would be a silent
+ * wrong answer. In a build without SIMD each is its variant's portable loop.
+ */
+
+#if TE_SIMD
+/** Every channel inside te_simd_requant's exact domain (te_simd_rq_ok). */
+static int te_dw_rq_all(const te_depthwise_conv_params_t *p, const int32_t *bias)
 {
-    return p->depth_multiplier == 1 && p->filter.h == 3 && p->filter.w == 3 &&
-           p->dilation_h == 1 && p->dilation_w == 1 && p->pad_h >= 0 && p->pad_h <= 1 &&
-           p->pad_w >= 0 && p->pad_w <= 1;
+    return te_simd_rq_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w, TE_DW_MAX_TERM);
+}
+
+/** At least one channel inside it: the partial paths pay off only then. */
+static int te_dw_rq_any(const te_depthwise_conv_params_t *p, const int32_t *bias)
+{
+    return te_simd_rq_any_ok(&p->rq, bias, p->output.c, p->filter.h * p->filter.w,
+                             TE_DW_MAX_TERM);
+}
+
+/**
+ * A partial path's second pass: the channels outside te_simd_requant's domain, which the SIMD
+ * pass computed wrongly, again by TFLite's reference rule (out of place only: the input is
+ * intact). A few degenerate channels (multiplier 0, shift -31, a bias near 2^31) then do not
+ * send the whole layer to the portable loops.
+ */
+static void te_dw_fix(const te_depthwise_conv_params_t *p, const int8_t *input,
+                      const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    const int32_t products = p->filter.h * p->filter.w;
+    int32_t oc, b, oy, ox;
+    for (oc = 0; oc < p->output.c; ++oc) {
+        if (te_simd_rq_channel_ok(&p->rq, bias, oc, products, TE_DW_MAX_TERM)) {
+            continue;
+        }
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
+                        te_dw_value(p, input, filter, bias, b, oy, ox, oc);
+                }
+            }
+        }
+    }
+}
+
+/* te_depthwise_conv_NAME_s8 (every channel inside the requantisation's domain) and
+ * te_depthwise_conv_NAME_partial_s8 (at least one; te_dw_fix recomputes the others): RUN on
+ * layers whose params p satisfy DOMAIN. */
+#define TE_DW_OUT_PATHS(NAME, DOMAIN, RUN, PORTABLE)                                            \
+    te_status_t te_depthwise_conv_##NAME##_s8(const te_depthwise_conv_params_t *p,              \
+                                              const int8_t *input, const int8_t *filter,        \
+                                              const int32_t *bias, int8_t *output)              \
+    {                                                                                           \
+        const te_status_t st = te_depthwise_conv_check(p, input, filter, output);               \
+        if (st != TE_OK) {                                                                      \
+            return st;                                                                          \
+        }                                                                                       \
+        if (!(DOMAIN) || !te_dw_rq_all(p, bias)) {                                              \
+            return TE_ERR_ARG;                                                                  \
+        }                                                                                       \
+        RUN(p, input, filter, bias, output);                                                    \
+        return TE_OK;                                                                           \
+    }                                                                                           \
+    te_status_t te_depthwise_conv_##NAME##_partial_s8(const te_depthwise_conv_params_t *p,      \
+                                                      const int8_t *input, const int8_t *filter,\
+                                                      const int32_t *bias, int8_t *output)      \
+    {                                                                                           \
+        const te_status_t st = te_depthwise_conv_check(p, input, filter, output);               \
+        if (st != TE_OK) {                                                                      \
+            return st;                                                                          \
+        }                                                                                       \
+        if (!(DOMAIN) || !te_dw_rq_any(p, bias)) {                                              \
+            return TE_ERR_ARG;                                                                  \
+        }                                                                                       \
+        RUN(p, input, filter, bias, output);                                                    \
+        te_dw_fix(p, input, filter, bias, output);                                              \
+        return TE_OK;                                                                           \
+    }
+
+/* te_depthwise_conv_inplace_NAME_s8: on layers whose params p satisfy DOMAIN, with every
+ * channel inside the requantisation's domain, QUADS (a statement) computes the channels below
+ * C0 and the plane path the others. */
+#define TE_DW_INPLACE_PATH(NAME, DOMAIN, QUADS, C0)                                             \
+    te_status_t te_depthwise_conv_inplace_##NAME##_s8(                                          \
+        const te_depthwise_conv_params_t *p, const int8_t *input, const int8_t *filter,         \
+        const int32_t *bias, int8_t *output, int8_t *scratch)                                   \
+    {                                                                                           \
+        const te_status_t st = te_dw_inplace_check(p, input, filter, output, scratch);          \
+        if (st != TE_OK) {                                                                      \
+            return st;                                                                          \
+        }                                                                                       \
+        if (!(DOMAIN) || !te_dw_rq_all(p, bias)) {                                              \
+            return TE_ERR_ARG;                                                                  \
+        }                                                                                       \
+        QUADS;                                                                                  \
+        te_depthwise_inplace_plane_simd(p, input, filter, bias, output, scratch, (C0));         \
+        return TE_OK;                                                                           \
+    }
+#elif defined(__GNUC__) && defined(__ELF__)
+/* Without SIMD every path name is its variant's portable loop: another name for the same code
+ * (an ELF alias), which costs no byte and no call. */
+#define TE_DW_OUT_PATHS(NAME, DOMAIN, RUN, PORTABLE)                                            \
+    te_status_t te_depthwise_conv_##NAME##_s8(const te_depthwise_conv_params_t *p,              \
+                                              const int8_t *input, const int8_t *filter,        \
+                                              const int32_t *bias, int8_t *output)              \
+        __attribute__((alias(#PORTABLE)));                                                      \
+    te_status_t te_depthwise_conv_##NAME##_partial_s8(const te_depthwise_conv_params_t *p,      \
+                                                      const int8_t *input, const int8_t *filter,\
+                                                      const int32_t *bias, int8_t *output)      \
+        __attribute__((alias(#PORTABLE)));
+#define TE_DW_INPLACE_PATH(NAME, DOMAIN, QUADS, C0)                                             \
+    te_status_t te_depthwise_conv_inplace_##NAME##_s8(                                          \
+        const te_depthwise_conv_params_t *p, const int8_t *input, const int8_t *filter,         \
+        const int32_t *bias, int8_t *output, int8_t *scratch)                                   \
+        __attribute__((alias("te_depthwise_conv_inplace_portable_s8")));
+#else
+/* Elsewhere (no ELF aliases): a call of the portable loop. */
+#define TE_DW_OUT_PATHS(NAME, DOMAIN, RUN, PORTABLE)                                            \
+    te_status_t te_depthwise_conv_##NAME##_s8(const te_depthwise_conv_params_t *p,              \
+                                              const int8_t *input, const int8_t *filter,        \
+                                              const int32_t *bias, int8_t *output)              \
+    {                                                                                           \
+        return PORTABLE(p, input, filter, bias, output);                                        \
+    }                                                                                           \
+    te_status_t te_depthwise_conv_##NAME##_partial_s8(const te_depthwise_conv_params_t *p,      \
+                                                      const int8_t *input, const int8_t *filter,\
+                                                      const int32_t *bias, int8_t *output)      \
+    {                                                                                           \
+        return PORTABLE(p, input, filter, bias, output);                                        \
+    }
+#define TE_DW_INPLACE_PATH(NAME, DOMAIN, QUADS, C0)                                             \
+    te_status_t te_depthwise_conv_inplace_##NAME##_s8(                                          \
+        const te_depthwise_conv_params_t *p, const int8_t *input, const int8_t *filter,         \
+        const int32_t *bias, int8_t *output, int8_t *scratch)                                   \
+    {                                                                                           \
+        return te_depthwise_conv_inplace_portable_s8(p, input, filter, bias, output, scratch);  \
+    }
+#endif
+
+TE_DW_OUT_PATHS(3x3_w9, te_dw_is_3x3(p), te_depthwise_simd_w9_all,
+                te_depthwise_conv_3x3_portable_s8)
+TE_DW_OUT_PATHS(w9, te_dw_fast3(p) && p->depth_multiplier == 1, te_depthwise_simd_w9_all,
+                te_depthwise_conv_portable_s8)
+TE_DW_OUT_PATHS(pairs, te_dw_pairs_c1(p), te_depthwise_simd_pairs, te_depthwise_conv_portable_s8)
+TE_DW_OUT_PATHS(quads, 1, te_depthwise_simd_quads, te_depthwise_conv_portable_s8)
+
+TE_DW_INPLACE_PATH(small, te_dw_small_pixels(p) > 0,
+                   te_depthwise_inplace_small_simd(p, input, filter, bias, output, scratch,
+                                                   p->output.c & ~3),
+                   p->output.c & ~3)
+TE_DW_INPLACE_PATH(ring3, te_dw_inplace_ring3(p),
+                   te_depthwise_inplace_ring3_simd(p, input, filter, bias, output, scratch),
+                   p->output.c & ~3)
+TE_DW_INPLACE_PATH(rows, te_dw_inplace_rows(p),
+                   te_depthwise_inplace_rows_simd(p, input, filter, bias, output, scratch),
+                   p->output.c & ~3)
+TE_DW_INPLACE_PATH(ring, te_dw_inplace_ring(p),
+                   te_depthwise_inplace_ring_simd(p, input, filter, bias, output, scratch),
+                   p->output.c & ~3)
+TE_DW_INPLACE_PATH(plane, 1, (void)0, 0)
+
+#undef TE_DW_OUT_PATHS
+#undef TE_DW_INPLACE_PATH
+
+/* ---- the dispatchers: the path by the rule the code generator applies ---------------------- */
+
+te_depthwise_path_t te_depthwise_path_s8(const te_depthwise_conv_params_t *p,
+                                         const int32_t *bias, te_depthwise_variant_t variant)
+{
+#if TE_SIMD
+    te_depthwise_path_t path;
+    if (variant == TE_DEPTHWISE_INPLACE) {
+        if (!te_dw_rq_all(p, bias)) {
+            return TE_DW_PATH_INPLACE_PORTABLE;
+        }
+        if (te_dw_small_pixels(p) > 0) {
+            return TE_DW_PATH_INPLACE_SMALL;
+        }
+        if (te_dw_inplace_ring3(p)) {
+            return TE_DW_PATH_INPLACE_RING3;
+        }
+        if (te_dw_inplace_rows(p)) {
+            return TE_DW_PATH_INPLACE_ROWS;
+        }
+        return te_dw_inplace_ring(p) ? TE_DW_PATH_INPLACE_RING : TE_DW_PATH_INPLACE_PLANE;
+    }
+    if (te_dw_pairs_c1(p)) {
+        path = TE_DW_PATH_PAIRS;
+    } else if (te_dw_fast3(p) && p->depth_multiplier == 1) {
+        path = variant == TE_DEPTHWISE_3X3 ? TE_DW_PATH_3X3_W9 : TE_DW_PATH_W9;
+    } else {
+        path = TE_DW_PATH_QUADS;
+    }
+    if (te_dw_rq_all(p, bias)) {
+        return path;
+    }
+    if (te_dw_rq_any(p, bias)) {
+        return (te_depthwise_path_t)(path + 1); /* its _partial form */
+    }
+#else
+    (void)p;
+    (void)bias;
+#endif
+    return variant == TE_DEPTHWISE_INPLACE ? TE_DW_PATH_INPLACE_PORTABLE
+           : variant == TE_DEPTHWISE_3X3   ? TE_DW_PATH_3X3_PORTABLE
+                                           : TE_DW_PATH_PORTABLE;
+}
+
+te_status_t te_depthwise_conv_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                 const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+#if TE_SIMD
+    const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
+    if (st != TE_OK) {
+        return st;
+    }
+    switch (te_depthwise_path_s8(p, bias, TE_DEPTHWISE_GENERIC)) {
+    case TE_DW_PATH_PAIRS:
+        return te_depthwise_conv_pairs_s8(p, input, filter, bias, output);
+    case TE_DW_PATH_PAIRS_PARTIAL:
+        return te_depthwise_conv_pairs_partial_s8(p, input, filter, bias, output);
+    case TE_DW_PATH_W9:
+        return te_depthwise_conv_w9_s8(p, input, filter, bias, output);
+    case TE_DW_PATH_W9_PARTIAL:
+        return te_depthwise_conv_w9_partial_s8(p, input, filter, bias, output);
+    case TE_DW_PATH_QUADS:
+        return te_depthwise_conv_quads_s8(p, input, filter, bias, output);
+    case TE_DW_PATH_QUADS_PARTIAL:
+        return te_depthwise_conv_quads_partial_s8(p, input, filter, bias, output);
+    default:
+        break;
+    }
+#endif
+    return te_depthwise_conv_portable_s8(p, input, filter, bias, output);
+}
+
+te_status_t te_depthwise_conv_3x3_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+#if TE_SIMD
+    const te_status_t st = te_depthwise_conv_check(p, input, filter, output);
+    if (st != TE_OK) {
+        return st;
+    }
+    if (!te_dw_is_3x3(p)) {
+        return TE_ERR_ARG;
+    }
+    switch (te_depthwise_path_s8(p, bias, TE_DEPTHWISE_3X3)) {
+    case TE_DW_PATH_3X3_W9:
+        return te_depthwise_conv_3x3_w9_s8(p, input, filter, bias, output);
+    case TE_DW_PATH_3X3_W9_PARTIAL:
+        return te_depthwise_conv_3x3_w9_partial_s8(p, input, filter, bias, output);
+    default:
+        break;
+    }
+#endif
+    return te_depthwise_conv_3x3_portable_s8(p, input, filter, bias, output);
+}
+
+int32_t te_depthwise_conv_inplace_get_buffer_size(const te_depthwise_conv_params_t *p)
+{
+    const int32_t plane = p->output.h * p->output.w, small = 4 * te_dw_small_pixels(p);
+    return small > plane ? small : plane;
+}
+
+te_status_t te_depthwise_conv_inplace_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch)
+{
+#if TE_SIMD
+    const te_status_t st = te_dw_inplace_check(p, input, filter, output, scratch);
+    if (st != TE_OK) {
+        return st;
+    }
+    switch (te_depthwise_path_s8(p, bias, TE_DEPTHWISE_INPLACE)) {
+    case TE_DW_PATH_INPLACE_SMALL:
+        return te_depthwise_conv_inplace_small_s8(p, input, filter, bias, output, scratch);
+    case TE_DW_PATH_INPLACE_RING3:
+        return te_depthwise_conv_inplace_ring3_s8(p, input, filter, bias, output, scratch);
+    case TE_DW_PATH_INPLACE_ROWS:
+        return te_depthwise_conv_inplace_rows_s8(p, input, filter, bias, output, scratch);
+    case TE_DW_PATH_INPLACE_RING:
+        return te_depthwise_conv_inplace_ring_s8(p, input, filter, bias, output, scratch);
+    case TE_DW_PATH_INPLACE_PLANE:
+        return te_depthwise_conv_inplace_plane_s8(p, input, filter, bias, output, scratch);
+    default:
+        break;
+    }
+#endif
+    return te_depthwise_conv_inplace_portable_s8(p, input, filter, bias, output, scratch);
 }
 
 te_depthwise_variant_t te_depthwise_conv_variant(const te_depthwise_conv_params_t *p,

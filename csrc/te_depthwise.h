@@ -27,7 +27,8 @@ typedef struct {
 } te_depthwise_conv_params_t;
 
 /**
- * Generic depthwise convolution: any kernel size, stride, dilation, padding and multiplier.
+ * Generic depthwise convolution: any kernel size, stride, dilation, padding and multiplier,
+ * through the path te_depthwise_path_s8 picks (see te_depthwise_path_t).
  * @param input  int8 [input.n][input.h][input.w][input.c]
  * @param filter int8 [1][filter.h][filter.w][filter.c]
  * @param bias   int32 [filter.c], or NULL
@@ -95,6 +96,118 @@ int32_t te_depthwise_conv_get_buffer_size_s8(const te_depthwise_conv_params_t *p
 te_status_t te_depthwise_conv_wrapper_s8(const te_depthwise_conv_params_t *p,
                                          const int8_t *input, const int8_t *filter,
                                          const int32_t *bias, int8_t *output, int8_t *scratch);
+
+/**
+ * The paths of the int8 kernels: what te_depthwise_conv_s8, te_depthwise_conv_3x3_s8 and
+ * te_depthwise_conv_inplace_s8 run, each also a public entry point of its own. The path depends
+ * on the layer's shapes and constant parameters only, so the code generator picks it
+ * (tinyengine/ops/depthwise.py, simd_path, by te_depthwise_path_s8's rule) and calls that entry
+ * point: with -ffunction-sections and --gc-sections a model then links the paths its layers
+ * take and no other. The SIMD paths exist where te_simd.h sets TE_SIMD; without it every entry
+ * point is its variant's portable loop (the _portable_s8 ones), so the generated code is the
+ * same for every core. Each SIMD path checks its geometry and requantisation domain, and
+ * refuses a layer outside them with TE_ERR_ARG. Arguments as the variant's kernel.
+ *
+ * Out of place ("partial": some channels outside te_simd_requant's exact domain, which the
+ * path recomputes by the portable rule afterwards; else every channel is inside it):
+ */
+typedef enum {
+    TE_DW_PATH_PORTABLE = 0,          /**< te_depthwise_conv_portable_s8 */
+    TE_DW_PATH_3X3_PORTABLE = 1,      /**< te_depthwise_conv_3x3_portable_s8 */
+    TE_DW_PATH_3X3_W9 = 2,            /**< te_depthwise_conv_3x3_w9_s8 */
+    TE_DW_PATH_3X3_W9_PARTIAL = 3,    /**< te_depthwise_conv_3x3_w9_partial_s8 */
+    TE_DW_PATH_W9 = 4,                /**< te_depthwise_conv_w9_s8 */
+    TE_DW_PATH_W9_PARTIAL = 5,        /**< te_depthwise_conv_w9_partial_s8 */
+    TE_DW_PATH_PAIRS = 6,             /**< te_depthwise_conv_pairs_s8 */
+    TE_DW_PATH_PAIRS_PARTIAL = 7,     /**< te_depthwise_conv_pairs_partial_s8 */
+    TE_DW_PATH_QUADS = 8,             /**< te_depthwise_conv_quads_s8 */
+    TE_DW_PATH_QUADS_PARTIAL = 9,     /**< te_depthwise_conv_quads_partial_s8 */
+    TE_DW_PATH_INPLACE_PORTABLE = 10, /**< te_depthwise_conv_inplace_portable_s8 */
+    TE_DW_PATH_INPLACE_RING = 11,     /**< te_depthwise_conv_inplace_ring_s8 */
+    TE_DW_PATH_INPLACE_SMALL = 12,    /**< te_depthwise_conv_inplace_small_s8 */
+    TE_DW_PATH_INPLACE_ROWS = 13,     /**< te_depthwise_conv_inplace_rows_s8 */
+    TE_DW_PATH_INPLACE_RING3 = 14,    /**< te_depthwise_conv_inplace_ring3_s8 */
+    TE_DW_PATH_INPLACE_PLANE = 15     /**< te_depthwise_conv_inplace_plane_s8 */
+} te_depthwise_path_t;
+
+/**
+ * The path the variant's kernel takes for these params and bias in this build (TE_SIMD), by the
+ * rule simd_path in tinyengine/ops/depthwise.py applies (tests/test_kernel_paths.py holds the two
+ * equal): the requantisation domain first (every channel inside: the SIMD path; some: its
+ * partial form; none: the portable loop; in place there is no partial form), then
+ * - out of place: "pairs" for one input channel with a multiplier that is a multiple of 4 (not
+ *   a 3x3 window), "w9" (3x3_w9 for the 3x3 variant) for a 3x3 window, dilation 1, multiplier 1,
+ *   else "quads";
+ * - in place: "small" on a small plane, "ring3" (three padded rows), "rows", "ring" (delayed
+ *   outputs), else "plane" (a channel at a time).
+ * p must pass the kernel's argument checks.
+ */
+te_depthwise_path_t te_depthwise_path_s8(const te_depthwise_conv_params_t *p,
+                                         const int32_t *bias, te_depthwise_variant_t variant);
+
+/** The generic loop, every build: any kernel, stride, dilation, padding and multiplier. */
+te_status_t te_depthwise_conv_portable_s8(const te_depthwise_conv_params_t *p,
+                                          const int8_t *input, const int8_t *filter,
+                                          const int32_t *bias, int8_t *output);
+/** The hoisted 3x3 loop, every build; domain as te_depthwise_conv_3x3_s8. */
+te_status_t te_depthwise_conv_3x3_portable_s8(const te_depthwise_conv_params_t *p,
+                                              const int8_t *input, const int8_t *filter,
+                                              const int32_t *bias, int8_t *output);
+/** The in-place loop (a channel at a time through the plane), every build. */
+te_status_t te_depthwise_conv_inplace_portable_s8(const te_depthwise_conv_params_t *p,
+                                                  const int8_t *input, const int8_t *filter,
+                                                  const int32_t *bias, int8_t *output,
+                                                  int8_t *scratch);
+
+/* The out-of-place SIMD paths: the 3x3 variant's (domain as te_depthwise_conv_3x3_s8), then
+ * the generic one's: w9 (3x3 window, dilation 1, multiplier 1), pairs (one input channel, a
+ * multiplier of 4, dilation 1 and stride 1 or 2 along x, not 3x3), quads (any layer). */
+te_status_t te_depthwise_conv_3x3_w9_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                        const int8_t *filter, const int32_t *bias,
+                                        int8_t *output);
+te_status_t te_depthwise_conv_3x3_w9_partial_s8(const te_depthwise_conv_params_t *p,
+                                                const int8_t *input, const int8_t *filter,
+                                                const int32_t *bias, int8_t *output);
+te_status_t te_depthwise_conv_w9_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                    const int8_t *filter, const int32_t *bias, int8_t *output);
+te_status_t te_depthwise_conv_w9_partial_s8(const te_depthwise_conv_params_t *p,
+                                            const int8_t *input, const int8_t *filter,
+                                            const int32_t *bias, int8_t *output);
+te_status_t te_depthwise_conv_pairs_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias,
+                                       int8_t *output);
+te_status_t te_depthwise_conv_pairs_partial_s8(const te_depthwise_conv_params_t *p,
+                                               const int8_t *input, const int8_t *filter,
+                                               const int32_t *bias, int8_t *output);
+te_status_t te_depthwise_conv_quads_s8(const te_depthwise_conv_params_t *p, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias,
+                                       int8_t *output);
+te_status_t te_depthwise_conv_quads_partial_s8(const te_depthwise_conv_params_t *p,
+                                               const int8_t *input, const int8_t *filter,
+                                               const int32_t *bias, int8_t *output);
+
+/* The in-place SIMD paths (domain and scratch as te_depthwise_conv_inplace_s8; "small" needs
+ * the larger scratch te_depthwise_conv_inplace_get_buffer_size asks for a small plane). */
+te_status_t te_depthwise_conv_inplace_small_s8(const te_depthwise_conv_params_t *p,
+                                               const int8_t *input, const int8_t *filter,
+                                               const int32_t *bias, int8_t *output,
+                                               int8_t *scratch);
+te_status_t te_depthwise_conv_inplace_ring3_s8(const te_depthwise_conv_params_t *p,
+                                               const int8_t *input, const int8_t *filter,
+                                               const int32_t *bias, int8_t *output,
+                                               int8_t *scratch);
+te_status_t te_depthwise_conv_inplace_rows_s8(const te_depthwise_conv_params_t *p,
+                                              const int8_t *input, const int8_t *filter,
+                                              const int32_t *bias, int8_t *output,
+                                              int8_t *scratch);
+te_status_t te_depthwise_conv_inplace_ring_s8(const te_depthwise_conv_params_t *p,
+                                              const int8_t *input, const int8_t *filter,
+                                              const int32_t *bias, int8_t *output,
+                                              int8_t *scratch);
+te_status_t te_depthwise_conv_inplace_plane_s8(const te_depthwise_conv_params_t *p,
+                                               const int8_t *input, const int8_t *filter,
+                                               const int32_t *bias, int8_t *output,
+                                               int8_t *scratch);
 
 /**
  * 16x8 depthwise convolution (TFLite's DepthwiseConvPerChannel for int16 input): the generic

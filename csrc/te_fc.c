@@ -96,6 +96,21 @@ static inline void te_fc_dot_1x4(const int8_t *x, const int8_t *w, int32_t n, in
     s[3] = s3;
 }
 
+/** s = bias[o .. o + 3] (0 without a bias) plus te_fc_dot_1x4 of row x with weight rows w ..
+ * w + 3n: one block of four outputs. */
+static inline void te_fc_sums4(const int8_t *x, const int8_t *w, int32_t n, int32_t x_off2,
+                               const int32_t *bias, int32_t o, int32_t s[4])
+{
+    s[0] = s[1] = s[2] = s[3] = 0;
+    if (bias != NULL) {
+        s[0] = bias[o];
+        s[1] = bias[o + 1];
+        s[2] = bias[o + 2];
+        s[3] = bias[o + 3];
+    }
+    te_fc_dot_1x4(x, w, n, x_off2, s);
+}
+
 /**
  * TFLite's MultiplyByQuantizedMultiplier(acc, m, -e) + output_offset for EVERY int32 acc, with
  * m >= 0 and e in [1, 22], as one 64-bit sum: no |acc| < 2^30 check and no exact fallback.
@@ -208,6 +223,52 @@ static TE_SIMD_NOINLINE te_status_t te_fc_few(const te_fully_connected_params_t 
 }
 
 /**
+ * One input feature and a bias, no weight offset (hello_world's 1 -> 16, a tiny regressor's
+ * first layer), per tensor with the multiplier and shift in the fast rule's domain: output o is
+ * bias[o] + x * w[o], so the per-block set-up of te_fc_per_tensor (four weight-row pointers, a
+ * tail loop over a row's last values) was nearly all of that call, about 32 instructions an
+ * output. Here four weights are one word, split by SXTB16 and multiplied by the row's value
+ * (plus the input offset, in [-255, 255]: an int16 lane) with SMLABB / SMLATB onto their biases,
+ * then stored as te_fc_per_tensor stores its blocks: about 12 instructions an output.
+ */
+static TE_SIMD_NOINLINE te_status_t te_fc_one_in(const te_fully_connected_params_t *p,
+                                                 const int8_t *input, const int8_t *weights,
+                                                 const int32_t *bias, int8_t *output)
+{
+    const te_simd_rq_t q = te_simd_rq_make(p->rq.multiplier[0], p->rq.shift[0],
+                                           2 * p->q.output_offset + 1);
+    const int32_t lo = p->q.act_min, hi = p->q.act_max, n_out = p->out_features;
+    const uint32_t lo4 = te_simd_dup8(lo), hi4 = te_simd_dup8(hi);
+    int32_t b, o;
+    for (b = 0; b < p->batches; ++b) {
+        const int32_t x = input[b] + p->q.input_offset;
+        int8_t *out = output + b * n_out;
+        for (o = 0; o + 4 <= n_out; o += 4) {
+            const uint32_t t = te_simd_load4(weights + o);
+            const int32_t we = te_sxtb16(t), wo = te_sxtb16_r8(t);
+            const int32_t s0 = te_smlabb(we, x, bias[o]), s1 = te_smlabb(wo, x, bias[o + 1]);
+            const int32_t s2 = te_smlatb(we, x, bias[o + 2]), s3 = te_smlatb(wo, x, bias[o + 3]);
+            if (te_fc_acc_ok(s0) && te_fc_acc_ok(s1) && te_fc_acc_ok(s2) && te_fc_acc_ok(s3)) {
+                te_simd_store4(out + o, te_clamp4(te_pack4(te_simd_requant(s0, q),
+                                                           te_simd_requant(s1, q),
+                                                           te_simd_requant(s2, q),
+                                                           te_simd_requant(s3, q)),
+                                                  lo4, hi4));
+            } else {
+                out[o] = te_fc_out_pt(p, q, lo, hi, s0);
+                out[o + 1] = te_fc_out_pt(p, q, lo, hi, s1);
+                out[o + 2] = te_fc_out_pt(p, q, lo, hi, s2);
+                out[o + 3] = te_fc_out_pt(p, q, lo, hi, s3);
+            }
+        }
+        for (; o < n_out; ++o) {
+            out[o] = te_fc_out_pt(p, q, lo, hi, bias[o] + x * weights[o]);
+        }
+    }
+    return TE_OK;
+}
+
+/**
  * The common case, per tensor with the multiplier and shift in the fast rule's domain (every
  * FC layer of the shared models; te_fully_connected_simd checks), as its own function. Four
  * outputs at a time are requantised, packed, clamped bytewise (SSUB8, SEL) and stored as one
@@ -235,14 +296,8 @@ static TE_SIMD_NOINLINE te_status_t te_fc_per_tensor(const te_fully_connected_pa
         int8_t *out = output + b * n_out;
         const int8_t *w = weights;
         for (o = 0; o < by4; o += 4, w += 4 * n) {
-            int32_t s[4] = {0, 0, 0, 0};
-            if (bias != NULL) {
-                s[0] = bias[o];
-                s[1] = bias[o + 1];
-                s[2] = bias[o + 2];
-                s[3] = bias[o + 3];
-            }
-            te_fc_dot_1x4(x, w, n, x_off2, s);
+            int32_t s[4];
+            te_fc_sums4(x, w, n, x_off2, bias, o, s);
             if (te_fc_acc_ok(s[0]) && te_fc_acc_ok(s[1]) && te_fc_acc_ok(s[2]) &&
                 te_fc_acc_ok(s[3])) {
                 te_simd_store4(out + o, te_clamp4(te_pack4(te_simd_requant(s[0], q),
@@ -302,14 +357,8 @@ static TE_SIMD_NOINLINE te_status_t te_fc_general(const te_fully_connected_param
         int8_t *out = output + b * n_out;
         const int8_t *w = weights;
         for (o = 0; o < by4; o += 4, w += 4 * n) {
-            int32_t s[4] = {0, 0, 0, 0};
-            if (bias != NULL) {
-                s[0] = bias[o];
-                s[1] = bias[o + 1];
-                s[2] = bias[o + 2];
-                s[3] = bias[o + 3];
-            }
-            te_fc_dot_1x4(x, w, n, x_off2, s);
+            int32_t s[4];
+            te_fc_sums4(x, w, n, x_off2, bias, o, s);
             out[o] = te_fc_out(p, &k, s[0], o);
             out[o + 1] = te_fc_out(p, &k, s[1], o + 1);
             out[o + 2] = te_fc_out(p, &k, s[2], o + 2);
@@ -344,6 +393,9 @@ static te_status_t te_fully_connected_simd(const te_fully_connected_params_t *p,
     const int32_t m = p->rq.multiplier[0], sh = p->rq.shift[0];
     if (p->rq.per_channel || m < 0 || sh > -1 || sh < -22) {
         return te_fc_general(p, input, weights, bias, output);
+    }
+    if (p->in_features == 1 && p->filter_offset == 0 && bias != NULL) {
+        return te_fc_one_in(p, input, weights, bias, output);
     }
     if (p->out_features < 4 && p->filter_offset == 0) {
         return te_fc_few(p, input, weights, bias, output);

@@ -258,7 +258,11 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
             plan: MemoryPlan, io: dict[str, Any], flash: int) -> dict[str, Any]:
     ops = []
     for op, em in zip(graph.ops, emissions):
-        ops.append({"name": op.name, "kind": op.kind, "kernel": em.kernel,
+        # "kernel": the variant (the `kernel` hook, which the latency tables are keyed by);
+        # "entry": the function the generated code calls, the path of that variant the layer
+        # takes where the kernel has paths of its own (DEPTHWISE_CONV_2D), else the same.
+        ops.append({"name": op.name, "kind": op.kind,
+                    "kernel": get_op(op.kind).kernel(graph, op), "entry": em.kernel,
                     "inplace": op.attrs.get("inplace") is not None,
                     "macs": get_op(op.kind).macs(graph, op), "inputs": [n for n in op.inputs if n],
                     "outputs": op.outputs, "scratch_bytes": em.scratch_bytes})

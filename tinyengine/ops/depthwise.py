@@ -18,7 +18,17 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from . import requant16
-from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
+from .base import (
+    Arg,
+    CValue,
+    OpDef,
+    OpEmission,
+    QuantRule,
+    TfliteImport,
+    TfliteLowering,
+    Window,
+    register,
+)
 from .common import (
     TFLITE_ACTIVATION,
     TFLITE_PADDING,
@@ -42,6 +52,7 @@ from .common import (
 )
 from .conv import conv_to_qdq, conv_window, padded_windows, requantize_acc
 from .rows_inplace import rows_of
+from .simd_rq import rq_channels_ok
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -71,18 +82,80 @@ ROWS_SOURCES = ["te_rows_inplace.h", "te_rows_inplace.c", "te_depthwise_rows.h",
                 "te_depthwise_rows.c"]
 
 
+def small_plane(h: int, w: int, c: int, multiplier: int, fh: int, fw: int,
+                stride: tuple[int, int], dilation: tuple[int, int], pad: tuple[int, int],
+                input_zero_point: int) -> bool:
+    """te_dw_small_pixels's domain: the in-place layers whose ring of delayed outputs does not
+    fit the plane and whose padded plane is small enough to copy four channels of."""
+    return (multiplier == 1 and (fh, fw) == (3, 3) and tuple(dilation) == (1, 1)
+            and tuple(stride) == (1, 1) and tuple(pad) == (1, 1) and c >= 4
+            and 4 * (w + 2) > h * w and (h + 2) * (w + 2) <= SMALL_PLANE_MAX_PIXELS
+            and -128 <= input_zero_point <= 127)
+
+
 def inplace_scratch_bytes(h: int, w: int, c: int, multiplier: int, fh: int, fw: int,
                           stride: tuple[int, int], dilation: tuple[int, int],
                           pad: tuple[int, int], input_zero_point: int) -> int:
     """te_depthwise_conv_inplace_get_buffer_size: one output plane, or on a small plane whose
     ring of delayed outputs does not fit it the padded four-channel copy of the small-plane path
     (te_dw_small_pixels's domain, checked the same way here)."""
-    plane, pixels = h * w, (h + 2) * (w + 2)
-    small = (multiplier == 1 and (fh, fw) == (3, 3) and tuple(dilation) == (1, 1)
-             and tuple(stride) == (1, 1) and tuple(pad) == (1, 1) and c >= 4
-             and 4 * (w + 2) > plane and pixels <= SMALL_PLANE_MAX_PIXELS
-             and -128 <= input_zero_point <= 127)
-    return max(plane, 4 * pixels) if small else plane
+    small = small_plane(h, w, c, multiplier, fh, fw, stride, dilation, pad, input_zero_point)
+    return max(h * w, 4 * (h + 2) * (w + 2)) if small else h * w
+
+
+# |filter * (input + offset)| <= 128 * 255 per term (TE_DW_MAX_TERM).
+MAX_TERM = 128 * 255
+
+
+def simd_path(params: dict[str, Any], mult: np.ndarray, shift: np.ndarray,
+              bias: np.ndarray | None, variant: str) -> str:
+    """The entry point of the path the int8 kernel `variant` ("generic", "3x3" or "inplace")
+    takes in a SIMD build, from the layer's params as emitted (the C struct's fields) and its
+    stored requantisation tables and bias: the twin of te_depthwise_path_s8 (te_depthwise.h;
+    tests/test_kernel_paths.py holds the two equal). The generated code calls it instead of the
+    variant's run-time dispatcher, so only the paths the model takes are linked. A build without
+    SIMD runs the variant's portable loop under every one of these names."""
+    _, _, _, ic = params["input"]
+    _, fh, fw, _ = params["filter"]
+    _, h, w, c = params["output"]
+    m = params["depth_multiplier"]
+    stride = (params["stride_h"], params["stride_w"])
+    dilation = (params["dilation_h"], params["dilation_w"])
+    pad = (params["pad_h"], params["pad_w"])
+    input_offset = params["q"][0]
+    ok = rq_channels_ok(mult, shift, bias, c, fh * fw, MAX_TERM)
+    fast3 = (fh, fw) == (3, 3) and dilation == (1, 1)
+    if variant == "inplace":
+        if not ok.all():
+            return "te_depthwise_conv_inplace_portable_s8"
+        if small_plane(h, w, c, m, fh, fw, stride, dilation, pad, -input_offset):
+            path = "small"
+        elif (fast3 and stride == (1, 1) and pad == (1, 1) and c >= 4
+              and -127 <= input_offset <= 128 and 4 * (3 * w + 4) <= h * w):
+            path = "ring3"  # te_dw_inplace_ring3: three padded rows inside the plane
+        elif fast3 and stride == (1, 1) and pad[0] <= 1 and c >= 4 and 8 * w <= h * w:
+            path = "rows"  # te_dw_inplace_rows: two rows of four channels inside the plane
+        elif stride == (1, 1) and c >= 4 and 4 * (pad[0] * w + pad[1] + 1) <= h * w:
+            path = "ring"  # te_dw_inplace_ring: the ring of delayed outputs inside the plane
+        else:
+            path = "plane"
+        return f"te_depthwise_conv_inplace_{path}_s8"
+    if ic == 1 and m % 4 == 0 and dilation[1] == 1 and stride[1] in (1, 2) and not fast3:
+        path = "pairs"  # te_dw_pairs_c1
+    elif fast3 and m == 1:
+        path = "3x3_w9" if variant == "3x3" else "w9"
+    else:
+        path = "quads"
+    if ok.all():
+        return f"te_depthwise_conv_{path}_s8"
+    if ok.any():
+        return f"te_depthwise_conv_{path}_partial_s8"
+    return f"te_depthwise_conv_{'3x3_' if variant == '3x3' else ''}portable_s8"
+
+
+# The int8 variants (the `kernel` hook's names) simd_path chooses among.
+PATH_VARIANTS = {"te_depthwise_conv_s8": "generic", "te_depthwise_conv_3x3_s8": "3x3",
+                 "te_depthwise_conv_inplace_s8": "inplace"}
 
 
 @register
@@ -280,17 +353,23 @@ class DepthwiseConv2D(OpDef):
                        Arg("const", "filter", "const int8_t"),
                        Arg("const", "bias" if b is not None else "", "const int32_t"),
                        Arg("tensor", op.outputs[0], "int8_t")]
+        params: dict[str, CValue] = {
+            "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
+            "depth_multiplier": m,
+            "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
+            "pad_h": ph, "pad_w": pw,
+            "q": [-xt.zero_point, ot.zero_point, lo, hi],
+            "rq": requant_init(mult),
+        }
+        # The call goes to the path's own entry point (simd_path), not the variant's dispatcher.
+        kernel = self.kernel(graph, op)
+        if kernel in PATH_VARIANTS:
+            bias = b.data if b is not None else None
+            kernel = simd_path(params, mult, shift, bias, PATH_VARIANTS[kernel])
         return OpEmission(
-            kernel=self.kernel(graph, op),
+            kernel=kernel,
             params_type="te_depthwise_conv_params_t",
-            params={
-                "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
-                "depth_multiplier": m,
-                "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
-                "pad_h": ph, "pad_w": pw,
-                "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": requant_init(mult),
-            },
+            params=params,
             args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
             sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_depthwise.h",
