@@ -127,3 +127,23 @@ def test_rerank_off_returns_the_search_best(supernet):
         out = rerank_module.rerank(result, parts.train, parts.val, top=top, epochs=epochs,
                                    lr=1e-2, seed=0, views=0)
         assert out.best is cands[0] and out.rows == []
+
+
+def test_shortlist_spreads_over_the_resolutions(supernet):
+    """The candidates to train: each resolution's best share, the rest by fitness; never a
+    subnet twice, best fitness first."""
+    rng = np.random.default_rng(2)
+    cands: list[Candidate] = []
+    fitness = {8: [0.90, 0.89, 0.88, 0.87], 10: [0.70, 0.60], 12: [0.50]}
+    for r, values in fitness.items():
+        for f in values:
+            while True:
+                a = supernet.sample(rng, r)
+                if all(c.arch != a for c in cands):
+                    break
+            cands.append(Candidate(a, f, 0.1, 0, 0, 0, len(cands)))
+    picked = rerank_module.shortlist(cands, 5)
+    assert [c.accuracy for c in picked] == [0.90, 0.89, 0.88, 0.70, 0.50]
+    assert [c.accuracy for c in rerank_module.shortlist(cands, 3)] == [0.90, 0.70, 0.50]
+    assert [c.accuracy for c in rerank_module.shortlist(cands, 1)] == [0.90]
+    assert len(rerank_module.shortlist(cands, 20)) == len(cands)
