@@ -103,6 +103,26 @@ def inplace_scratch_bytes(h: int, w: int, c: int, multiplier: int, fh: int, fw: 
     return max(h * w, 4 * (h + 2) * (w + 2)) if small else h * w
 
 
+def inplace_path(h: int, w: int, c: int, multiplier: int, fh: int, fw: int,
+                 stride: tuple[int, int], dilation: tuple[int, int], pad: tuple[int, int],
+                 input_offset: int) -> str:
+    """The path of te_depthwise_conv_inplace_s8 a layer inside the fast requantisation's domain
+    takes: "small", "ring3", "rows", "ring" or "plane" (te_depthwise_path_s8's in-place
+    branch)."""
+    fast3 = (fh, fw) == (3, 3) and tuple(dilation) == (1, 1)
+    stride, pad = (stride[0], stride[1]), (pad[0], pad[1])
+    if small_plane(h, w, c, multiplier, fh, fw, stride, dilation, pad, -input_offset):
+        return "small"
+    if (fast3 and stride == (1, 1) and pad == (1, 1) and c >= 4
+            and -127 <= input_offset <= 128 and 4 * (3 * w + 4) <= h * w):
+        return "ring3"  # te_dw_inplace_ring3: three padded rows inside the plane
+    if fast3 and stride == (1, 1) and pad[0] <= 1 and c >= 4 and 8 * w <= h * w:
+        return "rows"  # te_dw_inplace_rows: two rows of four channels inside the plane
+    if stride == (1, 1) and c >= 4 and 4 * (pad[0] * w + pad[1] + 1) <= h * w:
+        return "ring"  # te_dw_inplace_ring: the ring of delayed outputs inside the plane
+    return "plane"
+
+
 # |filter * (input + offset)| <= 128 * 255 per term (TE_DW_MAX_TERM).
 MAX_TERM = 128 * 255
 
@@ -128,17 +148,7 @@ def simd_path(params: dict[str, Any], mult: np.ndarray, shift: np.ndarray,
     if variant == "inplace":
         if not ok.all():
             return "te_depthwise_conv_inplace_portable_s8"
-        if small_plane(h, w, c, m, fh, fw, stride, dilation, pad, -input_offset):
-            path = "small"
-        elif (fast3 and stride == (1, 1) and pad == (1, 1) and c >= 4
-              and -127 <= input_offset <= 128 and 4 * (3 * w + 4) <= h * w):
-            path = "ring3"  # te_dw_inplace_ring3: three padded rows inside the plane
-        elif fast3 and stride == (1, 1) and pad[0] <= 1 and c >= 4 and 8 * w <= h * w:
-            path = "rows"  # te_dw_inplace_rows: two rows of four channels inside the plane
-        elif stride == (1, 1) and c >= 4 and 4 * (pad[0] * w + pad[1] + 1) <= h * w:
-            path = "ring"  # te_dw_inplace_ring: the ring of delayed outputs inside the plane
-        else:
-            path = "plane"
+        path = inplace_path(h, w, c, m, fh, fw, stride, dilation, pad, input_offset)
         return f"te_depthwise_conv_inplace_{path}_s8"
     if ic == 1 and m % 4 == 0 and dilation[1] == 1 and stride[1] in (1, 2) and not fast3:
         path = "pairs"  # te_dw_pairs_c1
@@ -266,9 +276,12 @@ class DepthwiseConv2D(OpDef):
         return [0] if ok and out.dtype == "int8" else []  # 16x8: no in-place kernel
 
     def inplace_class(self, graph: Graph, op: Op) -> str | None:
-        """Which path of te_depthwise_conv_inplace_s8 the layer takes: "small_plane" (a padded
-        four-channel copy), "ring" (four channels through a ring of delayed outputs) or
-        "plane" (a channel at a time through one plane of scratch)."""
+        """Which path of te_depthwise_conv_inplace_s8 the layer takes (inplace_path):
+        "small_plane" (a padded four-channel copy), "ring3" (three padded rows), "rows" (two
+        rows of four channels), "ring" (four channels through a ring of delayed outputs) or
+        "plane" (a channel at a time through one plane of scratch). Each is its own class: one
+        figure for ring3, rows and ring together (0.98) had the planner run person_detect's
+        6x6x128 layers in place at 1.36x their out-of-place instructions."""
         if not self.inplace_inputs(graph, op):
             return None
         x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]),
@@ -276,13 +289,9 @@ class DepthwiseConv2D(OpDef):
         _, fh, fw, _ = w.shape
         _, h, wd, c = out.shape
         _, _, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
-        stride = tuple(op.attrs["stride"])
-        args = (h, wd, c, 1, fh, fw, stride, op.attrs.get("dilation", (1, 1)), (ph, pw),
-                x.zero_point)
-        if inplace_scratch_bytes(*args) > h * wd:
-            return "small_plane"
-        ring = ph * wd + pw + 1
-        return "ring" if stride == (1, 1) and c >= 4 and 4 * ring <= h * wd else "plane"
+        path = inplace_path(h, wd, c, 1, fh, fw, tuple(op.attrs["stride"]),
+                            op.attrs.get("dilation", (1, 1)), (ph, pw), -int(x.zero_point))
+        return "small_plane" if path == "small" else path
 
     def inplace_offsets(self, graph: Graph, op: Op) -> list[tuple[int, int]]:
         """(input, byte offset of that input after the output's start) pairs at which
