@@ -176,48 +176,94 @@ static inline int8_t te_fc_out_pt(const te_fully_connected_params_t *p, te_simd_
     return te_fc_out_wide(p, acc);
 }
 
+/** Output of sum acc for a layer te_fc_few takes, its parameters read from p where used. */
+static inline int8_t te_fc_few_out(const te_fully_connected_params_t *p, int32_t acc)
+{
+    acc = te_fc_wide(acc, te_fc_wide_make(p->rq.multiplier[0], p->rq.shift[0],
+                                          p->q.output_offset));
+    return (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+}
+
 /**
- * Fewer than four outputs (hello_world's 16 -> 1, keyword_scrambled's 32 -> 2), per tensor,
- * no weights offset, m >= 0 and shift in [-22, -1] (te_fully_connected_simd checks). One
- * output at a time and nothing else: run as tails of te_fc_per_tensor, these layers paid for
- * the set-up GCC hoists ahead of its blocks of four (about 50 instructions, whether a block
- * runs or not) and its prologue, a third of the call; and te_fc_wide needs no exact fallback
- * (keyword_scrambled's biases near -2^31 sent both of its outputs there). The weights are read
- * straight through, row after row, and every parameter is read from p where it is used, once
- * an output: hoisted, they would outnumber the registers and spill inside the sum's loop, and
- * with at most three outputs a row the reloads cost less than the spills.
+ * te_fc_few for `rows` outputs (1..3, a constant after inlining): each input row is read once,
+ * each four of its values widened once (SXTAB16) and shared by the rows. One row at a time,
+ * micro_speech_lstm's 3920 -> 3 widened its input three times: 10 instructions per four MACs
+ * against 7 here.
+ */
+TE_SIMD_INLINE void te_fc_few_rows(const te_fully_connected_params_t *p, const int8_t *x,
+                                    const int8_t *weights, const int32_t *bias, int8_t *output,
+                                    int32_t rows)
+{
+    const int32_t n = p->in_features;
+    int32_t b, i;
+    for (b = 0; b < p->batches; ++b) {
+        const int32_t x_off2 = te_simd_dup16(p->q.input_offset);
+        const int8_t *w = weights, *w1 = w + n, *w2 = w1 + n;
+        const int8_t *const x4 = x + (n & ~3);
+        int32_t s0 = 0, s1 = 0, s2 = 0;
+        if (bias != NULL) {
+            s0 = bias[0];
+            s1 = rows > 1 ? bias[1] : 0;
+            s2 = rows > 2 ? bias[2] : 0;
+        }
+        /* A do-while loop: as a while loop, -Os tests at the top and jumps back. */
+        if (x != x4) {
+            do {
+                const uint32_t t = TE_SIMD_NEXT4(x);
+                const int32_t x_e = te_sxtab16(x_off2, t), x_o = te_sxtab16_r8(x_off2, t);
+                uint32_t v = TE_SIMD_NEXT4(w);
+                s0 = te_smlad(x_e, te_sxtb16(v), te_smlad(x_o, te_sxtb16_r8(v), s0));
+                if (rows > 1) {
+                    v = TE_SIMD_NEXT4(w1);
+                    s1 = te_smlad(x_e, te_sxtb16(v), te_smlad(x_o, te_sxtb16_r8(v), s1));
+                }
+                if (rows > 2) {
+                    v = TE_SIMD_NEXT4(w2);
+                    s2 = te_smlad(x_e, te_sxtb16(v), te_smlad(x_o, te_sxtb16_r8(v), s2));
+                }
+            } while (x != x4);
+        }
+        for (i = n & 3; i > 0; --i) {
+            const int32_t v = *x++ + p->q.input_offset;
+            s0 += v * *w++;
+            if (rows > 1) {
+                s1 += v * *w1++;
+            }
+            if (rows > 2) {
+                s2 += v * *w2++;
+            }
+        }
+        *output++ = te_fc_few_out(p, s0);
+        if (rows > 1) {
+            *output++ = te_fc_few_out(p, s1);
+        }
+        if (rows > 2) {
+            *output++ = te_fc_few_out(p, s2);
+        }
+    }
+}
+
+/**
+ * Fewer than four outputs (hello_world's 16 -> 1, keyword_scrambled's 32 -> 2,
+ * micro_speech_lstm's 3920 -> 3), per tensor, no weights offset, m >= 0 and shift in [-22, -1]
+ * (te_fully_connected_simd checks): te_fc_few_rows, and nothing else. Run as tails of
+ * te_fc_per_tensor, these layers paid for the set-up GCC hoists ahead of its blocks of four
+ * (about 50 instructions, whether a block runs or not) and its prologue, a third of the call;
+ * and te_fc_wide needs no exact fallback (keyword_scrambled's biases near -2^31 sent both of its
+ * outputs there). Parameters are read from p where they are used: hoisted, they would outnumber
+ * the registers and spill inside the sum's loop.
  */
 static TE_SIMD_NOINLINE te_status_t te_fc_few(const te_fully_connected_params_t *p,
                                               const int8_t *input, const int8_t *weights,
                                               const int32_t *bias, int8_t *output)
 {
-    const int8_t *const end = output + p->batches * p->out_features;
-    const int8_t *x = input, *w = weights;
-    int32_t o = 0;
-    while (output != end) {
-        const int32_t x_off2 = te_simd_dup16(p->q.input_offset);
-        const int8_t *const x4 = x + (p->in_features & ~3);
-        int32_t acc = bias != NULL ? bias[o] : 0, i;
-        /* A do-while loop: as a while loop, -Os tests at the top and jumps back. */
-        if (x != x4) {
-            do {
-                const uint32_t a = TE_SIMD_NEXT4(x), b = TE_SIMD_NEXT4(w);
-                acc = te_smlad(te_sxtab16(x_off2, a), te_sxtb16(b),
-                               te_smlad(te_sxtab16_r8(x_off2, a), te_sxtb16_r8(b), acc));
-            } while (x != x4);
-        }
-        for (i = p->in_features & 3; i > 0; --i) {
-            acc += (*x++ + p->q.input_offset) * *w++;
-        }
-        acc = te_fc_wide(acc, te_fc_wide_make(p->rq.multiplier[0], p->rq.shift[0],
-                                              p->q.output_offset));
-        *output++ = (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
-        if (++o == p->out_features) { /* x is at the batch's next row */
-            o = 0;
-            w = weights;
-        } else {
-            x -= p->in_features;
-        }
+    /* Each row count its own inlined loop, the count a constant in each. */
+    if (p->out_features == 3) {
+        te_fc_few_rows(p, input, weights, bias, output, 3);
+    } else if (p->out_features == 2) {
+        te_fc_few_rows(p, input, weights, bias, output, 2);
+    } else {
+        te_fc_few_rows(p, input, weights, bias, output, 1);
     }
     return TE_OK;
 }
@@ -381,33 +427,98 @@ static TE_SIMD_NOINLINE te_status_t te_fc_general(const te_fully_connected_param
 }
 
 /**
- * SIMD path (te_simd.h), bit-exact with the loop below for every parameter set the kernel
- * accepts. Each path is its own function: inlined here, GCC would hoist the set-up of all of
- * them ahead of the choice, about 100 instructions a call whichever runs. The per-tensor
- * domain is checked here once, and each path is a tail call.
+ * One block, rows o .. o + 3, of the interleaved layout (te_fully_connected_i4_s8) times
+ * input row x, whose n values (a multiple of 4) are read without an offset: w holds a word per
+ * row per four inputs, the block's four words of each group side by side. One weight pointer
+ * and no offset register leave GCC the registers for the whole loop (te_fc_dot_1x4 reloads its
+ * end from the stack), and two words come in one LDRD: 23 instructions per 16 MACs where
+ * te_fc_dot_1x4 takes 26.
  */
-static te_status_t te_fully_connected_simd(const te_fully_connected_params_t *p,
-                                           const int8_t *input, const int8_t *weights,
+TE_SIMD_INLINE void te_fc_i4_block(const int8_t *x, const int32_t *w, int32_t n, int32_t s[4])
+{
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    const int8_t *const end = x + n;
+    /* Unrolled twice it measured the same (47 instructions per 32 MACs against 23 per 16). */
+    while (x != end) {
+        const uint32_t t = TE_SIMD_NEXT4(x);
+        const int32_t x_e = te_sxtb16(t), x_o = te_sxtb16_r8(t);
+        const uint32_t a = (uint32_t)w[0], b = (uint32_t)w[1];
+        const uint32_t c = (uint32_t)w[2], d = (uint32_t)w[3];
+        w += 4;
+        s0 = te_smlad(x_e, te_sxtb16(a), te_smlad(x_o, te_sxtb16_r8(a), s0));
+        s1 = te_smlad(x_e, te_sxtb16(b), te_smlad(x_o, te_sxtb16_r8(b), s1));
+        s2 = te_smlad(x_e, te_sxtb16(c), te_smlad(x_o, te_sxtb16_r8(c), s2));
+        s3 = te_smlad(x_e, te_sxtb16(d), te_smlad(x_o, te_sxtb16_r8(d), s3));
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/**
+ * te_fully_connected_i4_s8's SIMD loop, per tensor with the multiplier and shift in te_fc_wide's
+ * domain: blocks of four rows (te_fc_i4_block), requantised by te_fc_wide, which is exact for
+ * every int32 sum (keyword_scrambled's sums, with biases near -2^31, left the fast rule's
+ * |acc| < 2^30 for half its outputs and took the out-of-line fallback), packed, clamped and
+ * stored as one word; the last out_features % 4 rows one at a time.
+ */
+/** The last out_features % 4 rows of te_fc_i4_simd (stored row after row), out of line: inlined,
+ * their set-up crowded the blocks' registers (about 100 instructions a call in spills). */
+static TE_SIMD_NOINLINE void te_fc_i4_tail(const te_fully_connected_params_t *p,
+                                           const int8_t *x, const int32_t *w,
+                                           const int32_t *bias, int8_t *out, int32_t o)
+{
+    const te_fc_wide_t q = te_fc_wide_make(p->rq.multiplier[0], p->rq.shift[0],
+                                           p->q.output_offset);
+    int32_t i;
+    for (; o < p->out_features; ++o) {
+        const int8_t *xi = x;
+        int32_t acc = bias[o];
+        for (i = 0; i < p->in_features; i += 4) {
+            const uint32_t t = TE_SIMD_NEXT4(xi), v = (uint32_t)*w++;
+            acc = te_smlad(te_sxtb16(t), te_sxtb16(v),
+                           te_smlad(te_sxtb16_r8(t), te_sxtb16_r8(v), acc));
+        }
+        out[o] = (int8_t)te_clamp(te_fc_wide(acc, q), p->q.act_min, p->q.act_max);
+    }
+}
+
+static TE_SIMD_NOINLINE void te_fc_i4_simd(const te_fully_connected_params_t *p,
+                                           const int8_t *input, const int32_t *weights,
                                            const int32_t *bias, int8_t *output)
 {
-    const int32_t m = p->rq.multiplier[0], sh = p->rq.shift[0];
-    if (p->rq.per_channel || m < 0 || sh > -1 || sh < -22) {
-        return te_fc_general(p, input, weights, bias, output);
+    const int32_t n = p->in_features, n_out = p->out_features, by4 = n_out & ~3;
+    const te_fc_wide_t q = te_fc_wide_make(p->rq.multiplier[0], p->rq.shift[0],
+                                           p->q.output_offset);
+    const uint32_t lo4 = te_simd_dup8(p->q.act_min), hi4 = te_simd_dup8(p->q.act_max);
+    int32_t b, o;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *const x = input + b * n;
+        int8_t *const out = output + b * n_out;
+        const int32_t *w = weights;
+        for (o = 0; o < by4; o += 4, w += n) {
+            int32_t s[4];
+            s[0] = bias[o];
+            s[1] = bias[o + 1];
+            s[2] = bias[o + 2];
+            s[3] = bias[o + 3];
+            te_fc_i4_block(x, w, n, s);
+            te_simd_store4(out + o, te_clamp4(te_pack4(te_fc_wide(s[0], q), te_fc_wide(s[1], q),
+                                                       te_fc_wide(s[2], q), te_fc_wide(s[3], q)),
+                                              lo4, hi4));
+        }
+        if (by4 != n_out) {
+            te_fc_i4_tail(p, x, w, bias, out, by4);
+        }
     }
-    if (p->in_features == 1 && p->filter_offset == 0 && bias != NULL) {
-        return te_fc_one_in(p, input, weights, bias, output);
-    }
-    if (p->out_features < 4 && p->filter_offset == 0) {
-        return te_fc_few(p, input, weights, bias, output);
-    }
-    return te_fc_per_tensor(p, input, weights, bias, output);
 }
 #endif
 
-te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const int8_t *input,
-                                  const int8_t *weights, const int32_t *bias, int8_t *output)
+/** The arguments every int8 entry point checks. */
+static inline te_status_t te_fc_check(const te_fully_connected_params_t *p, const int8_t *input,
+                               const void *weights, int8_t *output)
 {
-    int32_t b, o, i;
     if (p == NULL || input == NULL || weights == NULL || output == NULL ||
         p->rq.multiplier == NULL || p->rq.shift == NULL) {
         return TE_ERR_ARG;
@@ -417,9 +528,14 @@ te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const in
         (p->rq.per_channel && p->filter_offset != 0)) {
         return TE_ERR_ARG;
     }
-#if TE_SIMD
-    return te_fully_connected_simd(p, input, weights, bias, output);
-#endif
+    return TE_OK;
+}
+
+/** The portable loop: TFLite's reference, every build, any parameters. */
+static void te_fc_portable(const te_fully_connected_params_t *p, const int8_t *input,
+                           const int8_t *weights, const int32_t *bias, int8_t *output)
+{
+    int32_t b, o, i;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + b * p->in_features;
         for (o = 0; o < p->out_features; ++o) {
@@ -433,6 +549,150 @@ te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const in
                 acc += bias[o];
             }
             acc = te_requantize(&p->rq, o, acc) + p->q.output_offset;
+            output[b * p->out_features + o] = (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
+        }
+    }
+}
+
+/** te_fully_connected_path_s8's rule, inlined into the entry points: there the compiler folds
+ * it against the entry's own path, where a call cost about 25 instructions, a seventh of
+ * hello_world's 16 -> 1. */
+static inline te_fc_path_t te_fc_path(const te_fully_connected_params_t *p, const int32_t *bias)
+{
+#if TE_SIMD
+    const int32_t m = p->rq.multiplier[0], sh = p->rq.shift[0];
+    if (p->rq.per_channel || m < 0 || sh > -1 || sh < -22) {
+        return TE_FC_PATH_GENERAL;
+    }
+    if (p->in_features == 1 && p->filter_offset == 0 && bias != NULL) {
+        return TE_FC_PATH_ONE_IN;
+    }
+    if (p->out_features < 4 && p->filter_offset == 0) {
+        return TE_FC_PATH_FEW;
+    }
+    return TE_FC_PATH_PER_TENSOR;
+#else
+    (void)p;
+    (void)bias;
+    return TE_FC_PATH_PORTABLE;
+#endif
+}
+
+te_fc_path_t te_fully_connected_path_s8(const te_fully_connected_params_t *p,
+                                        const int32_t *bias)
+{
+    return te_fc_path(p, bias);
+}
+
+/*
+ * The entry points of the paths (te_fc.h, te_fc_path_t). Each SIMD path is a function of its own
+ * above: inlined into one, GCC would hoist the set-up of all of them ahead of the choice, about
+ * 100 instructions a call whichever runs; called from the generated code by name, a model links
+ * the paths its layers take and no other.
+ */
+#if TE_SIMD
+#define TE_FC_PATH_ENTRY(name, path, fn)                                                          \
+    te_status_t name(const te_fully_connected_params_t *p, const int8_t *input,                  \
+                     const int8_t *weights, const int32_t *bias, int8_t *output)                 \
+    {                                                                                             \
+        const te_status_t st = te_fc_check(p, input, weights, output);                           \
+        if (st != TE_OK) {                                                                        \
+            return st;                                                                            \
+        }                                                                                         \
+        if (te_fc_path(p, bias) != (path)) {                                                      \
+            return TE_ERR_ARG;                                                                    \
+        }                                                                                         \
+        return fn(p, input, weights, bias, output);                                               \
+    }
+#else
+#define TE_FC_PATH_ENTRY(name, path, fn)                                                          \
+    te_status_t name(const te_fully_connected_params_t *p, const int8_t *input,                  \
+                     const int8_t *weights, const int32_t *bias, int8_t *output)                 \
+    {                                                                                             \
+        return te_fully_connected_portable_s8(p, input, weights, bias, output);                  \
+    }
+#endif
+
+te_status_t te_fully_connected_portable_s8(const te_fully_connected_params_t *p,
+                                           const int8_t *input, const int8_t *weights,
+                                           const int32_t *bias, int8_t *output)
+{
+    const te_status_t st = te_fc_check(p, input, weights, output);
+    if (st == TE_OK) {
+        te_fc_portable(p, input, weights, bias, output);
+    }
+    return st;
+}
+
+TE_FC_PATH_ENTRY(te_fully_connected_general_s8, TE_FC_PATH_GENERAL, te_fc_general)
+TE_FC_PATH_ENTRY(te_fully_connected_one_in_s8, TE_FC_PATH_ONE_IN, te_fc_one_in)
+TE_FC_PATH_ENTRY(te_fully_connected_few_s8, TE_FC_PATH_FEW, te_fc_few)
+TE_FC_PATH_ENTRY(te_fully_connected_per_tensor_s8, TE_FC_PATH_PER_TENSOR, te_fc_per_tensor)
+
+te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const int8_t *input,
+                                  const int8_t *weights, const int32_t *bias, int8_t *output)
+{
+    const te_status_t st = te_fc_check(p, input, weights, output);
+    if (st != TE_OK) {
+        return st;
+    }
+    switch (te_fc_path(p, bias)) {
+#if TE_SIMD
+    case TE_FC_PATH_GENERAL:
+        return te_fc_general(p, input, weights, bias, output);
+    case TE_FC_PATH_ONE_IN:
+        return te_fc_one_in(p, input, weights, bias, output);
+    case TE_FC_PATH_FEW:
+        return te_fc_few(p, input, weights, bias, output);
+    case TE_FC_PATH_PER_TENSOR:
+        return te_fc_per_tensor(p, input, weights, bias, output);
+#endif
+    default:
+        te_fc_portable(p, input, weights, bias, output);
+        return TE_OK;
+    }
+}
+
+/** Byte i of row o of te_fully_connected_i4_s8's interleaved weights (te_fc.h), by shifts of
+ * the word, so that the layout does not depend on the byte order. */
+static int32_t te_fc_i4_weight(const int32_t *w, int32_t n, int32_t by4, int32_t o, int32_t i)
+{
+    const int32_t k = o < by4 ? (o / 4) * n + (i / 4) * 4 + o % 4
+                              : (by4 / 4) * n + (o - by4) * (n / 4) + i / 4;
+    return (int8_t)(uint8_t)((uint32_t)w[k] >> (8 * (i % 4)));
+}
+
+te_status_t te_fully_connected_i4_s8(const te_fully_connected_params_t *p, const int8_t *input,
+                                     const int32_t *weights, const int32_t *bias,
+                                     int8_t *output)
+{
+    const te_status_t st = te_fc_check(p, input, weights, output);
+    int32_t b, o, i;
+    if (st != TE_OK) {
+        return st;
+    }
+    if (bias == NULL || p->filter_offset != 0 || p->in_features % 4 != 0) {
+        return TE_ERR_ARG;
+    }
+#if TE_SIMD
+    if (!p->rq.per_channel && p->rq.multiplier[0] >= 0 && p->rq.shift[0] <= -1 &&
+        p->rq.shift[0] >= -22) {
+        te_fc_i4_simd(p, input, weights, bias, output);
+        return TE_OK;
+    }
+#endif
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_row = input + b * p->in_features;
+        for (o = 0; o < p->out_features; ++o) {
+            /* Modulo 2^32, as the SIMD sums: the folded bias may be near 2^31. */
+            uint32_t sum = (uint32_t)bias[o];
+            int32_t acc;
+            for (i = 0; i < p->in_features; ++i) {
+                sum += (uint32_t)(te_fc_i4_weight(weights, p->in_features,
+                                                  p->out_features & ~3, o, i) *
+                                  (int32_t)in_row[i]);
+            }
+            acc = te_requantize(&p->rq, o, (int32_t)sum) + p->q.output_offset;
             output[b * p->out_features + o] = (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
         }
     }

@@ -410,6 +410,11 @@ typedef struct {
 } te_fully_connected_params_t;
 te_status_t te_fully_connected_s8(const te_fully_connected_params_t *p, const int8_t *input,
                                   const int8_t *weights, const int32_t *bias, int8_t *output);
+te_status_t te_fully_connected_i4_s8(const te_fully_connected_params_t *p, const int8_t *input,
+                                     const int32_t *weights, const int32_t *bias, int8_t *output);
+""" + "".join(f"""te_status_t te_fully_connected_{path}_s8(const te_fully_connected_params_t *p,
+    const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output);
+""" for path in ("portable", "general", "one_in", "few", "per_tensor")) + """
 
 typedef struct { te_dims_t dims; int32_t offset; int32_t multiplier; int32_t shift; }
     te_add_input_t;

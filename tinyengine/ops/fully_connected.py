@@ -25,6 +25,8 @@ from ..ir import Graph, Op, Tensor
 from . import requant16
 from .base import (
     Arg,
+    ConstArray,
+    CValue,
     OpDef,
     OpEmission,
     QuantRule,
@@ -43,6 +45,7 @@ from .common import (
     conv_requant,
     fb_activation,
     io_dtype,
+    requant_consts,
     requant_init,
     require_inputs,
     tflite_import,
@@ -193,6 +196,13 @@ class FullyConnected(OpDef):
         mult, shift = compact_requant(*fc_requant(xt, wt, ot))
         lo, hi = act_limits(op, ot)
         assert wt.data is not None and wt.quant is not None
+        params: dict[str, CValue] = {
+            "batches": batches, "in_features": n_in, "out_features": n_out,
+            "filter_offset": filter_offset(wt),
+            "q": [-xt.zero_point, ot.zero_point, lo, hi],
+            "rq": requant_init(mult),
+        }
+        kernel = self.kernel(graph, op)
         if ot.dtype == "int16":
             acc = requant16.accumulator(graph, op)
             consts = requant16.weight_consts16(wt, b, mult, shift, acc, "weights")
@@ -201,24 +211,94 @@ class FullyConnected(OpDef):
                        Arg("const", "bias" if b is not None else "", requant16.bias_ctype16(acc)),
                        Arg("tensor", op.outputs[0], "int16_t")]
         else:
-            consts = weight_consts(wt, b, mult, shift, "weights")
+            # The call goes to the path's own entry point (simd_path), not the dispatcher.
+            kernel = simd_path(params, mult, shift, b is not None)
+            if kernel == I4_ENTRY:
+                bias = b.data if b is not None else None
+                consts = [ConstArray("weights", "int32_t", interleave4(wt.data)),
+                          *requant_consts(mult, shift),
+                          ConstArray("bias", "int32_t",
+                                     fold_input_offset(wt.data, bias, -xt.zero_point))]
+            else:
+                consts = weight_consts(wt, b, mult, shift, "weights")
             io_args = [Arg("tensor", op.inputs[0], "const int8_t"),
-                       Arg("const", "weights", "const int8_t"),
-                       Arg("const", "bias" if b is not None else "", "const int32_t"),
+                       Arg("const", "weights",
+                           "const int32_t" if kernel == I4_ENTRY else "const int8_t"),
+                       Arg("const", "bias" if b is not None or kernel == I4_ENTRY else "",
+                           "const int32_t"),
                        Arg("tensor", op.outputs[0], "int8_t")]
         return OpEmission(
-            kernel=self.kernel(graph, op),
+            kernel=kernel,
             params_type="te_fully_connected_params_t",
-            params={
-                "batches": batches, "in_features": n_in, "out_features": n_out,
-                "filter_offset": filter_offset(wt),
-                "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": requant_init(mult),
-            },
+            params=params,
             args=io_args,
             consts=consts,
             sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_fc.h", "te_fc.c"],
         )
+
+
+# -- the path a layer takes (issue 16: a model links only the paths it uses) ------------------
+
+I4_ENTRY = "te_fully_connected_i4_s8"
+
+
+def simd_path(params: dict[str, Any], mult: np.ndarray, shift: np.ndarray,
+              has_bias: bool) -> str:
+    """The entry point an int8 layer calls, from its params as emitted and its stored
+    requantisation tables (one pair per tensor, else one per channel): te_fully_connected_i4_s8
+    (interleaved weights, the input offset folded into the bias) where its SIMD loop applies, no
+    filter offset, in_features a multiple of 4, at least four outputs, per tensor in the fast
+    rule's domain; else dispatch_path. Only the code generator can choose i4: the layout
+    differs, so the run-time dispatcher never does. A build without SIMD runs the portable loop
+    under every one of these names."""
+    n_in, n_out, w_off = params["in_features"], params["out_features"], params["filter_offset"]
+    if fast_per_tensor(mult, shift) and w_off == 0 and n_in % 4 == 0 and n_out >= 4:
+        return I4_ENTRY
+    return dispatch_path(params, mult, shift, has_bias)
+
+
+def fast_per_tensor(mult: np.ndarray, shift: np.ndarray) -> bool:
+    """One stored pair, the multiplier >= 0 and the shift in [-22, -1]: the SIMD paths' rule."""
+    m, sh = int(np.ravel(mult)[0]), int(np.ravel(shift)[0])
+    return np.size(mult) == 1 and m >= 0 and -22 <= sh <= -1
+
+
+def dispatch_path(params: dict[str, Any], mult: np.ndarray, shift: np.ndarray,
+                  has_bias: bool) -> str:
+    """The path te_fully_connected_s8 takes in a SIMD build, by te_fully_connected_path_s8's
+    rule (tests/test_fc_paths.py holds the two equal)."""
+    n_in, n_out, w_off = params["in_features"], params["out_features"], params["filter_offset"]
+    if not fast_per_tensor(mult, shift):
+        return "te_fully_connected_general_s8"
+    if n_in == 1 and w_off == 0 and has_bias:
+        return "te_fully_connected_one_in_s8"
+    if n_out < 4 and w_off == 0:
+        return "te_fully_connected_few_s8"
+    return "te_fully_connected_per_tensor_s8"
+
+
+def interleave4(w: np.ndarray) -> np.ndarray:
+    """Weights int8 [out, in] (in a multiple of 4) as te_fully_connected_i4_s8 reads them
+    (te_fc.h): int32 words of four weights of a row, the first in the low byte; for each block
+    of four rows and each four inputs the four rows' words side by side, then the last
+    out % 4 rows row after row."""
+    n_out, n_in = w.shape
+    by4 = n_out - n_out % 4
+    blocks = w[:by4].reshape(by4 // 4, 4, n_in // 4, 4).transpose(0, 2, 1, 3)
+    b = np.concatenate([blocks.ravel(), w[by4:].ravel()]).astype(np.int8).view(np.uint8)
+    q = b.reshape(-1, 4).astype(np.uint32)
+    words = q[:, 0] | (q[:, 1] << 8) | (q[:, 2] << 16) | (q[:, 3] << 24)
+    return words.view(np.int32)
+
+
+def fold_input_offset(w: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
+    """bias + input_offset * (sum of each row's weights), modulo 2^32 as the int32 sums wrap:
+    sum_i (x_i + off) w_i + b = sum_i x_i w_i + (b + off sum_i w_i), so the kernel's loop reads
+    the inputs without an offset."""
+    acc = input_offset * w.astype(np.int64).sum(axis=1)
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64).ravel()
+    return ((acc + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
 # -- interop: ONNX import and QDQ export ----------------------------------------------------
