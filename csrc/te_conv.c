@@ -452,7 +452,17 @@ static void te_conv2d_1x1_inplace_simd(const te_conv2d_params_t *p, const int8_t
  * faster. The work space (4 * ic bytes, word-aligned) is the end of the output buffer, as in
  * te_conv2d_im2col_simd: pairs go while their outputs end before it, and the caller computes
  * the remaining pixels (returned: the pixels done) with te_conv2d_1x1_simd, overwriting it.
+ * Its domain (te_conv2d_1x1_widens, the twin of pointwise_widens in tinyengine/ops/conv.py):
+ * 16 input channels or more, and an output that holds a pixel pair besides the work space.
  */
+static int te_conv2d_1x1_widens(const te_conv2d_params_t *p)
+{
+    const int32_t ic = p->input.c, oc_n = p->output.c;
+    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    return ic >= TE_CONV_1X1_WIDEN_MIN_IC && n_px >= 2 && (n_px - 2) * oc_n >= 4 * ic + 3;
+}
+
+/** Returns the pixels done; only for layers inside te_conv2d_1x1_widens. */
 static int32_t te_conv2d_1x1_widened_simd(const te_conv2d_params_t *p, const int8_t *input,
                                           const int8_t *filter, const int32_t *bias,
                                           int8_t *output)
@@ -465,9 +475,6 @@ static int32_t te_conv2d_1x1_widened_simd(const te_conv2d_params_t *p, const int
     int8_t *const end = output + n_px * oc_n;
     int8_t *q;
     int32_t px;
-    if (ic < TE_CONV_1X1_WIDEN_MIN_IC || n_px < 2 || (n_px - 2) * oc_n < 4 * ic + 3) {
-        return 0;
-    }
     q = end - 4 * ic - (int32_t)((uintptr_t)(end - 4 * ic) & 3);
     for (px = 0; px + 2 <= n_px && output + (px + 2) * oc_n <= q; px += 2) {
         const int8_t *x = input + px * ic;
@@ -941,11 +948,12 @@ static int32_t te_conv2d_im2col_rows_simd(const te_conv2d_params_t *p, const int
 /**
  * Output pixels 0 .. (returned) - 1, in pairs, by im2col and the widened 2x2 product; the
  * caller computes the rest. The work space ends `room` bytes after the output. Domain:
- * te_conv2d_im2col_ok and te_simd_rq_ok.
+ * te_conv2d_im2col_ok and te_simd_rq_ok. `direct`: whether the input channels are a multiple of
+ * 4 (each caller passes a constant, so that its path links only the gathering it uses).
  */
-static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output,
-                                     int32_t room)
+TE_SIMD_INLINE int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *input,
+                                             const int8_t *filter, const int32_t *bias,
+                                             int8_t *output, int32_t room, int direct)
 {
     const int32_t k = p->filter.h * p->filter.w * p->filter.c, oc_n = p->output.c;
     const int32_t n_px = p->output.n * p->output.h * p->output.w;
@@ -953,7 +961,6 @@ static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *
     /* The work space at the output's end: the widened pair word-aligned (the assembly's LDM). */
     int8_t *const q = end - 4 * k - (int32_t)((uintptr_t)(end - 4 * k) & 3);
     /* Input channels a multiple of 4 widen straight from the input (te_conv_im2col_q15). */
-    const int direct = (p->input.c & 3) == 0;
     int8_t *const cols = direct ? q : q - 2 * k;
     const int32_t off2 = te_simd_dup16(p->q.input_offset);
     const te_simd_act_t a = te_simd_act(&p->q);
@@ -976,6 +983,23 @@ static int32_t te_conv2d_im2col_simd(const te_conv2d_params_t *p, const int8_t *
         }
     }
     return direct ? te_conv2d_im2col_rows_simd(p, input, filter, bias, output, room, px) : px;
+}
+
+/** te_conv2d_im2col_simd on input channels that are not a multiple of 4: im2col columns. */
+static int32_t te_conv2d_im2col_cols_simd(const te_conv2d_params_t *p, const int8_t *input,
+                                          const int8_t *filter, const int32_t *bias,
+                                          int8_t *output, int32_t room)
+{
+    return te_conv2d_im2col_simd(p, input, filter, bias, output, room, 0);
+}
+
+/** te_conv2d_im2col_simd on input channels that are a multiple of 4: widened straight from the
+ * input, then a kernel row at a time. */
+static int32_t te_conv2d_im2col_q15_simd(const te_conv2d_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int32_t room)
+{
+    return te_conv2d_im2col_simd(p, input, filter, bias, output, room, 1);
 }
 #endif /* TE_SIMD */
 
@@ -1015,30 +1039,6 @@ static int8_t te_conv2d_value(const te_conv2d_params_t *p, const int8_t *input,
     return (int8_t)te_clamp(acc, p->q.act_min, p->q.act_max);
 }
 
-#if TE_SIMD
-/** After a SIMD pass over a layer only partly inside the fast requantisation's domain: the
- * channels outside it again, exactly (out-of-place kernels only: the input is intact). */
-static void te_conv2d_fix_channels(const te_conv2d_params_t *p, const int8_t *input,
-                                   const int8_t *filter, const int32_t *bias, int8_t *output,
-                                   int32_t products)
-{
-    int32_t oc, b, oy, ox;
-    for (oc = 0; oc < p->output.c; ++oc) {
-        if (te_simd_rq_channel_ok(&p->rq, bias, oc, products, TE_CONV_MAX_TERM)) {
-            continue;
-        }
-        for (b = 0; b < p->output.n; ++b) {
-            for (oy = 0; oy < p->output.h; ++oy) {
-                for (ox = 0; ox < p->output.w; ++ox) {
-                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
-                        te_conv2d_value(p, input, filter, bias, b, oy, ox, oc);
-                }
-            }
-        }
-    }
-}
-#endif
-
 int32_t te_conv2d_room_bytes(const te_conv2d_params_t *p)
 {
 #if TE_SIMD
@@ -1049,55 +1049,6 @@ int32_t te_conv2d_room_bytes(const te_conv2d_params_t *p)
     (void)p;
 #endif
     return 0;
-}
-
-te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
-                         const int32_t *bias, int8_t *output)
-{
-    return te_conv2d_room_s8(p, input, filter, bias, output, 0);
-}
-
-te_status_t te_conv2d_room_s8(const te_conv2d_params_t *p, const int8_t *input,
-                              const int8_t *filter, const int32_t *bias, int8_t *output,
-                              int32_t room)
-{
-    int32_t b, oy, ox, oc;
-    const te_status_t st = te_conv2d_check(p, input, filter, output);
-    if (st != TE_OK) {
-        return st;
-    }
-    if (room < 0) {
-        return TE_ERR_ARG;
-    }
-#if TE_SIMD
-    {
-        const int32_t products = p->filter.h * p->filter.w * p->filter.c;
-        const int all = te_simd_rq_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM);
-        if (all || te_simd_rq_any_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM)) {
-            const int32_t n_px = p->output.n * p->output.h * p->output.w;
-            const int32_t done =
-                te_conv2d_im2col_ok(p, room)
-                    ? te_conv2d_im2col_simd(p, input, filter, bias, output, room)
-                    : 0;
-            te_conv2d_simd(p, input, filter, bias, output, done, n_px);
-            if (!all) {
-                te_conv2d_fix_channels(p, input, filter, bias, output, products);
-            }
-            return TE_OK;
-        }
-    }
-#endif
-    for (b = 0; b < p->output.n; ++b) {
-        for (oy = 0; oy < p->output.h; ++oy) {
-            for (ox = 0; ox < p->output.w; ++ox) {
-                for (oc = 0; oc < p->output.c; ++oc) {
-                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
-                        te_conv2d_value(p, input, filter, bias, b, oy, ox, oc);
-                }
-            }
-        }
-    }
-    return TE_OK;
 }
 
 static int te_conv2d_is_pointwise(const te_conv2d_params_t *p)
@@ -1135,11 +1086,12 @@ int32_t te_conv2d_1x1_inplace_get_buffer_size(const te_conv2d_params_t *p)
     return p->output.c > widened ? p->output.c : widened;
 }
 
-te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output,
-                                     int8_t *scratch)
+/** The argument checks of te_conv2d_1x1_inplace_s8 and its paths. */
+static inline te_status_t te_conv2d_1x1_inplace_check(const te_conv2d_params_t *p,
+                                                      const int8_t *input, const int8_t *filter,
+                                                      const int8_t *output,
+                                                      const int8_t *scratch)
 {
-    int32_t i, c, n_px;
     const te_status_t st = te_conv2d_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
@@ -1147,15 +1099,60 @@ te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *
     if (!te_conv2d_is_pointwise(p)) {
         return TE_ERR_ARG;
     }
-    if (scratch == NULL) {
-        return TE_ERR_SCRATCH;
+    return scratch == NULL ? TE_ERR_SCRATCH : TE_OK;
+}
+
+/* ---- the portable loops (every build) ------------------------------------------------------ */
+
+te_status_t te_conv2d_portable_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                  const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    int32_t b, oy, ox, oc;
+    const te_status_t st = te_conv2d_check(p, input, filter, output);
+    if (st != TE_OK) {
+        return st;
     }
-#if TE_SIMD
-    if (te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)) {
-        te_conv2d_1x1_inplace_simd(p, input, filter, bias, output, scratch);
-        return TE_OK;
+    for (b = 0; b < p->output.n; ++b) {
+        for (oy = 0; oy < p->output.h; ++oy) {
+            for (ox = 0; ox < p->output.w; ++ox) {
+                for (oc = 0; oc < p->output.c; ++oc) {
+                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
+                        te_conv2d_value(p, input, filter, bias, b, oy, ox, oc);
+                }
+            }
+        }
     }
-#endif
+    return TE_OK;
+}
+
+te_status_t te_conv2d_1x1_portable_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                      const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    int32_t px, n_px;
+    const te_status_t st = te_conv2d_check(p, input, filter, output);
+    if (st != TE_OK) {
+        return st;
+    }
+    if (!te_conv2d_is_pointwise(p)) {
+        return TE_ERR_ARG;
+    }
+    /* Outside padding and strides a pointwise convolution is a matrix product over pixels. */
+    n_px = p->output.n * p->output.h * p->output.w;
+    for (px = 0; px < n_px; ++px) {
+        te_conv2d_1x1_pixel(p, input + px * p->input.c, filter, bias, output + px * p->output.c);
+    }
+    return TE_OK;
+}
+
+te_status_t te_conv2d_1x1_inplace_portable_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                              const int8_t *filter, const int32_t *bias,
+                                              int8_t *output, int8_t *scratch)
+{
+    int32_t i, c, n_px;
+    const te_status_t st = te_conv2d_1x1_inplace_check(p, input, filter, output, scratch);
+    if (st != TE_OK) {
+        return st;
+    }
     n_px = p->output.n * p->output.h * p->output.w;
     for (i = 0; i < n_px; ++i) {
         const int32_t px = p->output.c <= p->input.c ? i : n_px - 1 - i;
@@ -1167,10 +1164,332 @@ te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *
     return TE_OK;
 }
 
+/* ---- the SIMD paths ------------------------------------------------------------------------
+ *
+ * Each path is one call of te_conv2d_generic_run, te_conv2d_1x1_run (constant arguments pick
+ * the static functions it links) or te_conv2d_1x1_inplace_simd, made by its own entry point and
+ * by the variant's dispatcher alike: one implementation per path. The entry points check their
+ * arguments, their path's geometry and the requantisation domain it needs, and refuse anything
+ * else with TE_ERR_ARG: a path called outside its domain would be a silent wrong answer. In a
+ * build without SIMD each is its variant's portable loop. The code generator calls the entry
+ * points (issue 16: a model links the paths it takes); te_conv2d_rows_inplace_s8's bands call
+ * the dispatchers, whose im2col choice depends on each band's room.
+ */
+
+#if TE_SIMD
+/** After a SIMD pass over a layer only partly inside the fast requantisation's domain: the
+ * channels outside it again, exactly (out-of-place kernels only: the input is intact). */
+static void te_conv2d_fix_channels(const te_conv2d_params_t *p, const int8_t *input,
+                                   const int8_t *filter, const int32_t *bias, int8_t *output,
+                                   int32_t products)
+{
+    int32_t oc, b, oy, ox;
+    for (oc = 0; oc < p->output.c; ++oc) {
+        if (te_simd_rq_channel_ok(&p->rq, bias, oc, products, TE_CONV_MAX_TERM)) {
+            continue;
+        }
+        for (b = 0; b < p->output.n; ++b) {
+            for (oy = 0; oy < p->output.h; ++oy) {
+                for (ox = 0; ox < p->output.w; ++ox) {
+                    output[((b * p->output.h + oy) * p->output.w + ox) * p->output.c + oc] =
+                        te_conv2d_value(p, input, filter, bias, b, oy, ox, oc);
+                }
+            }
+        }
+    }
+}
+
+/* How the generic paths gather their first pixel pairs (te_conv2d_generic_run). */
+#define TE_CONV_GATHER_NONE 0    /* direct: te_conv2d_simd over every pixel */
+#define TE_CONV_GATHER_COLUMNS 1 /* im2col: te_conv2d_im2col_cols_simd */
+#define TE_CONV_GATHER_Q15 2     /* im2col_q15: te_conv2d_im2col_q15_simd */
+
+/** The generic kernel's SIMD paths, out of place: the pixel pairs `gather` takes (none on the
+ * direct path), the pixels it leaves by te_conv2d_simd, and with `partial` the channels outside
+ * the fast requantisation's domain again. Each caller passes constants. */
+TE_SIMD_INLINE void te_conv2d_generic_run(const te_conv2d_params_t *p, const int8_t *input,
+                                          const int8_t *filter, const int32_t *bias,
+                                          int8_t *output, int32_t room, int gather, int partial)
+{
+    const int32_t n_px = p->output.n * p->output.h * p->output.w;
+    const int32_t done =
+        gather == TE_CONV_GATHER_COLUMNS
+            ? te_conv2d_im2col_cols_simd(p, input, filter, bias, output, room)
+        : gather == TE_CONV_GATHER_Q15
+            ? te_conv2d_im2col_q15_simd(p, input, filter, bias, output, room)
+            : 0;
+    te_conv2d_simd(p, input, filter, bias, output, done, n_px);
+    if (partial) {
+        te_conv2d_fix_channels(p, input, filter, bias, output,
+                               p->filter.h * p->filter.w * p->filter.c);
+    }
+}
+
+/** The pointwise kernel's SIMD paths: with `widen` the pixel pairs te_conv2d_1x1_widened_simd
+ * takes, then the others by channel pairs; with `partial` the channels outside the fast
+ * requantisation's domain again. Each caller passes constants. */
+TE_SIMD_INLINE void te_conv2d_1x1_run(const te_conv2d_params_t *p, const int8_t *input,
+                                      const int8_t *filter, const int32_t *bias, int8_t *output,
+                                      int widen, int partial)
+{
+    const int32_t n = p->output.n * p->output.h * p->output.w;
+    const int32_t done = widen ? te_conv2d_1x1_widened_simd(p, input, filter, bias, output) : 0;
+    te_conv2d_1x1_simd(p, input + done * p->input.c, filter, bias, output + done * p->output.c,
+                       n - done);
+    if (partial) {
+        te_conv2d_fix_channels(p, input, filter, bias, output, p->input.c);
+    }
+}
+
+/** The generic kernel's path with `room` free bytes after the output (te_conv2d_room_s8): the
+ * requantisation domain first (every channel inside it: the SIMD path; some: its partial form;
+ * none: the portable loop), then im2col where te_conv2d_im2col_ok holds (straight from the
+ * input, im2col_q15, when the input channels are a multiple of 4), else direct. */
+static te_conv2d_path_t te_conv2d_generic_path(const te_conv2d_params_t *p,
+                                               const int32_t *bias, int32_t room)
+{
+    const int32_t products = p->filter.h * p->filter.w * p->filter.c;
+    const int all = te_simd_rq_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM);
+    te_conv2d_path_t path;
+    if (!all && !te_simd_rq_any_ok(&p->rq, bias, p->output.c, products, TE_CONV_MAX_TERM)) {
+        return TE_CONV_PATH_PORTABLE;
+    }
+    path = !te_conv2d_im2col_ok(p, room) ? TE_CONV_PATH_DIRECT
+           : (p->input.c & 3) == 0       ? TE_CONV_PATH_IM2COL_Q15
+                                         : TE_CONV_PATH_IM2COL;
+    return all ? path : (te_conv2d_path_t)(path + 1); /* its _partial form */
+}
+
+/** The pointwise kernel's path (p pointwise): the requantisation domain as the generic one's,
+ * then widened where te_conv2d_1x1_widens holds, else channel pairs. */
+static te_conv2d_path_t te_conv2d_1x1_path(const te_conv2d_params_t *p, const int32_t *bias)
+{
+    const int all = te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM);
+    te_conv2d_path_t path;
+    if (!all && !te_simd_rq_any_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)) {
+        return TE_CONV_PATH_1X1_PORTABLE;
+    }
+    path = te_conv2d_1x1_widens(p) ? TE_CONV_PATH_1X1_WIDENED : TE_CONV_PATH_1X1_PAIRS;
+    return all ? path : (te_conv2d_path_t)(path + 1);
+}
+
+/** The in-place pointwise kernel's path: q15 with every channel inside the domain (no partial
+ * form: the input is gone when the channels would be recomputed), else the portable loop. */
+static te_conv2d_path_t te_conv2d_1x1_inplace_path(const te_conv2d_params_t *p,
+                                                   const int32_t *bias)
+{
+    return te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)
+               ? TE_CONV_PATH_1X1_INPLACE_Q15
+               : TE_CONV_PATH_1X1_INPLACE_PORTABLE;
+}
+
+/* te_conv2d_NAME_s8 (every channel inside the requantisation's domain, PRODUCTS terms per sum)
+ * and te_conv2d_NAME_partial_s8 (at least one; te_conv2d_fix_channels recomputes the others):
+ * RUN(partial) on layers whose params p satisfy DOMAIN. */
+#define TE_CONV_OUT_PATHS(NAME, DOMAIN, PRODUCTS, RUN, PORTABLE)                                \
+    te_status_t te_conv2d_##NAME##_s8(const te_conv2d_params_t *p, const int8_t *input,         \
+                                      const int8_t *filter, const int32_t *bias,                \
+                                      int8_t *output)                                           \
+    {                                                                                           \
+        const te_status_t st = te_conv2d_check(p, input, filter, output);                       \
+        if (st != TE_OK) {                                                                      \
+            return st;                                                                          \
+        }                                                                                       \
+        if (!(DOMAIN) ||                                                                        \
+            !te_simd_rq_ok(&p->rq, bias, p->output.c, (PRODUCTS), TE_CONV_MAX_TERM)) {          \
+            return TE_ERR_ARG;                                                                  \
+        }                                                                                       \
+        RUN(0);                                                                                 \
+        return TE_OK;                                                                           \
+    }                                                                                           \
+    te_status_t te_conv2d_##NAME##_partial_s8(const te_conv2d_params_t *p, const int8_t *input, \
+                                              const int8_t *filter, const int32_t *bias,        \
+                                              int8_t *output)                                   \
+    {                                                                                           \
+        const te_status_t st = te_conv2d_check(p, input, filter, output);                       \
+        if (st != TE_OK) {                                                                      \
+            return st;                                                                          \
+        }                                                                                       \
+        if (!(DOMAIN) ||                                                                        \
+            !te_simd_rq_any_ok(&p->rq, bias, p->output.c, (PRODUCTS), TE_CONV_MAX_TERM)) {      \
+            return TE_ERR_ARG;                                                                  \
+        }                                                                                       \
+        RUN(1);                                                                                 \
+        return TE_OK;                                                                           \
+    }
+
+te_status_t te_conv2d_1x1_inplace_q15_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch)
+{
+    const te_status_t st = te_conv2d_1x1_inplace_check(p, input, filter, output, scratch);
+    if (st != TE_OK) {
+        return st;
+    }
+    if (!te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)) {
+        return TE_ERR_ARG;
+    }
+    te_conv2d_1x1_inplace_simd(p, input, filter, bias, output, scratch);
+    return TE_OK;
+}
+
+#elif defined(__GNUC__) && defined(__ELF__)
+/* Without SIMD every path name is its variant's portable loop: another name for the same code
+ * (an ELF alias), which costs no byte and no call. */
+#define TE_CONV_OUT_PATHS(NAME, DOMAIN, PRODUCTS, RUN, PORTABLE)                                \
+    te_status_t te_conv2d_##NAME##_s8(const te_conv2d_params_t *p, const int8_t *input,         \
+                                      const int8_t *filter, const int32_t *bias,                \
+                                      int8_t *output) __attribute__((alias(#PORTABLE)));        \
+    te_status_t te_conv2d_##NAME##_partial_s8(const te_conv2d_params_t *p, const int8_t *input, \
+                                              const int8_t *filter, const int32_t *bias,        \
+                                              int8_t *output) __attribute__((alias(#PORTABLE)));
+te_status_t te_conv2d_1x1_inplace_q15_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch)
+    __attribute__((alias("te_conv2d_1x1_inplace_portable_s8")));
+#else
+/* Elsewhere (no ELF aliases): a call of the portable loop. */
+#define TE_CONV_OUT_PATHS(NAME, DOMAIN, PRODUCTS, RUN, PORTABLE)                                \
+    te_status_t te_conv2d_##NAME##_s8(const te_conv2d_params_t *p, const int8_t *input,         \
+                                      const int8_t *filter, const int32_t *bias,                \
+                                      int8_t *output)                                           \
+    {                                                                                           \
+        return PORTABLE(p, input, filter, bias, output);                                        \
+    }                                                                                           \
+    te_status_t te_conv2d_##NAME##_partial_s8(const te_conv2d_params_t *p, const int8_t *input, \
+                                              const int8_t *filter, const int32_t *bias,        \
+                                              int8_t *output)                                   \
+    {                                                                                           \
+        return PORTABLE(p, input, filter, bias, output);                                        \
+    }
+te_status_t te_conv2d_1x1_inplace_q15_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch)
+{
+    return te_conv2d_1x1_inplace_portable_s8(p, input, filter, bias, output, scratch);
+}
+#endif
+
+#define TE_CONV_PRODUCTS (p->filter.h * p->filter.w * p->filter.c)
+#define TE_CONV_RUN_DIRECT(partial)                                                             \
+    te_conv2d_generic_run(p, input, filter, bias, output, 0, TE_CONV_GATHER_NONE, (partial))
+#define TE_CONV_RUN_IM2COL(partial)                                                             \
+    te_conv2d_generic_run(p, input, filter, bias, output, 0, TE_CONV_GATHER_COLUMNS, (partial))
+#define TE_CONV_RUN_IM2COL_Q15(partial)                                                         \
+    te_conv2d_generic_run(p, input, filter, bias, output, 0, TE_CONV_GATHER_Q15, (partial))
+#define TE_CONV_RUN_1X1_PAIRS(partial)                                                          \
+    te_conv2d_1x1_run(p, input, filter, bias, output, 0, (partial))
+#define TE_CONV_RUN_1X1_WIDENED(partial)                                                        \
+    te_conv2d_1x1_run(p, input, filter, bias, output, 1, (partial))
+
+TE_CONV_OUT_PATHS(direct, 1, TE_CONV_PRODUCTS, TE_CONV_RUN_DIRECT, te_conv2d_portable_s8)
+TE_CONV_OUT_PATHS(im2col, te_conv2d_im2col_ok(p, 0) && (p->input.c & 3) != 0, TE_CONV_PRODUCTS,
+                  TE_CONV_RUN_IM2COL, te_conv2d_portable_s8)
+TE_CONV_OUT_PATHS(im2col_q15, te_conv2d_im2col_ok(p, 0) && (p->input.c & 3) == 0,
+                  TE_CONV_PRODUCTS, TE_CONV_RUN_IM2COL_Q15, te_conv2d_portable_s8)
+TE_CONV_OUT_PATHS(1x1_pairs, te_conv2d_is_pointwise(p), p->input.c, TE_CONV_RUN_1X1_PAIRS,
+                  te_conv2d_1x1_portable_s8)
+TE_CONV_OUT_PATHS(1x1_widened, te_conv2d_is_pointwise(p) && te_conv2d_1x1_widens(p),
+                  p->input.c, TE_CONV_RUN_1X1_WIDENED, te_conv2d_1x1_portable_s8)
+
+#undef TE_CONV_OUT_PATHS
+#undef TE_CONV_PRODUCTS
+#undef TE_CONV_RUN_DIRECT
+#undef TE_CONV_RUN_IM2COL
+#undef TE_CONV_RUN_IM2COL_Q15
+#undef TE_CONV_RUN_1X1_PAIRS
+#undef TE_CONV_RUN_1X1_WIDENED
+
+/* ---- the dispatchers: the path by the rule the code generator applies ---------------------- */
+
+te_conv2d_path_t te_conv2d_path_s8(const te_conv2d_params_t *p, const int32_t *bias,
+                                   te_conv2d_variant_t variant)
+{
+#if TE_SIMD
+    switch (variant) {
+    case TE_CONV2D_1X1_INPLACE:
+        return te_conv2d_1x1_inplace_path(p, bias);
+    case TE_CONV2D_1X1:
+        return te_conv2d_1x1_path(p, bias);
+    default:
+        return te_conv2d_generic_path(p, bias, 0);
+    }
+#else
+    (void)p;
+    (void)bias;
+    return variant == TE_CONV2D_1X1_INPLACE ? TE_CONV_PATH_1X1_INPLACE_PORTABLE
+           : variant == TE_CONV2D_1X1       ? TE_CONV_PATH_1X1_PORTABLE
+                                            : TE_CONV_PATH_PORTABLE;
+#endif
+}
+
+te_status_t te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
+                         const int32_t *bias, int8_t *output)
+{
+    return te_conv2d_room_s8(p, input, filter, bias, output, 0);
+}
+
+te_status_t te_conv2d_room_s8(const te_conv2d_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int8_t *output,
+                              int32_t room)
+{
+    if (room < 0) {
+        return TE_ERR_ARG;
+    }
+#if TE_SIMD
+    {
+        const te_status_t st = te_conv2d_check(p, input, filter, output);
+        if (st != TE_OK) {
+            return st;
+        }
+    }
+    switch (te_conv2d_generic_path(p, bias, room)) {
+    case TE_CONV_PATH_DIRECT:
+        te_conv2d_generic_run(p, input, filter, bias, output, room, TE_CONV_GATHER_NONE, 0);
+        return TE_OK;
+    case TE_CONV_PATH_DIRECT_PARTIAL:
+        te_conv2d_generic_run(p, input, filter, bias, output, room, TE_CONV_GATHER_NONE, 1);
+        return TE_OK;
+    case TE_CONV_PATH_IM2COL:
+        te_conv2d_generic_run(p, input, filter, bias, output, room, TE_CONV_GATHER_COLUMNS, 0);
+        return TE_OK;
+    case TE_CONV_PATH_IM2COL_PARTIAL:
+        te_conv2d_generic_run(p, input, filter, bias, output, room, TE_CONV_GATHER_COLUMNS, 1);
+        return TE_OK;
+    case TE_CONV_PATH_IM2COL_Q15:
+        te_conv2d_generic_run(p, input, filter, bias, output, room, TE_CONV_GATHER_Q15, 0);
+        return TE_OK;
+    case TE_CONV_PATH_IM2COL_Q15_PARTIAL:
+        te_conv2d_generic_run(p, input, filter, bias, output, room, TE_CONV_GATHER_Q15, 1);
+        return TE_OK;
+    default:
+        break;
+    }
+#endif
+    return te_conv2d_portable_s8(p, input, filter, bias, output);
+}
+
+te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output,
+                                     int8_t *scratch)
+{
+#if TE_SIMD
+    const te_status_t st = te_conv2d_1x1_inplace_check(p, input, filter, output, scratch);
+    if (st != TE_OK) {
+        return st;
+    }
+    if (te_conv2d_1x1_inplace_path(p, bias) == TE_CONV_PATH_1X1_INPLACE_Q15) {
+        te_conv2d_1x1_inplace_simd(p, input, filter, bias, output, scratch);
+        return TE_OK;
+    }
+#endif
+    return te_conv2d_1x1_inplace_portable_s8(p, input, filter, bias, output, scratch);
+}
+
 te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
                              const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    int32_t px, n_px;
+#if TE_SIMD
     const te_status_t st = te_conv2d_check(p, input, filter, output);
     if (st != TE_OK) {
         return st;
@@ -1178,28 +1497,24 @@ te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
     if (!te_conv2d_is_pointwise(p)) {
         return TE_ERR_ARG;
     }
-#if TE_SIMD
-    {
-        const int all = te_simd_rq_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM);
-        if (all || te_simd_rq_any_ok(&p->rq, bias, p->output.c, p->input.c, TE_CONV_MAX_TERM)) {
-            const int32_t n = p->output.n * p->output.h * p->output.w;
-            const int32_t done = te_conv2d_1x1_widened_simd(p, input, filter, bias, output);
-            te_conv2d_1x1_simd(p, input + done * p->input.c, filter, bias,
-                               output + done * p->output.c, n - done);
-            if (!all) {
-                te_conv2d_fix_channels(p, input, filter, bias, output, p->input.c);
-            }
-            return TE_OK;
-        }
+    switch (te_conv2d_1x1_path(p, bias)) {
+    case TE_CONV_PATH_1X1_PAIRS:
+        te_conv2d_1x1_run(p, input, filter, bias, output, 0, 0);
+        return TE_OK;
+    case TE_CONV_PATH_1X1_PAIRS_PARTIAL:
+        te_conv2d_1x1_run(p, input, filter, bias, output, 0, 1);
+        return TE_OK;
+    case TE_CONV_PATH_1X1_WIDENED:
+        te_conv2d_1x1_run(p, input, filter, bias, output, 1, 0);
+        return TE_OK;
+    case TE_CONV_PATH_1X1_WIDENED_PARTIAL:
+        te_conv2d_1x1_run(p, input, filter, bias, output, 1, 1);
+        return TE_OK;
+    default:
+        break;
     }
 #endif
-    /* Outside padding and strides a pointwise convolution is a matrix product over pixels. */
-    n_px = p->output.n * p->output.h * p->output.w;
-    for (px = 0; px < n_px; ++px) {
-        te_conv2d_1x1_pixel(p, input + px * p->input.c, filter, bias,
-                            output + px * p->output.c);
-    }
-    return TE_OK;
+    return te_conv2d_1x1_portable_s8(p, input, filter, bias, output);
 }
 
 te_conv2d_variant_t te_conv2d_variant(const te_conv2d_params_t *p, int32_t in_place)

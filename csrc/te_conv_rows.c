@@ -67,6 +67,10 @@ static te_status_t te_conv_rows_band(const te_conv_rows_ctx_t *c, int32_t b, int
     s.input.h = hi - lo;
     s.output.h = r1 - r0;
     s.pad_h = lo - y0;
+    /* The run-time dispatchers, not a path's own entry point (te_conv2d_path_t): whether a
+     * band's pixel pairs take im2col depends on its room and its pixel count, which differ from
+     * band to band (the last band, a gap too short for the work space). A model whose layers
+     * run band by band therefore links every path of the generic kernel. */
     if (te_conv2d_variant(&s, 0) == TE_CONV2D_GENERIC) {
         return te_conv2d_room_s8(&s, in, c->filter, c->bias, out, room);
     }

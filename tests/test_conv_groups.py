@@ -41,7 +41,14 @@ te_status_t te_conv2d_1x1_s8(const te_conv2d_params_t *p, const int8_t *input,
 te_status_t te_conv2d_1x1_inplace_s8(const te_conv2d_params_t *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output,
                                      int8_t *scratch);
-"""
+te_status_t te_conv2d_1x1_inplace_q15_s8(const te_conv2d_params_t *p, const int8_t *input,
+                                         const int8_t *filter, const int32_t *bias,
+                                         int8_t *output, int8_t *scratch);
+""" + "".join(f"""te_status_t te_conv2d_{path}_s8(const te_conv2d_params_t *p, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output);
+""" for path in ("portable", "direct", "direct_partial", "im2col", "im2col_partial", "im2col_q15",
+                 "im2col_q15_partial", "1x1_portable", "1x1_pairs", "1x1_pairs_partial",
+                 "1x1_widened", "1x1_widened_partial"))
 
 
 def _q(scale: Any, zp: Any, axis: int = 0) -> QuantParams:
@@ -144,11 +151,17 @@ def test_c_kernel_matches_reference(case: int, conv_kernels: tuple[Any, Any]) ->
     op = g.ops[0]
     em = base.get_op("CONV_2D").emit(g, op)
     assert em.params["groups"] == groups
-    assert (em.kernel == "te_conv2d_1x1_s8") == (groups == 1 and k == (1, 1))
+    # The `kernel` hook names the variant; the emission calls that variant's path
+    # (tests/test_conv_paths.py), which this build (no SIMD) runs as its portable loop.
+    kernel = base.get_op("CONV_2D").kernel(g, op)
+    pointwise = groups == 1 and k == (1, 1)
+    assert (kernel == "te_conv2d_1x1_s8") == pointwise
+    assert em.kernel.startswith("te_conv2d_1x1_") == pointwise, em.kernel
     x = rng.integers(-128, 128, g.tensor("x").shape).astype(np.int8)
-    out = np.full(g.tensor("y").shape, 55, np.int8)
-    assert CCall(ffi, em)(lib, {"x": x, "y": out}) == TE_OK
-    np.testing.assert_array_equal(out, run_reference(g, [x])[0])
+    for fn in (em.kernel, kernel):
+        out = np.full(g.tensor("y").shape, 55, np.int8)
+        assert CCall(ffi, em)(lib, {"x": x, "y": out}, kernel=fn) == TE_OK
+        np.testing.assert_array_equal(out, run_reference(g, [x])[0], err_msg=fn)
 
 
 def test_pointwise_kernels_reject_groups(conv_kernels: tuple[Any, Any]) -> None:
@@ -160,17 +173,21 @@ def test_pointwise_kernels_reject_groups(conv_kernels: tuple[Any, Any]) -> None:
     assert not is_pointwise(g, op)
     assert base.get_op("CONV_2D").inplace_inputs(g, op) == []
     em = base.get_op("CONV_2D").emit(g, op)
-    assert em.kernel == "te_conv2d_s8"
+    assert base.get_op("CONV_2D").kernel(g, op) == "te_conv2d_s8"
+    assert not em.kernel.startswith("te_conv2d_1x1_"), em.kernel
     call = CCall(ffi, em)
     x = np.zeros(g.tensor("x").shape, np.int8)
     out = np.zeros(g.tensor("y").shape, np.int8)
-    assert call(lib, {"x": x, "y": out}, kernel="te_conv2d_1x1_s8") == TE_ERR_ARG
+    for fn in ("te_conv2d_1x1_s8", "te_conv2d_1x1_portable_s8", "te_conv2d_1x1_pairs_s8",
+               "te_conv2d_1x1_widened_s8"):
+        assert call(lib, {"x": x, "y": out}, kernel=fn) == TE_ERR_ARG, fn
     scratch = np.zeros(64, np.int8)
     args = [call.params, ffi.from_buffer("int8_t[]", x),
             ffi.from_buffer("int8_t[]", call.consts["filter"]),
             ffi.from_buffer("int32_t[]", call.consts["bias"]), ffi.from_buffer("int8_t[]", out),
             ffi.from_buffer("int8_t[]", scratch)]
     assert lib.te_conv2d_1x1_inplace_s8(*args) == TE_ERR_ARG
+    assert lib.te_conv2d_1x1_inplace_q15_s8(*args) == TE_ERR_ARG
     call.params.groups = 0
     assert call(lib, {"x": x, "y": out}, kernel="te_conv2d_s8") == TE_ERR_ARG
 

@@ -260,7 +260,8 @@ def _report(graph: Graph, source: str, prefix: str, emissions: list[OpEmission],
     for op, em in zip(graph.ops, emissions):
         # "kernel": the variant (the `kernel` hook, which the latency tables are keyed by);
         # "entry": the function the generated code calls, the path of that variant the layer
-        # takes where the kernel has paths of its own (DEPTHWISE_CONV_2D), else the same.
+        # takes where the kernel has paths of its own (CONV_2D, DEPTHWISE_CONV_2D,
+        # FULLY_CONNECTED), else the same.
         ops.append({"name": op.name, "kind": op.kind,
                     "kernel": get_op(op.kind).kernel(graph, op), "entry": em.kernel,
                     "inplace": op.attrs.get("inplace") is not None,

@@ -68,9 +68,10 @@ class Arg:
 @dataclass
 class OpEmission:
     # The C function the generated code calls, e.g. "te_conv2d_s8". Where a kernel has paths of
-    # its own (DEPTHWISE_CONV_2D) it is the path the layer takes, chosen at compile time so that
-    # only the paths a model uses are linked; the op's `kernel` hook still names the variant
-    # (the rule the C `_wrapper` applies), which the latency tables are keyed by.
+    # its own (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) it is the path the layer takes,
+    # chosen at compile time so that only the paths a model uses are linked; the op's `kernel`
+    # hook still names the variant (the rule the C `_wrapper` applies), which the latency
+    # tables are keyed by.
     kernel: str
     params_type: str  # C struct type, e.g. "te_conv2d_params_t"
     params: dict[str, CValue]  # designated initialisers, in field order; may name consts

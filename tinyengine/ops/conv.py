@@ -20,7 +20,17 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from . import requant16
-from .base import Arg, OpDef, OpEmission, QuantRule, TfliteImport, TfliteLowering, Window, register
+from .base import (
+    Arg,
+    CValue,
+    OpDef,
+    OpEmission,
+    QuantRule,
+    TfliteImport,
+    TfliteLowering,
+    Window,
+    register,
+)
 from .common import (
     TFLITE_ACTIVATION,
     TFLITE_PADDING,
@@ -44,6 +54,7 @@ from .common import (
     window_padding,
 )
 from .rows_inplace import rows_of
+from .simd_rq import rq_channels_ok
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -98,6 +109,73 @@ def is_pointwise(graph: Graph, op: Op) -> bool:
     oh, ow, ph, pw = window_padding(op, x.shape[1], x.shape[2], fh, fw)
     return ((fh, fw) == (1, 1) and tuple(op.attrs["stride"]) == (1, 1) and (ph, pw) == (0, 0)
             and (oh, ow) == tuple(x.shape[1:3]) and conv_groups(op) == 1)
+
+
+# |filter * (input + offset)| per term, the offset folded into the bias: 128 * 256
+# (TE_CONV_MAX_TERM in csrc/te_conv.c).
+MAX_TERM = 128 * 256
+# te_conv2d_im2col_layer's bounds (TE_CONV_IM2COL_MAX_ROW, TE_CONV_IM2COL_MIN_OC) and the input
+# channels from which te_conv2d_1x1_s8 widens pixel pairs (TE_CONV_1X1_WIDEN_MIN_IC).
+IM2COL_MAX_ROW = 32
+IM2COL_MIN_OC = 8
+WIDEN_MIN_IC = 16
+
+
+def im2col_fits(params: dict[str, Any], room: int = 0) -> bool:
+    """te_conv2d_im2col_ok: whether te_conv2d_s8's SIMD build gathers pixel pairs by im2col (one
+    group, a short kernel row or enough output channels, an int8 zero point for the padding, and
+    an output that holds a pixel pair besides the work space, with `room` bytes after it)."""
+    _, _, _, ic = params["input"]
+    _, fh, fw, fc = params["filter"]
+    n, oh, ow, oc = params["output"]
+    input_offset, n_px, k = params["q"][0], n * oh * ow, fh * fw * fc
+    layer = (params["groups"] == 1 and (fw * fc <= IM2COL_MAX_ROW or oc >= IM2COL_MIN_OC)
+             and oc >= 2 and -127 <= input_offset <= 128 and n_px >= 2)
+    need = (4 * k if ic % 4 == 0 else 6 * k) + 3  # te_conv2d_im2col_bytes
+    rows = 4 * fw * fc + 16 * ((oc + 1) >> 1) + 3  # te_conv2d_im2col_rows_bytes
+    least = rows if ic % 4 == 0 and fh > 1 and rows < need else need
+    return layer and (n_px - 2) * oc + room >= least
+
+
+def pointwise_widens(params: dict[str, Any]) -> bool:
+    """te_conv2d_1x1_widens: whether te_conv2d_1x1_s8's SIMD build widens pixel pairs once for
+    every output channel (16 input channels or more, and an output that holds a pixel pair
+    besides the widened pair)."""
+    _, _, _, ic = params["input"]
+    n, oh, ow, oc = params["output"]
+    n_px = n * oh * ow
+    return ic >= WIDEN_MIN_IC and n_px >= 2 and (n_px - 2) * oc >= 4 * ic + 3
+
+
+def simd_path(params: dict[str, Any], mult: np.ndarray, shift: np.ndarray,
+              bias: np.ndarray | None, variant: str) -> str:
+    """The entry point of the path the int8 kernel `variant` ("generic", "1x1" or "inplace")
+    takes in a SIMD build, from the layer's params as emitted (the C struct's fields) and its
+    stored requantisation tables and bias: the twin of te_conv2d_path_s8 (te_conv.h;
+    tests/test_conv_paths.py holds the two equal). The generated code calls it instead of the
+    variant's run-time dispatcher, so only the paths the model takes are linked. A build without
+    SIMD runs the variant's portable loop under every one of these names."""
+    _, fh, fw, fc = params["filter"]
+    oc = params["output"][3]
+    pointwise = variant != "generic"
+    products = fc if pointwise else fh * fw * fc  # filter.c == input.c on a pointwise layer
+    ok = rq_channels_ok(mult, shift, bias, oc, products, MAX_TERM)
+    if variant == "inplace":
+        return f"te_conv2d_1x1_inplace_{'q15' if ok.all() else 'portable'}_s8"
+    if not ok.any():
+        return f"te_conv2d_{'1x1_' if pointwise else ''}portable_s8"
+    if pointwise:
+        path = "1x1_widened" if pointwise_widens(params) else "1x1_pairs"
+    elif im2col_fits(params):
+        path = "im2col_q15" if params["input"][3] % 4 == 0 else "im2col"
+    else:
+        path = "direct"
+    return f"te_conv2d_{path}_s8" if ok.all() else f"te_conv2d_{path}_partial_s8"
+
+
+# The int8 variants (the `kernel` hook's names) simd_path chooses among.
+PATH_VARIANTS = {"te_conv2d_s8": "generic", "te_conv2d_1x1_s8": "1x1",
+                 "te_conv2d_1x1_inplace_s8": "inplace"}
 
 
 def conv_window(graph: Graph, op: Op) -> Window:
@@ -290,17 +368,25 @@ class Conv2D(OpDef):
                        Arg("const", "filter", "const int8_t"),
                        Arg("const", "bias" if b is not None else "", "const int32_t"),
                        Arg("tensor", op.outputs[0], "int8_t")]
+        params: dict[str, CValue] = {
+            "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
+            "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
+            "pad_h": ph, "pad_w": pw,
+            "q": [-xt.zero_point, ot.zero_point, lo, hi],
+            "rq": requant_init(mult),
+            "groups": conv_groups(op),
+        }
+        # The call goes to the path's own entry point (simd_path), not the variant's dispatcher.
+        # The band-by-band driver (te_conv2d_rows_inplace_s8) keeps the dispatcher: a band's
+        # im2col choice depends on the room it has, which differs from band to band.
+        kernel = self.kernel(graph, op)
+        if kernel in PATH_VARIANTS:
+            kernel = simd_path(params, mult, shift, b.data if b is not None else None,
+                               PATH_VARIANTS[kernel])
         return OpEmission(
-            kernel=self.kernel(graph, op),
+            kernel=kernel,
             params_type="te_conv2d_params_t",
-            params={
-                "input": dims4(xt.shape), "filter": dims4(wt.shape), "output": dims4(ot.shape),
-                "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
-                "pad_h": ph, "pad_w": pw,
-                "q": [-xt.zero_point, ot.zero_point, lo, hi],
-                "rq": requant_init(mult),
-                "groups": conv_groups(op),
-            },
+            params=params,
             args=io_args + ([Arg("scratch", "", "int8_t")] if inplace else []),
             consts=consts,
             sources=["te_common.h", "te_simd.h", "te_requant16.h", "te_conv.h", "te_conv.c"]
