@@ -17,7 +17,6 @@ the paths it calls.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import subprocess
@@ -28,15 +27,18 @@ import numpy as np
 import pytest
 
 from tinyengine.codegen import compile_graph
-from tinyengine.frontend import load_tflite
 from tinyengine.ir import Graph, Op
 from tinyengine.ops import get_op
-from tinyengine.reference import run_reference
-from tinyengine.runtime import HostModel
-from tinyengine.target import build_firmware, run_records
+from tinyengine.target import build_firmware
 
 from .ckernels import CSRC, build
-from .conftest import MODEL_FILES_INT8, MODELS, require
+from .path_checks import (
+    check_on_host,
+    check_on_m4,
+    compile_project,
+    run_kernel,
+    shared_model_layers,
+)
 from .random_graphs import _Builder
 from .test_firmware_totals import _require_toolchain
 from .test_kernel_wrappers import CDEF as WRAPPER_CDEF
@@ -44,13 +46,10 @@ from .test_ops_dw_fc_add import TE_OK, CCall, op_inputs
 from .test_ops_dw_fc_add import run_reference as op_reference
 from .test_simd import (
     EMULATE,
-    _assert_same,
     _conv,
     _degenerate_channels,
     _graph,
     _input,
-    _records,
-    _require_qemu,
     _slow_requant,
 )
 
@@ -96,31 +95,6 @@ def kernels(request) -> tuple[str, Any, Any]:
     return request.param, ffi, lib
 
 
-def _run(ffi: Any, lib: Any, call: CCall, fn: str, x: np.ndarray, out_shape: tuple[int, ...],
-         in_place: bool, scratch_bytes: int) -> tuple[int, np.ndarray]:
-    """Calls kernel `fn` on input x (in place: the output over the input, which starts where
-    the output starts, in a buffer the larger of the two, with exactly scratch_bytes of scratch
-    and guard bytes after it); returns (status, output)."""
-    consts = call.consts
-    filt = ffi.from_buffer("int8_t[]", consts["filter"])
-    bias = ffi.from_buffer("int32_t[]", consts["bias"]) if "bias" in consts else ffi.NULL
-    size = int(np.prod(out_shape))
-    if in_place:
-        buf = np.full(max(x.size, size), 99, np.int8)
-        buf[:x.size] = x.ravel()
-        scratch = np.full(scratch_bytes + 16, 77, np.int8)
-        p = ffi.from_buffer("int8_t[]", buf)
-        status = getattr(lib, fn)(call.params, p, filt, bias, p,
-                                  ffi.from_buffer("int8_t[]", scratch))
-        assert (scratch[scratch_bytes:] == 77).all(), f"{fn} wrote past its scratch"
-        return int(status), buf[:size].reshape(out_shape)
-    out = np.full(size + 16, 55, np.int8)
-    status = getattr(lib, fn)(call.params, ffi.from_buffer("int8_t[]", np.ascontiguousarray(x)),
-                              filt, bias, ffi.from_buffer("int8_t[]", out))
-    assert (out[size:] == 55).all(), f"{fn} wrote past its output"
-    return int(status), out[:size].reshape(out_shape)
-
-
 def _check_layer(kernels: tuple[str, Any, Any], g: Graph, op: Op, rng: np.random.Generator,
                  others: bool = False) -> str:
     """The Python path equals the C path (in the emulated SIMD build; the portable build takes
@@ -145,12 +119,12 @@ def _check_layer(kernels: tuple[str, Any, Any], g: Graph, op: Op, rng: np.random
     assert x is not None
     out_shape = g.tensor(op.outputs[0]).shape
     for fn in (em.kernel, variant):
-        status, got = _run(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
+        status, got = run_kernel(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
         assert status == TE_OK, (fn, op.name)
         np.testing.assert_array_equal(got, want, err_msg=f"{fn} on {op.name} ({mode})")
     if others:
         for fn in FAMILY[variant]:
-            status, got = _run(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
+            status, got = run_kernel(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
             if status == TE_OK:
                 np.testing.assert_array_equal(got, want, err_msg=f"{fn} on {op.name} ({mode})")
             else:  # outside the path's domain (geometry or requantisation): refused
@@ -224,20 +198,9 @@ def test_shared_models_conv_layers(kernels) -> None:
     in place."""
     rng = np.random.default_rng(1717)
     layers = 0
-    for name in MODEL_FILES_INT8:
-        require((MODELS / name).is_file(), f"{MODELS / name} is missing")
-        g = load_tflite(MODELS / name)
-        for op in g.ops:
-            if op.kind != "CONV_2D" or g.tensor(op.outputs[0]).dtype != "int8":
-                continue
-            _check_layer(kernels, g, op, rng)
-            layers += 1
-            if CONV.inplace_inputs(g, op):
-                marked = copy.copy(op)
-                marked.attrs = {**op.attrs, "inplace": 0}
-                g2 = copy.copy(g)
-                g2.ops = [marked if o is op else o for o in g.ops]
-                _check_layer(kernels, g2, marked, rng)
+    for g, op in shared_model_layers("CONV_2D", CONV):
+        _check_layer(kernels, g, op, rng)
+        layers += 1
     assert layers > 0
 
 
@@ -279,12 +242,7 @@ def every_path_graph(seed: int) -> Graph:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Graph, Path, list, list]:
-    graph = every_path_graph(0)
-    path = tmp_path_factory.mktemp("convpaths") / "p"
-    compile_graph(graph, path, prefix="m", patch="off", inplace=False)
-    records = _records(graph)
-    want = [run_reference(graph, r) for r in records]
-    return graph, path, records, want
+    return compile_project(every_path_graph(0), tmp_path_factory.mktemp("convpaths"))
 
 
 def test_project_calls_each_layers_path(project) -> None:
@@ -300,18 +258,11 @@ def test_project_calls_each_layers_path(project) -> None:
 
 
 def test_project_on_host_portable_and_emulated(project) -> None:
-    _, path, records, want = project
-    for flags in ([], EMULATE):
-        model = HostModel(path, extra_cflags=flags)
-        _assert_same(want, [model.invoke(r) for r in records], f"host {flags}")
+    check_on_host(*project[1:])
 
 
 def test_project_on_m4_simd_and_portable(project) -> None:
-    _require_qemu()
-    _, path, records, want = project
-    for simd in (True, False):
-        run = run_records(path, records, "cortex-m4", simd=simd)
-        _assert_same(want, run.outputs, f"cortex-m4 ({'SIMD' if simd else 'portable'})")
+    check_on_m4(*project[1:])
 
 
 def _linked(elf: Path) -> set[str]:

@@ -27,8 +27,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinyengine.codegen import compile_graph
-from tinyengine.frontend import load_tflite
 from tinyengine.ir import Graph, Op, QuantParams
 from tinyengine.ops import get_op
 from tinyengine.ops.fully_connected import (
@@ -37,24 +35,22 @@ from tinyengine.ops.fully_connected import (
     fold_input_offset,
     interleave4,
 )
-from tinyengine.reference import run_reference
-from tinyengine.runtime import HostModel
-from tinyengine.target import run_records
 
 from .ckernels import CSRC, build
-from .conftest import MODEL_FILES_INT8, MODELS, require
+from .path_checks import check_on_host, check_on_m4, compile_project, shared_model_layers
 from .random_graphs import _Builder
 from .test_ops_dw_fc_add import CDEF as OPS_CDEF
 from .test_ops_dw_fc_add import TE_OK, CCall, op_inputs
 from .test_ops_dw_fc_add import run_reference as op_reference
-from .test_simd import EMULATE, _assert_same, _graph, _input, _records, _require_qemu
+from .test_simd import EMULATE, _graph, _input
 
 FC = get_op("FULLY_CONNECTED")
 
 
 def _paths() -> dict[int, str]:
     """te_fc_path_t, from te_fc.h: id -> the entry point its comment names."""
-    found = re.findall(r"TE_FC_PATH_\w+ = (\d+),? +/\*\*< (te_\w+):", (CSRC / "te_fc.h").read_text())
+    header = (CSRC / "te_fc.h").read_text()
+    found = re.findall(r"TE_FC_PATH_\w+ = (\d+),? +/\*\*< (te_\w+):", header)
     assert len(found) == 5, found
     return {int(i): name for i, name in found}
 
@@ -147,7 +143,10 @@ def _check_layer(kernels: tuple[str, Any, Any], g: Graph, op: Op, rng: np.random
     bt = g.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
     assert wt.data is not None
     w = np.ascontiguousarray(wt.data.astype(np.int8))
-    bias = None if bt is None else np.ascontiguousarray(bt.data.astype(np.int32))
+    bias = None
+    if bt is not None:
+        assert bt.data is not None
+        bias = np.ascontiguousarray(bt.data.astype(np.int32))
     c_path = PATHS[lib.te_fully_connected_path_s8(
         call.params, ffi.NULL if bias is None else ffi.from_buffer("int32_t[]", bias))]
     py_path = dispatch_path(em.params, call.consts["mult"], call.consts["shift"], bias is not None)
@@ -213,13 +212,9 @@ def test_random_layers(kernels) -> None:
 def test_shared_models_fc_layers(kernels) -> None:
     rng = np.random.default_rng(1516)
     layers = 0
-    for name in MODEL_FILES_INT8:
-        require((MODELS / name).is_file(), f"{MODELS / name} is missing")
-        g = load_tflite(MODELS / name)
-        for op in g.ops:
-            if op.kind == "FULLY_CONNECTED" and g.tensor(op.outputs[0]).dtype == "int8":
-                _check_layer(kernels, g, op, rng, others=True)
-                layers += 1
+    for g, op in shared_model_layers("FULLY_CONNECTED"):
+        _check_layer(kernels, g, op, rng, others=True)
+        layers += 1
     assert layers > 0
 
 
@@ -245,12 +240,7 @@ EVERY_PATH = {I4_ENTRY, "te_fully_connected_per_tensor_s8", "te_fully_connected_
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Graph, Path, list, list]:
-    graph = every_path_graph(0)
-    path = tmp_path_factory.mktemp("fcpaths") / "p"
-    compile_graph(graph, path, prefix="m", patch="off", inplace=False)
-    records = _records(graph)
-    want = [run_reference(graph, r) for r in records]
-    return graph, path, records, want
+    return compile_project(every_path_graph(0), tmp_path_factory.mktemp("fcpaths"))
 
 
 def test_project_calls_each_layers_path(project) -> None:
@@ -266,15 +256,8 @@ def test_project_calls_each_layers_path(project) -> None:
 
 
 def test_project_on_host_portable_and_emulated(project) -> None:
-    _, path, records, want = project
-    for flags in ([], EMULATE):
-        model = HostModel(path, extra_cflags=flags)
-        _assert_same(want, [model.invoke(r) for r in records], f"host {flags}")
+    check_on_host(*project[1:])
 
 
 def test_project_on_m4_simd_and_portable(project) -> None:
-    _require_qemu()
-    _, path, records, want = project
-    for simd in (True, False):
-        run = run_records(path, records, "cortex-m4", simd=simd)
-        _assert_same(want, run.outputs, f"cortex-m4 ({'SIMD' if simd else 'portable'})")
+    check_on_m4(*project[1:])

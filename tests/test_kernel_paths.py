@@ -15,7 +15,6 @@ runs on the host and under QEMU (cortex-m4, SIMD and portable kernels) equal to 
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -24,30 +23,28 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinyengine.codegen import compile_graph
-from tinyengine.frontend import load_tflite
 from tinyengine.ir import Graph, Op
 from tinyengine.ops import get_op
-from tinyengine.reference import run_reference
-from tinyengine.runtime import HostModel
-from tinyengine.target import run_records
 
 from .ckernels import CSRC, build
-from .conftest import MODEL_FILES_INT8, MODELS, require
+from .path_checks import (
+    check_on_host,
+    check_on_m4,
+    compile_project,
+    run_kernel,
+    shared_model_layers,
+)
 from .random_graphs import _Builder
 from .test_kernel_wrappers import CDEF as WRAPPER_CDEF
 from .test_ops_dw_fc_add import TE_OK, CCall, op_inputs
 from .test_ops_dw_fc_add import run_reference as op_reference
 from .test_simd import (
     EMULATE,
-    _assert_same,
     _conv,
     _degenerate_channels,
     _dw,
     _graph,
     _input,
-    _records,
-    _require_qemu,
     _slow_requant,
 )
 
@@ -92,27 +89,6 @@ def kernels(request) -> tuple[str, Any, Any]:
     return request.param, ffi, lib
 
 
-def _run(ffi: Any, lib: Any, call: CCall, fn: str, x: np.ndarray, out_shape: tuple[int, ...],
-         in_place: bool, scratch_bytes: int) -> tuple[int, np.ndarray]:
-    """Calls kernel `fn` on input x (in place: the output over a copy of it, with exactly
-    scratch_bytes of scratch and guard bytes after it); returns (status, output)."""
-    consts = call.consts
-    filt = ffi.from_buffer("int8_t[]", consts["filter"])
-    bias = ffi.from_buffer("int32_t[]", consts["bias"]) if "bias" in consts else ffi.NULL
-    if in_place:
-        buf = np.ascontiguousarray(x).copy()
-        scratch = np.full(scratch_bytes + 16, 77, np.int8)
-        p = ffi.from_buffer("int8_t[]", buf)
-        status = getattr(lib, fn)(call.params, p, filt, bias, p,
-                                  ffi.from_buffer("int8_t[]", scratch))
-        assert (scratch[scratch_bytes:] == 77).all(), f"{fn} wrote past its scratch"
-        return int(status), buf.reshape(out_shape)
-    out = np.full(out_shape, 55, np.int8)
-    status = getattr(lib, fn)(call.params, ffi.from_buffer("int8_t[]", np.ascontiguousarray(x)),
-                              filt, bias, ffi.from_buffer("int8_t[]", out))
-    return int(status), out
-
-
 def _check_layer(kernels: tuple[str, Any, Any], g: Graph, op: Op, rng: np.random.Generator,
                  others: bool = False) -> str:
     """The Python path equals the C path (in the emulated SIMD build; the portable build takes
@@ -136,14 +112,14 @@ def _check_layer(kernels: tuple[str, Any, Any], g: Graph, op: Op, rng: np.random
     assert x is not None
     out_shape = g.tensor(op.outputs[0]).shape
     for fn in (em.kernel, variant):
-        status, got = _run(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
+        status, got = run_kernel(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
         assert status == TE_OK, (fn, op.name)
         np.testing.assert_array_equal(got, want, err_msg=f"{fn} on {op.name} ({mode})")
     if others:
         family = IN_PLACE if in_place else [
             n for n in OUT_OF_PLACE if ("_3x3_" in n) == (variant == "te_depthwise_conv_3x3_s8")]
         for fn in family:
-            status, got = _run(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
+            status, got = run_kernel(ffi, lib, call, fn, x, out_shape, in_place, em.scratch_bytes)
             if status == TE_OK:
                 np.testing.assert_array_equal(got, want, err_msg=f"{fn} on {op.name} ({mode})")
             else:  # outside the path's domain (geometry or requantisation): refused
@@ -225,20 +201,9 @@ def test_shared_models_depthwise_layers(kernels) -> None:
     it) in place."""
     rng = np.random.default_rng(1616)
     layers = 0
-    for name in MODEL_FILES_INT8:
-        require((MODELS / name).is_file(), f"{MODELS / name} is missing")
-        g = load_tflite(MODELS / name)
-        for op in g.ops:
-            if op.kind != "DEPTHWISE_CONV_2D" or g.tensor(op.outputs[0]).dtype != "int8":
-                continue
-            _check_layer(kernels, g, op, rng)
-            layers += 1
-            if DW.inplace_inputs(g, op):
-                marked = copy.copy(op)
-                marked.attrs = {**op.attrs, "inplace": 0}
-                g2 = copy.copy(g)
-                g2.ops = [marked if o is op else o for o in g.ops]
-                _check_layer(kernels, g2, marked, rng)
+    for g, op in shared_model_layers("DEPTHWISE_CONV_2D", DW):
+        _check_layer(kernels, g, op, rng)
+        layers += 1
     assert layers > 0
 
 
@@ -276,12 +241,7 @@ EVERY_PATH = {"te_depthwise_conv_inplace_ring3_s8", "te_depthwise_conv_3x3_w9_s8
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Graph, Path, list, list]:
-    graph = every_path_graph(0)
-    path = tmp_path_factory.mktemp("paths") / "p"
-    compile_graph(graph, path, prefix="m", patch="off", inplace=False)
-    records = _records(graph)
-    want = [run_reference(graph, r) for r in records]
-    return graph, path, records, want
+    return compile_project(every_path_graph(0), tmp_path_factory.mktemp("paths"))
 
 
 def test_project_calls_each_layers_path(project) -> None:
@@ -297,15 +257,8 @@ def test_project_calls_each_layers_path(project) -> None:
 
 
 def test_project_on_host_portable_and_emulated(project) -> None:
-    _, path, records, want = project
-    for flags in ([], EMULATE):
-        model = HostModel(path, extra_cflags=flags)
-        _assert_same(want, [model.invoke(r) for r in records], f"host {flags}")
+    check_on_host(*project[1:])
 
 
 def test_project_on_m4_simd_and_portable(project) -> None:
-    _require_qemu()
-    _, path, records, want = project
-    for simd in (True, False):
-        run = run_records(path, records, "cortex-m4", simd=simd)
-        _assert_same(want, run.outputs, f"cortex-m4 ({'SIMD' if simd else 'portable'})")
+    check_on_m4(*project[1:])
