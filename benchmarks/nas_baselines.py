@@ -2,13 +2,15 @@
 and seed, with paired tests on the test split.
 
     .venv/bin/python benchmarks/nas_baselines.py [--dataset mnist1d] [--budgets 512B:2KB ...]
-        [--seeds 0 1 2] [--jobs 2] [-o out/nas_baselines]   (--report: tables from DIR again)
+        [--seeds 0 1 2] [--jobs 2] [--fitness scratch [--fitness-epochs 6]]
+        [-o out/nas_baselines]   (--report: tables from DIR again)
 
 Per (budget, seed), every model's int8 accuracy is the generated C's on the test split (MNIST-1D:
 the package's 2,400 test examples), every one under the same budget check (tinyengine.cost) and
 trained with the same recipe (the pipeline's epochs, learning rate, augmentation; calibration
 chosen on val):
-- search: `tinynas pipeline` on the flexible space (the dataset's default), its winner;
+- search: `tinynas pipeline` on the flexible space (the dataset's default), its winner, scored
+  by inherited supernet weights or (--fitness scratch) by short trainings from scratch;
 - random: random search over the same supernet with the same number of evaluations, its winner
   fine-tuned and deployed like the search's;
 - mbconv: the pipeline on the MBConv-only space (MCUNet's block in the same positions);
@@ -55,8 +57,10 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     build = plain_cnn if kind == "plain" else dwsep_cnn
     tried = []
     for head in ("avg", "flatten"):
-        arch = fit_to_budget(lambda w, h=head: build(w, r, data.in_channels, data.num_classes,
-                                                   dims, h), budget)
+        def at_width(w: int, h: str = head) -> Any:
+            return build(w, r, data.in_channels, data.num_classes, dims, h)
+
+        arch = fit_to_budget(at_width, budget)
         torch.manual_seed(cfg.seed)
         net = finetune(FlexNet(arch), arch, parts.train, cfg.largest_epochs + cfg.epochs,
                        cfg.lr, cfg.seed)
@@ -74,12 +78,13 @@ QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_e
              stage1_samples=40, calib_images=32)
 
 
-def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...], str | None]
+def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...], str | None, dict[str, Any]]
             ) -> dict[str, Any]:
     """One budget and seed; each model's row is kept in DIR/<budget>-s<seed>/<model>.json as it
-    finishes, so an interrupted run resumes where it stopped."""
-    dataset, budget, seed, root, quick, models, space = task
-    extra: dict[str, Any] = QUICK if quick else {}
+    finishes, so an interrupted run resumes where it stopped. `fitness`: PipelineConfig's
+    fitness settings for the searches (search, random, mbconv)."""
+    dataset, budget, seed, root, quick, models, space, fitness = task
+    extra: dict[str, Any] = {**(QUICK if quick else {}), **fitness}
     sram, flash = (parse_bytes(x, "budget") for x in budget.split(":"))
     out = Path(root) / f"{budget.replace(':', '-')}-s{seed}"
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,8 @@ def _model(model: str, dataset: str, cfg: PipelineConfig, out: Path,
 
 def _short(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("int8_accuracy", "float_accuracy", "sram_bytes", "flash_bytes", "macs",
-            "evaluations", "random_search_evaluations", "search_val_accuracy", "seconds")
+            "evaluations", "random_search_evaluations", "search_val_accuracy", "seconds",
+            "fitness", "fitness_epochs", "search_seconds", "random_search_seconds")
     from tinynas.flexarch import FlexArch
 
     arch = summary["arch"]
@@ -152,7 +158,9 @@ def report(rows: list[dict[str, Any]]) -> str:
         if missing:
             lines.append(f"\nnot run: {', '.join(missing)}")
         lines.append(f"\n{len(labels)} paired test examples; search winners: " + "; ".join(
-            f"s{r['seed']} {r['search']['arch']} ({r['search']['seconds']:.0f} s)" for r in rs))
+            f"s{r['seed']} {r['search']['arch']} ({r['search']['seconds']:.0f} s, "
+            f"{r['search']['evaluations']} evaluations, fitness "
+            f"{r['search'].get('fitness') or 'inherited'})" for r in rs))
     return "\n".join(lines)
 
 
@@ -164,6 +172,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--space", help="the search's space (default: the dataset's; digits: give "
                     "digits-flex for the flexible space)")
+    ap.add_argument("--fitness", choices=["inherited", "scratch"], default="inherited",
+                    help="the searches' fitness (tinynas pipeline --fitness)")
+    ap.add_argument("--fitness-epochs", type=int, default=PipelineConfig.fitness_epochs,
+                    help="--fitness scratch: epochs per candidate")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--quick", action="store_true", help="the pipeline's smoke-test settings")
     ap.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES,
@@ -183,8 +195,9 @@ def main() -> None:
                 rows.append({"budget": budget.replace("-", ":", 1), "seed": int(seed), **row})
     else:
         root.mkdir(parents=True, exist_ok=True)
-        tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space)
-                 for b in args.budgets for s in args.seeds]
+        fitness = {"fitness": args.fitness, "fitness_epochs": args.fitness_epochs}
+        tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space,
+                  fitness) for b in args.budgets for s in args.seeds]
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))

@@ -3,6 +3,8 @@
     tinynas pipeline --sram 2KB --flash 8KB -o DIR      everything, on digits by default
     tinynas train --width 0.5 -o DIR                    the supernet (torchrun-aware)
     tinynas search --supernet DIR/supernet.pt --sram 2KB --flash 8KB -o DIR
+    tinynas pipeline ... --fitness scratch              candidates scored by short trainings
+                                                        from scratch; no supernet trained
     tinynas deploy --supernet DIR/supernet.pt --arch DIR/arch.json -o DIR
 """
 
@@ -70,7 +72,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 def _quick(given: dict[str, Any]) -> dict[str, Any]:
     """--quick: a few epochs and evaluations, for a smoke test of the whole path."""
     small = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
-                 scratch_epochs=1, rerank=2, rerank_epochs=1,
+                 scratch_epochs=1, rerank=2, rerank_epochs=1, fitness_epochs=1,
                  stage1_samples=40, calib_images=32)
     return {k: v for k, v in small.items() if k not in given or given[k] == getattr(_DEFAULT, k)}
 
@@ -131,9 +133,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     _, parts = _data(args)
     cfg = PipelineConfig(population=args.population, generations=args.generations,
                          fitness_views=args.fitness_views, seed=args.seed,
-                         random_baseline=not args.no_random)
+                         random_baseline=not args.no_random, fitness=args.fitness,
+                         fitness_epochs=args.fitness_epochs, lr=tcfg.lr)
+    cfg.check()
     if args.pareto:
-        return _pareto(args, supernet, parts, budget, tcfg.resolutions)
+        return _pareto(args, supernet, parts, budget, tcfg.resolutions, cfg)
     search, baseline = search_supernet(supernet, parts, budget, tcfg.resolutions, cfg,
                                        not args.quiet)
     out = _out_dir(args.output)
@@ -155,12 +159,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace, supernet: Any, parts: Any, budget: Any,
-            resolutions: tuple[int, ...]) -> int:
-    from .evolve import Evaluator
+            resolutions: tuple[int, ...], cfg: PipelineConfig) -> int:
     from .pareto import pareto_search, save_front
+    from .pipeline import fitness_evaluator
     from .train import progress_bar
 
-    ev = Evaluator(supernet, parts.train, parts.val, budget, views=args.fitness_views)
+    ev = fitness_evaluator(supernet, parts, budget, cfg)
     bar = progress_bar(not args.quiet, args.evaluations, "pareto", "subnet")
 
     def tick(done: int, size: int) -> None:
@@ -169,7 +173,7 @@ def _pareto(args: argparse.Namespace, supernet: Any, parts: Any, budget: Any,
             bar.set_postfix(front=size)
 
     result = pareto_search(supernet, ev, resolutions, args.evaluations,
-                           population=args.population, seed=args.seed, progress=tick)
+                           population=cfg.search_shape()[0], seed=args.seed, progress=tick)
     if bar is not None:
         bar.close()
     js, png = save_front(result, budget, _out_dir(args.output))
@@ -249,6 +253,24 @@ def _budget_args(p: argparse.ArgumentParser, required: bool) -> None:
     add_board_args(p)
 
 
+def _fitness_args(p: argparse.ArgumentParser, d: PipelineConfig | None) -> None:
+    """The search's fitness and size. Defaults None in the pipeline (PipelineConfig's apply),
+    the PipelineConfig's own in `search`."""
+    from .pipeline import SEARCH_SHAPE
+
+    shapes = "; ".join(f"{k}: {v[0]} x {v[1]}" for k, v in SEARCH_SHAPE.items())
+    p.add_argument("--population", type=int,
+                   help=f"evolution population (by fitness, population x generations: {shapes})")
+    p.add_argument("--generations", type=int, help="generations (see --population)")
+    p.add_argument("--fitness", choices=list(SEARCH_SHAPE),
+                   default=None if d is None else d.fitness,
+                   help="how candidates are scored: inherited supernet weights (default) or "
+                        "a short training of each from scratch (muNAS; the pipeline then "
+                        "trains no supernet)")
+    p.add_argument("--fitness-epochs", type=int, default=None if d is None else d.fitness_epochs,
+                   help=f"--fitness scratch: epochs per candidate ({_DEFAULT.fitness_epochs})")
+
+
 def add_commands(sub: Any) -> None:
     d = _DEFAULT
     pp = sub.add_parser("pipeline", help="stage one, supernet, evolution, fine-tune, int8 C")
@@ -258,8 +280,7 @@ def add_commands(sub: Any) -> None:
     pp.add_argument("--width-mult", type=float, help="skip stage one's choice of width")
     pp.add_argument("--largest-epochs", type=int, help=f"phase one epochs ({d.largest_epochs})")
     pp.add_argument("--epochs", type=int, help=f"supernet epochs ({d.epochs})")
-    pp.add_argument("--population", type=int, help=f"evolution population ({d.population})")
-    pp.add_argument("--generations", type=int, help=f"generations ({d.generations})")
+    _fitness_args(pp, None)
     pp.add_argument("--fitness-views", type=int, help="distorted copies of each val image the "
                     f"fitness measures, 0 for the clean images ({d.fitness_views})")
     pp.add_argument("--finetune-epochs", type=int, help=f"({d.finetune_epochs})")
@@ -294,11 +315,11 @@ def add_commands(sub: Any) -> None:
     tp.set_defaults(func=_cmd_train)
 
     sp = sub.add_parser("search", help="evolutionary search of a trained supernet")
-    sp.add_argument("--supernet", required=True, help="supernet.pt from `tinynas train`")
+    sp.add_argument("--supernet", required=True, help="supernet.pt from `tinynas train` "
+                    "(--fitness scratch reads only its space, width and resolutions)")
     _budget_args(sp, True)
     _data_args(sp)
-    sp.add_argument("--population", type=int, default=d.population)
-    sp.add_argument("--generations", type=int, default=d.generations)
+    _fitness_args(sp, d)
     sp.add_argument("--fitness-views", type=int, default=d.fitness_views,
                     help="distorted copies of each val image the fitness measures (0: clean)")
     sp.add_argument("--no-random", action="store_true", help="skip the random-search baseline")

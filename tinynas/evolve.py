@@ -8,6 +8,8 @@ BatchNorm statistics on a sample of the training data, measured on the held-out 
 under the training distortions (`views` distorted copies of every val image, the same copies
 for every subnet; views=0: the clean images). On a few hundred clean images the subnets of a
 tight budget tie or differ by noise; the distorted views separate them (data.distorted).
+scratch_fitness.ScratchEvaluator swaps the first half of that for a short training of each
+candidate from scratch (muNAS's fidelity); everything below holds for either fitness.
 
 Evolution (MCUNet / once-for-all): an initial population of admitted random subnets; each
 generation keeps the best `parents` fraction, and refills the population with mutations
@@ -87,6 +89,8 @@ class SearchResult:
     measured: int = 0  # evaluations whose fitness this search measured (the rest: shared)
     requested: int | None = None  # random search: the evaluations it was asked for
     exhausted: bool = False  # random search: no admitted subnet it had not evaluated was left
+    fitness: str = "inherited"  # the Evaluator's kind: inherited weights, or scratch training
+    fitness_epochs: int = 0  # scratch fitness: the epochs each candidate was trained
 
     @property
     def evaluations(self) -> int:
@@ -102,13 +106,17 @@ class SearchResult:
                 "measured": self.measured, "requested": self.requested,
                 "exhausted": self.exhausted,
                 "rejected": self.rejected, "seconds": round(self.seconds, 2), "note": self.note,
-                "fitness_views": self.views,
+                "fitness_views": self.views, "fitness": self.fitness,
+                "fitness_epochs": self.fitness_epochs,
                 "best": self.best.to_dict(), "generations": self.generations,
                 "evaluated": [c.to_dict() for c in self.evaluated]}
 
 
 class Evaluator:
     """Fitness of subnets of one supernet, each architecture computed once."""
+
+    kind = "inherited"  # what `measure` scores (scratch_fitness.ScratchEvaluator: "scratch")
+    epochs = 0  # training epochs per candidate (scratch fitness only)
 
     def __init__(self, supernet: AnySupernet, calib: Dataset, val: Dataset, budget: Budget,
                  patch: str = "auto", calib_batches: int = 4, batch: int = 128,
@@ -283,7 +291,8 @@ def evolutionary_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple
             break
     evaluated = ev.order[first:]
     return SearchResult("evolution", min(evaluated, key=rank), evaluated, history, rejected,
-                        time.perf_counter() - start, note, ev.views, ev.measured - measured)
+                        time.perf_counter() - start, note, ev.views, ev.measured - measured,
+                        fitness=ev.kind, fitness_epochs=ev.epochs)
 
 
 def _child(space: Any, elite: list[Candidate], ev: Evaluator, rng: np.random.Generator,
@@ -376,7 +385,8 @@ class _UnseenAdmitted:
 
 def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, ...],
                   evaluations: int, seed: int = 0, tries: int = 500,
-                  walk_limit: int = WALK_LIMIT) -> SearchResult:
+                  walk_limit: int = WALK_LIMIT,
+                  progress: Callable[[int, float], None] | None = None) -> SearchResult:
     """Uniformly random admitted subnets, exactly `evaluations` of them (ask for
     `evolution.evaluations` to compare with an evolution): the baseline with the same number of
     evaluations. It makes fewer only when the space has no admitted subnet left that it has not
@@ -384,7 +394,8 @@ def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, 
     for the count an evolution reached with the same supernet, budget and resolutions; or, in a
     space it cannot walk (more than `walk_limit` subnets, or one space_index.py cannot number:
     the flexible space), when `tries` random draws in a row find no new admitted one (the note
-    says so; `exhausted` stays False)."""
+    says so; `exhausted` stays False). `progress(evaluations, best)` is called after every
+    evaluation."""
     if isinstance(evaluations, bool) or not isinstance(evaluations, int) or evaluations < 1:
         raise TinyNASError(f"random search needs a whole number of evaluations >= 1, got "
                            f"{evaluations!r}")
@@ -398,10 +409,12 @@ def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, 
         if arch is None:
             break
         ev(arch)
+        if progress is not None:
+            progress(len(ev.order) - first, max(c.accuracy for c in ev.order[first:]))
     evaluated = ev.order[first:]
     if not evaluated:
         raise TinyNASError(f"no admitted subnet in {tries} random samples under "
                            f"{ev.budget.describe()}; raise the budget")
     return SearchResult("random", min(evaluated, key=rank), evaluated, [], pick.rejected,
                         time.perf_counter() - start, pick.note, ev.views,
-                        ev.measured - measured, evaluations, pick.exhausted)
+                        ev.measured - measured, evaluations, pick.exhausted, ev.kind, ev.epochs)

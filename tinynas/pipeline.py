@@ -3,7 +3,9 @@
     data -> stage one (width multiplier from the MAC distribution of subnets that fit)
          -> supernet training (checkpointed; a rerun resumes)
          -> evolutionary search under every constraint (and a random-search baseline with the
-            same number of evaluations)
+            same number of evaluations), scored by inherited weights
+            or, with fitness "scratch", by a short training of each candidate from scratch
+            (scratch_fitness.py; the supernet is then not trained at all)
          -> fine-tune the winner -> int8 quantisation -> C project -> the C run over the test split
          -> summary.json, search.json, evolution.png, pareto.png, project/
 
@@ -40,6 +42,7 @@ from .firmware import default_scope
 from .flexnet import FlexNet
 from .flexspace import FLEX_PRESETS, FlexSpace
 from .rerank import rerank
+from .scratch_fitness import ScratchEvaluator
 from .space import PRESETS, SearchSpace, get_space
 from .subnet import SubNet
 from .train import (
@@ -47,6 +50,7 @@ from .train import (
     AnySupernet,
     TrainConfig,
     accuracy,
+    build_supernet,
     progress_bar,
     space_from_dict,
     train_supernet,
@@ -75,8 +79,12 @@ class PipelineConfig:
     lr: float = 1e-2
     subnets: int = 2
     kd: float = 0.7
-    population: int = 40
-    generations: int = 15
+    # None: the fitness mode's default (SEARCH_SHAPE): a scratch-trained candidate costs
+    # seconds, an inherited one milliseconds.
+    population: int | None = None
+    generations: int | None = None
+    fitness: str = "inherited"  # or "scratch": each candidate trained `fitness_epochs` epochs
+    fitness_epochs: int = 6
     fitness_views: int = 8  # distorted copies of each val image the fitness measures; 0: clean
     random_baseline: bool = True
     deploy_random: bool = False  # also fine-tune and deploy random search's best (benchmarks)
@@ -96,6 +104,35 @@ class PipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def search_shape(self) -> tuple[int, int]:
+        """(population, generations) of the evolution: the given ones, else the mode's."""
+        population, generations = SEARCH_SHAPE[self.fitness]
+        return (self.population if self.population is not None else population,
+                self.generations if self.generations is not None else generations)
+
+    def check(self) -> None:
+        """Raise on settings no run can use, before any work or output."""
+        if self.fitness_views < 0:
+            raise TinyNASError(f"fitness views {self.fitness_views}: give 0 (the clean val "
+                               "images) or more")
+        if self.fitness not in SEARCH_SHAPE:
+            raise TinyNASError(f"fitness {self.fitness!r}: give one of "
+                               f"{', '.join(SEARCH_SHAPE)}")
+        if self.fitness == "scratch" and self.fitness_epochs < 1:
+            raise TinyNASError(f"fitness epochs {self.fitness_epochs}: scratch fitness trains "
+                               "each candidate at least 1 epoch")
+        if self.fitness == "scratch" and self.scratch_epochs == 0:
+            raise TinyNASError("scratch fitness deploys the winner trained from scratch: give "
+                               "--scratch-epochs above 0 (or leave it out)")
+
+
+# Evolution's (population, generations) per fitness. Inherited: MCUNet's 40 x 15 (~460
+# evaluations, a few minutes). Scratch: 12 x 5, 48 evaluations, the parents' quarter kept each
+# generation; on MNIST-1D at 512 B / 2 KB a 6-epoch candidate trains in ~3-6 s on one core,
+# so evolution and its random baseline (96 trainings at most) take ~8 minutes and the
+# whole pipeline stays near 15 minutes on 2 cores.
+SEARCH_SHAPE = {"inherited": (40, 15), "scratch": (12, 5)}
 
 
 @dataclass
@@ -160,9 +197,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     from .stage1 import run_stage_one
 
     torch.set_num_threads(1)  # these networks are tiny: threads only contend
-    if cfg.fitness_views < 0:  # before any work or output
-        raise TinyNASError(f"fitness views {cfg.fitness_views}: give 0 (the clean val images) "
-                           "or more")
+    cfg.check()  # before any work or output
     out = Path(out_dir)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -187,16 +222,19 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
 
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    tcfg = TrainConfig(width, resolutions, cfg.largest_epochs, cfg.epochs, lr=cfg.lr,
-                       subnets=cfg.subnets, kd=cfg.kd, seed=cfg.seed,
-                       budget=asdict(budget) if cfg.budget_sampling else None)
-    trained = train_supernet(space, parts.train, parts.val, tcfg, out, resume=resume,
-                             progress=progress)
-    timings["train"] = time.perf_counter() - t
+    supernet: AnySupernet | None = None
+    if cfg.fitness == "inherited":
+        tcfg = TrainConfig(width, resolutions, cfg.largest_epochs, cfg.epochs, lr=cfg.lr,
+                           subnets=cfg.subnets, kd=cfg.kd, seed=cfg.seed,
+                           budget=asdict(budget) if cfg.budget_sampling else None)
+        supernet = train_supernet(space, parts.train, parts.val, tcfg, out, resume=resume,
+                                  progress=progress).supernet
+        timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    search, baseline = search_supernet(trained.supernet, parts, budget, resolutions, cfg,
-                                       progress)
+    # Scratch fitness reads no supernet weights: an untrained one is the space's sampler.
+    sampler = supernet if supernet is not None else build_supernet(space, width)
+    search, baseline = search_supernet(sampler, parts, budget, resolutions, cfg, progress)
     timings["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -208,7 +246,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
                        f"from scratch: {chosen.best.arch.summary()}")
     t = time.perf_counter()
     best = chosen.best
-    deployment, tuning = finish(trained.supernet, best.arch, parts, out / "project", cfg,
+    deployment, tuning = finish(supernet, best.arch, parts, out / "project", cfg,
                                 "auto" if best.patched else "off", progress)
     timings["finish"] = time.perf_counter() - t
 
@@ -219,7 +257,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
         t = time.perf_counter()
         random_chosen = rerank(baseline, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs,
                                cfg.lr, cfg.seed, cfg.fitness_views, progress).best
-        random_deployed, _ = finish(trained.supernet, random_chosen.arch, parts,
+        random_deployed, _ = finish(supernet, random_chosen.arch, parts,
                                     out / "random_project", cfg,
                                     "auto" if random_chosen.patched else "off", progress)
         predictions["random"] = random_deployed.predictions
@@ -247,19 +285,34 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     return PipelineResult(summary, search, baseline, deployment, timings)
 
 
+def fitness_evaluator(supernet: AnySupernet, parts: Splits, budget: Budget,
+                      cfg: PipelineConfig, shared: Evaluator | None = None) -> Evaluator:
+    """The Evaluator of `cfg.fitness`: inherited weights, or a short training from scratch."""
+    if cfg.fitness == "scratch":
+        assert shared is None or isinstance(shared, ScratchEvaluator)
+        return ScratchEvaluator(supernet, parts.train, parts.val, budget, cfg.fitness_epochs,
+                                cfg.lr, cfg.seed, views=cfg.fitness_views, shared=shared)
+    return Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views,
+                     shared=shared)
+
+
 def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
                     resolutions: tuple[int, ...], cfg: PipelineConfig,
                     progress: bool) -> tuple[SearchResult, SearchResult | None]:
-    ev = Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views)
-    bar = progress_bar(progress, cfg.generations, "evolution", "generation")
+    """Evolution and, unless turned off, random search with as many evaluations, both scored
+    by `cfg.fitness` (random search reuses evolution's values for the subnets both drew)."""
+    cfg.check()
+    population, generations = cfg.search_shape()
+    ev = fitness_evaluator(supernet, parts, budget, cfg)
+    bar = progress_bar(progress, generations, "evolution", "generation")
 
     def tick(generation: int, best: float) -> None:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(best=f"{best:.4f}", evaluated=len(ev.order))
 
-    search = evolutionary_search(supernet, ev, resolutions, population=cfg.population,
-                                 generations=cfg.generations, seed=cfg.seed, progress=tick)
+    search = evolutionary_search(supernet, ev, resolutions, population=population,
+                                 generations=generations, seed=cfg.seed, progress=tick)
     if bar is not None:
         bar.close()
     from .search_report import log_line
@@ -267,16 +320,24 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
     _say(progress, log_line(search))
     baseline = None
     if cfg.random_baseline:
-        rev = Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views,
-                        shared=ev)
+        rev = fitness_evaluator(supernet, parts, budget, cfg, shared=ev)
+        rbar = progress_bar(progress, search.evaluations, "random search", "subnet")
+
+        def rtick(done: int, best: float) -> None:
+            if rbar is not None:
+                rbar.update(done - rbar.n)
+                rbar.set_postfix(best=f"{best:.4f}")
+
         baseline = random_search(supernet, rev, resolutions, search.evaluations,
-                                 seed=cfg.seed + 1)
+                                 seed=cfg.seed + 1, progress=rtick)
+        if rbar is not None:
+            rbar.close()
         _say(progress, log_line(baseline, search))
     return search, baseline
 
 
-def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: PipelineConfig,
-           patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
+def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path,
+           cfg: PipelineConfig, patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
     """Three sets of weights for the winner, the best on val (the search's fitness: the
     distorted views) deployed: inherited (BN recalibrated), fine-tuned from them, and trained
     from scratch with the supernet's epochs and learning rate. The inherited weights are what
@@ -285,13 +346,15 @@ def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: 
     trained from scratch 97.8%), and a hand-written baseline trained from scratch must be beaten
     by the architecture, not by the recipe. Distillation from the supernet's largest subnet is
     not used: its BatchNorm statistics are the sandwich's mixture, and as a teacher it made the
-    winner worse."""
-    net: torch.nn.Module = inherited(supernet, arch, parts.train, 8, seed=cfg.seed)
+    winner worse. Without a supernet (scratch fitness) only the from-scratch weights."""
     fit = distorted(parts.val, arch.resolution, cfg.fitness_views)
-    scores = {"inherited": accuracy(net, fit, arch.resolution)}
-    nets = {"inherited": net}
-    if cfg.finetune_epochs > 0:
-        nets["fine-tuned"] = finetune(copy.deepcopy(net), arch, parts.train,
+    scores: dict[str, float] = {}
+    nets: dict[str, torch.nn.Module] = {}
+    if supernet is not None:
+        nets["inherited"] = inherited(supernet, arch, parts.train, 8, seed=cfg.seed)
+        scores["inherited"] = accuracy(nets["inherited"], fit, arch.resolution)
+    if supernet is not None and cfg.finetune_epochs > 0:
+        nets["fine-tuned"] = finetune(copy.deepcopy(nets["inherited"]), arch, parts.train,
                                       cfg.finetune_epochs, cfg.finetune_lr, cfg.seed,
                                       progress=progress)
         scores["fine-tuned"] = accuracy(nets["fine-tuned"], fit, arch.resolution)
@@ -303,6 +366,9 @@ def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: 
         nets["scratch"] = finetune(fresh, arch, parts.train, scratch, cfg.lr, cfg.seed,
                                    progress=progress)
         scores["scratch"] = accuracy(nets["scratch"], fit, arch.resolution)
+    if not nets:
+        raise TinyNASError("no weights to deploy: without a supernet the winner must be "
+                           "trained from scratch (scratch epochs above 0)")
     kept = max(scores, key=lambda k: scores[k])  # ties: the first (inherited, fine-tuned)
     d = deploy(nets[kept], arch, parts.train, parts.test, project,
                calib_images=cfg.calib_images, method=cfg.quant, patch=patch, val=parts.val)
@@ -312,9 +378,10 @@ def finish(supernet: AnySupernet, arch: Any, parts: Splits, project: Path, cfg: 
                    f"({d.calibration} calibration); SRAM "
                    f"{fmt_bytes(d.sram_bytes)}, flash {fmt_bytes(d.flash_bytes)}, "
                    f"{fmt_count(d.macs)} MACs")
-    return d, {"val_inherited": scores["inherited"],
+    return d, {"val_inherited": scores.get("inherited"),
                "val_finetuned": scores.get("fine-tuned"), "val_scratch": scores.get("scratch"),
-               "kept": kept, "epochs": cfg.finetune_epochs, "scratch_epochs": scratch,
+               "kept": kept, "epochs": cfg.finetune_epochs if supernet is not None else 0,
+               "scratch_epochs": scratch,
                "val_views": cfg.fitness_views}
 
 
@@ -344,7 +411,9 @@ def _summary(cfg: PipelineConfig, data: Dataset, parts: Splits, space: AnySpace,
                                          "test": len(parts.test)},
         "space": space.name, "width_mult": width, "resolutions": list(resolutions),
         "arch": best.arch.to_dict(), "search_val_accuracy": best.accuracy,
-        "evaluations": search.evaluations,
+        "fitness": search.fitness, "fitness_epochs": search.fitness_epochs or None,
+        "evaluations": search.evaluations, "search_seconds": round(search.seconds, 1),
+        "random_search_seconds": round(baseline.seconds, 1) if baseline else None,
         "random_search_evaluations": baseline.evaluations if baseline else None,
         "random_search_val_accuracy": baseline.best.accuracy if baseline else None,
         "project": d.project, "config": cfg.to_dict(),
