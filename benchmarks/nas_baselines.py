@@ -75,6 +75,7 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 
 QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
+             budget_pool=16,
              stage1_samples=40, calib_images=32)
 
 

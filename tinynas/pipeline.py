@@ -55,6 +55,7 @@ from .train import (
     space_from_dict,
     train_supernet,
 )
+from .train_pool import POOL
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class PipelineConfig:
     quant: str = "auto"  # or minmax, percentile, mse; auto keeps the best C on val
     # Supernet training samples subnets that fit the budget (train_pool.py); False: uniform.
     budget_sampling: bool = True
+    budget_pool: int = POOL  # fitting subnets per resolution it samples from
     # The search's best `rerank` subnets trained `rerank_epochs` from scratch, the best on val
     # deployed (rerank.py); 1 or 0: the search's best as it is.
     rerank: int = 6
@@ -226,7 +228,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     if cfg.fitness == "inherited":
         tcfg = TrainConfig(width, resolutions, cfg.largest_epochs, cfg.epochs, lr=cfg.lr,
                            subnets=cfg.subnets, kd=cfg.kd, seed=cfg.seed,
-                           budget=asdict(budget) if cfg.budget_sampling else None)
+                           budget=asdict(budget) if cfg.budget_sampling else None,
+                           pool=cfg.budget_pool)
         supernet = train_supernet(space, parts.train, parts.val, tcfg, out, resume=resume,
                                   progress=progress).supernet
         timings["train"] = time.perf_counter() - t

@@ -30,7 +30,7 @@ import os
 import pickle
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from .flexnet import FlexSupernet
 from .flexspace import FLEX_FORMAT, AnySpace, FlexSpace
 from .space import SearchSpace
 from .supernet import Supernet
-from .train_pool import draw, fitting_pool
+from .train_pool import POOL, draw, fitting_pool
 
 AnySupernet = Supernet | FlexSupernet
 
@@ -84,6 +84,7 @@ class TrainConfig:
     # A Budget's fields: sampled subnets come from those that fit it (train_pool.py); None:
     # uniform over the space.
     budget: dict[str, Any] | None = None
+    pool: int = POOL  # fitting subnets drawn per resolution for that (each a budget check)
 
     def __post_init__(self) -> None:
         if self.largest_epochs < 0 or self.epochs < 0 or self.largest_epochs + self.epochs == 0:
@@ -273,8 +274,10 @@ def supernet_from_checkpoint(path: str | Path) -> tuple[AnySupernet, TrainConfig
 def _check_resume(state: dict[str, Any], cfg: TrainConfig, space: AnySpace,
                   path: Path) -> None:
     old = state["config"] if isinstance(state["config"], dict) else {}
-    diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in cfg.to_dict().items()
-             if old.get(k) != v]
+    # A setting a checkpoint predates was its default then.
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    diffs = [f"{k}: {old.get(k, defaults.get(k))!r} then, {v!r} now"
+             for k, v in cfg.to_dict().items() if old.get(k, defaults.get(k)) != v]
     if state.get("space") != space.to_dict():
         diffs.append("the search space")
     if diffs:
@@ -336,7 +339,7 @@ def train_supernet(space: AnySpace, data: Dataset, val: Dataset, cfg: TrainConfi
     end = cfg.total_epochs if stop_after is None else min(cfg.total_epochs, stop_after)
     pools: dict[int, list[Any]] = {}
     if cfg.budget is not None and cfg.subnets > 1 and end > cfg.largest_epochs:
-        pools = fitting_pool(net, cfg.resolutions, cfg.budget, cfg.seed)
+        pools = fitting_pool(net, cfg.resolutions, cfg.budget, cfg.seed, cfg.pool)
     bar = progress_bar(progress and rank == 0, cfg.total_epochs, "supernet", "epoch", start)
     for epoch in range(start, end):
         if epoch == cfg.largest_epochs and epoch > 0:
