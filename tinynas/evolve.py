@@ -195,8 +195,8 @@ def sample_admitted(supernet: AnySupernet, ev: Evaluator, rng: np.random.Generat
                     resolutions: tuple[int, ...], tries: int,
                     smallest: bool = True) -> tuple[AnyArch | None, int]:
     """(a random admitted subnet not evaluated yet or None, rejected samples). When `tries`
-    samples find none and `smallest`, the smallest subnet (admitted: the search checks it
-    first) is the answer if it has not been evaluated, so a tight budget still gets a search."""
+    samples find none and `smallest`, the smallest subnet is the answer if it is admitted and has
+    not been evaluated, so a tight budget still gets a search."""
     rejected = 0
     for _ in range(tries):
         r = int(resolutions[rng.integers(len(resolutions))])
@@ -209,17 +209,33 @@ def sample_admitted(supernet: AnySupernet, ev: Evaluator, rng: np.random.Generat
     if not smallest:
         return None, rejected
     least = _plain(supernet.space.extreme(supernet.width_mult, min(resolutions), largest=False))
-    return (None if ev.seen(least) else least), rejected
+    # In the flexible space the "smallest" takes each slot's first kind, which is not always the
+    # cheapest (a convolution can outweigh a depthwise-separable layer), so it is checked too.
+    return (None if ev.seen(least) or not ev.admit(least).fits else least), rejected
+
+
+# Random subnets the check below tries in the flexible space before it says nothing fits.
+ADMIT_DRAWS = 200
 
 
 def check_admits_something(supernet: AnySupernet, ev: Evaluator,
                            resolutions: tuple[int, ...]) -> None:
-    """Raise, naming the figures, when even the supernet's smallest subnet is over budget."""
+    """Raise, naming the figures, when the budget admits no subnet. The MBConv space's
+    smallest subnet has every choice at its minimum, so it is the cheapest and enough to check.
+    The flexible space's takes each slot's first kind, and a convolution can outweigh a
+    depthwise-separable layer: there ADMIT_DRAWS random subnets (seeded apart from the search's
+    own draws) are tried as well."""
     space = supernet.space
     smallest = space.extreme(supernet.width_mult, min(resolutions), largest=False)
     v = ev.admit(smallest)
     if v.fits:
         return
+    tries = 0 if isinstance(space, SearchSpace) else ADMIT_DRAWS
+    rng = np.random.default_rng(0)
+    for _ in range(tries):
+        r = int(resolutions[rng.integers(len(resolutions))])
+        if ev.admit(_plain(supernet.sample(rng, r))).fits:
+            return
     figures = [f"flash {fmt_bytes(v.flash)}"]
     if v.peak_sram is not None:
         figures.append(f"peak SRAM {fmt_bytes(v.peak_sram)}")
@@ -230,8 +246,9 @@ def check_admits_something(supernet: AnySupernet, ev: Evaluator,
     raise TinyNASError(
         f"the budget ({ev.budget.describe()}) admits no subnet of the {space.name} supernet at "
         f"width {supernet.width_mult:g}: its smallest subnet (r={min(resolutions)}) needs "
-        f"{', '.join(figures)} and is over on {v.reason}; raise the budget or search a smaller "
-        "space (a lower width multiplier or resolution)")
+        f"{', '.join(figures)} and is over on {v.reason}"
+        + (f", as were {tries} random subnets" if tries else "")
+        + "; raise the budget or search a smaller space (a lower width multiplier or resolution)")
 
 
 def evolutionary_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, ...],
