@@ -13,7 +13,7 @@ the estimate on subnets from other seeds (held out).
 
     .venv/bin/python benchmarks/latency_table.py                      # cortex-m4 and cortex-m7
     .venv/bin/python benchmarks/latency_table.py --core cortex-m33 --core cortex-m55
-    .venv/bin/python benchmarks/latency_table.py --refit   # fit the installed records again
+    .venv/bin/python benchmarks/latency_table.py --refit   # refit the installed records
 
 Needs arm-none-eabi-gcc and qemu-system-arm; one QEMU run at a time.
 """
@@ -97,6 +97,25 @@ def subnet_graphs(seed: int = SUBNET_SEED) -> list[tuple[str, Graph, str]]:
     return out
 
 
+def features(scheduled: Graph, op) -> dict:
+    kernel, key, w, outs, pixels, taps = op_terms(scheduled, op)
+    return {"kernel": kernel, "key": key, "work": w, "outputs": outs, "pixels": pixels,
+            "taps": taps}
+
+
+def model_features(names: list[str]) -> dict[tuple[str, str], dict]:
+    """Each (model, op)'s features as op_terms computes them now, from the models the records
+    were measured on (rebuilt, not run): a change of op_terms refits without QEMU."""
+    graphs = {name: (load_tflite(MODELS / name), "auto") for name in MODEL_FILES}
+    graphs.update({name: (graph, patch) for name, graph, patch in subnet_graphs()})
+    out = {}
+    for name in names:
+        graph, patch = graphs[name]
+        scheduled = schedule(graph, patch, True, "auto").graph
+        out.update({(name, op.name): features(scheduled, op) for op in scheduled.ops})
+    return out
+
+
 def tool_version(cmd: list[str]) -> str:
     return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0]
 
@@ -111,10 +130,9 @@ def measure(core: str, models: list[tuple[str, Graph, str]], work: Path) -> list
         scheduled = schedule(graph, patch, True, "auto").graph  # compile_graph's defaults
         result = bench(project, core)
         for op, count in zip(scheduled.ops, result.per_op, strict=True):
-            kernel, key, w, outs, pixels, taps = op_terms(scheduled, op)
-            assert (op.name, kernel) == (count.name, count.kernel), (op.name, count.name)
-            records.append({"model": name, "op": op.name, "kind": op.kind, "kernel": kernel,
-                            "key": key, "work": w, "outputs": outs, "pixels": pixels, "taps": taps,
+            f = features(scheduled, op)
+            assert (op.name, f["kernel"]) == (count.name, count.kernel), (op.name, count.name)
+            records.append({"model": name, "op": op.name, "kind": op.kind, **f,
                             "macs": count.macs, "instructions": count.instructions,
                             "cycles": core_cycles(count.classes, core),
                             **{q: count.classes[q] for q in ("lines16", "lines32", "literal")}})
@@ -127,13 +145,19 @@ def main() -> int:
     ap.add_argument("--core", action="append", help="core (repeatable; default m4 and m7)")
     ap.add_argument("-o", "--output", type=Path, default=TABLE_DIR)
     ap.add_argument("--refit", action="store_true",
-                    help="no measuring: fit the records of the tables in --output again")
+                    help="no measuring: the records of the tables in --output, their features "
+                    "computed again from their models (not run), fitted again")
     args = ap.parse_args()
     if args.refit:
+        features: dict[tuple[str, str], dict] = {}
         for path in sorted(args.output.glob("*.json")):
             old = json.loads(path.read_text())
             meta = {k: v for k, v in old.items()
                     if k not in ("core", "keys", "kernels", "overall", "records")}
+            if not features:
+                features = model_features(meta["models"])
+            for r in old["records"]:
+                r.update(features[(r["model"], r["op"])])
             table = build_table(old["records"], old["core"], meta)
             table["records"] = old["records"]
             path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
