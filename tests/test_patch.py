@@ -5,6 +5,8 @@ generated C and TFLM."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,13 @@ def test_patched_c_equals_reference_and_tflm(shared_models, tflm, tmp_path):
     graph = load_tflite(path)
     report = compile_graph(graph, tmp_path / "p", prefix="pd", patch="3x2@8")
     assert report["patches"]["grid"] == [3, 2]
+    # A layer's copies in patches of the same geometry share one params struct (and argument
+    # list where the arena offsets agree too): no two definitions are the same.
+    model_c = (tmp_path / "p" / "pd_model.c").read_text()
+    bodies = re.findall(r"^static const (\w+) pd_op\d+_params = \{(.*?)^\};", model_c,
+                        re.M | re.S)
+    assert len(bodies) == len(set(bodies)) and len(bodies) < len(report["ops"])
+    assert " params: pd_op" in model_c
     host = HostModel(tmp_path / "p")
     rng = np.random.default_rng(11)
     for _ in range(5):

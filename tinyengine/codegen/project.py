@@ -157,6 +157,24 @@ def _op_context(graph: Graph, index: int, em: OpEmission, plan: MemoryPlan,
             "call": call_name(prefix, em.kernel, len(args) + 1)}
 
 
+def _share_equal(ops: list[dict[str, Any]]) -> None:
+    """Point an op whose params struct (or argument list) equals an earlier op's at that one,
+    and mark it "params_shared" ("args_shared") so model.c.j2 does not define it again. With
+    patches a layer runs once per patch, and the copies of the inner patches often have the
+    same geometry: 11 of the digits 2 KB network's 68 structs. Streamed argument lists are
+    written at run time, so they stay each op's own."""
+    params: dict[tuple[Any, ...], str] = {}
+    args: dict[tuple[Any, ...], str] = {}
+    for op in ops:
+        key = (op["params_type"], *((f["field"], f["init"]) for f in op["params"]))
+        op["params_shared"] = key in params
+        op["params_sym"] = params.setdefault(key, op["params_sym"])
+        akey = (op["params_sym"], *(tuple(sorted(a.items())) for a in op["args"]))
+        op["args_shared"] = not op["streamed"] and akey in args
+        if not op["streamed"]:
+            op["args_sym"] = args.setdefault(akey, op["args_sym"])
+
+
 def call_name(prefix: str, kernel: str, n_args: int) -> str:
     """The function in <prefix>_model.c that calls `kernel` with an op's list of n_args
     arguments (model.c.j2): one per kernel and argument count, which is all its code depends
@@ -303,6 +321,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, prefix: str = "model",
 
     symbols, consts = _const_symbols(graph, prefix, emissions)
     ops = [_op_context(graph, i, em, plan, symbols[i], prefix) for i, em in enumerate(emissions)]
+    _share_equal(ops)
     flash = sum(c["bytes"] for c in consts)
     kernel_paths = _kernel_paths(emissions)
     kernel_files = sorted(kernel_paths)
