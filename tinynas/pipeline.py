@@ -220,7 +220,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
                                              if c.width_mult == width and c.fits])
     timings["stage1"] = time.perf_counter() - t
     _say(progress, f"stage one: width {width:g}, resolutions {list(resolutions)} "
-                   f"({choice.label} has the most MACs among subnets that fit)")
+                   f"({choice.label}: the most MACs among subnets that fit, by the low end of "
+                   "its 95% interval)")
 
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
