@@ -11,6 +11,7 @@ import pytest
 from tinynas.budget import Budget, arch_cost
 from tinynas.cli import main, parse_bytes, parse_count
 from tinynas.errors import TinyNASError
+from tinynas.flexspace import FLEX_PRESETS
 from tinynas.space import PRESETS
 from tinynas.stage1 import ConfigResult, StageOneResult, _bootstrap, run_stage_one
 from tinynas.stage1_report import table, write
@@ -171,3 +172,15 @@ def test_a_sliver_of_lucky_subnets_does_not_win():
     r = StageOneResult(SPACE, BUDGET, 300, 2, "off", 0.0, [wide, lucky])
     _bootstrap(r, np.random.default_rng(1))
     assert r.eligible == [wide, lucky] and r.choice is lucky
+
+
+def test_flexible_space_below_its_smallest_subnet_is_not_called_impossible():
+    """The flexible space's smallest subnet takes each slot's first kind (convolutions: 951 B
+    of flash on MNIST-1D); subnets with pooling or depthwise-separable layers need 400 B. A
+    900 B budget is searchable, and one below every subnet is still a clear error."""
+    space = FLEX_PRESETS["mnist1d"]
+    assert arch_cost(space.smallest()).flash_bytes > 900
+    r = run_stage_one(space, Budget(1024, 900), samples=60, seed=0, workers=1)
+    assert r.choice is not None and r.choice.fits >= 1
+    with pytest.raises(TinyNASError, match="nothing in the mnist1d space fits"):
+        run_stage_one(space, Budget(1024, 200), samples=10, seed=0, workers=1)
