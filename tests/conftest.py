@@ -37,6 +37,19 @@ def require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+def digits_slice(train: int, val: int):
+    """A seeded slice of the digits split (train examples drawn at random, the first val):
+    small data for the search tests, whose fitness only has to be a function of the weights."""
+    import numpy as np
+
+    from tinynas.data import load_digits, split
+
+    parts = split(load_digits(), seed=0)
+    rng = np.random.default_rng(0)
+    picked = np.sort(rng.choice(len(parts.train), train, replace=False))
+    return parts.train.subset(picked, "t"), parts.val.subset(np.arange(val), "v")
+
+
 def compiled_models(tmp_path_factory, label: str):
     """A getter, name -> (graph, project directory), compiling each shared model once (for a
     module-scoped `projects` fixture: the target tests run one project on many cores)."""

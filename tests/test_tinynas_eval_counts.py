@@ -17,13 +17,14 @@ import torch
 
 from tinynas.arch import Arch
 from tinynas.budget import Budget, arch_cost, check_budget
-from tinynas.data import load_digits, split
 from tinynas.errors import TinyNASError
 from tinynas.evolve import AnyArch, Evaluator, evolutionary_search, random_search
 from tinynas.search_report import log_line
 from tinynas.space import PRESETS, SearchSpace
 from tinynas.space_index import SubnetIndex
 from tinynas.supernet import Supernet
+
+from .conftest import digits_slice
 
 torch.set_num_threads(1)  # tiny networks: extra threads only contend
 
@@ -56,10 +57,7 @@ class MacsRecording(Evaluator):
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    parts = split(load_digits(), seed=0)
-    rng = np.random.default_rng(0)
-    train = parts.train.subset(np.sort(rng.choice(len(parts.train), 64, replace=False)), "t")
-    return train, parts.val.subset(np.arange(40), "v")
+    return digits_slice(64, 40)
 
 
 # A budget under which some random subnets of w0.375 at r 8-12 fit and many do not, so that

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 import tinynas.scratch_fitness as scratch_fitness
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import main
-from tinynas.data import load_digits, split
 from tinynas.evolve import evolutionary_search, random_search
 from tinynas.pipeline import PipelineConfig
 from tinynas.scratch_fitness import ScratchEvaluator
 from tinynas.space import PRESETS
 from tinynas.supernet import Supernet
+
+from .conftest import digits_slice
 
 torch.set_num_threads(1)
 
@@ -33,10 +33,7 @@ BUDGET = Budget(sram=2048, flash=7 * 1024)
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    parts = split(load_digits(), seed=0)
-    rng = np.random.default_rng(0)
-    train = parts.train.subset(np.sort(rng.choice(len(parts.train), 64, replace=False)), "t")
-    return train, parts.val.subset(np.arange(40), "v")
+    return digits_slice(64, 40)
 
 
 def _searches(data, monkeypatch=None, seed: int = 0):

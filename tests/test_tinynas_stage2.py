@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 
@@ -23,6 +22,8 @@ from tinynas.space import PRESETS
 from tinynas.supernet import Supernet
 from tinynas.train import CHECKPOINT, TrainConfig, train_supernet
 
+from .conftest import digits_slice
+
 torch.set_num_threads(1)  # tiny networks: extra threads only contend (and crawl under xdist)
 
 SPACE = PRESETS["digits"]
@@ -31,10 +32,7 @@ RES = (8, 10, 12)
 
 @pytest.fixture(scope="module")
 def small_data():
-    parts = split(load_digits(), seed=0)
-    rng = np.random.default_rng(0)
-    train = parts.train.subset(np.sort(rng.choice(len(parts.train), 160, replace=False)), "t")
-    return train, parts.val.subset(np.arange(60), "v")
+    return digits_slice(160, 60)
 
 
 CFG = TrainConfig(width_mult=0.25, resolutions=(8, 10), largest_epochs=1, epochs=2, batch=32)
