@@ -103,7 +103,8 @@ def _fused_terms(graph: Graph, op: Op, kernel: str, work: int
     depthwise window and stride and whether it adds the residual. Measured on blocks of these
     classes (benchmarks/latency_table.py fuses one group of subnets whole); weighting the calls
     by channels took the lines' leave-one-out error on those blocks from 6.5% (108% at worst, on
-    the smallest maps) to 1.9% (9% at worst) against counting output rows."""
+    the smallest maps) to 1.9% (9% at worst) against counting output rows
+    (benchmarks/fused_block_terms.py)."""
     from ..ops.fused_block import member_graph, members, ring_rows
 
     g = member_graph(graph, op)
