@@ -46,6 +46,7 @@ from .budget import Budget, Verdict, check_budget, fmt_bytes, fmt_count
 from .data import Dataset, batches, distorted
 from .errors import TinyNASError
 from .flexarch import FlexArch
+from .flexspace import FIT_DRAWS, FlexSpace
 from .space import SearchSpace
 from .space_index import SubnetIndex, subnet_count
 from .subnet import recalibrate_bn
@@ -214,28 +215,20 @@ def sample_admitted(supernet: AnySupernet, ev: Evaluator, rng: np.random.Generat
     return (None if ev.seen(least) or not ev.admit(least).fits else least), rejected
 
 
-# Random subnets the check below tries in the flexible space before it says nothing fits.
-ADMIT_DRAWS = 200
-
-
 def check_admits_something(supernet: AnySupernet, ev: Evaluator,
                            resolutions: tuple[int, ...]) -> None:
     """Raise, naming the figures, when the budget admits no subnet. The MBConv space's
-    smallest subnet has every choice at its minimum, so it is the cheapest and enough to check.
-    The flexible space's takes each slot's first kind, and a convolution can outweigh a
-    depthwise-separable layer: there ADMIT_DRAWS random subnets (seeded apart from the search's
-    own draws) are tried as well."""
+    smallest subnet has every choice at its minimum, so it is the cheapest and enough to check;
+    the flexible space's is not (FlexSpace.any_fits)."""
     space = supernet.space
     smallest = space.extreme(supernet.width_mult, min(resolutions), largest=False)
     v = ev.admit(smallest)
     if v.fits:
         return
-    tries = 0 if isinstance(space, SearchSpace) else ADMIT_DRAWS
-    rng = np.random.default_rng(0)
-    for _ in range(tries):
-        r = int(resolutions[rng.integers(len(resolutions))])
-        if ev.admit(_plain(supernet.sample(rng, r))).fits:
-            return
+    flexible = isinstance(space, FlexSpace)
+    if isinstance(space, FlexSpace) and space.any_fits(lambda a: ev.admit(_plain(a)).fits,
+                                                       supernet.width_mult, resolutions):
+        return
     figures = [f"flash {fmt_bytes(v.flash)}"]
     if v.peak_sram is not None:
         figures.append(f"peak SRAM {fmt_bytes(v.peak_sram)}")
@@ -247,7 +240,7 @@ def check_admits_something(supernet: AnySupernet, ev: Evaluator,
         f"the budget ({ev.budget.describe()}) admits no subnet of the {space.name} supernet at "
         f"width {supernet.width_mult:g}: its smallest subnet (r={min(resolutions)}) needs "
         f"{', '.join(figures)} and is over on {v.reason}"
-        + (f", as were {tries} random subnets" if tries else "")
+        + (f", as were {FIT_DRAWS} random subnets" if flexible else "")
         + "; raise the budget or search a smaller space (a lower width multiplier or resolution)")
 
 

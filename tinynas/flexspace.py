@@ -16,6 +16,7 @@ Presets:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .flexarch import FlexArch
 from .space import SearchSpace
 
 POOL_KINDS = ("maxpool", "avgpool")
+# Seeded random subnets FlexSpace.any_fits draws before a budget is called impossible.
+FIT_DRAWS = 200
 FLEX_FORMAT = "tinynas-flexspace/1"
 
 
@@ -196,6 +199,19 @@ class FlexSpace:
 
     def smallest(self) -> FlexArch:
         return self.extreme(min(self.width_mults), min(self.resolutions), largest=False)
+
+    def any_fits(self, fits: Callable[[FlexArch], bool], w: float | None = None,
+                 resolutions: tuple[int, ...] | None = None) -> bool:
+        """Whether one of FIT_DRAWS seeded random subnets (at width w, a resolution among
+        `resolutions`; else any) fits. The smallest subnet takes each slot's first kind, and a
+        convolution can outweigh a depthwise-separable layer or a pooling, so it is not always
+        the cheapest: where it is over a budget, these draws decide whether anything fits."""
+        rng = np.random.default_rng(0)
+        for _ in range(FIT_DRAWS):
+            r = None if resolutions is None else int(resolutions[rng.integers(len(resolutions))])
+            if fits(self.sample(rng, w, r)):
+                return True
+        return False
 
     @property
     def configs(self) -> list[tuple[float, int]]:

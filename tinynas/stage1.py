@@ -43,8 +43,6 @@ BOOTSTRAP = 1000
 
 # Fitting subnets a configuration needs before its mean MACs can make it the choice.
 MIN_FITS = 5
-# Random subnets check_feasible tries in a flexible space whose smallest subnet does not fit.
-FEASIBLE_DRAWS = 200
 
 
 @dataclass
@@ -162,19 +160,17 @@ def check_feasible(space: AnySpace, budget: Budget, patch: str = "off",
                    int8_input: bool = False) -> dict[str, int]:
     """The smallest subnet's cost; raise TinyNASError naming it when nothing fits. The MBConv
     space's smallest subnet is its cheapest; the flexible space's takes each slot's first kind
-    (a convolution can outweigh a depthwise-separable layer or a pooling), so there
-    FEASIBLE_DRAWS random subnets (seeded) are tried before the budget is called impossible."""
+    (a convolution can outweigh a depthwise-separable layer or a pooling), so there random
+    subnets decide (FlexSpace.any_fits)."""
     arch = space.smallest()
     c = arch_cost(arch, patch, int8_input)
     cost = {"peak_sram": c.peak_sram, "flash_bytes": c.flash_bytes, "macs": c.macs}
     verdict = check_budget(arch, budget, patch, int8_input)
     if verdict.latency_ms is not None:
         cost["latency_ms"] = verdict.latency_ms  # type: ignore[assignment]
-    if not verdict.fits and isinstance(space, FlexSpace):
-        rng = np.random.default_rng(0)
-        if any(check_budget(space.sample(rng), budget, patch, int8_input).fits
-               for _ in range(FEASIBLE_DRAWS)):
-            return cost
+    if not verdict.fits and isinstance(space, FlexSpace) and space.any_fits(
+            lambda a: check_budget(a, budget, patch, int8_input).fits):
+        return cost
     if not verdict.fits:
         raise TinyNASError(f"nothing in the {space.name} space fits {budget.describe()}: "
                            f"{_describe_smallest(space, arch, cost)}; raise the budget or use a "
