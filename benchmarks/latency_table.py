@@ -149,15 +149,15 @@ def main() -> int:
                     "computed again from their models (not run), fitted again")
     args = ap.parse_args()
     if args.refit:
-        features: dict[tuple[str, str], dict] = {}
+        recomputed: dict[tuple[str, str], dict] = {}
         for path in sorted(args.output.glob("*.json")):
             old = json.loads(path.read_text())
             meta = {k: v for k, v in old.items()
                     if k not in ("core", "keys", "kernels", "overall", "records")}
-            if not features:
-                features = model_features(meta["models"])
+            if not recomputed:
+                recomputed = model_features(meta["models"])
             for r in old["records"]:
-                r.update(features[(r["model"], r["op"])])
+                r.update(recomputed[(r["model"], r["op"])])
             table = build_table(old["records"], old["core"], meta)
             table["records"] = old["records"]
             path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
