@@ -168,10 +168,8 @@ def check_feasible(space: AnySpace, budget: Budget, patch: str = "off",
     verdict = check_budget(arch, budget, patch, int8_input)
     if verdict.latency_ms is not None:
         cost["latency_ms"] = verdict.latency_ms  # type: ignore[assignment]
-    if not verdict.fits and isinstance(space, FlexSpace) and space.any_fits(
-            lambda a: check_budget(a, budget, patch, int8_input).fits):
-        return cost
-    if not verdict.fits:
+    if not verdict.fits and not (isinstance(space, FlexSpace) and space.any_fits(
+            lambda a: check_budget(a, budget, patch, int8_input).fits)):
         raise TinyNASError(f"nothing in the {space.name} space fits {budget.describe()}: "
                            f"{_describe_smallest(space, arch, cost)}; raise the budget or use a "
                            "smaller space")
@@ -239,15 +237,15 @@ def _map(tasks: list[tuple], workers: int) -> Iterator[_Chunk]:
 
 def _bootstrap(result: StageOneResult, rng: np.random.Generator) -> None:
     """95% intervals of each mean and, per resample, which eligible configuration wins."""
-    ranked = result.eligible
-    if not ranked:
+    eligible = result.eligible
+    if not eligible:
         return
-    means = np.empty((len(ranked), BOOTSTRAP))
-    for j, c in enumerate(ranked):
+    means = np.empty((len(eligible), BOOTSTRAP))
+    for j, c in enumerate(eligible):
         m = np.asarray(c.macs, np.float64)
         means[j] = m[rng.integers(0, len(m), (BOOTSTRAP, len(m)))].mean(axis=1)
         lo, hi = np.percentile(means[j], [2.5, 97.5])
         c.ci = (float(lo), float(hi))
-    wins = np.bincount(means.argmax(axis=0), minlength=len(ranked))
-    for c, n in zip(ranked, wins):
+    wins = np.bincount(means.argmax(axis=0), minlength=len(eligible))
+    for c, n in zip(eligible, wins):
         c.p_best = float(n) / BOOTSTRAP
