@@ -169,9 +169,10 @@ def test_budget_below_the_smallest_subnet_is_a_clear_error():
 
 def test_flexible_space_whose_smallest_is_over_still_searches():
     """The flexible space's "smallest" takes each slot's first kind (a convolution); at MNIST-1D
-    width 1 that is 2.8 KB of flash, while about one random subnet in 70 (depthwise-separable
-    layers) fits 2 KB. The search must run there (the 512 B / 2 KB benchmark's seed 2 stopped
-    with "admits no subnet") and never evaluate an over-budget subnet as its fallback."""
+    width 1 that is 2.8 KB of flash, while 18 of the 900 subnets stage one sampled there
+    (depthwise-separable layers) fit 2 KB. The search must run there (the 512 B / 2 KB
+    benchmark's seed 2 stopped with "admits no subnet") and never evaluate an over-budget
+    subnet as its fallback."""
     space = replace(FLEX_PRESETS["mnist1d"], resolutions=(24, 40), width_mults=(1.0,))
     net = FlexSupernet(space, 1.0)
     budget = Budget(sram=512, flash=2048)
