@@ -11,9 +11,10 @@ between two configurations means the choice is a coin toss; raise --samples).
 Where a budget admits a sliver of the wider configurations, their means rest on a handful of
 subnets: at 512 B / 2 KB on MNIST-1D, 2 of 300 at width 1 (mean 7,960 MACs) outranked 57 of
 300 at width 0.5 (7,279), and the search then ran at a width where 18 of the 900 subnets
-sampled fit. So the choice is the configuration with the highest low end of that interval, among those with at
-least MIN_FITS fitting subnets (where any has that many); on a well-sampled configuration the
-two rules agree (the digits budgets of the README pick the same configurations either way).
+sampled fit. So the choice is the configuration with the highest low end of that interval,
+among those with at least MIN_FITS fitting subnets (where any has that many); on a
+well-sampled configuration the two rules agree (the digits budgets of the README pick the same
+configurations either way).
 
 Sampling is seeded per (configuration, chunk), so the result is the same for a seed whatever the
 number of worker processes and however the chunks are scheduled.
