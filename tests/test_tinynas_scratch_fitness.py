@@ -36,7 +36,7 @@ def tiny_data():
     return digits_slice(64, 40)
 
 
-def _searches(data, monkeypatch=None, seed: int = 0):
+def _searches(data, monkeypatch=None, seed: int = 0, workers: int = 1):
     """Evolution and random search with scratch fitness; the trained architectures, in order."""
     trained: list = []
     if monkeypatch is not None:
@@ -50,11 +50,12 @@ def _searches(data, monkeypatch=None, seed: int = 0):
     train, val = data
     net = Supernet(PRESETS["digits"], 0.375)  # untrained: only the space's sampler
     ev = ScratchEvaluator(net, train, val, BUDGET, epochs=1, lr=1e-2, seed=seed, patch="off",
-                          views=0)
+                          views=0, workers=workers)
     evo = evolutionary_search(net, ev, RES, population=4, generations=3, seed=seed)
     rev = ScratchEvaluator(net, train, val, BUDGET, epochs=1, lr=1e-2, seed=seed, patch="off",
-                           views=0, shared=ev)
-    rnd = random_search(net, rev, RES, evo.evaluations, seed=seed + 1)
+                           views=0, shared=ev, workers=workers)
+    rnd = random_search(net, rev, RES, evo.evaluations, seed=seed + 1, batch=3)
+    ev.close()
     return evo, rnd, ev, rev, trained
 
 
@@ -97,6 +98,18 @@ def test_same_seed_same_search(runs):
             [(c.accuracy, c.loss) for c in b.evaluated]
 
 
+def test_workers_change_nothing_but_the_time(tiny_data, runs):
+    """Candidates trained in two worker processes give the very same search as one at a time
+    here: the same draws, the same fitness values to the last bit, the same counts."""
+    evo_a, rnd_a, ev_a, rev_a, _ = runs[0]
+    evo_b, rnd_b, ev_b, rev_b, _ = _searches(tiny_data, workers=2)
+    for a, b in ((evo_a, evo_b), (rnd_a, rnd_b)):
+        assert [(c.arch, c.accuracy, c.loss) for c in a.evaluated] == \
+            [(c.arch, c.accuracy, c.loss) for c in b.evaluated]
+    assert (ev_a.measured, rev_a.measured) == (ev_b.measured, rev_b.measured)
+    assert ev_b._pool.executor is None  # closed: no worker left behind
+
+
 def test_the_fitness_is_training_not_the_supernets_weights(tiny_data, runs):
     """A supernet with other (random) weights gives the same fitness values: none are read."""
     evo = runs[0][0]
@@ -117,6 +130,8 @@ def test_sharing_needs_the_same_training(tiny_data):
         ScratchEvaluator(net, train, val, BUDGET, epochs=2, lr=1e-2, views=0, shared=ev)
     with pytest.raises(ValueError, match="epochs >= 1"):
         ScratchEvaluator(net, train, val, BUDGET, epochs=0, lr=1e-2, views=0)
+    with pytest.raises(ValueError, match="workers >= 1"):
+        ScratchEvaluator(net, train, val, BUDGET, epochs=1, lr=1e-2, views=0, workers=0)
 
 
 def test_search_shape_defaults_by_mode():
@@ -146,6 +161,9 @@ def test_cli_rejects_a_bad_fitness(tmp_path, capsys):
     err = _error(capsys, ["pipeline", "--quick", "-q", "--fitness", "scratch",
                           "--scratch-epochs", "0", "-o", str(out)])
     assert "--scratch-epochs" in err
+    err = _error(capsys, ["pipeline", "--quick", "-q", "--fitness", "scratch",
+                          "--workers", "0", "-o", str(out)])
+    assert "workers 0" in err
     assert not out.exists()
 
 

@@ -134,7 +134,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(population=args.population, generations=args.generations,
                          fitness_views=args.fitness_views, seed=args.seed,
                          random_baseline=not args.no_random, fitness=args.fitness,
-                         fitness_epochs=args.fitness_epochs, lr=tcfg.lr)
+                         fitness_epochs=args.fitness_epochs, lr=tcfg.lr, workers=args.workers)
     cfg.check()
     if args.pareto:
         return _pareto(args, supernet, parts, budget, tcfg.resolutions, cfg)
@@ -269,6 +269,9 @@ def _fitness_args(p: argparse.ArgumentParser, d: PipelineConfig | None) -> None:
                         "trains no supernet)")
     p.add_argument("--fitness-epochs", type=int, default=None if d is None else d.fitness_epochs,
                    help=f"--fitness scratch: epochs per candidate ({_DEFAULT.fitness_epochs})")
+    p.add_argument("--workers", type=int, default=None,
+                   help="--fitness scratch: processes training candidates (one per core); "
+                        "the search is the same for any number")
 
 
 def add_commands(sub: Any) -> None:

@@ -137,13 +137,38 @@ class Evaluator:
             shared.fitness if shared is not None else {}
         self.cache: dict[AnyArch, Candidate] = {}
         self.order: list[Candidate] = []
-        self.measured = 0  # calls of measure(): the fitness values this Evaluator computed
+        self.measured = 0  # fitness values this Evaluator computed (measure() or prefetch())
+        # Admitted architectures drawn but not evaluated yet (`reserve`): a search draws a
+        # whole generation, the fitness of all of them is computed at once (`prefetch`: in
+        # parallel where the Evaluator can), then they are evaluated in the order drawn.
+        self.pending: list[AnyArch] = []
 
     def admit(self, arch: AnyArch) -> Verdict:
         return check_budget(arch, self.budget, self.patch)
 
     def seen(self, arch: AnyArch) -> bool:
-        return arch in self.cache
+        """Evaluated, or drawn for the batch being evaluated."""
+        return arch in self.cache or arch in self.pending
+
+    def reserve(self, arch: AnyArch) -> None:
+        """Draw `arch` (admitted, not seen) for the next `evaluate_pending`."""
+        self.pending.append(arch)
+
+    def evaluate_pending(self) -> list[Candidate]:
+        """Every reserved architecture evaluated, in the order reserved. The draws saw each
+        other as seen, exactly as when each was evaluated at once, so a search makes the same
+        draws, evaluations and results either way, however the fitness is computed."""
+        archs, self.pending = self.pending, []
+        self.prefetch([a for a in archs if a not in self.fitness])
+        return [self(a) for a in archs]
+
+    def prefetch(self, archs: list[AnyArch]) -> None:
+        """Compute the fitness of `archs` ahead of their evaluation. Here one at a time; the
+        scratch fitness trains them in parallel."""
+        for arch in archs:
+            if arch not in self.fitness:
+                self.fitness[arch] = self.measure(arch)
+                self.measured += 1
 
     def __call__(self, arch: AnyArch) -> Candidate:
         if arch in self.cache:
@@ -265,7 +290,8 @@ def evolutionary_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple
         rejected += rej
         if arch is None:
             break
-        pop.append(ev(arch))
+        ev.reserve(arch)
+    pop = ev.evaluate_pending()
     if not pop:
         raise TinyNASError(f"no admitted subnet in {tries} random samples under "
                            f"{ev.budget.describe()}; raise the budget")
@@ -282,7 +308,6 @@ def evolutionary_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple
         if g == generations - 1:
             break
         elite = pop[:n_parents]
-        children: list[Candidate] = []
         for i in range(population - len(elite)):
             child, rej = _child(space, elite, ev, rng, resolutions, tries,
                                 mutate=i < n_mutants, mutate_prob=mutate_prob)
@@ -294,7 +319,8 @@ def evolutionary_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple
                 note = (f"generation {g + 1}: no new admitted subnet in {tries} tries; the "
                         "budget admits few subnets, so the search ended early")
                 break
-            children.append(ev(child))
+            ev.reserve(child)
+        children = ev.evaluate_pending()
         pop = elite + children
         if note:
             pop.sort(key=rank)
@@ -356,6 +382,11 @@ class _UnseenAdmitted:
         self.exhausted = False
         self.note = ""
 
+    @property
+    def drawn(self) -> int:
+        """Subnets evaluated or drawn for evaluation so far."""
+        return len(self.ev.order) + len(self.ev.pending)
+
     def next(self) -> AnyArch | None:
         if self.walk is None:
             arch, rej = sample_admitted(self.supernet, self.ev, self.rng, self.resolutions,
@@ -364,7 +395,7 @@ class _UnseenAdmitted:
             if arch is not None:
                 return arch
             after = (f"{self.tries} random draws in a row found no new admitted subnet after "
-                     f"{len(self.ev.order)} evaluations")
+                     f"{self.drawn} evaluations")
             if not self.walkable:
                 size = "cannot be listed" if self.count is None else \
                     f"has {self.count:,} subnets, more than the {self.walk_limit:,} it may list"
@@ -387,7 +418,7 @@ class _UnseenAdmitted:
                 return arch
             self.rejected += 1
         self.exhausted = True
-        self.note = (f"the budget admits only {len(self.ev.order)} distinct subnets of the "
+        self.note = (f"the budget admits only {self.drawn} distinct subnets of the "
                      f"{len(index):,} at width {self.supernet.width_mult:g}, resolutions "
                      f"{list(self.resolutions)} (every one checked), and all were evaluated")
         return None
@@ -395,7 +426,7 @@ class _UnseenAdmitted:
 
 def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, ...],
                   evaluations: int, seed: int = 0, tries: int = 500,
-                  walk_limit: int = WALK_LIMIT,
+                  walk_limit: int = WALK_LIMIT, batch: int = 16,
                   progress: Callable[[int, float], None] | None = None) -> SearchResult:
     """Uniformly random admitted subnets, exactly `evaluations` of them (ask for
     `evolution.evaluations` to compare with an evolution): the baseline with the same number of
@@ -405,7 +436,8 @@ def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, 
     space it cannot walk (more than `walk_limit` subnets, or one space_index.py cannot number:
     the flexible space), when `tries` random draws in a row find no new admitted one (the note
     says so; `exhausted` stays False). `progress(evaluations, best)` is called after every
-    evaluation."""
+    `batch` evaluations (the draws are made `batch` at a time; the result is the same for any
+    batch)."""
     if isinstance(evaluations, bool) or not isinstance(evaluations, int) or evaluations < 1:
         raise TinyNASError(f"random search needs a whole number of evaluations >= 1, got "
                            f"{evaluations!r}")
@@ -415,10 +447,16 @@ def random_search(supernet: AnySupernet, ev: Evaluator, resolutions: tuple[int, 
     pick = _UnseenAdmitted(supernet, ev, np.random.default_rng(seed), resolutions, tries,
                            walk_limit)
     while len(ev.order) - first < evaluations:
-        arch = pick.next()
-        if arch is None:
+        # Draws in batches (one per `batch` evaluations) so that a parallel fitness has work
+        # for every worker; the draws are the same whatever the batch.
+        for _ in range(min(batch, evaluations - (len(ev.order) - first))):
+            arch = pick.next()
+            if arch is None:
+                break
+            ev.reserve(arch)
+        if not ev.pending:
             break
-        ev(arch)
+        ev.evaluate_pending()
         if progress is not None:
             progress(len(ev.order) - first, max(c.accuracy for c in ev.order[first:]))
     evaluated = ev.order[first:]

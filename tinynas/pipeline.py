@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -87,6 +88,9 @@ class PipelineConfig:
     fitness: str = "inherited"  # or "scratch": each candidate trained `fitness_epochs` epochs
     fitness_epochs: int = 6
     fitness_views: int = 8  # distorted copies of each val image the fitness measures; 0: clean
+    # Processes that train scratch-fitness candidates (None: one per core). The search is the
+    # same for any number: only its time changes.
+    workers: int | None = None
     random_baseline: bool = True
     deploy_random: bool = False  # also fine-tune and deploy random search's best (benchmarks)
     finetune_epochs: int = 30
@@ -113,8 +117,14 @@ class PipelineConfig:
         return (self.population if self.population is not None else population,
                 self.generations if self.generations is not None else generations)
 
+    def worker_count(self) -> int:
+        return self.workers if self.workers is not None else max(1, os.cpu_count() or 1)
+
     def check(self) -> None:
         """Raise on settings no run can use, before any work or output."""
+        if self.workers is not None and (isinstance(self.workers, bool) or
+                                         not isinstance(self.workers, int) or self.workers < 1):
+            raise TinyNASError(f"workers {self.workers!r}: give a whole number >= 1")
         if self.fitness_views < 0:
             raise TinyNASError(f"fitness views {self.fitness_views}: give 0 (the clean val "
                                "images) or more")
@@ -295,7 +305,8 @@ def fitness_evaluator(supernet: AnySupernet, parts: Splits, budget: Budget,
     if cfg.fitness == "scratch":
         assert shared is None or isinstance(shared, ScratchEvaluator)
         return ScratchEvaluator(supernet, parts.train, parts.val, budget, cfg.fitness_epochs,
-                                cfg.lr, cfg.seed, views=cfg.fitness_views, shared=shared)
+                                cfg.lr, cfg.seed, views=cfg.fitness_views, shared=shared,
+                                workers=cfg.worker_count())
     return Evaluator(supernet, parts.train, parts.val, budget, views=cfg.fitness_views,
                      shared=shared)
 
@@ -337,6 +348,8 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
         if rbar is not None:
             rbar.close()
         _say(progress, log_line(baseline, search))
+    if isinstance(ev, ScratchEvaluator):
+        ev.close()  # its worker processes
     return search, baseline
 
 

@@ -15,9 +15,19 @@ hundreds; the supernet is not needed at all.
 Everything else is the Evaluator's: the budget check, the per-search evaluation count, the
 cache (each architecture trained once per fitness table) and `shared=` (random search reuses
 evolution's values for the architectures both drew).
+
+`workers` > 1 trains the candidates a search draws together (a generation, or a batch of random
+search) in that many processes. Every training runs on one thread from the same seed, in a
+worker or here, so the fitness values, and with them the whole search, are the same for any
+number of workers.
 """
 
 from __future__ import annotations
+
+import multiprocessing
+import weakref
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import torch
 
@@ -46,7 +56,7 @@ class ScratchEvaluator(Evaluator):
 
     def __init__(self, supernet: AnySupernet, train: Dataset, val: Dataset, budget: Budget,
                  epochs: int, lr: float, seed: int = 0, patch: str = "auto", views: int = 8,
-                 shared: ScratchEvaluator | None = None):
+                 shared: ScratchEvaluator | None = None, workers: int = 1):
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"scratch fitness needs a whole number of epochs >= 1, got "
                              f"{epochs!r}")
@@ -54,16 +64,84 @@ class ScratchEvaluator(Evaluator):
                 epochs, lr, seed, train):
             raise ValueError("a shared ScratchEvaluator must train with the same data, "
                              "epochs, learning rate and seed")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"scratch fitness needs a whole number of workers >= 1, got "
+                             f"{workers!r}")
         super().__init__(supernet, train, val, budget, patch, views=views, shared=shared)
         self.train, self.epochs, self.lr, self.seed = train, epochs, lr, seed
+        self.workers = workers
+        # One pool for evolution and the random search that shares its fitness values.
+        self._pool = shared._pool if shared is not None else _Pool()
 
     def measure(self, arch: AnyArch) -> tuple[float, float]:
         """(val accuracy, val cross-entropy) after `epochs` epochs from scratch."""
-        torch.manual_seed(self.seed)  # the same initial draw for every candidate
-        fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
-        net = finetune(fresh, arch, self.train, self.epochs, self.lr, self.seed)
-        r = arch.resolution
+        return _fitness(arch, self.train, self._fitness_set(arch.resolution), self.epochs,
+                        self.lr, self.seed)
+
+    def _fitness_set(self, r: int) -> Dataset:
         if r not in self.fitness_sets:
             self.fitness_sets[r] = distorted(self.val, r, self.views)
+        return self.fitness_sets[r]
+
+    def prefetch(self, archs: list[AnyArch]) -> None:
+        """Train the architectures not measured yet, in `workers` processes where there are
+        more than one of them."""
+        todo = list(dict.fromkeys(a for a in archs if a not in self.fitness))
+        if self.workers == 1 or len(todo) < 2:
+            super().prefetch(todo)
+            return
+        jobs = [(a, self._fitness_set(a.resolution)) for a in todo]
+        for arch, value in zip(todo, self._executor().map(_remote_fitness, jobs)):
+            self.fitness[arch] = value
+            self.measured += 1
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool.executor is None:
+            # spawn, not fork: a forked copy of a process that has run torch can deadlock.
+            pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
+                                       initializer=_start_worker,
+                                       initargs=(self.train, self.epochs, self.lr, self.seed))
+            self._pool.executor = pool
+            weakref.finalize(self._pool, pool.shutdown, cancel_futures=True)
+        return self._pool.executor
+
+    def close(self) -> None:
+        """Stop the worker processes (a later prefetch starts new ones)."""
+        if self._pool.executor is not None:
+            self._pool.executor.shutdown(cancel_futures=True)
+            self._pool.executor = None
+
+
+class _Pool:
+    """The worker processes, shared by the Evaluators that share fitness values; stopped when
+    the last of them is gone (or by close())."""
+
+    executor: ProcessPoolExecutor | None = None
+
+
+def _fitness(arch: AnyArch, train: Dataset, fit: Dataset, epochs: int, lr: float,
+             seed: int) -> tuple[float, float]:
+    """One candidate trained from scratch on one thread, its (accuracy, loss) on `fit`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic here and in a worker: the same values
+    try:
+        torch.manual_seed(seed)  # the same initial draw for every candidate
+        fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
+        net = finetune(fresh, arch, train, epochs, lr, seed)
         with torch.no_grad():
-            return evaluate(net, self.fitness_sets[r], r)
+            return evaluate(net, fit, arch.resolution)
+    finally:
+        torch.set_num_threads(threads)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(train: Dataset, epochs: int, lr: float, seed: int) -> None:
+    _WORKER.update(train=train, epochs=epochs, lr=lr, seed=seed)
+
+
+def _remote_fitness(job: tuple[AnyArch, Dataset]) -> tuple[float, float]:
+    arch, fit = job
+    w = _WORKER
+    return _fitness(arch, w["train"], fit, w["epochs"], w["lr"], w["seed"])
