@@ -71,7 +71,7 @@ class ScratchEvaluator(Evaluator):
         self.train, self.epochs, self.lr, self.seed = train, epochs, lr, seed
         self.workers = workers
         # One pool for evolution and the random search that shares its fitness values.
-        self._pool = shared._pool if shared is not None else _Pool()
+        self._pool: _Pool = shared._pool if shared is not None else _Pool()
 
     def measure(self, arch: AnyArch) -> tuple[float, float]:
         """(val accuracy, val cross-entropy) after `epochs` epochs from scratch."""
