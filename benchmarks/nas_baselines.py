@@ -196,11 +196,19 @@ def main() -> None:
                 rows.append({"budget": budget.replace("-", ":", 1), "seed": int(seed), **row})
     else:
         root.mkdir(parents=True, exist_ok=True)
-        fitness = {"fitness": args.fitness, "fitness_epochs": args.fitness_epochs}
+        fitness: dict[str, Any] = {"fitness": args.fitness,
+                                   "fitness_epochs": args.fitness_epochs}
+        if args.jobs > 1:
+            # The jobs take the cores (and a pool's workers may not start processes of their
+            # own): scratch-fitness candidates are trained in each job's own process.
+            fitness["workers"] = 1
         tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space,
                   fitness) for b in args.budgets for s in args.seeds]
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            rows = list(pool.imap_unordered(one_run, tasks))
+        if args.jobs == 1:
+            rows = [one_run(t) for t in tasks]
+        else:
+            with mp.get_context("spawn").Pool(args.jobs) as pool:
+                rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))
     print(report(rows))
 
