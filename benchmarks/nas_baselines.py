@@ -2,7 +2,7 @@
 and seed, with paired tests on the test split.
 
     .venv/bin/python benchmarks/nas_baselines.py [--dataset mnist1d] [--budgets 512B:2KB ...]
-        [--seeds 0 1 2] [--jobs 2] [--fitness scratch [--fitness-epochs 6]]
+        [--seeds 0 1 2] [--jobs 2] [--fitness auto|inherited|scratch [--fitness-epochs 6]]
         [-o out/nas_baselines]   (--report: tables from DIR again)
 
 Per (budget, seed), every model's int8 accuracy is the generated C's on the test split (MNIST-1D:
@@ -10,9 +10,10 @@ the package's 2,400 test examples), every one under the same budget check (tinye
 trained with the same recipe (the pipeline's epochs, learning rate, augmentation; calibration
 chosen on val):
 - search: `tinynas pipeline` on the flexible space (the dataset's default), its winner, scored
-  by inherited supernet weights or (--fitness scratch) by short trainings from scratch;
-- random: random search over the same supernet with the same number of evaluations, its winner
-  fine-tuned and deployed like the search's;
+  by short trainings from scratch (the pipeline's "auto" on the flexible space) or
+  (--fitness inherited) by inherited supernet weights;
+- random: random search over the same space with the same fitness and number of evaluations,
+  its winner fine-tuned and deployed like the search's;
 - mbconv: the pipeline on the MBConv-only space (MCUNet's block in the same positions);
 - plain / dwsep: hand-written CNNs (tinynas/baselines.py) scaled to the widest that fits,
   trained from scratch for as many epochs as the supernet (largest + sandwich phases), the head
@@ -173,8 +174,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--space", help="the search's space (default: the dataset's; digits: give "
                     "digits-flex for the flexible space)")
-    ap.add_argument("--fitness", choices=["inherited", "scratch"], default="inherited",
-                    help="the searches' fitness (tinynas pipeline --fitness)")
+    ap.add_argument("--fitness", choices=["auto", "inherited", "scratch"], default="auto",
+                    help="the searches' fitness (tinynas pipeline --fitness; auto: scratch on "
+                         "the flexible space)")
     ap.add_argument("--fitness-epochs", type=int, default=PipelineConfig.fitness_epochs,
                     help="--fitness scratch: epochs per candidate")
     ap.add_argument("--report", action="store_true")

@@ -17,7 +17,9 @@ import torch
 import tinynas.scratch_fitness as scratch_fitness
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import main
+from tinynas.errors import TinyNASError
 from tinynas.evolve import evolutionary_search, random_search
+from tinynas.flexspace import FLEX_PRESETS
 from tinynas.pipeline import PipelineConfig
 from tinynas.scratch_fitness import ScratchEvaluator
 from tinynas.space import PRESETS
@@ -134,8 +136,20 @@ def test_sharing_needs_the_same_training(tiny_data):
         ScratchEvaluator(net, train, val, BUDGET, epochs=1, lr=1e-2, views=0, workers=0)
 
 
+def test_auto_fitness_is_scratch_on_the_flexible_space_only():
+    assert PipelineConfig().fitness == "auto"
+    assert PipelineConfig().resolve(FLEX_PRESETS["mnist1d"]).fitness == "scratch"
+    assert PipelineConfig().resolve(PRESETS["digits"]).fitness == "inherited"
+    chosen = PipelineConfig(fitness="inherited")
+    assert chosen.resolve(FLEX_PRESETS["mnist1d"]).fitness == "inherited"
+    with pytest.raises(TinyNASError, match="resolve it"):
+        PipelineConfig().search_shape()
+    with pytest.raises(TinyNASError, match="--scratch-epochs"):
+        PipelineConfig(scratch_epochs=0).resolve(FLEX_PRESETS["mnist1d"])
+
+
 def test_search_shape_defaults_by_mode():
-    assert PipelineConfig().search_shape() == (40, 15)
+    assert PipelineConfig(fitness="inherited").search_shape() == (40, 15)
     small = PipelineConfig(fitness="scratch").search_shape()
     assert small[0] * small[1] < 40 * 15
     assert PipelineConfig(fitness="scratch", population=7).search_shape() == (7, small[1])

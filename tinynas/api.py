@@ -31,8 +31,9 @@ def search(supernet: str | Path, budget: Budget, config: PipelineConfig | None =
            progress: bool = False) -> tuple[SearchResult, SearchResult | None]:
     """Evolutionary search of a trained supernet (a `tinynas train` checkpoint) under `budget`,
     and the random-search baseline with as many evaluations (None if config.random_baseline
-    is off). config: dataset, split, population, generations, fitness views and seed."""
-    config = config or PipelineConfig()
+    is off). config: dataset, split, population, generations, fitness and its views, and seed
+    (by default the supernet's inherited weights score the candidates)."""
+    config = config or PipelineConfig(fitness="inherited")
     net, tcfg, _ = supernet_from_checkpoint(supernet)
     _, parts = _splits(config)
     return search_supernet(net, parts, budget, tcfg.resolutions, config, progress)

@@ -135,7 +135,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                          fitness_views=args.fitness_views, seed=args.seed,
                          random_baseline=not args.no_random, fitness=args.fitness,
                          fitness_epochs=args.fitness_epochs, lr=tcfg.lr, workers=args.workers)
-    cfg.check()
+    cfg = cfg.resolve(supernet.space)
     if args.pareto:
         return _pareto(args, supernet, parts, budget, tcfg.resolutions, cfg)
     search, baseline = search_supernet(supernet, parts, budget, tcfg.resolutions, cfg,
@@ -256,17 +256,18 @@ def _budget_args(p: argparse.ArgumentParser, required: bool) -> None:
 def _fitness_args(p: argparse.ArgumentParser, d: PipelineConfig | None) -> None:
     """The search's fitness and size. Defaults None in the pipeline (PipelineConfig's apply),
     the PipelineConfig's own in `search`."""
-    from .pipeline import SEARCH_SHAPE
+    from .pipeline import FITNESS_KINDS, SEARCH_SHAPE
 
     shapes = "; ".join(f"{k}: {v[0]} x {v[1]}" for k, v in SEARCH_SHAPE.items())
     p.add_argument("--population", type=int,
                    help=f"evolution population (by fitness, population x generations: {shapes})")
     p.add_argument("--generations", type=int, help="generations (see --population)")
-    p.add_argument("--fitness", choices=list(SEARCH_SHAPE),
-                   default=None if d is None else d.fitness,
-                   help="how candidates are scored: inherited supernet weights (default) or "
-                        "a short training of each from scratch (muNAS; the pipeline then "
-                        "trains no supernet)")
+    p.add_argument("--fitness", choices=list(FITNESS_KINDS),
+                   default=None if d is None else "inherited",
+                   help="how candidates are scored: inherited supernet weights, or a short "
+                        "training of each from scratch (muNAS; the pipeline then trains no "
+                        "supernet); auto: scratch on the flexible space, inherited on "
+                        "MCUNet's (the pipeline's default; search: inherited)")
     p.add_argument("--fitness-epochs", type=int, default=None if d is None else d.fitness_epochs,
                    help=f"--fitness scratch: epochs per candidate ({_DEFAULT.fitness_epochs})")
     p.add_argument("--workers", type=int, default=None,

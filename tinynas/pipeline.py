@@ -85,7 +85,9 @@ class PipelineConfig:
     # seconds, an inherited one milliseconds.
     population: int | None = None
     generations: int | None = None
-    fitness: str = "inherited"  # or "scratch": each candidate trained `fitness_epochs` epochs
+    # "inherited" (the supernet's weights), "scratch" (each candidate trained `fitness_epochs`
+    # epochs) or "auto": scratch on the flexible space, inherited on MCUNet's (FITNESS_AUTO).
+    fitness: str = "auto"
     fitness_epochs: int = 6
     fitness_views: int = 8  # distorted copies of each val image the fitness measures; 0: clean
     # Processes that train scratch-fitness candidates (None: one per core). The search is the
@@ -111,8 +113,19 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def resolve(self, space: AnySpace) -> PipelineConfig:
+        """The settings with "auto" fitness made the space's own (FITNESS_AUTO), checked."""
+        cfg = self
+        if self.fitness == "auto":
+            cfg = replace(self, fitness="scratch" if isinstance(space, FlexSpace)
+                          else "inherited")
+        cfg.check()
+        return cfg
+
     def search_shape(self) -> tuple[int, int]:
         """(population, generations) of the evolution: the given ones, else the mode's."""
+        if self.fitness not in SEARCH_SHAPE:
+            raise TinyNASError(f"fitness {self.fitness!r}: resolve it for a space first")
         population, generations = SEARCH_SHAPE[self.fitness]
         return (self.population if self.population is not None else population,
                 self.generations if self.generations is not None else generations)
@@ -128,9 +141,9 @@ class PipelineConfig:
         if self.fitness_views < 0:
             raise TinyNASError(f"fitness views {self.fitness_views}: give 0 (the clean val "
                                "images) or more")
-        if self.fitness not in SEARCH_SHAPE:
+        if self.fitness not in FITNESS_KINDS:
             raise TinyNASError(f"fitness {self.fitness!r}: give one of "
-                               f"{', '.join(SEARCH_SHAPE)}")
+                               f"{', '.join(FITNESS_KINDS)}")
         if self.fitness == "scratch" and self.fitness_epochs < 1:
             raise TinyNASError(f"fitness epochs {self.fitness_epochs}: scratch fitness trains "
                                "each candidate at least 1 epoch")
@@ -146,6 +159,15 @@ class PipelineConfig:
 # core on 2 cores. 12 x 5 (48 evaluations) stopped at its first generation's best and never
 # reached the convolution-and-pooling networks that win at that budget (RESULTS, session 9).
 SEARCH_SHAPE = {"inherited": (40, 15), "scratch": (24, 8)}
+FITNESS_KINDS = ("auto", *SEARCH_SHAPE)
+# FITNESS_AUTO: why "auto" trains candidates from scratch on the flexible space. There a slot's
+# shared weights serve inputs from every kind the slot before may be (a pooled copy of the
+# earlier channels, or a convolution's new ones), and inherited fitness does not rank kinds
+# against each other: on MNIST-1D at 512 B / 2 KB (seed 0) convolution-and-pooling subnets that
+# reach 97.4% once trained scored 0.35-0.39 with inherited weights, below 300 of the 460
+# subnets evolution evaluated, while 6 epochs from scratch ranked them first
+# (benchmarks/fitness_families.py, RESULTS "Session 9"). MCUNet's space has one kind, for which
+# once-for-all's weight sharing was made, and keeps the supernet.
 
 
 @dataclass
@@ -219,6 +241,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     data = load_dataset(cfg.dataset)
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
     space = dataset_space(data, cfg.space)
+    cfg = cfg.resolve(space)
     _say(progress, f"{data.name}: {len(parts.train)} train / {len(parts.val)} val / "
                    f"{len(parts.test)} test images; budget {budget.describe()}")
 
@@ -303,6 +326,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
 def fitness_evaluator(supernet: AnySupernet, parts: Splits, budget: Budget,
                       cfg: PipelineConfig, shared: Evaluator | None = None) -> Evaluator:
     """The Evaluator of `cfg.fitness`: inherited weights, or a short training from scratch."""
+    cfg = cfg.resolve(supernet.space)
     if cfg.fitness == "scratch":
         assert shared is None or isinstance(shared, ScratchEvaluator)
         return ScratchEvaluator(supernet, parts.train, parts.val, budget, cfg.fitness_epochs,
@@ -317,7 +341,7 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
                     progress: bool) -> tuple[SearchResult, SearchResult | None]:
     """Evolution and, unless turned off, random search with as many evaluations, both scored
     by `cfg.fitness` (random search reuses evolution's values for the subnets both drew)."""
-    cfg.check()
+    cfg = cfg.resolve(supernet.space)
     population, generations = cfg.search_shape()
     ev = fitness_evaluator(supernet, parts, budget, cfg)
     bar = progress_bar(progress, generations, "evolution", "generation")
