@@ -4,8 +4,9 @@
          -> supernet training (checkpointed; a rerun resumes)
          -> evolutionary search under every constraint (and a random-search baseline with the
             same number of evaluations), scored by inherited weights
-            or, with fitness "scratch", by a short training of each candidate from scratch
-            (scratch_fitness.py; the supernet is then not trained at all)
+            or, with fitness "scratch" (the default on the flexible space: FITNESS_AUTO), by a
+            short training of each candidate from scratch (scratch_fitness.py; the supernet is
+            then not trained at all)
          -> fine-tune the winner -> int8 quantisation -> C project -> the C run over the test split
          -> summary.json, search.json, evolution.png, pareto.png, project/
 
