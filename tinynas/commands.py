@@ -254,8 +254,8 @@ def _budget_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _fitness_args(p: argparse.ArgumentParser, d: PipelineConfig | None) -> None:
-    """The search's fitness and size. Defaults None in the pipeline (PipelineConfig's apply),
-    the PipelineConfig's own in `search`."""
+    """The search's fitness and size. Defaults None in the pipeline (PipelineConfig's apply:
+    fitness auto); in `search`, which has a trained supernet, inherited fitness."""
     from .pipeline import FITNESS_KINDS, SEARCH_SHAPE
 
     shapes = "; ".join(f"{k}: {v[0]} x {v[1]}" for k, v in SEARCH_SHAPE.items())
