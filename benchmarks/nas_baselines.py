@@ -42,7 +42,7 @@ from tinynas.cli import parse_bytes
 from tinynas.data import load_dataset, split
 from tinynas.finish import deploy, finetune
 from tinynas.flexnet import FlexNet
-from tinynas.pipeline import PipelineConfig, run_pipeline
+from tinynas.pipeline import QUICK, PipelineConfig, run_pipeline
 from tinynas.train import accuracy
 
 BASELINES = ("random", "mbconv", "plain", "dwsep")
@@ -75,18 +75,14 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
             "heads": {t[1]: t[0] for t in tried}, **d.to_dict(), "predictions": d.predictions}
 
 
-QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
-             budget_pool=16,
-             stage1_samples=40, calib_images=32)
-
-
 def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...], str | None, dict[str, Any]]
             ) -> dict[str, Any]:
     """One budget and seed; each model's row is kept in DIR/<budget>-s<seed>/<model>.json as it
     finishes, so an interrupted run resumes where it stopped. `fitness`: PipelineConfig's
     fitness settings for the searches (search, random, mbconv)."""
     dataset, budget, seed, root, quick, models, space, fitness = task
-    extra: dict[str, Any] = {**(QUICK if quick else {}), **fitness}
+    # --quick wins over --fitness-epochs: a smoke run trains nothing at full length
+    extra: dict[str, Any] = {**fitness, **(QUICK if quick else {})}
     sram, flash = (parse_bytes(x, "budget") for x in budget.split(":"))
     out = Path(root) / f"{budget.replace(':', '-')}-s{seed}"
     out.mkdir(parents=True, exist_ok=True)

@@ -70,11 +70,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def _quick(given: dict[str, Any]) -> dict[str, Any]:
-    """--quick: a few epochs and evaluations, for a smoke test of the whole path."""
-    small = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
-                 scratch_epochs=1, rerank=2, rerank_epochs=1, budget_pool=16, fitness_epochs=1,
-                 stage1_samples=40, calib_images=32)
-    return {k: v for k, v in small.items() if k not in given or given[k] == getattr(_DEFAULT, k)}
+    """--quick: pipeline.QUICK, except where the command line gave a setting of its own."""
+    from .pipeline import QUICK
+
+    return {k: v for k, v in QUICK.items() if k not in given or given[k] == getattr(_DEFAULT, k)}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

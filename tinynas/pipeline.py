@@ -153,6 +153,13 @@ class PipelineConfig:
                                "--scratch-epochs above 0 (or leave it out)")
 
 
+# --quick (tinynas pipeline, benchmarks/nas_baselines.py): a few epochs and evaluations, a smoke
+# test of the whole path in seconds; its figures mean nothing.
+QUICK = dict(largest_epochs=2, epochs=2, population=6, generations=2, finetune_epochs=1,
+             scratch_epochs=1, rerank=2, rerank_epochs=1, budget_pool=16, fitness_epochs=1,
+             stage1_samples=40, calib_images=32)
+
+
 # Evolution's (population, generations) per fitness. Inherited: MCUNet's 40 x 15 (~460
 # evaluations, a few minutes). Scratch: 24 x 8, 150 evaluations (the parents' quarter kept each
 # generation); on MNIST-1D at 512 B / 2 KB a 6-epoch candidate trains in ~2-3 s on one core, so
