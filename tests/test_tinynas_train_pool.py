@@ -131,7 +131,7 @@ def test_rerank_off_returns_the_search_best(supernet):
 
 def test_shortlist_spreads_over_the_resolutions(supernet):
     """The candidates to train: each resolution's best share, the rest by fitness; never a
-    subnet twice, best fitness first."""
+    subnet twice, best fitness first. With scratch fitness, the best by fitness alone."""
     rng = np.random.default_rng(2)
     cands: list[Candidate] = []
     fitness = {8: [0.90, 0.89, 0.88, 0.87], 10: [0.70, 0.60], 12: [0.50]}
@@ -147,3 +147,7 @@ def test_shortlist_spreads_over_the_resolutions(supernet):
     assert [c.accuracy for c in rerank_module.shortlist(cands, 3)] == [0.90, 0.70, 0.50]
     assert [c.accuracy for c in rerank_module.shortlist(cands, 1)] == [0.90]
     assert len(rerank_module.shortlist(cands, 20)) == len(cands)
+    # Scratch fitness compares across resolutions: the best by fitness, wherever they are
+    best = rerank_module.shortlist(cands, 5, "scratch")
+    assert [c.accuracy for c in best] == [0.90, 0.89, 0.88, 0.87, 0.70]
+    assert [c.accuracy for c in rerank_module.shortlist(cands, 1, "scratch")] == [0.90]

@@ -30,17 +30,29 @@ from .subnet import SubNet
 from .train import accuracy, progress_bar
 
 
-def shortlist(evaluated: list[Candidate], top: int) -> list[Candidate]:
-    """The `top` candidates to train, best fitness first, shared out over the resolutions the
-    search evaluated (each gets top // resolutions of its best; the rest go to the best left).
-    Inherited fitness is not comparable across resolutions: on MNIST-1D at 1 KB / 4 KB (seed
-    0) evolution spent 357 of its 460 evaluations at length 32, whose best fitness was 0.71
-    against 0.63 at length 40, and all six of its best were at 32; trained from scratch, that
-    winner reached 95.3% on the val views, where the length-40 winner of a run that could
-    not score length 32 had reached 96.7%."""
+def shortlist(evaluated: list[Candidate], top: int, fitness: str = "inherited"
+              ) -> list[Candidate]:
+    """The `top` candidates to train, best fitness first.
+
+    Inherited fitness: shared out over the resolutions the search evaluated (each gets
+    top // resolutions of its best; the rest go to the best left). Inherited fitness is not
+    comparable across resolutions: on MNIST-1D at 1 KB / 4 KB (seed 0) evolution spent 357 of
+    its 460 evaluations at length 32, whose best fitness was 0.71 against 0.63 at length 40,
+    and all six of its best were at 32; trained from scratch, that winner reached 95.3% on the
+    val views, where the length-40 winner of a run that could not score length 32 had reached
+    96.7%.
+
+    Scratch fitness: simply the `top` best. Every candidate was trained from the same start
+    with the same recipe and scored on the same val views at its own length, so the values
+    compare across resolutions; sharing out would spend the re-rank on lengths that cannot
+    win (on MNIST-1D at 1 KB / 4 KB, session 9, the shares put 4 of 6 re-rank trainings on
+    lengths 24 and 32 at every seed, none of them ever chosen, while evolution's and random
+    search's best 6 by fitness were at length 40 on all three seeds)."""
     ordered = sorted(evaluated, key=rank)
     if top <= 1:
         return ordered[:1]
+    if fitness == "scratch":
+        return ordered[:top]
     resolutions = sorted({c.arch.resolution for c in ordered})
     share = top // len(resolutions)
     picked = [c for r in resolutions
@@ -63,11 +75,11 @@ class Reranked:
 
 def rerank(result: SearchResult, train: Dataset, val: Dataset, top: int, epochs: int,
            lr: float, seed: int, views: int, progress: bool = False) -> Reranked:
-    """The candidate of the shortlist (the search's `top` best by fitness, spread over its
-    resolutions) whose short from-scratch training scores best on the val views; ties keep
-    the search's order."""
+    """The candidate of the shortlist (the search's `top` best by fitness; inherited fitness:
+    spread over its resolutions) whose short from-scratch training scores best on the val
+    views; ties keep the search's order."""
     t0 = time.perf_counter()
-    ranked = shortlist(result.evaluated, top)
+    ranked = shortlist(result.evaluated, top, result.fitness)
     if top <= 1 or epochs <= 0 or len(ranked) == 1:
         return Reranked(ranked[0] if ranked else result.best)
     bar = progress_bar(progress, len(ranked), f"re-rank ({epochs} epochs each)", "subnet")
