@@ -15,7 +15,8 @@ chosen on val):
 - random: random search over the same space with the same fitness and number of evaluations,
   its winner fine-tuned and deployed like the search's;
 - mbconv: the pipeline on the MBConv-only space (MCUNet's block in the same positions);
-- plain / dwsep: hand-written CNNs (tinynas/baselines.py) scaled to the widest that fits,
+- plain / dwsep / vgg: hand-written CNNs (tinynas/baselines.py: strided, depthwise-separable
+  and VGG's conv + max pool) scaled to the widest that fits,
   trained from scratch for as many epochs as the supernet (largest + sandwich phases), the head
   (global pooling or flatten) chosen on val.
 Paired tests: exact McNemar of the search's C against each baseline's, per seed and pooled over
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn
+from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_cnn
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import load_dataset, split
@@ -45,7 +46,8 @@ from tinynas.flexnet import FlexNet
 from tinynas.pipeline import QUICK, PipelineConfig, run_pipeline
 from tinynas.train import accuracy
 
-BASELINES = ("random", "mbconv", "plain", "dwsep")
+BASELINES = ("random", "mbconv", "plain", "dwsep", "vgg")
+HAND_WRITTEN = {"plain": plain_cnn, "dwsep": dwsep_cnn, "vgg": vgg_cnn}
 
 
 def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     budget = Budget(cfg.sram, cfg.flash)
     dims = 1 if data.kind == "sequence" else 2
     r = data.native_resolution
-    build = plain_cnn if kind == "plain" else dwsep_cnn
+    build = HAND_WRITTEN[kind]
     tried = []
     for head in ("avg", "flatten"):
         def at_width(w: int, h: str = head) -> Any:

@@ -5,6 +5,9 @@ same recipe, and a paired test that says whether one model beats another on the 
   resolution, then three stride-2 convolutions doubling the channels once, then global average
   pooling or flattening and the classifier. Every layer plain conv + BN + ReLU6.
 - `dwsep_cnn`: the same with depthwise-separable layers after the first (MobileNetV1's way).
+- `vgg_cnn`: VGG's shape, the other network an engineer writes: two convolutions at full
+  resolution, then max pooling before each further convolution, the channels doubling twice.
+  On MNIST-1D it is the stronger of the two hand designs (benchmarks/RESULTS.md, session 10).
 - `fit_to_budget`: the widest such network whose figures (tinyengine.cost, as the search's)
   fit the budget.
 - `mcnemar`: the exact two-sided McNemar test on paired per-example correctness.
@@ -42,6 +45,19 @@ def plain_cnn(width: int, resolution: int, in_channels: int, classes: int, dims:
 def dwsep_cnn(width: int, resolution: int, in_channels: int, classes: int, dims: int,
               head: str = "avg") -> FlexArch:
     return plain_cnn(width, resolution, in_channels, classes, dims, head, kind="dwsep")
+
+
+def vgg_cnn(width: int, resolution: int, in_channels: int, classes: int, dims: int,
+            head: str = "avg") -> FlexArch:
+    """conv w (k5 for sequences), conv 2w, then [max pool, conv] with 2w, 4w and 4w channels;
+    3 x 3 (sequences 3 x 1) after the first."""
+    k0 = 5 if dims == 1 else 3
+    layers = [Layer("conv", width, k0), Layer("conv", 2 * width, 3)]
+    for out in (2 * width, 4 * width, 4 * width):
+        layers += [Layer("maxpool", layers[-1].out, 2, 2), Layer("conv", out, 3)]
+    layers.append(Layer(HEAD, 0, pool=head))
+    return FlexArch(resolution, in_channels, classes, tuple(layers), dims,
+                    name=f"vgg-cnn-{head}")
 
 
 def fit_to_budget(build: Callable[[int], FlexArch], budget: Budget,
