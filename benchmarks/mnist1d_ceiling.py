@@ -89,8 +89,8 @@ def main() -> None:
             print(f"{row['arch']} seed {row['seed']}: int8 {row['int8']:.4f} "
                   f"({row['seconds']:.0f} s)", flush=True)
             rows.append(row)
-    if args.output:
-        Path(args.output).write_text(json.dumps(rows, indent=1))
+            if args.output:  # every finished row kept, should the run be stopped
+                Path(args.output).write_text(json.dumps(rows, indent=1))
     print(table(rows))
 
 
