@@ -95,7 +95,10 @@ def one_run(task: tuple[str, str, int, str, bool, tuple[str, ...], str | None, d
         part = out / f"{model}.json"
         if not part.exists():
             part.write_text(json.dumps(_model(model, dataset, cfg, out, extra)))
-        row.update(json.loads(part.read_text()))
+    # every model's row in the directory, those an earlier run with other --models left too
+    for model in ("search",) + BASELINES:
+        if (out / f"{model}.json").exists():
+            row.update(json.loads((out / f"{model}.json").read_text()))
     (out / "bench.json").write_text(json.dumps(row))
     return row
 
