@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import signal
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -210,6 +212,9 @@ def main() -> None:
         if args.jobs == 1:
             rows = [one_run(t) for t in tasks]
         else:
+            # A kill of this process alone (SIGTERM) would leave the workers training on:
+            # exiting through the `with` terminates them.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             with mp.get_context("spawn").Pool(args.jobs) as pool:
                 rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))
