@@ -28,8 +28,7 @@ import torch
 
 from tinynas.baselines import vgg_cnn
 from tinynas.data import load_dataset, split
-from tinynas.finish import deploy, finetune
-from tinynas.flexnet import FlexNet
+from tinynas.finish import deploy, from_scratch
 from tinynas.pipeline import PipelineConfig
 from tinynas.train import accuracy
 
@@ -44,9 +43,8 @@ def one(task: tuple[int, int, int | None]) -> dict[str, Any]:
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
     arch = vgg_cnn(w, data.native_resolution, data.in_channels, data.num_classes, 1)
     t = time.perf_counter()
-    torch.manual_seed(seed)
     epochs = cfg.largest_epochs + cfg.epochs if epochs is None else epochs
-    net = finetune(FlexNet(arch), arch, parts.train, epochs, cfg.lr, seed)
+    net = from_scratch(arch, parts.train, epochs, cfg.lr, seed)
     val = accuracy(net, parts.val, arch.resolution)
     with tempfile.TemporaryDirectory() as tmp:
         d = deploy(net, arch, parts.train, parts.test, Path(tmp) / "project",

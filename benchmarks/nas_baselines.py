@@ -43,8 +43,7 @@ from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import load_dataset, split
-from tinynas.finish import deploy, finetune
-from tinynas.flexnet import FlexNet
+from tinynas.finish import deploy, from_scratch
 from tinynas.pipeline import QUICK, PipelineConfig, run_pipeline
 from tinynas.train import accuracy
 
@@ -66,9 +65,8 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
             return build(w, r, data.in_channels, data.num_classes, dims, h)
 
         arch = fit_to_budget(at_width, budget)
-        torch.manual_seed(cfg.seed)
-        net = finetune(FlexNet(arch), arch, parts.train, cfg.largest_epochs + cfg.epochs,
-                       cfg.lr, cfg.seed)
+        net = from_scratch(arch, parts.train, cfg.largest_epochs + cfg.epochs, cfg.lr,
+                           cfg.seed)
         tried.append((accuracy(net, parts.val, r), head, arch, net))
     val, head, arch, net = max(tried, key=lambda t: t[0])
     v = check_budget(arch, budget)

@@ -42,13 +42,13 @@ def _searches(data, monkeypatch=None, seed: int = 0, workers: int = 1):
     """Evolution and random search with scratch fitness; the trained architectures, in order."""
     trained: list = []
     if monkeypatch is not None:
-        real = scratch_fitness.finetune
+        real = scratch_fitness.from_scratch
 
-        def counting(net, arch, *args, **kwargs):
+        def counting(arch, *args, **kwargs):
             trained.append(arch)
-            return real(net, arch, *args, **kwargs)
+            return real(arch, *args, **kwargs)
 
-        monkeypatch.setattr(scratch_fitness, "finetune", counting)
+        monkeypatch.setattr(scratch_fitness, "from_scratch", counting)
     train, val = data
     net = Supernet(PRESETS["digits"], 0.375)  # untrained: only the space's sampler
     ev = ScratchEvaluator(net, train, val, BUDGET, epochs=1, lr=1e-2, seed=seed, patch="off",

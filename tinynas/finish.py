@@ -26,7 +26,18 @@ from .arch import Arch
 from .data import Dataset, augment, batches, resize_numpy
 from .errors import TinyNASError
 from .flexarch import FlexArch
+from .flexnet import FlexNet
+from .subnet import SubNet
 from .train import adamw, progress_bar
+
+
+def from_scratch(arch: Arch | FlexArch, train: Dataset, epochs: int, lr: float = 3e-3,
+                 seed: int = 0, progress: bool = False) -> nn.Module:
+    """A fresh network of `arch` trained by `finetune`. Its initial weights are drawn under
+    `seed`, so that networks trained to be compared with one another start from the same draw."""
+    torch.manual_seed(seed)
+    fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
+    return finetune(fresh, arch, train, epochs, lr, seed, progress=progress)
 
 
 def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .arch import Arch, parse_json, read_text
+from .arch import parse_json, read_text
 from .budget import Budget, arch_latency_ms, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
 from .errors import TinyNASError
@@ -39,14 +39,12 @@ from .evolve import (
     inherited,
     random_search,
 )
-from .finish import Deployment, deploy, finetune
+from .finish import Deployment, deploy, finetune, from_scratch
 from .firmware import default_scope
-from .flexnet import FlexNet
 from .flexspace import FLEX_PRESETS, FlexSpace
 from .rerank import rerank
 from .scratch_fitness import ScratchEvaluator
 from .space import PRESETS, SearchSpace, get_space
-from .subnet import SubNet
 from .train import (
     AnySpace,
     AnySupernet,
@@ -412,10 +410,8 @@ def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path
     scratch = cfg.largest_epochs + cfg.epochs if cfg.scratch_epochs is None \
         else cfg.scratch_epochs
     if scratch > 0:
-        torch.manual_seed(cfg.seed)
-        fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
-        nets["scratch"] = finetune(fresh, arch, parts.train, scratch, cfg.lr, cfg.seed,
-                                   progress=progress)
+        nets["scratch"] = from_scratch(arch, parts.train, scratch, cfg.lr, cfg.seed,
+                                       progress=progress)
         scores["scratch"] = accuracy(nets["scratch"], fit, arch.resolution)
     if not nets:
         raise TinyNASError("no weights to deploy: without a supernet the winner must be "

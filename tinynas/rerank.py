@@ -19,14 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from .arch import Arch
 from .data import Dataset, distorted
 from .evolve import Candidate, SearchResult, rank
-from .finish import finetune
-from .flexnet import FlexNet
-from .subnet import SubNet
+from .finish import from_scratch
 from .train import accuracy, progress_bar
 
 
@@ -89,9 +84,7 @@ def rerank(result: SearchResult, train: Dataset, val: Dataset, top: int, epochs:
         r = c.arch.resolution
         if r not in sets:
             sets[r] = distorted(val, r, views)
-        torch.manual_seed(seed)
-        fresh = SubNet(c.arch) if isinstance(c.arch, Arch) else FlexNet(c.arch)
-        net = finetune(fresh, c.arch, train, epochs, lr, seed)
+        net = from_scratch(c.arch, train, epochs, lr, seed)
         score = accuracy(net, sets[r], r)
         scores.append(score)
         rows.append({"arch": c.arch.summary(), "fitness": c.accuracy, "trained": score,

@@ -31,13 +31,10 @@ from typing import Any
 
 import torch
 
-from .arch import Arch
 from .budget import Budget
 from .data import Dataset, distorted
 from .evolve import AnyArch, Evaluator
-from .finish import finetune
-from .flexnet import FlexNet
-from .subnet import SubNet
+from .finish import from_scratch
 from .train import AnySupernet, evaluate
 
 FITNESS_KINDS = ("inherited", "scratch")
@@ -125,9 +122,7 @@ def _fitness(arch: AnyArch, train: Dataset, fit: Dataset, epochs: int, lr: float
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic here and in a worker: the same values
     try:
-        torch.manual_seed(seed)  # the same initial draw for every candidate
-        fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
-        net = finetune(fresh, arch, train, epochs, lr, seed)
+        net = from_scratch(arch, train, epochs, lr, seed)  # the same initial draw for all
         with torch.no_grad():
             return evaluate(net, fit, arch.resolution)
     finally:
