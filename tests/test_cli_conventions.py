@@ -263,16 +263,26 @@ def _as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _running(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
-               workers: int = 0) -> subprocess.CompletedProcess:
-    """Run a command, press Ctrl-C once it is at work, and return how it ended.
+               workers: int = 0, sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+    """Run `python ARGS`, press Ctrl-C (or send `sig`) once it is at work, and return how it
+    ended; its `left` attribute lists the child processes it had when signalled that still ran
+    10 s after it had ended.
 
     "At work" is measured in the command's own CPU seconds (or, with workers, from when they
     exist): on a loaded machine wall-clock seconds may all go to imports, and the interrupt
     would test Python's start-up rather than the command. The command runs in its own session,
     and whatever is left of it (workers included) is killed when the test ends, pass or fail."""
     env = dict(os.environ, TMPDIR=str(tmp))
-    p = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 300
@@ -285,12 +295,20 @@ def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
                    and time.monotonic() < deadline):
                 time.sleep(0.1)
         assert p.poll() is None, "the command ended before it could be interrupted"
+        kids = _children(p.pid)
         if group:  # a terminal's Ctrl-C reaches the whole process group, workers included
-            os.killpg(p.pid, signal.SIGINT)
+            os.killpg(p.pid, sig)
         else:
-            p.send_signal(signal.SIGINT)
+            p.send_signal(sig)
         out, err = p.communicate(timeout=120)
-        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        run = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        # multiprocessing's resource tracker ends once its last user has: allow it a moment
+        # (a worker left behind trains for minutes)
+        deadline = time.monotonic() + 10
+        while any(_running(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.left = [k for k in kids if _running(k)]  # type: ignore[attr-defined]
+        return run
     finally:
         try:
             os.killpg(p.pid, signal.SIGKILL)
@@ -299,17 +317,17 @@ def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
         p.wait()
 
 
-def _ends_interrupted(stderr: str, tool: str) -> bool:
+def _ends_interrupted(stderr: str, tool: str, how: str = "interrupted") -> bool:
     """One line says so, last; before it only progress lines (a run over 10 s reports them),
     never a traceback."""
     lines = stderr.splitlines()
-    return (bool(lines) and lines[-1] == f"{tool}: interrupted" and "Traceback" not in stderr
-            and lines.count(f"{tool}: interrupted") == 1)
+    return (bool(lines) and lines[-1] == f"{tool}: {how}" and "Traceback" not in stderr
+            and lines.count(f"{tool}: {how}") == 1)
 
 
 def test_ctrl_c_tinyengine(shared_models, tmp_path):
     (tmp_path / "tmp").mkdir()
-    run = _interrupt(["tinyengine.cli", "verify", str(shared_models / HELLO), "--random",
+    run = _interrupt(["-m", "tinyengine.cli", "verify", str(shared_models / HELLO), "--random",
                       "100000", "--no-tflm"], 6, tmp_path / "tmp")
     assert run.returncode == 130 and _ends_interrupted(run.stderr, "tinyengine"), run.stderr
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary project is gone
@@ -317,7 +335,7 @@ def test_ctrl_c_tinyengine(shared_models, tmp_path):
 
 def test_ctrl_c_tinynas_train(tmp_path):
     out = tmp_path / "sn"
-    run = _interrupt(["tinynas.cli", "train", "--width", "0.25", "--epochs", "50",
+    run = _interrupt(["-m", "tinynas.cli", "train", "--width", "0.25", "--epochs", "50",
                       "--largest-epochs", "50", "-o", str(out)], 8, tmp_path)
     assert run.returncode == 130 and _ends_interrupted(run.stderr, "tinynas"), run.stderr
     # No half-written checkpoint; on a loaded machine the interrupt may come before the output
@@ -328,7 +346,59 @@ def test_ctrl_c_tinynas_train(tmp_path):
 def test_ctrl_c_tinynas_space_workers(tmp_path):
     if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
         pytest.skip("needs /proc/PID/task/PID/children to see the workers start")
-    run = _interrupt(["tinynas.cli", "space", "--sram", "64KB", "--flash", "256KB", "--dataset",
-                      "imagenet", "--samples", "100000", "--workers", "2", "-o",
+    run = _interrupt(["-m", "tinynas.cli", "space", "--sram", "64KB", "--flash", "256KB",
+                      "--dataset", "imagenet", "--samples", "100000", "--workers", "2", "-o",
                       str(tmp_path / "s")], 2, tmp_path, group=True, workers=2)
     assert run.returncode == 130 and _ends_interrupted(run.stderr, "tinynas"), run.stderr
+
+
+# SIGTERM (`kill`, a CI job's timeout) reaches the command alone, not its workers: the command
+# ends as on Ctrl-C, and takes its workers with it.
+
+def test_sigterm_stops_the_workers_of_tinynas_space(tmp_path):
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs /proc/PID/task/PID/children to see the workers start")
+    run = _interrupt(["-m", "tinynas.cli", "space", "--sram", "64KB", "--flash", "256KB",
+                      "--dataset", "imagenet", "--samples", "100000", "--workers", "2", "-o",
+                      str(tmp_path / "s")], 2, tmp_path, workers=2, sig=signal.SIGTERM)
+    assert run.returncode == 143 and _ends_interrupted(run.stderr, "tinynas", "terminated"), \
+        run.stderr
+    assert run.left == []
+
+
+# A search's scratch fitness trains candidates in worker processes; each training can take a
+# minute. A terminated command must end them, not leave them training for a parent that is gone.
+SCRATCH_WORKERS = """
+import sys
+import numpy as np
+from tinyengine.cli_common import run_command
+from tinynas.budget import Budget
+from tinynas.data import load_digits, split
+from tinynas.scratch_fitness import ScratchEvaluator
+from tinynas.space import PRESETS
+from tinynas.supernet import Supernet
+
+def command():
+    parts = split(load_digits(), seed=0)
+    net = Supernet(PRESETS["digits"], 0.375)
+    ev = ScratchEvaluator(net, parts.train, parts.val, Budget(64 * 1024, 256 * 1024),
+                          epochs=100000, lr=1e-2, seed=0, patch="off", views=0, workers=2)
+    rng = np.random.default_rng(0)
+    try:
+        ev.prefetch([net.sample(rng, 8) for _ in range(4)])
+    finally:
+        ev.close()
+    return 0
+
+sys.exit(run_command("fitness", command))
+"""
+
+
+def test_sigterm_stops_the_scratch_fitness_workers_mid_training(tmp_path):
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs /proc/PID/task/PID/children to see the workers start")
+    # three children: the two workers and multiprocessing's resource tracker
+    run = _interrupt(["-c", SCRATCH_WORKERS], 3, tmp_path, workers=3, sig=signal.SIGTERM)
+    assert run.returncode == 143 and _ends_interrupted(run.stderr, "fitness", "terminated"), \
+        run.stderr
+    assert run.left == []

@@ -1,5 +1,6 @@
 """What `tinyengine` and `tinynas` share as commands: --version, -q/-v, one-line errors with
-exit status 2, finite numbers and valid seeds in every option, and Ctrl-C as one line and 130.
+exit status 2, finite numbers and valid seeds in every option, and Ctrl-C as one line and 130
+(SIGTERM, a `kill` or a CI job's timeout, as one line and 143).
 
 A user's mistake is one line `PROG: error: ...` and exit 2, whether argparse finds it (a
 missing option, a value that is not a number) or the command does (TinyEngineError, or an
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 from . import progress
 from .errors import TinyEngineError
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM
 SEED_LIMIT = 2**32  # numpy, torch and random all take seeds in [0, 2**32)
 
 
@@ -99,11 +104,61 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it ends as on Ctrl-C: `finally` blocks and
+    context managers run (temporary directories removed, worker processes stopped). Python's
+    default for SIGTERM ends the process at once, and its worker processes, which get no signal,
+    would go on working for a parent that has gone."""
+
+
+_held = 0  # termination_held's depth
+_pending = False  # a SIGTERM came while held
+
+
+def _terminate(signum: int, frame: object) -> None:
+    global _pending
+    if _held:
+        _pending = True
+        return
+    raise Terminated
+
+
+@contextmanager
+def termination_held() -> Iterator[None]:
+    """A SIGTERM that comes inside raises Terminated only on the way out: for work that must
+    not stop half way, such as sending a starting worker process its data (cut short, the
+    worker dies with a traceback of its own). Blocking the signal would not do: the process's
+    other threads (torch's among them) would take it, and Python would still raise it in the
+    main thread between two parts of the write."""
+    global _held, _pending
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+    if not _held and _pending:
+        _pending = False
+        raise Terminated
+
+
 def run_command(prog: str, command: Callable[[], int]) -> int:
     """Run a command (parsing included): user errors as one line and 2, Ctrl-C as one line
-    and 130."""
+    and 130, SIGTERM as one line and 143."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if main else None
+    try:
+        return _run(prog, command)
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _run(prog: str, command: Callable[[], int]) -> int:
     try:
         return command()
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return TERMINATED
     except KeyboardInterrupt:
         # Whatever the command had open was closed on the way here (temporary directories,
         # checkpoints written by rename), so nothing is left half-written.

@@ -171,8 +171,11 @@ def _pareto(args: argparse.Namespace, supernet: Any, parts: Any, budget: Any,
             bar.update(done - bar.n)
             bar.set_postfix(front=size)
 
-    result = pareto_search(supernet, ev, resolutions, args.evaluations,
-                           population=cfg.search_shape()[0], seed=args.seed, progress=tick)
+    try:
+        result = pareto_search(supernet, ev, resolutions, args.evaluations,
+                               population=cfg.search_shape()[0], seed=args.seed, progress=tick)
+    finally:
+        ev.close()
     if bar is not None:
         bar.close()
     js, png = save_front(result, budget, _out_dir(args.output))

@@ -170,6 +170,9 @@ class Evaluator:
                 self.fitness[arch] = self.measure(arch)
                 self.measured += 1
 
+    def close(self) -> None:
+        """Release what the fitness holds (the scratch fitness: its worker processes)."""
+
     def __call__(self, arch: AnyArch) -> Candidate:
         if arch in self.cache:
             return self.cache[arch]

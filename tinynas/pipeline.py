@@ -358,30 +358,31 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
             bar.update(1)
             bar.set_postfix(best=f"{best:.4f}", evaluated=len(ev.order))
 
-    search = evolutionary_search(supernet, ev, resolutions, population=population,
-                                 generations=generations, seed=cfg.seed, progress=tick)
-    if bar is not None:
-        bar.close()
-    from .search_report import log_line
+    try:
+        search = evolutionary_search(supernet, ev, resolutions, population=population,
+                                     generations=generations, seed=cfg.seed, progress=tick)
+        if bar is not None:
+            bar.close()
+        from .search_report import log_line
 
-    _say(progress, log_line(search))
-    baseline = None
-    if cfg.random_baseline:
-        rev = fitness_evaluator(supernet, parts, budget, cfg, shared=ev)
-        rbar = progress_bar(progress, search.evaluations, "random search", "subnet")
+        _say(progress, log_line(search))
+        baseline = None
+        if cfg.random_baseline:
+            rev = fitness_evaluator(supernet, parts, budget, cfg, shared=ev)
+            rbar = progress_bar(progress, search.evaluations, "random search", "subnet")
 
-        def rtick(done: int, best: float) -> None:
+            def rtick(done: int, best: float) -> None:
+                if rbar is not None:
+                    rbar.update(done - rbar.n)
+                    rbar.set_postfix(best=f"{best:.4f}")
+
+            baseline = random_search(supernet, rev, resolutions, search.evaluations,
+                                     seed=cfg.seed + 1, progress=rtick)
             if rbar is not None:
-                rbar.update(done - rbar.n)
-                rbar.set_postfix(best=f"{best:.4f}")
-
-        baseline = random_search(supernet, rev, resolutions, search.evaluations,
-                                 seed=cfg.seed + 1, progress=rtick)
-        if rbar is not None:
-            rbar.close()
-        _say(progress, log_line(baseline, search))
-    if isinstance(ev, ScratchEvaluator):
-        ev.close()  # its worker processes
+                rbar.close()
+            _say(progress, log_line(baseline, search))
+    finally:
+        ev.close()  # the scratch fitness's worker processes, on an interrupt too
     return search, baseline
 
 

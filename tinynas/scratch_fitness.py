@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from tinyengine.cli_common import termination_held
+
 from .budget import Budget
 from .data import Dataset, distorted
 from .evolve import AnyArch, Evaluator
@@ -88,7 +90,11 @@ class ScratchEvaluator(Evaluator):
             super().prefetch(todo)
             return
         jobs = [(a, self._fitness_set(a.resolution)) for a in todo]
-        for arch, value in zip(todo, self._executor().map(_remote_fitness, jobs)):
+        # A SIGTERM in the middle of sending a starting worker its data would leave that
+        # worker half-fed, ending in a traceback of its own: it waits until they are started.
+        with termination_held():
+            results = self._executor().map(_remote_fitness, jobs)
+        for arch, value in zip(todo, results):
             self.fitness[arch] = value
             self.measured += 1
 
@@ -99,14 +105,28 @@ class ScratchEvaluator(Evaluator):
                                        initializer=_start_worker,
                                        initargs=(self.train, self.epochs, self.lr, self.seed))
             self._pool.executor = pool
-            weakref.finalize(self._pool, pool.shutdown, cancel_futures=True)
+            weakref.finalize(self._pool, _stop, pool)
         return self._pool.executor
 
     def close(self) -> None:
-        """Stop the worker processes (a later prefetch starts new ones)."""
+        """Stop the worker processes now, a training in progress included (a later prefetch
+        starts new ones). Called on the way out of an interrupted or terminated search too, so
+        that no worker goes on training for a process that has gone."""
         if self._pool.executor is not None:
-            self._pool.executor.shutdown(cancel_futures=True)
+            _stop(self._pool.executor)
             self._pool.executor = None
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    # shutdown() alone waits for the trainings in progress (a minute each at full length) and
+    # has no way to end them before Python 3.14's terminate_workers.
+    procs = dict(getattr(pool, "_processes", None) or {})
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs.values():
+        if p.is_alive():
+            p.terminate()
+    for p in procs.values():
+        p.join()
 
 
 class _Pool:

@@ -229,11 +229,17 @@ def _map(tasks: list[tuple], workers: int) -> Iterator[_Chunk]:
         return
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    # Ctrl-C reaches the whole process group: the parent stops the work (and says so in one
-    # line); the workers ignore it and end with the pool, without a traceback each.
-    with ctx.Pool(workers, initializer=signal.signal,
-                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+    with ctx.Pool(workers, initializer=_quiet_worker) as pool:
         yield from pool.imap_unordered(_evaluate, tasks)
+
+
+def _quiet_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the work (and says so in one
+    # line); the workers ignore it and end with the pool, without a traceback each. The pool
+    # ends them with SIGTERM, which a forked worker would otherwise answer with the command's
+    # handler (tinyengine.cli_common.run_command): a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _bootstrap(result: StageOneResult, rng: np.random.Generator) -> None:
