@@ -207,12 +207,13 @@ def main() -> None:
             fitness["workers"] = 1
         tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space,
                   fitness) for b in args.budgets for s in args.seeds]
+        # A kill of this process alone (SIGTERM) would leave the workers training on: exiting
+        # through the `with` below, or the pipeline's `finally` (its scratch fitness's workers
+        # where --jobs 1), stops them.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         if args.jobs == 1:
             rows = [one_run(t) for t in tasks]
         else:
-            # A kill of this process alone (SIGTERM) would leave the workers training on:
-            # exiting through the `with` terminates them.
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             with mp.get_context("spawn").Pool(args.jobs) as pool:
                 rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))
