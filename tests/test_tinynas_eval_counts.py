@@ -18,7 +18,7 @@ import torch
 from tinynas.arch import Arch
 from tinynas.budget import Budget, arch_cost, check_budget
 from tinynas.errors import TinyNASError
-from tinynas.evolve import AnyArch, Evaluator, evolutionary_search, random_search
+from tinynas.evolve import AnyArch, Evaluator, _child, evolutionary_search, random_search
 from tinynas.search_report import log_line
 from tinynas.space import PRESETS, SearchSpace
 from tinynas.space_index import SubnetIndex
@@ -219,3 +219,19 @@ def test_the_index_numbers_every_subnet_once():
     assert all(net.sample(rng, int(rng.choice([8, 10]))) in listed for _ in range(300))
     with pytest.raises(IndexError):
         big[len(big)]
+
+
+
+def test_a_single_parent_is_mutated_where_crossover_needs_two(small_admitted):
+    """Where random draws find one admitted subnet (the smallest, the fallback of a tight
+    budget), evolution starts from a population of one: its crossover children must come from
+    mutating that one parent (the MBConv-only space at 512 B crashed in rng.choice here)."""
+    budget, admitted = small_admitted
+    net = Supernet(SMALL, 0.375)
+    ev = MacsRecording(net, None, None, budget, "off")
+    parent = min(admitted, key=lambda a: arch_cost(a).flash_bytes)
+    ev.reserve(parent)
+    (only,) = ev.evaluate_pending()
+    child, _ = _child(SMALL, [only], ev, np.random.default_rng(0), SMALL.resolutions, 50,
+                      mutate=False, mutate_prob=0.5)
+    assert child is not None and child != parent and child in admitted

@@ -338,6 +338,8 @@ def _child(space: Any, elite: list[Candidate], ev: Evaluator, rng: np.random.Gen
            resolutions: tuple[int, ...], tries: int, mutate: bool,
            mutate_prob: float) -> tuple[AnyArch | None, int]:
     rejected = 0
+    # a budget that admits a single subnet leaves a single parent: crossover needs two
+    mutate = mutate or len(elite) < 2
     for _ in range(tries):
         if mutate:
             parent = elite[rng.integers(len(elite))].arch
