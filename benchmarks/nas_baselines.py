@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tinyengine.cli_common import run_command
 from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_cnn
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
@@ -167,7 +167,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist1d")
     ap.add_argument("--budgets", nargs="+", default=["512B:2KB", "1KB:4KB", "2KB:8KB"])
@@ -207,10 +207,9 @@ def main() -> None:
             fitness["workers"] = 1
         tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space,
                   fitness) for b in args.budgets for s in args.seeds]
-        # A kill of this process alone (SIGTERM) would leave the workers training on: exiting
-        # through the `with` below, or the pipeline's `finally` (its scratch fitness's workers
-        # where --jobs 1), stops them.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        # A kill of this process alone (SIGTERM) would leave the workers training on: run_command
+        # (below) turns it into an exception that leaves through the `with` below, or the
+        # pipeline's `finally` (its scratch fitness's workers where --jobs 1), which stop them.
         if args.jobs == 1:
             rows = [one_run(t) for t in tasks]
         else:
@@ -218,7 +217,8 @@ def main() -> None:
                 rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))
     print(report(rows))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("nas_baselines", main))

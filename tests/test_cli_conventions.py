@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -271,11 +272,20 @@ def _running(pid: str) -> bool:
     return state != "Z"
 
 
+class Ended(NamedTuple):
+    """How an interrupted command ended; `left`: the child processes it had when signalled that
+    still ran 10 s after it had ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    left: list[int]
+
+
 def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
-               workers: int = 0, sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+               workers: int = 0, sig: int = signal.SIGINT) -> Ended:
     """Run `python ARGS`, press Ctrl-C (or send `sig`) once it is at work, and return how it
-    ended; its `left` attribute lists the child processes it had when signalled that still ran
-    10 s after it had ended.
+    ended.
 
     "At work" is measured in the command's own CPU seconds (or, with workers, from when they
     exist): on a loaded machine wall-clock seconds may all go to imports, and the interrupt
@@ -301,14 +311,12 @@ def _interrupt(args: list[str], after: float, tmp: Path, group: bool = False,
         else:
             p.send_signal(sig)
         out, err = p.communicate(timeout=120)
-        run = subprocess.CompletedProcess(p.args, p.returncode, out, err)
         # multiprocessing's resource tracker ends once its last user has: allow it a moment
         # (a worker left behind trains for minutes)
         deadline = time.monotonic() + 10
         while any(_running(k) for k in kids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        run.left = [k for k in kids if _running(k)]  # type: ignore[attr-defined]
-        return run
+        return Ended(p.returncode, out, err, [k for k in kids if _running(k)])
     finally:
         try:
             os.killpg(p.pid, signal.SIGKILL)
