@@ -1,7 +1,8 @@
 """How close to an unconstrained network can a budget get? MNIST-1D's ceiling (issue 14).
 
     .venv/bin/python benchmarks/mnist1d_ceiling.py [--widths 8 16 32] [--seeds 0 1 2]
-        [--jobs 2] [--epochs N] [-o rows.json]
+        [--jobs 2] [--epochs N] [--distill [--teacher-width 16] [--teachers 3]
+        [--temperature 4] [--alpha 0.9]] [-o rows.json]
 
 The issue asks 99.0% at 2 KB SRAM / 8 KB flash. This trains tinynas.baselines.vgg_cnn (conv w
 k5, conv 2w k3, max pool, conv 2w k3, max pool, conv 4w k3, max pool, conv 4w k3, global
@@ -11,6 +12,12 @@ split, augmentation and seed), compiles each to int8 C and runs it on the host o
 test examples, as the issue counts accuracy. One row per width and seed: flash, SRAM and MACs
 from the compiled report, whether it fits 2 KB / 8 KB, float and int8 test accuracy.
 Each training runs on one thread, `--jobs` at a time.
+
+--distill asks whether a better teacher, rather than a larger network, would lift the budget:
+it first trains `--teachers` networks of `--teacher-width` (seeds 0, 1, ...; the recipe
+above), prints their averaged logits' test accuracy, and then trains every row by
+distillation from that ensemble (Hinton's, at `--temperature`, weight `--alpha`;
+tinynas.finish.finetune) with the recipe otherwise unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import multiprocessing as mp
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +36,60 @@ import torch
 
 from tinynas.baselines import vgg_cnn
 from tinynas.data import load_dataset, split
-from tinynas.finish import deploy, from_scratch
+from tinynas.finish import deploy, finetune, from_scratch
+from tinynas.flexarch import FlexArch
+from tinynas.flexnet import FlexNet
 from tinynas.pipeline import PipelineConfig
 from tinynas.train import accuracy
 
 BUDGET = (2048, 8192)  # the issue's largest MNIST-1D budget (SRAM, flash)
 
 
-def one(task: tuple[int, int, int | None]) -> dict[str, Any]:
-    w, seed, epochs = task
+Distill = tuple[int, list[str], float, float]  # teacher width, weight files, temperature, alpha
+
+
+def _arch(w: int) -> FlexArch:
+    data = load_dataset("mnist1d")
+    return vgg_cnn(w, data.native_resolution, data.in_channels, data.num_classes, 1)
+
+
+def teacher(task: tuple[int, int, int | None, str]) -> str:
+    """Train one teacher with the rows' recipe; its weights go to `path` (a state dict, read
+    back with weights_only: no code in it runs)."""
+    w, seed, epochs, path = task
+    torch.set_num_threads(1)
+    cfg = PipelineConfig(dataset="mnist1d", seed=seed)
+    parts = split(load_dataset(cfg.dataset), cfg.test, cfg.val, cfg.split_seed)
+    epochs = cfg.largest_epochs + cfg.epochs if epochs is None else epochs
+    torch.save(from_scratch(_arch(w), parts.train, epochs, cfg.lr, seed).state_dict(), path)
+    return path
+
+
+def _ensemble(w: int, paths: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    nets = []
+    for path in paths:
+        net = FlexNet(_arch(w))
+        net.load_state_dict(torch.load(path, weights_only=True))
+        nets.append(net.eval())
+    return lambda x: torch.stack([n(x) for n in nets]).mean(0)
+
+
+def one(task: tuple[int, int, int | None, Distill | None]) -> dict[str, Any]:
+    w, seed, epochs, distill = task
     torch.set_num_threads(1)
     cfg = PipelineConfig(dataset="mnist1d", seed=seed)
     data = load_dataset(cfg.dataset)
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
-    arch = vgg_cnn(w, data.native_resolution, data.in_channels, data.num_classes, 1)
+    arch = _arch(w)
     t = time.perf_counter()
     epochs = cfg.largest_epochs + cfg.epochs if epochs is None else epochs
-    net = from_scratch(arch, parts.train, epochs, cfg.lr, seed)
+    if distill is None:
+        net = from_scratch(arch, parts.train, epochs, cfg.lr, seed)
+    else:
+        tw, paths, temperature, alpha = distill
+        torch.manual_seed(seed)  # the same initial draw as from_scratch's
+        net = finetune(FlexNet(arch), arch, parts.train, epochs, cfg.lr, seed,
+                       teacher=_ensemble(tw, paths), kd=alpha, temperature=temperature)
     val = accuracy(net, parts.val, arch.resolution)
     with tempfile.TemporaryDirectory() as tmp:
         d = deploy(net, arch, parts.train, parts.test, Path(tmp) / "project",
@@ -69,6 +114,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _ensemble_accuracy(distill: Distill) -> float:
+    cfg = PipelineConfig(dataset="mnist1d")
+    test = split(load_dataset(cfg.dataset), cfg.test, cfg.val, cfg.split_seed).test
+    with torch.no_grad():
+        logits = _ensemble(distill[0], distill[1])(torch.from_numpy(test.x))  # at its length
+    return float((logits.argmax(1).numpy() == test.y).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", nargs="+", type=int, default=[8, 16, 32])
@@ -76,14 +129,34 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--epochs", type=int, help="training epochs (default: the pipeline's, as "
                     "every row of nas_baselines.py; fewer only to try the script)")
+    ap.add_argument("--distill", action="store_true",
+                    help="train every row by distillation from an ensemble of wider networks")
+    ap.add_argument("--teacher-width", type=int, default=16)
+    ap.add_argument("--teachers", type=int, default=3)
+    ap.add_argument("--temperature", type=float, default=4.0)
+    ap.add_argument("--alpha", type=float, default=0.9, help="the distillation loss's weight")
     ap.add_argument("-o", "--output", help="write the rows as JSON")
     args = ap.parse_args()
-    if any(w < 1 for w in args.widths) or args.jobs < 1 or (args.epochs or 1) < 1:
-        sys.exit("widths, --epochs and --jobs must be positive")
-    tasks = [(w, s, args.epochs) for w in args.widths for s in args.seeds]
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
+    if any(w < 1 for w in args.widths) or args.jobs < 1 or (args.epochs or 1) < 1 \
+            or args.teacher_width < 1 or args.teachers < 1 or args.temperature <= 0 \
+            or not 0 <= args.alpha <= 1:
+        sys.exit("widths, --epochs, --jobs, --teacher-width, --teachers and --temperature must "
+                 "be positive, --alpha within [0, 1]")
+    with tempfile.TemporaryDirectory() as tmp, mp.get_context("spawn").Pool(args.jobs) as pool:
+        distill: Distill | None = None
+        if args.distill:
+            paths = pool.map(teacher, [(args.teacher_width, s, args.epochs, f"{tmp}/t{s}.pt")
+                                       for s in range(args.teachers)])
+            distill = (args.teacher_width, paths, args.temperature, args.alpha)
+            print(f"teachers: {args.teachers} x {_arch(args.teacher_width).summary()}, "
+                  f"averaged logits on the test split: {_ensemble_accuracy(distill):.4f}; "
+                  f"temperature {args.temperature:g}, alpha {args.alpha:g}", flush=True)
+        tasks = [(w, s, args.epochs, distill) for w in args.widths for s in args.seeds]
         rows = []
         for row in pool.imap_unordered(one, tasks):
+            row["distill"] = None if distill is None else {
+                "teacher_width": distill[0], "teachers": len(distill[1]),
+                "temperature": distill[2], "alpha": distill[3]}
             print(f"{row['arch']} seed {row['seed']}: int8 {row['int8']:.4f} "
                   f"({row['seconds']:.0f} s)", flush=True)
             rows.append(row)

@@ -44,9 +44,13 @@ def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,
              lr: float = 3e-3,
              seed: int = 0, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
              kd: float = 0.5, batch: int = 64, weight_decay: float = 1e-4,
-             progress: bool = False) -> nn.Module:
+             progress: bool = False, temperature: float = 1.0) -> nn.Module:
     """Cosine-decayed AdamW on the training split at the subnet's resolution, with the same
-    augmentation as supernet training. Returns the module in eval mode."""
+    augmentation as supernet training. Returns the module in eval mode.
+
+    With a `teacher` (logits of the same batch), the loss mixes in weight `kd` of the KL
+    divergence from the teacher's softened distribution at `temperature` (Hinton's, scaled by
+    its square so that its gradients keep their size as it rises)."""
     r = arch.resolution
     opt = adamw(net, lr, weight_decay)
     shuffle = torch.Generator().manual_seed(seed)
@@ -62,10 +66,11 @@ def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,
             out = net(xb)
             loss = F.cross_entropy(out, y)
             if teacher is not None:
+                t = temperature
                 with torch.no_grad():
-                    soft = F.softmax(teacher(xb), 1)
-                loss = (1 - kd) * loss + kd * F.kl_div(F.log_softmax(out, 1), soft,
-                                                       reduction="batchmean")
+                    soft = F.softmax(teacher(xb) / t, 1)
+                loss = (1 - kd) * loss + kd * t * t * F.kl_div(F.log_softmax(out / t, 1), soft,
+                                                               reduction="batchmean")
             opt.zero_grad()
             loss.backward()
             opt.step()
