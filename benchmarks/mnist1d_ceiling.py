@@ -28,17 +28,15 @@ import multiprocessing as mp
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tinynas.baselines import vgg_cnn
 from tinynas.data import load_dataset, split
-from tinynas.finish import deploy, finetune, from_scratch
+from tinynas.distill import Ensemble, teacher_arch, train_teacher
+from tinynas.finish import deploy, from_scratch
 from tinynas.flexarch import FlexArch
-from tinynas.flexnet import FlexNet
 from tinynas.pipeline import PipelineConfig
 from tinynas.train import accuracy
 
@@ -49,29 +47,17 @@ Distill = tuple[int, list[str], float, float]  # teacher width, weight files, te
 
 
 def _arch(w: int) -> FlexArch:
-    data = load_dataset("mnist1d")
-    return vgg_cnn(w, data.native_resolution, data.in_channels, data.num_classes, 1)
+    return teacher_arch(load_dataset("mnist1d"), w)
 
 
 def teacher(task: tuple[int, int, int | None, str]) -> str:
-    """Train one teacher with the rows' recipe; its weights go to `path` (a state dict, read
-    back with weights_only: no code in it runs)."""
+    """Train one teacher with the rows' recipe; its weights go to `path`."""
     w, seed, epochs, path = task
     torch.set_num_threads(1)
     cfg = PipelineConfig(dataset="mnist1d", seed=seed)
     parts = split(load_dataset(cfg.dataset), cfg.test, cfg.val, cfg.split_seed)
     epochs = cfg.largest_epochs + cfg.epochs if epochs is None else epochs
-    torch.save(from_scratch(_arch(w), parts.train, epochs, cfg.lr, seed).state_dict(), path)
-    return path
-
-
-def _ensemble(w: int, paths: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
-    nets = []
-    for path in paths:
-        net = FlexNet(_arch(w))
-        net.load_state_dict(torch.load(path, weights_only=True))
-        nets.append(net.eval())
-    return lambda x: torch.stack([n(x) for n in nets]).mean(0)
+    return str(train_teacher(_arch(w), parts.train, epochs, cfg.lr, seed, path))
 
 
 def one(task: tuple[int, int, int | None, Distill | None]) -> dict[str, Any]:
@@ -87,9 +73,8 @@ def one(task: tuple[int, int, int | None, Distill | None]) -> dict[str, Any]:
         net = from_scratch(arch, parts.train, epochs, cfg.lr, seed)
     else:
         tw, paths, temperature, alpha = distill
-        torch.manual_seed(seed)  # the same initial draw as from_scratch's
-        net = finetune(FlexNet(arch), arch, parts.train, epochs, cfg.lr, seed,
-                       teacher=_ensemble(tw, paths), kd=alpha, temperature=temperature)
+        net = from_scratch(arch, parts.train, epochs, cfg.lr, seed,
+                           teacher=Ensemble(_arch(tw), paths), kd=alpha, temperature=temperature)
     val = accuracy(net, parts.val, arch.resolution)
     with tempfile.TemporaryDirectory() as tmp:
         d = deploy(net, arch, parts.train, parts.test, Path(tmp) / "project",
@@ -118,7 +103,7 @@ def _ensemble_accuracy(distill: Distill) -> float:
     cfg = PipelineConfig(dataset="mnist1d")
     test = split(load_dataset(cfg.dataset), cfg.test, cfg.val, cfg.split_seed).test
     with torch.no_grad():
-        logits = _ensemble(distill[0], distill[1])(torch.from_numpy(test.x))  # at its length
+        logits = Ensemble(_arch(distill[0]), distill[1])(torch.from_numpy(test.x))  # at its length
     return float((logits.argmax(1).numpy() == test.y).mean())
 
 

@@ -32,12 +32,16 @@ from .train import adamw, progress_bar
 
 
 def from_scratch(arch: Arch | FlexArch, train: Dataset, epochs: int, lr: float = 3e-3,
-                 seed: int = 0, progress: bool = False) -> nn.Module:
-    """A fresh network of `arch` trained by `finetune`. Its initial weights are drawn under
-    `seed`, so that networks trained to be compared with one another start from the same draw."""
+                 seed: int = 0, progress: bool = False,
+                 teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 kd: float = 0.5, temperature: float = 1.0) -> nn.Module:
+    """A fresh network of `arch` trained by `finetune` (distilled from `teacher` where given).
+    Its initial weights are drawn under `seed`, so that networks trained to be compared with one
+    another start from the same draw."""
     torch.manual_seed(seed)
     fresh = SubNet(arch) if isinstance(arch, Arch) else FlexNet(arch)
-    return finetune(fresh, arch, train, epochs, lr, seed, progress=progress)
+    return finetune(fresh, arch, train, epochs, lr, seed, teacher=teacher, kd=kd,
+                    progress=progress, temperature=temperature)
 
 
 def finetune(net: nn.Module, arch: Arch | FlexArch, train: Dataset, epochs: int,
