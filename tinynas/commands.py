@@ -295,6 +295,17 @@ def add_commands(sub: Any) -> None:
     pp.add_argument("--rerank", type=int, help="the search's best N trained briefly from "
                     f"scratch, the best on val deployed; 1: off ({d.rerank})")
     pp.add_argument("--rerank-epochs", type=int, help=f"their epochs ({d.rerank_epochs})")
+    pp.add_argument("--distill", type=int, metavar="N", help="train the winner from scratch "
+                    "by distillation from N wider networks (VGG-shaped CNNs, trained first; "
+                    "0: off, the default); lifts a budget's accuracy where the recipe, not the "
+                    "network, is the limit (benchmarks/RESULTS.md, session 12)")
+    pp.add_argument("--teacher-width", type=int, help=f"the teachers' width ({d.teacher_width})")
+    pp.add_argument("--temperature", type=float,
+                    help=f"the distillation's temperature ({d.temperature:g})")
+    pp.add_argument("--distill-alpha", type=float,
+                    help=f"the distillation loss's weight ({d.distill_alpha:g})")
+    pp.add_argument("--teachers", metavar="DIR", help="where the teachers are kept and reused "
+                    "(default: OUTPUT/teachers)")
     pp.add_argument("--uniform-sampling", dest="budget_sampling", action="store_false",
                     default=None, help="train the supernet on subnets drawn from the whole "
                     "space, not only those that fit the budget")

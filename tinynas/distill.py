@@ -13,7 +13,8 @@ code in a weights file runs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -64,3 +65,36 @@ class Ensemble:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return torch.stack([n(x) for n in self.nets]).mean(0)
+
+
+def _train_one(task: tuple[FlexArch, Dataset, int, float, int, str]) -> str:
+    arch, train, epochs, lr, seed, path = task
+    torch.set_num_threads(1)  # one teacher a process, as many processes as cores
+    return str(train_teacher(arch, train, epochs, lr, seed, path))
+
+
+def teachers(data: Dataset, train: Dataset, count: int, width: int, epochs: int, lr: float,
+             directory: str | Path, workers: int = 1,
+             say: Callable[[str], None] | None = None) -> Ensemble:
+    """`count` teachers (seeds 0, 1, ...) of `width` for `data`, those not yet in `directory`
+    trained there (`workers` at a time), as one Ensemble. A teacher's file name holds what it
+    depends on (the data's name, width, epochs, learning rate, seed): another run with the same
+    recipe reuses it, and one with another recipe trains its own."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arch = teacher_arch(data, width)
+    paths = [directory / f"{Path(data.name).name}-w{width}-e{epochs}-lr{lr:g}-s{s}.pt"
+             for s in range(count)]
+    missing = [(arch, train, epochs, lr, s, str(p)) for s, p in enumerate(paths)
+               if not p.exists()]
+    if missing and say is not None:
+        say(f"training {len(missing)} teacher(s) for distillation: {arch.summary()}, "
+            f"{epochs} epochs each, into {directory}")
+    if len(missing) > 1 and workers > 1:
+        ctx = mp.get_context("spawn")  # fork would copy torch's threads' state
+        with ctx.Pool(min(workers, len(missing))) as pool:
+            pool.map(_train_one, missing)
+    else:
+        for task in missing:
+            _train_one(task)
+    return Ensemble(arch, paths)

@@ -30,6 +30,7 @@ import torch
 from .arch import parse_json, read_text
 from .budget import Budget, arch_latency_ms, fmt_bytes, fmt_count
 from .data import Dataset, Splits, distorted, load_dataset, split
+from .distill import Ensemble, teachers
 from .errors import TinyNASError
 from .evolve import (
     Candidate,
@@ -108,6 +109,15 @@ class PipelineConfig:
     # deployed (rerank.py); 1 or 0: the search's best as it is.
     rerank: int = 6
     rerank_epochs: int = 30
+    # The winner's from-scratch training distilled from this many teachers (distill.py: the
+    # VGG shape at `teacher_width`, seeds 0, 1, ..., trained with the recipe above; their
+    # averaged logits at `temperature`, weight `distill_alpha`); 0: off. `teachers`: the
+    # directory they are kept in and reused from (default: the run's DIR/teachers).
+    distill: int = 0
+    teacher_width: int = 16
+    temperature: float = 4.0
+    distill_alpha: float = 0.9
+    teachers: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +158,16 @@ class PipelineConfig:
                                "each candidate at least 1 epoch")
         if self.fitness == "scratch" and self.scratch_epochs == 0:
             raise TinyNASError("scratch fitness deploys the winner trained from scratch: give "
+                               "--scratch-epochs above 0 (or leave it out)")
+        if self.distill < 0 or self.teacher_width < 1 or not self.temperature > 0 \
+                or not 0 <= self.distill_alpha <= 1:
+            raise TinyNASError(f"distillation: --distill {self.distill} (teachers, 0 for none),"
+                               f" --teacher-width {self.teacher_width}, --temperature "
+                               f"{self.temperature:g}, --distill-alpha {self.distill_alpha:g}:"
+                               " give teachers >= 0, a width >= 1, a temperature above 0 and"
+                               " an alpha within [0, 1]")
+        if self.distill and self.scratch_epochs == 0:
+            raise TinyNASError("--distill distils the winner's training from scratch: give "
                                "--scratch-epochs above 0 (or leave it out)")
 
 
@@ -289,10 +309,18 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     if chosen.rows:
         _say(progress, f"re-ranked the best {len(chosen.rows)} by {cfg.rerank_epochs} epochs "
                        f"from scratch: {chosen.best.arch.summary()}")
+    teacher = None
+    if cfg.distill:
+        t = time.perf_counter()
+        teacher = teachers(data, parts.train, cfg.distill, cfg.teacher_width,
+                           cfg.largest_epochs + cfg.epochs, cfg.lr,
+                           cfg.teachers or out / "teachers", cfg.worker_count(),
+                           lambda text: _say(progress, text))
+        timings["teachers"] = time.perf_counter() - t
     t = time.perf_counter()
     best = chosen.best
     deployment, tuning = finish(supernet, best.arch, parts, out / "project", cfg,
-                                "auto" if best.patched else "off", progress)
+                                "auto" if best.patched else "off", progress, teacher)
     timings["finish"] = time.perf_counter() - t
 
     predictions = {"labels": [int(v) for v in parts.test.y],
@@ -304,7 +332,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
                                cfg.lr, cfg.seed, cfg.fitness_views, progress).best
         random_deployed, _ = finish(supernet, random_chosen.arch, parts,
                                     out / "random_project", cfg,
-                                    "auto" if random_chosen.patched else "off", progress)
+                                    "auto" if random_chosen.patched else "off", progress,
+                                    teacher)
         predictions["random"] = random_deployed.predictions
         timings["finish_random"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
@@ -387,7 +416,8 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
 
 
 def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path,
-           cfg: PipelineConfig, patch: str, progress: bool) -> tuple[Deployment, dict[str, Any]]:
+           cfg: PipelineConfig, patch: str, progress: bool, teacher: Ensemble | None = None
+           ) -> tuple[Deployment, dict[str, Any]]:
     """Three sets of weights for the winner, the best on val (the search's fitness: the
     distorted views) deployed: inherited (BN recalibrated), fine-tuned from them, and trained
     from scratch with the supernet's epochs and learning rate. The inherited weights are what
@@ -396,7 +426,9 @@ def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path
     trained from scratch 97.8%), and a hand-written baseline trained from scratch must be beaten
     by the architecture, not by the recipe. Distillation from the supernet's largest subnet is
     not used: its BatchNorm statistics are the sandwich's mixture, and as a teacher it made the
-    winner worse. Without a supernet (scratch fitness) only the from-scratch weights."""
+    winner worse. Without a supernet (scratch fitness) only the from-scratch weights. With a
+    `teacher` (an ensemble of wider networks, --distill) the from-scratch training is distilled
+    from it."""
     fit = distorted(parts.val, arch.resolution, cfg.fitness_views)
     scores: dict[str, float] = {}
     nets: dict[str, torch.nn.Module] = {}
@@ -412,7 +444,8 @@ def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path
         else cfg.scratch_epochs
     if scratch > 0:
         nets["scratch"] = from_scratch(arch, parts.train, scratch, cfg.lr, cfg.seed,
-                                       progress=progress)
+                                       progress=progress, teacher=teacher,
+                                       kd=cfg.distill_alpha, temperature=cfg.temperature)
         scores["scratch"] = accuracy(nets["scratch"], fit, arch.resolution)
     if not nets:
         raise TinyNASError("no weights to deploy: without a supernet the winner must be "
@@ -429,7 +462,7 @@ def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path
     return d, {"val_inherited": scores.get("inherited"),
                "val_finetuned": scores.get("fine-tuned"), "val_scratch": scores.get("scratch"),
                "kept": kept, "epochs": cfg.finetune_epochs if supernet is not None else 0,
-               "scratch_epochs": scratch,
+               "scratch_epochs": scratch, "distilled": teacher is not None,
                "val_views": cfg.fitness_views}
 
 
