@@ -43,6 +43,7 @@ from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import load_dataset, split
+from tinynas.distill import teachers
 from tinynas.errors import TinyNASError
 from tinynas.finish import deploy, from_scratch
 from tinynas.pipeline import QUICK, PipelineConfig, run_pipeline
@@ -60,6 +61,11 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     dims = 1 if data.kind == "sequence" else 2
     r = data.native_resolution
     build = HAND_WRITTEN[kind]
+    teacher = None
+    if cfg.distill:  # the pipeline's teachers, trained by main before the rows
+        assert cfg.teachers is not None
+        teacher = teachers(data, parts.train, cfg.distill, cfg.teacher_width,
+                           cfg.largest_epochs + cfg.epochs, cfg.lr, cfg.teachers)
     tried = []
     for head in ("avg", "flatten"):
         def at_width(w: int, h: str = head) -> Any:
@@ -67,7 +73,8 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
         arch = fit_to_budget(at_width, budget)
         net = from_scratch(arch, parts.train, cfg.largest_epochs + cfg.epochs, cfg.lr,
-                           cfg.seed)
+                           cfg.seed, teacher=teacher, kd=cfg.distill_alpha,
+                           temperature=cfg.temperature)
         tried.append((accuracy(net, parts.val, r), head, arch, net))
     val, head, arch, net = max(tried, key=lambda t: t[0])
     v = check_budget(arch, budget)
@@ -190,6 +197,9 @@ def main() -> int:
                          "the flexible space)")
     ap.add_argument("--fitness-epochs", type=int, default=PipelineConfig.fitness_epochs,
                     help="--fitness scratch: epochs per candidate")
+    ap.add_argument("--distill", type=int, default=0, metavar="N",
+                    help="every row's network trained by distillation from N wider networks "
+                    "(tinynas pipeline --distill; 0: off)")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--quick", action="store_true", help="the pipeline's smoke-test settings")
     ap.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES,
@@ -215,6 +225,16 @@ def main() -> int:
             # The jobs take the cores (and a pool's workers may not start processes of their
             # own): scratch-fitness candidates are trained in each job's own process.
             fitness["workers"] = 1
+        if args.distill:
+            # Trained here, once, before the jobs: every row then finds them in DIR/teachers
+            # (two jobs training the same missing teacher would write the same file).
+            fitness.update(distill=args.distill, teachers=str(root / "teachers"))
+            settings: dict[str, Any] = {**fitness, **(QUICK if args.quick else {})}
+            cfg = PipelineConfig(dataset=args.dataset, **settings)  # as one_run's
+            data = load_dataset(args.dataset)
+            teachers(data, split(data, cfg.test, cfg.val, cfg.split_seed).train, cfg.distill,
+                     cfg.teacher_width, cfg.largest_epochs + cfg.epochs, cfg.lr, root / "teachers",
+                     args.jobs, print)
         tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space,
                   fitness) for b in args.budgets for s in args.seeds]
         # A kill of this process alone (SIGTERM) would leave the workers training on: run_command
