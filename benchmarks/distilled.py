@@ -2,18 +2,19 @@
 distillation from an ensemble of wider networks.
 
     .venv/bin/python benchmarks/distilled.py DIR [--budgets 2KB:8KB] [--seeds 0 1 2]
-        [--models search vgg plain dwsep mbconv] [--jobs 2] [--teacher-width 16]
-        [--teachers 3] [--temperature 4] [--alpha 0.9]
+        [--models search vgg plain dwsep mbconv random] [--jobs 2] [--teacher-width 16]
+        [--teachers 3] [--temperature 4] [--alpha 0.9] [--epochs N]
 
 DIR is the output of benchmarks/nas_baselines.py. Per budget and seed, the networks its rows
 deployed are trained again from scratch with their recipe (epochs, learning rate, seed,
-augmentation) plus distillation (tinynas/distill.py): the search's and the MBConv-only space's
-winners from their arch.json, the hand-written CNNs rebuilt at the head their row chose and
-the widest width that fits (tinynas.baselines.fit_to_budget, as nas_baselines does). The
-search itself is not run again: its choice was made under the plain recipe. Each network is
-compiled to int8 C and run over the test split; rows go to DIR/<budget>-s<seed>/distilled/
-<model>.json as they finish (a stopped run resumes), and the table is nas_baselines' (exact
-McNemar tests of the search against each baseline, pooled over the seeds).
+augmentation) plus distillation (tinynas/distill.py): the search's, random search's and the
+MBConv-only space's winners as their pipelines saved them, the hand-written CNNs rebuilt at the
+head their row chose and the widest width that fits (tinynas.baselines.fit_to_budget, as
+nas_baselines does). The search itself is not run again: its choice was made under the plain
+recipe. Each network is compiled to int8 C and run over the test split; rows go to
+DIR/<budget>-s<seed>/distilled/ <model>.json as they finish (a stopped run resumes), and the
+table is nas_baselines' (exact McNemar tests of the search against each baseline, pooled over
+the seeds).
 
 The teachers are trained once, with the rows' recipe, seeds 0, 1, ..., into DIR/teachers/.
 """
@@ -44,6 +45,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from nas_baselines import HAND_WRITTEN, report  # noqa: E402
 
 MODELS = ("search", "vgg", "plain", "dwsep", "mbconv", "random")
+# the searched rows' networks, as their pipelines saved them (random_arch.json: runs since
+# session 12; older rows have no record of random search's deployed network)
+SAVED = {"search": "search/arch.json", "mbconv": "mbconv/arch.json",
+         "random": "search/random_arch.json"}
 
 
 def _teacher(task: tuple[str, int, int, str, int | None]) -> str:
@@ -59,10 +64,11 @@ def _teacher(task: tuple[str, int, int, str, int | None]) -> str:
 
 
 def _arch(model: str, row_dir: Path, cfg: PipelineConfig) -> FlexArch:
-    if model in ("search", "mbconv"):
-        arch = json.loads((row_dir / model / "arch.json").read_text())
+    if model in SAVED:
+        path = row_dir / SAVED[model]
+        arch = json.loads(path.read_text())
         if arch.get("format") != "tinynas-arch/2":
-            raise SystemExit(f"{row_dir / model / 'arch.json'}: not a flexible-space network")
+            raise SystemExit(f"{path}: not a flexible-space network")
         return FlexArch.from_dict(arch)
     data = load_dataset(cfg.dataset)
     head = json.loads((row_dir / f"{model}.json").read_text())[model]["head"]
@@ -111,7 +117,9 @@ def main() -> int:
     ap.add_argument("--dataset", default="mnist1d")
     ap.add_argument("--budgets", nargs="+", default=["2KB:8KB"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--models", nargs="+", default=list(MODELS[:5]), choices=MODELS)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                    help="the rows to train again (all; a searched row without its saved "
+                    "network is left out)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--teacher-width", type=int, default=16)
     ap.add_argument("--teachers", type=int, default=3)
@@ -131,8 +139,7 @@ def main() -> int:
         tasks = [(args.dataset, b, s, m, str(root), paths, args.temperature, args.alpha, tw,
                   args.epochs)
                  for m in args.models for b in args.budgets for s in args.seeds
-                 if m != "random" and (m not in ("search", "mbconv") or (
-                     root / f"{b.replace(':', '-')}-s{s}" / m / "arch.json").exists())]
+                 if m not in SAVED or (root / f"{b.replace(':', '-')}-s{s}" / SAVED[m]).exists()]
         rows: dict[tuple[str, int], dict[str, Any]] = {}
         for budget, seed, model, res in pool.imap_unordered(_one, tasks):
             print(f"{budget} seed {seed} {model}: int8 {res['int8_accuracy']:.4f} "

@@ -196,3 +196,19 @@ def test_search_and_deploy_commands(quick_runs, tmp_path, capsys):
     err = _error(capsys, ["search", "-q", "--supernet", str(tmp_path / "none.pt"), "--sram",
                           "2KB", "--flash", "8KB", "-o", str(tmp_path / "bad")])
     assert "no such checkpoint" in err
+
+
+def test_the_deployed_random_search_network_is_saved(tmp_path):
+    """deploy_random (the benchmarks' mode) keeps random search's deployed network beside the
+    search's, so that its row can be trained again (benchmarks/distilled.py): the saved file
+    is the network whose C was measured."""
+    from tinynas.budget import Budget, check_budget
+    from tinynas.flexarch import load_any
+    from tinynas.pipeline import QUICK, PipelineConfig, run_pipeline
+
+    result = run_pipeline(PipelineConfig(deploy_random=True, **QUICK), tmp_path, progress=False)
+    deployed = result.summary["random_search_deployed"]
+    arch = load_any(tmp_path / "random_arch.json")
+    v = check_budget(arch, Budget(1 << 20, 1 << 20))
+    assert (v.flash, v.macs) == (deployed["flash_bytes"], deployed["macs"])
+    assert arch in {c.arch for c in result.baseline.evaluated}

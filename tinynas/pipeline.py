@@ -325,7 +325,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
 
     predictions = {"labels": [int(v) for v in parts.test.y],
                    "evolution": deployment.predictions}
-    random_deployed = None
+    random_deployed, random_arch = None, None
     if cfg.deploy_random and baseline is not None:
         t = time.perf_counter()
         random_chosen = rerank(baseline, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs,
@@ -335,6 +335,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
                                     "auto" if random_chosen.patched else "off", progress,
                                     teacher)
         predictions["random"] = random_deployed.predictions
+        random_arch = random_chosen.arch
         timings["finish_random"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -351,6 +352,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
          "random": baseline.to_dict() if baseline is not None else None}, indent=1))
     (out / "stage1.json").write_text(json.dumps(stage1.to_dict(), indent=1))
     best.arch.save(out / "arch.json")
+    if random_arch is not None:  # the deployed random-search network, as arch.json is ours
+        random_arch.save(out / "random_arch.json")
     from .search_report import plot_evolution, plot_pareto
 
     plot_evolution(search, baseline, out / "evolution.png")
