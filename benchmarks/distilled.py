@@ -12,7 +12,7 @@ MBConv-only space's winners as their pipelines saved them, the hand-written CNNs
 head their row chose and the widest width that fits (tinynas.baselines.fit_to_budget, as
 nas_baselines does). The search itself is not run again: its choice was made under the plain
 recipe. Each network is compiled to int8 C and run over the test split; rows go to
-DIR/<budget>-s<seed>/distilled/ <model>.json as they finish (a stopped run resumes), and the
+DIR/<budget>-s<seed>/distilled/<model>.json as they finish (a stopped run resumes), and the
 table is nas_baselines' (exact McNemar tests of the search against each baseline, pooled over
 the seeds).
 
