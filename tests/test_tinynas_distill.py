@@ -50,7 +50,12 @@ def test_teachers_are_trained_once_and_named_by_their_recipe(tmp_path):
     train, _ = digits_slice(64, 8)
     first = teachers(train, train, 2, 2, 1, 1e-2, tmp_path, workers=1)
     files = sorted(tmp_path.iterdir())
-    assert [f.name for f in files] == [f"{train.name}-w2-e1-lr0.01-s{s}.pt" for s in (0, 1)]
+    names = [f.name.split("-") for f in files]
+    assert [n[0] for n in names] == [train.name] * 2
+    assert [n[2:] for n in names] == [["w2", "e1", "lr0.01", f"s{s}.pt"] for s in (0, 1)]
+    other, _ = digits_slice(32, 8)  # the same name, other examples: its own teachers
+    teachers(other, other, 1, 2, 1, 1e-2, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
     stamps = [f.stat().st_mtime_ns for f in files]
     again = teachers(train, train, 2, 2, 1, 1e-2, tmp_path, workers=1)
     assert [f.stat().st_mtime_ns for f in files] == stamps  # reused, not trained again

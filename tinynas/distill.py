@@ -13,6 +13,7 @@ code in a weights file runs).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,11 +80,13 @@ def teachers(data: Dataset, train: Dataset, count: int, width: int, epochs: int,
     """`count` teachers (seeds 0, 1, ...) of `width` for `data`, those not yet in `directory`
     trained there (`workers` at a time), as one Ensemble. A teacher's file name holds what it
     depends on (the data's name, width, epochs, learning rate, seed): another run with the same
-    recipe reuses it, and one with another recipe trains its own."""
+    recipe reuses it, and one with another recipe trains its own. The data is named by its
+    name and a digest of the training examples, so that two files of one name do not share."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arch = teacher_arch(data, width)
-    paths = [directory / f"{Path(data.name).name}-w{width}-e{epochs}-lr{lr:g}-s{s}.pt"
+    digest = hashlib.sha256(train.x.tobytes() + train.y.tobytes()).hexdigest()[:12]
+    paths = [directory / f"{Path(data.name).name}-{digest}-w{width}-e{epochs}-lr{lr:g}-s{s}.pt"
              for s in range(count)]
     missing = [(arch, train, epochs, lr, s, str(p)) for s, p in enumerate(paths)
                if not p.exists()]
