@@ -16,7 +16,8 @@ DIR/<budget>-s<seed>/distilled/<model>.json as they finish (a stopped run resume
 table is nas_baselines' (exact McNemar tests of the search against each baseline, pooled over
 the seeds).
 
-The teachers are trained once, with the rows' recipe, seeds 0, 1, ..., into DIR/teachers/.
+The teachers are the pipeline's (tinynas.distill.teachers: seeds 0, 1, ..., the rows'
+recipe), trained once into DIR/teachers/ and reused from there.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tinynas.baselines import fit_to_budget
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import load_dataset, split
-from tinynas.distill import Ensemble, teacher_arch, train_teacher
+from tinynas.distill import Ensemble, teacher_arch, teachers
 from tinynas.finish import deploy, from_scratch
 from tinynas.flexarch import FlexArch
 from tinynas.pipeline import PipelineConfig
@@ -49,18 +50,6 @@ MODELS = ("search", "vgg", "plain", "dwsep", "mbconv", "random")
 # session 12; older rows have no record of random search's deployed network)
 SAVED = {"search": "search/arch.json", "mbconv": "mbconv/arch.json",
          "random": "search/random_arch.json"}
-
-
-def _teacher(task: tuple[str, int, int, str, int | None]) -> str:
-    dataset, width, seed, path, epochs = task
-    torch.set_num_threads(1)
-    cfg = PipelineConfig(dataset=dataset, seed=seed)
-    data = load_dataset(dataset)
-    parts = split(data, cfg.test, cfg.val, cfg.split_seed)
-    if Path(path).exists():
-        return path
-    return str(train_teacher(teacher_arch(data, width), parts.train,
-                             epochs or cfg.largest_epochs + cfg.epochs, cfg.lr, seed, path))
 
 
 def _arch(model: str, row_dir: Path, cfg: PipelineConfig) -> FlexArch:
@@ -129,12 +118,14 @@ def main() -> int:
                     "the recipe's; fewer only to try the script, into a copy of DIR)")
     args = ap.parse_args()
     root = Path(args.dir)
-    (root / "teachers").mkdir(parents=True, exist_ok=True)
     tw = args.teacher_width
+    cfg = PipelineConfig(dataset=args.dataset)
+    data = load_dataset(args.dataset)
+    # the pipeline's own teachers (tinynas pipeline --distill), trained once into DIR/teachers
+    paths = tuple(teachers(data, split(data, cfg.test, cfg.val, cfg.split_seed).train,
+                           args.teachers, tw, args.epochs or cfg.largest_epochs + cfg.epochs,
+                           cfg.lr, root / "teachers", args.jobs, print).paths)
     with mp.get_context("spawn").Pool(args.jobs) as pool:
-        paths = tuple(pool.map(_teacher, [
-            (args.dataset, tw, s, str(root / "teachers" / f"w{tw}_s{s}.pt"), args.epochs)
-            for s in range(args.teachers)]))
         # "search" first in every row: the table pairs every baseline with it
         tasks = [(args.dataset, b, s, m, str(root), paths, args.temperature, args.alpha, tw,
                   args.epochs)
@@ -147,9 +138,8 @@ def main() -> int:
             row = rows.setdefault((budget, seed), {"budget": budget, "seed": seed,
                                                    "labels": res["labels"]})
             row[model] = res
-    teachers = teacher_arch(load_dataset(args.dataset), tw).summary()
-    print(f"distilled from {args.teachers} x {teachers}, temperature {args.temperature:g}, "
-          f"alpha {args.alpha:g}")
+    print(f"distilled from {args.teachers} x {teacher_arch(data, tw).summary()}, "
+          f"temperature {args.temperature:g}, alpha {args.alpha:g}")
     print(report([r for r in rows.values() if "search" in r]))
     return 0
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from tinynas.data import load_dataset, split
-from tinynas.distill import Ensemble, teacher_arch, train_teacher
+from tinynas.distill import Ensemble, teacher_arch, teachers
 from tinynas.finish import deploy, from_scratch
 from tinynas.flexarch import FlexArch
 from tinynas.pipeline import PipelineConfig
@@ -48,16 +48,6 @@ Distill = tuple[int, list[str], float, float]  # teacher width, weight files, te
 
 def _arch(w: int) -> FlexArch:
     return teacher_arch(load_dataset("mnist1d"), w)
-
-
-def teacher(task: tuple[int, int, int | None, str]) -> str:
-    """Train one teacher with the rows' recipe; its weights go to `path`."""
-    w, seed, epochs, path = task
-    torch.set_num_threads(1)
-    cfg = PipelineConfig(dataset="mnist1d", seed=seed)
-    parts = split(load_dataset(cfg.dataset), cfg.test, cfg.val, cfg.split_seed)
-    epochs = cfg.largest_epochs + cfg.epochs if epochs is None else epochs
-    return str(train_teacher(_arch(w), parts.train, epochs, cfg.lr, seed, path))
 
 
 def one(task: tuple[int, int, int | None, Distill | None]) -> dict[str, Any]:
@@ -130,8 +120,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, mp.get_context("spawn").Pool(args.jobs) as pool:
         distill: Distill | None = None
         if args.distill:
-            paths = pool.map(teacher, [(args.teacher_width, s, args.epochs, f"{tmp}/t{s}.pt")
-                                       for s in range(args.teachers)])
+            cfg = PipelineConfig(dataset="mnist1d")
+            data = load_dataset(cfg.dataset)
+            paths = teachers(data, split(data, cfg.test, cfg.val, cfg.split_seed).train,
+                             args.teachers, args.teacher_width,
+                             args.epochs or cfg.largest_epochs + cfg.epochs, cfg.lr, tmp,
+                             args.jobs).paths
             distill = (args.teacher_width, paths, args.temperature, args.alpha)
             print(f"teachers: {args.teachers} x {_arch(args.teacher_width).summary()}, "
                   f"averaged logits on the test split: {_ensemble_accuracy(distill):.4f}; "

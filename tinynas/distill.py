@@ -52,6 +52,7 @@ class Ensemble:
     def __init__(self, arch: FlexArch, paths: Sequence[str | Path]):
         if not paths:
             raise TinyNASError("distillation needs at least one teacher")
+        self.paths = [str(p) for p in paths]  # for worker processes, which load their own
         self.nets = []
         for path in paths:
             net = FlexNet(arch)
