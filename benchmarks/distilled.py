@@ -33,7 +33,6 @@ from typing import Any
 import torch
 
 from tinyengine.cli_common import run_command
-from tinynas.baselines import fit_to_budget
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import load_dataset, split
@@ -43,7 +42,7 @@ from tinynas.flexarch import FlexArch
 from tinynas.pipeline import PipelineConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nas_baselines import HAND_WRITTEN, report  # noqa: E402
+from nas_baselines import hand_written_arch, report  # noqa: E402
 
 MODELS = ("search", "vgg", "plain", "dwsep", "mbconv", "random")
 # the searched rows' networks, as their pipelines saved them (random_arch.json: runs since
@@ -59,12 +58,8 @@ def _arch(model: str, row_dir: Path, cfg: PipelineConfig) -> FlexArch:
         if arch.get("format") != "tinynas-arch/2":
             raise SystemExit(f"{path}: not a flexible-space network")
         return FlexArch.from_dict(arch)
-    data = load_dataset(cfg.dataset)
     head = json.loads((row_dir / f"{model}.json").read_text())[model]["head"]
-    dims = 1 if data.kind == "sequence" else 2
-    return fit_to_budget(lambda w: HAND_WRITTEN[model](
-        w, data.native_resolution, data.in_channels, data.num_classes, dims, head),
-        Budget(cfg.sram, cfg.flash))
+    return hand_written_arch(model, load_dataset(cfg.dataset), Budget(cfg.sram, cfg.flash), head)
 
 
 def _one(task: tuple[str, str, int, str, str, tuple[str, ...], float, float, int, int | None]

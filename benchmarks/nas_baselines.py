@@ -42,15 +42,22 @@ from tinyengine.cli_common import run_command
 from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_cnn
 from tinynas.budget import Budget, check_budget
 from tinynas.cli import parse_bytes
-from tinynas.data import load_dataset, split
-from tinynas.distill import teachers
+from tinynas.data import Dataset, load_dataset, split
 from tinynas.errors import TinyNASError
 from tinynas.finish import deploy, from_scratch
-from tinynas.pipeline import QUICK, PipelineConfig, run_pipeline
+from tinynas.flexarch import FlexArch
+from tinynas.pipeline import QUICK, PipelineConfig, distill_teachers, run_pipeline
 from tinynas.train import accuracy
 
 BASELINES = ("random", "mbconv", "plain", "dwsep", "vgg")
 HAND_WRITTEN = {"plain": plain_cnn, "dwsep": dwsep_cnn, "vgg": vgg_cnn}
+
+
+def hand_written_arch(kind: str, data: Dataset, budget: Budget, head: str) -> FlexArch:
+    """The hand-written network of `kind` with `head`, at the widest width that fits."""
+    dims = 1 if data.kind == "sequence" else 2
+    return fit_to_budget(lambda w: HAND_WRITTEN[kind](
+        w, data.native_resolution, data.in_channels, data.num_classes, dims, head), budget)
 
 
 def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -58,20 +65,14 @@ def hand_written(kind: str, cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     data = load_dataset(cfg.dataset)
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
     budget = Budget(cfg.sram, cfg.flash)
-    dims = 1 if data.kind == "sequence" else 2
     r = data.native_resolution
-    build = HAND_WRITTEN[kind]
     teacher = None
     if cfg.distill:  # the pipeline's teachers, trained by main before the rows
         assert cfg.teachers is not None
-        teacher = teachers(data, parts.train, cfg.distill, cfg.teacher_width,
-                           cfg.largest_epochs + cfg.epochs, cfg.lr, cfg.teachers)
+        teacher = distill_teachers(cfg, data, parts.train, cfg.teachers)
     tried = []
     for head in ("avg", "flatten"):
-        def at_width(w: int, h: str = head) -> Any:
-            return build(w, r, data.in_channels, data.num_classes, dims, h)
-
-        arch = fit_to_budget(at_width, budget)
+        arch = hand_written_arch(kind, data, budget, head)
         net = from_scratch(arch, parts.train, cfg.largest_epochs + cfg.epochs, cfg.lr,
                            cfg.seed, teacher=teacher, kd=cfg.distill_alpha,
                            temperature=cfg.temperature)
@@ -145,8 +146,6 @@ def _short(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("int8_accuracy", "float_accuracy", "sram_bytes", "flash_bytes", "macs",
             "evaluations", "random_search_evaluations", "search_val_accuracy", "seconds",
             "fitness", "fitness_epochs", "search_seconds", "random_search_seconds")
-    from tinynas.flexarch import FlexArch
-
     arch = summary["arch"]
     s = FlexArch.from_dict(arch).summary() if arch.get("format") == "tinynas-arch/2" else ""
     return {**{k: summary.get(k) for k in keys}, "arch": s}
@@ -232,9 +231,8 @@ def main() -> int:
             settings: dict[str, Any] = {**fitness, **(QUICK if args.quick else {})}
             cfg = PipelineConfig(dataset=args.dataset, **settings)  # as one_run's
             data = load_dataset(args.dataset)
-            teachers(data, split(data, cfg.test, cfg.val, cfg.split_seed).train, cfg.distill,
-                     cfg.teacher_width, cfg.largest_epochs + cfg.epochs, cfg.lr, root / "teachers",
-                     args.jobs, print)
+            distill_teachers(cfg, data, split(data, cfg.test, cfg.val, cfg.split_seed).train,
+                             root / "teachers", args.jobs, print)
         tasks = [(args.dataset, b, s, str(root), args.quick, tuple(args.models), args.space,
                   fitness) for b in args.budgets for s in args.seeds]
         # A kill of this process alone (SIGTERM) would leave the workers training on: run_command

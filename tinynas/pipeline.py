@@ -21,6 +21,7 @@ import copy
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -312,10 +313,8 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     teacher = None
     if cfg.distill:
         t = time.perf_counter()
-        teacher = teachers(data, parts.train, cfg.distill, cfg.teacher_width,
-                           cfg.largest_epochs + cfg.epochs, cfg.lr,
-                           cfg.teachers or out / "teachers", cfg.worker_count(),
-                           lambda text: _say(progress, text))
+        teacher = distill_teachers(cfg, data, parts.train, cfg.teachers or out / "teachers",
+                                   cfg.worker_count(), lambda text: _say(progress, text))
         timings["teachers"] = time.perf_counter() - t
     t = time.perf_counter()
     best = chosen.best
@@ -416,6 +415,14 @@ def search_supernet(supernet: AnySupernet, parts: Splits, budget: Budget,
     finally:
         ev.close()  # the scratch fitness's worker processes, on an interrupt too
     return search, baseline
+
+
+def distill_teachers(cfg: PipelineConfig, data: Dataset, train: Dataset, directory: str | Path,
+                     workers: int = 1, say: Callable[[str], None] | None = None) -> Ensemble:
+    """The `cfg.distill` teachers of `cfg`'s width, trained with its recipe (the epochs and
+    learning rate a hand-written network gets) where `directory` lacks them."""
+    return teachers(data, train, cfg.distill, cfg.teacher_width, cfg.largest_epochs + cfg.epochs,
+                    cfg.lr, directory, workers, say)
 
 
 def finish(supernet: AnySupernet | None, arch: Any, parts: Splits, project: Path,
