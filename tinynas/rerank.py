@@ -11,13 +11,23 @@ scored on the same distorted val views: a second, dearer fidelity, as muNAS and 
 halving spend their budget. The search's evaluation count is unchanged; the extra training is
 reported in seconds. Random search gets the same step when its winner is deployed, so the
 comparison stays like for like.
+
+With distillation (--distill) the deployed network is trained by distillation, so the short
+trainings are distilled from the same teachers: the choice is made under the recipe the winner
+is then trained with. At 2 KB / 8 KB on MNIST-1D the re-rank's six scores lie within 0.6
+points of each other under the plain recipe, and distillation raised the rows' test accuracy
+by 0.1 to 0.5 points, by how much depending on the network (benchmarks/RESULTS.md, sessions
+11 and 12).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from .data import Dataset, distorted
 from .evolve import Candidate, SearchResult, rank
@@ -62,17 +72,21 @@ class Reranked:
     best: Candidate
     rows: list[dict[str, Any]] = field(default_factory=list)  # per candidate, search order
     seconds: float = 0.0
+    distilled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"best": self.best.arch.summary(), "rows": self.rows,
-                "seconds": round(self.seconds, 1)}
+                "seconds": round(self.seconds, 1), "distilled": self.distilled}
 
 
 def rerank(result: SearchResult, train: Dataset, val: Dataset, top: int, epochs: int,
-           lr: float, seed: int, views: int, progress: bool = False) -> Reranked:
+           lr: float, seed: int, views: int, progress: bool = False,
+           teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, kd: float = 0.5,
+           temperature: float = 1.0) -> Reranked:
     """The candidate of the shortlist (the search's `top` best by fitness; inherited fitness:
     spread over its resolutions) whose short from-scratch training scores best on the val
-    views; ties keep the search's order."""
+    views; ties keep the search's order. With a `teacher`, each short training is distilled
+    from it (finish.from_scratch's `kd` and `temperature`)."""
     t0 = time.perf_counter()
     ranked = shortlist(result.evaluated, top, result.fitness)
     if top <= 1 or epochs <= 0 or len(ranked) == 1:
@@ -84,7 +98,8 @@ def rerank(result: SearchResult, train: Dataset, val: Dataset, top: int, epochs:
         r = c.arch.resolution
         if r not in sets:
             sets[r] = distorted(val, r, views)
-        net = from_scratch(c.arch, train, epochs, lr, seed)
+        net = from_scratch(c.arch, train, epochs, lr, seed, teacher=teacher, kd=kd,
+                           temperature=temperature)
         score = accuracy(net, sets[r], r)
         scores.append(score)
         rows.append({"arch": c.arch.summary(), "fitness": c.accuracy, "trained": score,
@@ -94,4 +109,4 @@ def rerank(result: SearchResult, train: Dataset, val: Dataset, top: int, epochs:
     if bar is not None:
         bar.close()
     best = max(range(len(ranked)), key=lambda i: (scores[i], -i))
-    return Reranked(ranked[best], rows, time.perf_counter() - t0)
+    return Reranked(ranked[best], rows, time.perf_counter() - t0, teacher is not None)
