@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import re
 import sys
 import time
 from dataclasses import replace
@@ -40,9 +41,10 @@ import torch
 
 from tinyengine.cli_common import run_command
 from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_cnn
-from tinynas.budget import Budget, check_budget
+from tinynas.budget import Budget, arch_cost, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import Dataset, load_dataset, split
+from tinynas.distill import Ensemble, teacher_arch
 from tinynas.errors import TinyNASError
 from tinynas.finish import deploy, from_scratch
 from tinynas.flexarch import FlexArch
@@ -183,6 +185,49 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def teachers_line(root: Path, dataset: str, rows: list[dict[str, Any]]) -> str:
+    """Where DIR/teachers holds a distilled table's teachers: their ensemble's float accuracy
+    on the test split and its paired test against every row (pooled over the seeds, whose
+    test examples are the same split). How far the rows are from what they learn from: a row
+    the ensemble itself is barely above leaves no room for a significant win over it."""
+    directory = root / "teachers"
+    if not rows or not directory.is_dir():
+        return ""
+    cfg = PipelineConfig(dataset=dataset)
+    data = load_dataset(dataset)
+    parts = split(data, cfg.test, cfg.val, cfg.split_seed)
+    groups: dict[tuple[str, int], list[Path]] = {}  # tinynas.distill.teachers' file names
+    for f in sorted(directory.glob("*.pt")):
+        name = re.fullmatch(r"(.+-w(\d+)-e\d+-lr[^-]+)-s\d+\.pt", f.name)
+        if name:
+            groups.setdefault((name[1], int(name[2])), []).append(f)
+    lines = []
+    for (recipe, width), paths in groups.items():
+        arch = teacher_arch(data, width)
+        try:
+            ens = Ensemble(arch, paths)
+        except TinyNASError:  # another dataset's teachers
+            continue
+        pred = ens(torch.from_numpy(parts.test.x)).argmax(1).numpy()
+        flash = arch_cost(arch).flash_bytes
+        lines.append(f"\n\nteachers {recipe} ({len(paths)} x {arch.summary()}, {flash} B flash "
+                     f"each, float): right on {np.mean(pred == parts.test.y):.4f} of the test "
+                     "split; against each row, pooled (teachers only / row only, p):")
+        for budget in sorted({r["budget"] for r in rows}):
+            rs = [r for r in rows if r["budget"] == budget]
+            if any(np.asarray(r["labels"]).tolist() != parts.test.y.tolist() for r in rs):
+                continue  # not this split's test examples
+            right = np.tile(pred == parts.test.y, len(rs))
+            cells = []
+            for m in ("search",) + BASELINES:
+                if all(m in r for r in rs):
+                    t = mcnemar(right, np.concatenate([np.asarray(r[m]["predictions"]) ==
+                                                       parts.test.y for r in rs]))
+                    cells.append(f"{m} {t.a_only} / {t.b_only}, p = {t.p_value:.3g}")
+            lines.append(f"{budget}: " + "; ".join(cells))
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist1d")
@@ -244,7 +289,7 @@ def main() -> int:
             with mp.get_context("spawn").Pool(args.jobs) as pool:
                 rows = list(pool.imap_unordered(one_run, tasks))
         (root / "results.json").write_text(json.dumps(rows))
-    print(report(rows))
+    print(report(rows) + teachers_line(root, args.dataset, rows))
     return 0
 
 
