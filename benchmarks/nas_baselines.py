@@ -153,10 +153,15 @@ def _short(summary: dict[str, Any]) -> dict[str, Any]:
     return {**{k: summary.get(k) for k in keys}, "arch": s}
 
 
+def _budgets(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' budgets, smallest SRAM first."""
+    return sorted({r["budget"] for r in rows},
+                  key=lambda b: parse_bytes(b.split(":")[0], "budget"))
+
+
 def report(rows: list[dict[str, Any]]) -> str:
     lines = []
-    for budget in sorted({r["budget"] for r in rows}, key=lambda b: parse_bytes(b.split(":")[0],
-                                                                                "budget")):
+    for budget in _budgets(rows):
         rs = sorted((r for r in rows if r["budget"] == budget), key=lambda r: r["seed"])
         lines.append(f"\n### {budget} (SRAM:flash), seeds {[r['seed'] for r in rs]}\n")
         lines.append("| model | int8 accuracy per seed | mean | SRAM B | flash B | paired vs "
@@ -213,7 +218,7 @@ def teachers_line(root: Path, dataset: str, rows: list[dict[str, Any]]) -> str:
         lines.append(f"\n\nteachers {recipe} ({len(paths)} x {arch.summary()}, {flash} B flash "
                      f"each, float): right on {np.mean(pred == parts.test.y):.4f} of the test "
                      "split; against each row, pooled (teachers only / row only, p):")
-        for budget in sorted({r["budget"] for r in rows}):
+        for budget in _budgets(rows):
             rs = [r for r in rows if r["budget"] == budget]
             if any(np.asarray(r["labels"]).tolist() != parts.test.y.tolist() for r in rs):
                 continue  # not this split's test examples
