@@ -20,8 +20,11 @@ chosen on val):
   trained from scratch for as many epochs as the supernet (largest + sandwich phases), the head
   (global pooling or flatten) chosen on val.
 Paired tests: exact McNemar of the search's C against each baseline's, per seed and pooled over
-seeds (the test examples of every seed concatenated). Writes DIR/results.json and each run's
-outputs under DIR/<budget>-s<seed>/.
+seeds (the test examples of every seed concatenated). With --distill (every row trained by
+distillation from the same teachers, kept in DIR/teachers), the report ends with the teachers'
+ensemble, float and far over any budget, against every row on the same test: the ceiling the
+rows learn towards, and how much room it leaves between them. Writes DIR/results.json and each
+run's outputs under DIR/<budget>-s<seed>/.
 """
 
 from __future__ import annotations
