@@ -78,7 +78,6 @@ def test_the_pipeline_distils_the_winner_and_reuses_its_teachers(tmp_path):
     assert main([*args, "-o", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["finetune"]["distilled"] is True
-    assert summary["rerank"]["distilled"] is True  # the shortlist judged under the same recipe
     (teacher,) = (out / "teachers").iterdir()
     stamp = teacher.stat().st_mtime_ns
     assert main([*args, "--teachers", str(out / "teachers"), "-o", str(again)]) == 0
@@ -86,30 +85,6 @@ def test_the_pipeline_distils_the_winner_and_reuses_its_teachers(tmp_path):
     other = json.loads((again / "summary.json").read_text())
     assert other["int8_accuracy"] == summary["int8_accuracy"]
     assert other["finetune"] == summary["finetune"]
-
-
-def test_a_distilled_rerank_trains_the_shortlist_from_the_teacher(monkeypatch):
-    """rerank hands its teacher to every short training; without one, none."""
-    from tinynas import rerank as rerank_module
-    from tinynas.evolve import Candidate, SearchResult
-
-    train, val = digits_slice(64, 8)
-    cands = [Candidate(vgg_cnn(w, 8, 1, 10, 2), 0.9 - w / 100, 0.0, 0, 0, 0, i)
-             for i, w in enumerate((2, 3, 4))]
-    seen = []
-
-    def spy(arch, train, epochs, lr, seed, teacher=None, kd=0.5, temperature=1.0):
-        seen.append((teacher, kd, temperature))
-        return FlexNet(arch).eval()
-
-    monkeypatch.setattr(rerank_module, "from_scratch", spy)
-    result = SearchResult("evolution", cands[0], cands, fitness="scratch")
-    out = rerank_module.rerank(result, train, val, 3, 1, 1e-2, 0, 0, teacher=_threes, kd=0.9,
-                               temperature=4.0)
-    assert seen == [(_threes, 0.9, 4.0)] * 3 and out.to_dict()["distilled"] is True
-    seen.clear()
-    out = rerank_module.rerank(result, train, val, 3, 1, 1e-2, 0, 0)
-    assert [t for t, _, _ in seen] == [None] * 3 and out.to_dict()["distilled"] is False
 
 
 @pytest.mark.parametrize("bad", [["--distill", "-1"], ["--distill", "1", "--temperature", "0"],

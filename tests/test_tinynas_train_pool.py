@@ -107,7 +107,7 @@ def test_rerank_keeps_the_best_trained_of_the_top_few(supernet, monkeypatch):
         def __init__(self, arch):
             self.arch_for_test = arch
 
-    def fake_from_scratch(arch, train, epochs, lr, seed, **distillation):
+    def fake_from_scratch(arch, train, epochs, lr, seed):
         trained.append(arch)
         return Fake(arch)
 

@@ -296,8 +296,7 @@ def add_commands(sub: Any) -> None:
                     f"scratch, the best on val deployed; 1: off ({d.rerank})")
     pp.add_argument("--rerank-epochs", type=int, help=f"their epochs ({d.rerank_epochs})")
     pp.add_argument("--distill", type=int, metavar="N", help="train the winner from scratch "
-                    "by distillation from N wider networks, and the re-rank's shortlist too "
-                    "(VGG-shaped CNNs, trained first; "
+                    "by distillation from N wider networks (VGG-shaped CNNs, trained first; "
                     "0: off, the default); lifts a budget's accuracy where the recipe, not the "
                     "network, is the limit (benchmarks/RESULTS.md, session 12)")
     pp.add_argument("--teacher-width", type=int, help=f"the teachers' width ({d.teacher_width})")

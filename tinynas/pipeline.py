@@ -110,11 +110,10 @@ class PipelineConfig:
     # deployed (rerank.py); 1 or 0: the search's best as it is.
     rerank: int = 6
     rerank_epochs: int = 30
-    # The winner's from-scratch training, and the re-rank's short ones, distilled from this
-    # many teachers (distill.py: the VGG shape at `teacher_width`, seeds 0, 1, ..., trained
-    # with the recipe above; their averaged logits at `temperature`, weight `distill_alpha`);
-    # 0: off. `teachers`: the directory they are kept in and reused from (default: the run's
-    # DIR/teachers).
+    # The winner's from-scratch training distilled from this many teachers (distill.py: the
+    # VGG shape at `teacher_width`, seeds 0, 1, ..., trained with the recipe above; their
+    # averaged logits at `temperature`, weight `distill_alpha`); 0: off. `teachers`: the
+    # directory they are kept in and reused from (default: the run's DIR/teachers).
     distill: int = 0
     teacher_width: int = 16
     temperature: float = 4.0
@@ -304,21 +303,19 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     search, baseline = search_supernet(sampler, parts, budget, resolutions, cfg, progress)
     timings["search"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    chosen = rerank(search, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs, cfg.lr,
+                    cfg.seed, cfg.fitness_views, progress)
+    timings["rerank"] = time.perf_counter() - t
+    if chosen.rows:
+        _say(progress, f"re-ranked the best {len(chosen.rows)} by {cfg.rerank_epochs} epochs "
+                       f"from scratch: {chosen.best.arch.summary()}")
     teacher = None
-    if cfg.distill:  # before the re-rank, which chooses under the recipe the winner gets
+    if cfg.distill:
         t = time.perf_counter()
         teacher = distill_teachers(cfg, data, parts.train, cfg.teachers or out / "teachers",
                                    cfg.worker_count(), lambda text: _say(progress, text))
         timings["teachers"] = time.perf_counter() - t
-    t = time.perf_counter()
-    chosen = rerank(search, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs, cfg.lr,
-                    cfg.seed, cfg.fitness_views, progress, teacher, cfg.distill_alpha,
-                    cfg.temperature)
-    timings["rerank"] = time.perf_counter() - t
-    if chosen.rows:
-        _say(progress, f"re-ranked the best {len(chosen.rows)} by {cfg.rerank_epochs} epochs "
-                       f"from scratch{' distilled' if teacher else ''}: "
-                       f"{chosen.best.arch.summary()}")
     t = time.perf_counter()
     best = chosen.best
     deployment, tuning = finish(supernet, best.arch, parts, out / "project", cfg,
@@ -331,8 +328,7 @@ def run_pipeline(cfg: PipelineConfig, out_dir: str | Path, progress: bool = True
     if cfg.deploy_random and baseline is not None:
         t = time.perf_counter()
         random_chosen = rerank(baseline, parts.train, parts.val, cfg.rerank, cfg.rerank_epochs,
-                               cfg.lr, cfg.seed, cfg.fitness_views, progress, teacher,
-                               cfg.distill_alpha, cfg.temperature).best
+                               cfg.lr, cfg.seed, cfg.fitness_views, progress).best
         random_deployed, _ = finish(supernet, random_chosen.arch, parts,
                                     out / "random_project", cfg,
                                     "auto" if random_chosen.patched else "off", progress,
