@@ -15,9 +15,9 @@ comparison stays like for like.
 With --distill the winner's training is distilled but these short trainings are not. Distilling
 them too was measured (benchmarks/RESULTS.md, session 13): on MNIST-1D, at 2 KB / 8 KB over
 three seeds and at 1 KB / 4 KB at one, it changed the pick twice in four runs, both times to a
-network worse on test once distilled (98.71 against 99.00%, 98.29 against 98.71%), and it
-tripled the re-rank's time. The six scores lie within 0.6 points of each other there: noise
-that the dearer recipe does not remove.
+network worse on test once distilled (98.71 against 99.00%, 98.29 against 98.71%), and the
+re-rank took three to four times as long. The six scores lie within 0.6 points of each other
+there: noise that the dearer recipe does not remove.
 """
 
 from __future__ import annotations
