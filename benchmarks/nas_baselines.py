@@ -47,7 +47,7 @@ from tinynas.baselines import dwsep_cnn, fit_to_budget, mcnemar, plain_cnn, vgg_
 from tinynas.budget import Budget, arch_cost, check_budget
 from tinynas.cli import parse_bytes
 from tinynas.data import Dataset, load_dataset, split
-from tinynas.distill import Ensemble, teacher_arch
+from tinynas.distill import Ensemble, data_tag, teacher_arch
 from tinynas.errors import TinyNASError
 from tinynas.finish import deploy, from_scratch
 from tinynas.flexarch import FlexArch
@@ -205,22 +205,20 @@ def teachers_line(root: Path, dataset: str, rows: list[dict[str, Any]]) -> str:
     data = load_dataset(dataset)
     parts = split(data, cfg.test, cfg.val, cfg.split_seed)
     groups: dict[tuple[str, int], list[Path]] = {}  # tinynas.distill.teachers' file names
+    tag = data_tag(data, parts.train)
     for f in sorted(directory.glob("*.pt")):
-        name = re.fullmatch(r"(.+-w(\d+)-e\d+-lr[^-]+)-s\d+\.pt", f.name)
-        if name:
+        name = re.fullmatch(re.escape(tag) + r"(-w(\d+)-e\d+-lr[^-]+)-s\d+\.pt", f.name)
+        if name:  # this data's teachers, grouped by recipe
             groups.setdefault((name[1], int(name[2])), []).append(f)
     lines = []
     for (recipe, width), paths in groups.items():
         arch = teacher_arch(data, width)
-        try:
-            ens = Ensemble(arch, paths)
-        except TinyNASError:  # another dataset's teachers
-            continue
+        ens = Ensemble(arch, paths)
         pred = ens(torch.from_numpy(parts.test.x)).argmax(1).numpy()
         flash = arch_cost(arch).flash_bytes
-        lines.append(f"\n\nteachers {recipe} ({len(paths)} x {arch.summary()}, {flash} B flash "
-                     f"each, float): right on {np.mean(pred == parts.test.y):.4f} of the test "
-                     "split; against each row, pooled (teachers only / row only, p):")
+        lines.append(f"\n\nteachers {tag}{recipe} ({len(paths)} x {arch.summary()}, {flash} B "
+                     f"flash each, float): right on {np.mean(pred == parts.test.y):.4f} of the "
+                     "test split; against each row, pooled (teachers only / row only, p):")
         for budget in _budgets(rows):
             rs = [r for r in rows if r["budget"] == budget]
             if any(np.asarray(r["labels"]).tolist() != parts.test.y.tolist() for r in rs):

@@ -75,6 +75,13 @@ def _train_one(task: tuple[FlexArch, Dataset, int, float, int, str]) -> str:
     return str(train_teacher(arch, train, epochs, lr, seed, path))
 
 
+def data_tag(data: Dataset, train: Dataset) -> str:
+    """What a teacher's file name says of its data: the data's name and a digest of the
+    training examples, so that two files of one name do not share teachers."""
+    digest = hashlib.sha256(train.x.tobytes() + train.y.tobytes()).hexdigest()[:12]
+    return f"{Path(data.name).name}-{digest}"
+
+
 def teachers(data: Dataset, train: Dataset, count: int, width: int, epochs: int, lr: float,
              directory: str | Path, workers: int = 1,
              say: Callable[[str], None] | None = None) -> Ensemble:
@@ -86,8 +93,7 @@ def teachers(data: Dataset, train: Dataset, count: int, width: int, epochs: int,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arch = teacher_arch(data, width)
-    digest = hashlib.sha256(train.x.tobytes() + train.y.tobytes()).hexdigest()[:12]
-    paths = [directory / f"{Path(data.name).name}-{digest}-w{width}-e{epochs}-lr{lr:g}-s{s}.pt"
+    paths = [directory / f"{data_tag(data, train)}-w{width}-e{epochs}-lr{lr:g}-s{s}.pt"
              for s in range(count)]
     missing = [(arch, train, epochs, lr, s, str(p)) for s, p in enumerate(paths)
                if not p.exists()]
