@@ -162,6 +162,12 @@ def _budgets(rows: list[dict[str, Any]]) -> list[str]:
                   key=lambda b: parse_bytes(b.split(":")[0], "budget"))
 
 
+def _correct(rs: list[dict[str, Any]], model: str) -> np.ndarray:
+    """Per test example of every row in turn, whether `model`'s C got it right."""
+    return np.concatenate([np.asarray(r[model]["predictions"]) == np.asarray(r["labels"])
+                           for r in rs])
+
+
 def report(rows: list[dict[str, Any]]) -> str:
     lines = []
     for budget in _budgets(rows):
@@ -172,8 +178,7 @@ def report(rows: list[dict[str, Any]]) -> str:
         lines.append("|---|---|---|---|---|---|")
         labels = np.concatenate([np.asarray(r["labels"]) for r in rs])
         ran = [m for m in ("search",) + BASELINES if all(m in r for r in rs)]
-        right = {m: np.concatenate([np.asarray(r[m]["predictions"]) == np.asarray(r["labels"])
-                                    for r in rs]) for m in ran}
+        right = {m: _correct(rs, m) for m in ran}
         for m in ran:
             accs = [r[m]["int8_accuracy"] for r in rs]
             pair = ""
@@ -227,8 +232,7 @@ def teachers_line(root: Path, dataset: str, rows: list[dict[str, Any]]) -> str:
             cells = []
             for m in ("search",) + BASELINES:
                 if all(m in r for r in rs):
-                    t = mcnemar(right, np.concatenate([np.asarray(r[m]["predictions"]) ==
-                                                       parts.test.y for r in rs]))
+                    t = mcnemar(right, _correct(rs, m))
                     cells.append(f"{m} {t.a_only} / {t.b_only}, p = {t.p_value:.3g}")
             lines.append(f"{budget}: " + "; ".join(cells))
     return "\n".join(lines)

@@ -88,8 +88,8 @@ def teachers(data: Dataset, train: Dataset, count: int, width: int, epochs: int,
     """`count` teachers (seeds 0, 1, ...) of `width` for `data`, those not yet in `directory`
     trained there (`workers` at a time), as one Ensemble. A teacher's file name holds what it
     depends on (the data's name, width, epochs, learning rate, seed): another run with the same
-    recipe reuses it, and one with another recipe trains its own. The data is named by its
-    name and a digest of the training examples, so that two files of one name do not share."""
+    recipe reuses it, and one with another recipe trains its own; the data is named by
+    `data_tag`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arch = teacher_arch(data, width)
